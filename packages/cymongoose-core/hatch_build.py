@@ -1,0 +1,76 @@
+"""Hatchling build hook: fetch and verify mongoose, cythonize and compile ``_mongoose``."""
+
+from __future__ import annotations
+
+import os
+import sys
+import sysconfig
+from pathlib import Path
+
+from hatchling.builders.hooks.plugin.interface import BuildHookInterface
+
+ROOT = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT))
+
+from build_support.fetch_mongoose import locate  # noqa: E402
+
+# Chosen for servers (README "Compile flags"): TLS built in, IPv6, larger header and
+# receive limits than mongoose's embedded defaults so browsers, proxies and uploads fit.
+DEFINES = [
+    ("MG_TLS", "MG_TLS_BUILTIN"),
+    ("MG_ENABLE_IPV6", "1"),
+    ("MG_MAX_HTTP_HEADERS", "100"),
+    ("MG_MAX_RECV_SIZE", str(64 * 1024 * 1024)),
+    ("MG_IO_SIZE", "16384"),
+    ("MG_ENABLE_LINES", "0"),
+]
+
+
+def _compile_extension(mongoose_dir: Path, build_temp: Path) -> Path:
+    from Cython.Build import cythonize
+    from setuptools import Distribution, Extension
+
+    pkg = ROOT / "src" / "cymongoose"
+    extra = os.environ.get("CYMONGOOSE_CFLAGS", "").split()
+    ext = Extension(
+        "cymongoose._mongoose",
+        sources=[str(pkg / "_mongoose.pyx"), str(mongoose_dir / "mongoose.c")],
+        include_dirs=[str(mongoose_dir), str(pkg)],
+        define_macros=DEFINES,
+        extra_compile_args=["-O2", "-Wno-unused-function", *extra],
+        extra_link_args=os.environ.get("CYMONGOOSE_LDFLAGS", "").split(),
+    )
+    [ext] = cythonize(
+        [ext],
+        compiler_directives={"language_level": "3", "embedsignature": True},
+        include_path=[str(pkg)],
+        quiet=True,
+    )
+    dist = Distribution({"name": "cymongoose-core", "ext_modules": [ext]})
+    cmd = dist.get_command_obj("build_ext")
+    cmd.build_lib = str(build_temp / "lib")
+    cmd.build_temp = str(build_temp / "tmp")
+    cmd.ensure_finalized()
+    cmd.run()
+    suffix = sysconfig.get_config_var("EXT_SUFFIX")
+    return build_temp / "lib" / "cymongoose" / f"_mongoose{suffix}"
+
+
+class CustomBuildHook(BuildHookInterface):
+    def initialize(self, version: str, build_data: dict) -> None:
+        mongoose_dir = locate(ROOT)
+        if self.target_name == "sdist":
+            for name in ("mongoose.c", "mongoose.h", "LICENSE"):
+                if (mongoose_dir / name).is_file():
+                    build_data["force_include"][str(mongoose_dir / name)] = f"mongoose/{name}"
+            return
+        if self.target_name != "wheel":
+            return
+        built = _compile_extension(mongoose_dir, ROOT / "build")
+        build_data["pure_python"] = False
+        build_data["infer_tag"] = True
+        if version == "editable":
+            target = ROOT / "src" / "cymongoose" / built.name
+            target.write_bytes(built.read_bytes())
+        else:
+            build_data["force_include"][str(built)] = f"cymongoose/{built.name}"

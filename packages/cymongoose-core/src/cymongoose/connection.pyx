@@ -1,0 +1,264 @@
+# Connection: the Python face of one ``struct mg_connection``.
+
+cdef bytes _CRLF = b"\r\n"
+cdef dict _REASONS = {s.value: s.phrase.encode("latin-1") for s in HTTPStatus}
+
+
+cdef inline bytes _as_bytes(object v, str what):
+    if isinstance(v, bytes):
+        return <bytes>v
+    if isinstance(v, str):
+        return (<str>v).encode("utf-8")
+    if isinstance(v, (bytearray, memoryview)):
+        return bytes(v)
+    raise TypeError(f"{what} must be bytes or str, not {type(v).__name__}")
+
+
+cdef inline bytes _header_bytes(object v, str what):
+    cdef bytes b = _as_bytes(v, what)
+    if b"\r" in b or b"\n" in b or b"\0" in b:
+        raise ValueError(f"{what} {b!r} contains CR, LF or NUL (response splitting)")
+    return b
+
+
+cdef bytes _status_line(int status):
+    if status < 100 or status > 999:
+        raise ValueError(f"HTTP status {status} is not in 100..999")
+    return b"HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, b"Unknown"))
+
+
+cdef inline str _ip_str(mg_addr *a):
+    if a.is_ip6:
+        return inet_ntop(AF_INET6, PyBytes_FromStringAndSize(<char *>a.addr.ip, 16))
+    return inet_ntop(AF_INET, PyBytes_FromStringAndSize(<char *>a.addr.ip, 4))
+
+
+cdef class Connection:
+    """One mongoose connection (``struct mg_connection``).
+
+    The same object is passed to every event of the connection. Every method on a
+    closed connection raises RuntimeError.
+    """
+
+    cdef mg_connection *_c
+    cdef unsigned long _id
+    cdef object _handler
+    cdef Manager _mgr
+    cdef public object userdata
+    cdef int _want_io
+
+    def __cinit__(self):
+        self._c = NULL
+        self._want_io = 1
+
+    cdef inline mg_connection *_get(self) except NULL:
+        if self._c == NULL:
+            raise RuntimeError(f"connection {self._id} is closed")
+        return self._c
+
+    @property
+    def id(self) -> int:
+        return self._id
+
+    @property
+    def handler(self):
+        return self._handler
+
+    @handler.setter
+    def handler(self, h):
+        self.set_handler(h)
+
+    def set_handler(self, h):
+        """Set the event handler ``h(conn, ev, data)`` for this connection (None: the manager's)."""
+        if h is not None and not callable(h):
+            raise TypeError(f"handler must be callable or None, not {type(h).__name__}")
+        self._handler = h
+
+    @property
+    def io_events(self) -> bool:
+        """Whether MG_EV_POLL, MG_EV_READ and MG_EV_WRITE reach the Python handler.
+
+        True by default (mongoose semantics); servers turn it off on a listener so
+        that accepted connections cost no Python call per loop iteration.
+        Accepted connections inherit their listener's setting.
+        """
+        return bool(self._want_io)
+
+    @io_events.setter
+    def io_events(self, bint value):
+        self._want_io = value
+        if self._c != NULL and self._c.fn_data != NULL:
+            (<ConnState *>self._c.fn_data).want_io = value
+
+    @property
+    def local_addr(self):
+        cdef mg_connection *c = self._get()
+        return (_ip_str(&c.loc), ntohs(c.loc.port), bool(c.loc.is_ip6))
+
+    @property
+    def remote_addr(self):
+        cdef mg_connection *c = self._get()
+        return (_ip_str(&c.rem), ntohs(c.rem.port), bool(c.rem.is_ip6))
+
+    @property
+    def is_listening(self): return bool(self._get().is_listening)
+    @property
+    def is_closing(self): return self._c == NULL or bool(self._c.is_closing)
+    @property
+    def is_client(self): return bool(self._get().is_client)
+    @property
+    def is_tls(self): return bool(self._get().is_tls)
+    @property
+    def is_udp(self): return bool(self._get().is_udp)
+    @property
+    def is_websocket(self): return bool(self._get().is_websocket)
+    @property
+    def is_readable(self): return bool(self._get().is_readable)
+    @property
+    def is_writable(self): return bool(self._get().is_writable)
+    @property
+    def is_full(self): return bool(self._get().is_full)
+    @property
+    def is_draining(self): return bool(self._get().is_draining)
+    @property
+    def recv_len(self): return self._get().recv.len
+    @property
+    def send_len(self): return self._get().send.len
+    @property
+    def recv_size(self): return self._get().recv.size
+    @property
+    def send_size(self): return self._get().send.size
+
+    def recv_data(self, Py_ssize_t length=-1) -> bytes:
+        """Peek at up to ``length`` bytes (all when -1) of the receive buffer."""
+        cdef mg_connection *c = self._get()
+        cdef size_t n = c.recv.len if length < 0 or <size_t>length > c.recv.len else <size_t>length
+        return PyBytes_FromStringAndSize(<char *>c.recv.buf, n)
+
+    def send_data(self, Py_ssize_t length=-1) -> bytes:
+        """Peek at up to ``length`` bytes (all when -1) of the send buffer."""
+        cdef mg_connection *c = self._get()
+        cdef size_t n = c.send.len if length < 0 or <size_t>length > c.send.len else <size_t>length
+        return PyBytes_FromStringAndSize(<char *>c.send.buf, n)
+
+    def send(self, data) -> bool:
+        """Append ``data`` (bytes or str, UTF-8) to the send buffer (``mg_send``)."""
+        cdef mg_connection *c = self._get()
+        cdef bytes b = _as_bytes(data, "data")
+        return bool(mg_send(c, <char *>b, len(b)))
+
+    cdef int _write_response(self, bytes wire, bint complete) except -1:
+        cdef mg_connection *c = self._get()
+        if not mg_send(c, <char *>wire, len(wire)):
+            raise MemoryError(f"connection {self._id}: send buffer allocation failed")
+        if complete:
+            c.is_resp = 0  # lets mongoose parse the next pipelined request
+        return 0
+
+    def send_response(self, int status, headers, body=b"") -> None:
+        """Write a complete HTTP/1.1 response in one buffer append.
+
+        ``headers``: iterable of ``(name, value)`` pairs, bytes or str.
+        ``Content-Length`` is added unless present. Raises ValueError for a header
+        containing CR/LF/NUL or a status outside 100..999 (RFC 9112 section 4).
+        """
+        cdef bytes b = _as_bytes(body, "body")
+        cdef list parts = [_status_line(status)]
+        cdef bint has_len = False
+        cdef bytes n
+        for name, value in headers:
+            n = _header_bytes(name, "header name")
+            if not has_len and n.lower() == b"content-length":
+                has_len = True
+            parts += (n, b": ", _header_bytes(value, "header value"), _CRLF)
+        if not has_len:
+            parts.append(b"Content-Length: %d\r\n" % len(b))
+        parts += (_CRLF, b)
+        self._write_response(b"".join(parts), True)
+
+    def send_response_head(self, int status, headers) -> None:
+        """Write only the status line and headers; the body follows (e.g. ``http_chunk``)."""
+        cdef list parts = [_status_line(status)]
+        for name, value in headers:
+            parts += (_header_bytes(name, "header name"), b": ",
+                      _header_bytes(value, "header value"), _CRLF)
+        parts.append(_CRLF)
+        self._write_response(b"".join(parts), False)
+
+    def finish_response(self) -> None:
+        """Mark a response whose body was written by hand (``send``) as complete."""
+        self._get().is_resp = 0
+
+    def reply(self, int status_code, body=b"", headers=None) -> None:
+        """Send a full HTTP response (like ``mg_http_reply``).
+
+        ``headers``: dict of str/bytes; ``Content-Type: text/plain`` is added unless
+        present (case-insensitive). Raises ValueError on CR/LF in headers.
+        """
+        cdef list pairs = list(headers.items()) if headers else []
+        for name, _ in pairs:
+            if _as_bytes(name, "header name").lower() == b"content-type":
+                break
+        else:
+            pairs.append((b"Content-Type", b"text/plain"))
+        self.send_response(status_code, pairs, body)
+
+    def reply_json(self, data, int status_code=200, headers=None) -> None:
+        """Send ``data`` serialised as JSON with ``Content-Type: application/json``."""
+        h = dict(headers) if headers else {}
+        h.setdefault("Content-Type", "application/json")
+        self.reply(status_code, json_dumps(data), h)
+
+    def http_chunk(self, data) -> None:
+        """Send one chunk of a chunked response (RFC 9112 section 7.1); empty data ends it."""
+        cdef mg_connection *c = self._get()
+        cdef bytes b = _as_bytes(data, "data")
+        mg_http_write_chunk(c, <char *>b, len(b))
+
+    def http_sse(self, event_type, data) -> None:
+        """Send one Server-Sent Event as a chunk (``event:``/``data:`` lines)."""
+        self.http_chunk(b"event: %s\ndata: %s\n\n" % (
+            _header_bytes(event_type, "event_type"), _as_bytes(data, "data")))
+
+    def ws_upgrade(self, HttpMessage message, extra_headers=None) -> None:
+        """Answer a WebSocket upgrade request (RFC 6455 section 4.2.2, ``mg_ws_upgrade``).
+
+        ``extra_headers``: dict or preformatted str/bytes of ``Name: value\\r\\n`` lines.
+        """
+        cdef mg_connection *c = self._get()
+        cdef mg_http_message *hm = message._get()
+        cdef bytes extra
+        if extra_headers is None:
+            extra = b""
+        elif isinstance(extra_headers, dict):
+            extra = b"".join(
+                _header_bytes(k, "header name") + b": " + _header_bytes(v, "header value") + _CRLF
+                for k, v in extra_headers.items())
+        else:
+            extra = _as_bytes(extra_headers, "extra_headers")
+        if extra:
+            mg_ws_upgrade(c, hm, "%s", <char *>extra)
+        else:
+            mg_ws_upgrade(c, hm, NULL)
+
+    def ws_send(self, data, int op=WEBSOCKET_OP_TEXT) -> int:
+        """Send one WebSocket frame with opcode ``op`` (``mg_ws_send``); returns bytes queued."""
+        cdef mg_connection *c = self._get()
+        cdef bytes b = _as_bytes(data, "data")
+        return mg_ws_send(c, <char *>b, len(b), op)
+
+    def error(self, message) -> None:
+        """Close with an error: fires MG_EV_ERROR with ``message`` (``mg_error``)."""
+        cdef bytes b = _as_bytes(message, "message")
+        mg_error(self._get(), "%s", <char *>b)
+
+    def close(self) -> None:
+        """Close at the next poll, discarding unsent data."""
+        self._get().is_closing = 1
+
+    def drain(self) -> None:
+        """Stop reading, flush the send buffer, then close."""
+        self._get().is_draining = 1
+
+    def __repr__(self):
+        return f"<Connection id={self._id}{' closed' if self._c == NULL else ''}>"

@@ -1,0 +1,366 @@
+# Manager: owns one ``struct mg_mgr`` and routes C events to Python handlers.
+
+
+cdef void _on_event(mg_connection *c, int ev, void *ev_data) noexcept nogil:
+    cdef ConnState *st = <ConnState *>c.fn_data
+    if st == NULL:
+        return
+    # Loop-iteration events cost no Python call unless the connection asked for them.
+    if st.c == c and not st.want_io and (
+            ev == MG_EV_POLL or ev == MG_EV_READ or ev == MG_EV_WRITE):
+        return
+    with gil:
+        _dispatch(c, ev, ev_data)
+
+
+cdef ConnState *_new_state(Manager mgr, Connection conn, int want_io) except NULL:
+    cdef ConnState *st = <ConnState *>malloc(sizeof(ConnState))
+    if st == NULL:
+        raise MemoryError()
+    st.c = NULL
+    st.conn = <PyObject *>conn
+    st.mgr = <PyObject *>mgr
+    st.want_io = want_io
+    Py_INCREF(conn)
+    return st
+
+
+cdef inline void _claim(ConnState *st, mg_connection *c):
+    cdef Connection conn = <Connection>st.conn
+    st.c = c
+    conn._c = c
+    conn._id = c.id
+    (<Manager>st.mgr)._conns[c.id] = conn
+
+
+cdef void _dispatch(mg_connection *c, int ev, void *ev_data) noexcept:
+    cdef ConnState *st = <ConnState *>c.fn_data
+    cdef Manager mgr = <Manager>st.mgr
+    cdef Connection parent, conn
+    cdef HttpMessage hmsg = None
+    cdef WsMessage wmsg = None
+    try:
+        if st.c == NULL:
+            _claim(st, c)
+        elif st.c != c:
+            # An accepted connection arrives with its listener's fn_data.
+            parent = <Connection>st.conn
+            conn = Connection.__new__(Connection)
+            conn._mgr = mgr
+            conn._handler = parent._handler
+            conn._want_io = st.want_io
+            st = _new_state(mgr, conn, st.want_io)
+            c.fn_data = st
+            _claim(st, c)
+        conn = <Connection>st.conn
+        handler = conn._handler if conn._handler is not None else mgr._handler
+        if handler is not None:
+            if ev == MG_EV_HTTP_MSG or ev == MG_EV_HTTP_HDRS or ev == MG_EV_WS_OPEN:
+                data = hmsg = _http_message(<mg_http_message *>ev_data)
+            elif ev == MG_EV_WS_MSG or ev == MG_EV_WS_CTL:
+                data = wmsg = _ws_message(<mg_ws_message *>ev_data)
+            elif ev == MG_EV_ERROR:
+                data = (<char *>ev_data).decode("utf-8", "replace")
+            elif ev == MG_EV_POLL:
+                data = (<uint64_t *>ev_data)[0]
+            elif ev == MG_EV_READ:
+                data = _read_bytes(c, (<long *>ev_data)[0])
+            elif ev == MG_EV_MQTT_OPEN:
+                data = (<int *>ev_data)[0]
+            elif ev == MG_EV_SNTP_TIME:
+                data = (<int64_t *>ev_data)[0]
+            elif ev == MG_EV_WAKEUP:
+                data = _bytes((<mg_str *>ev_data)[0])
+            else:
+                data = None
+            handler(conn, ev, data)
+    except BaseException as exc:
+        mgr._report(exc)
+    finally:
+        if hmsg is not None:
+            hmsg._hm = NULL
+        if wmsg is not None:
+            wmsg._wm = NULL
+    if ev == MG_EV_CLOSE:
+        _forget(c, st)
+
+
+cdef bytes _read_bytes(mg_connection *c, long n):
+    cdef bytes out
+    if n <= 0 or <size_t>n > c.recv.len:
+        return b""
+    out = PyBytes_FromStringAndSize(<char *>c.recv.buf + c.recv.len - n, n)
+    if c.pfn == NULL:
+        # Raw TCP/UDP: the bytes now belong to Python; keep the buffer bounded.
+        mg_iobuf_del(&c.recv, c.recv.len - n, n)
+    return out
+
+
+cdef void _forget(mg_connection *c, ConnState *st) noexcept:
+    cdef Connection conn = <Connection>st.conn
+    cdef Manager mgr = <Manager>st.mgr
+    c.fn_data = NULL
+    conn._c = NULL
+    mgr._conns.pop(c.id, None)
+    free(st)
+    Py_DECREF(conn)
+
+
+cdef class Manager:
+    """Owner of one mongoose event manager (``struct mg_mgr``).
+
+    ``handler(conn, ev, data)`` is the default event handler; ``enable_wakeup``
+    turns on ``wakeup()``; ``error_handler(exc)`` receives exceptions raised by
+    handlers (default: traceback to stderr). Context manager: ``__exit__`` closes.
+    """
+
+    cdef mg_mgr _mgr
+    cdef readonly bint _open
+    cdef bint _polling
+    cdef bint _wakeup_enabled
+    cdef bint _wake_pending
+    cdef unsigned long _wakeup_id
+    cdef object _handler
+    cdef object _error_handler
+    cdef dict _conns
+    cdef set _timers
+    cdef list _cancelled
+    cdef object _wakeups
+
+    def __cinit__(self):
+        self._open = False
+
+    def __init__(self, handler=None, enable_wakeup=False, error_handler=None):
+        if handler is not None and not callable(handler):
+            raise TypeError(f"handler must be callable or None, not {type(handler).__name__}")
+        if error_handler is not None and not callable(error_handler):
+            raise TypeError("error_handler must be callable or None, "
+                            f"not {type(error_handler).__name__}")
+        self._handler = handler
+        self._error_handler = error_handler
+        self._conns = {}
+        self._timers = set()
+        self._cancelled = []
+        self._wakeups = deque()
+        mg_mgr_init(&self._mgr)
+        self._open = True
+        self._wakeup_enabled = False
+        if enable_wakeup:
+            if not mg_wakeup_init(&self._mgr):
+                raise RuntimeError("mg_wakeup_init failed: cannot create the wakeup socketpair")
+            self._wakeup_enabled = True
+            # mg_wakeup_init adds the pipe connection at the head of the list.
+            self._wakeup_id = self._mgr.conns.id
+
+    cdef int _check(self) except -1:
+        if not self._open:
+            raise RuntimeError("Manager is closed")
+        return 0
+
+    cdef void _report(self, exc) noexcept:
+        try:
+            if self._error_handler is not None:
+                self._error_handler(exc)
+            else:
+                traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+        except BaseException:
+            traceback.print_exc()
+
+    @property
+    def handler(self):
+        return self._handler
+
+    @property
+    def connections(self):
+        """Tuple of the live connections."""
+        return tuple(self._conns.values())
+
+    @property
+    def wakeup_id(self) -> int:
+        """Id of the wakeup pipe's connection, or 0 when wakeup is disabled."""
+        return self._wakeup_id if self._wakeup_enabled else 0
+
+    @property
+    def closed(self) -> bool:
+        return not self._open
+
+    def poll(self, int timeout_ms=0) -> None:
+        """Run one event-loop iteration (``mg_mgr_poll``), waiting up to ``timeout_ms`` ms.
+
+        Releases the GIL while waiting. Raises RuntimeError if the manager is closed
+        or when called re-entrantly (from a handler or a second thread).
+        """
+        self._check()
+        if self._polling:
+            raise RuntimeError("Manager.poll() is not re-entrant")
+        if timeout_ms < 0:
+            raise ValueError(f"timeout_ms must be >= 0, got {timeout_ms}")
+        self._polling = True
+        try:
+            if self._cancelled:
+                self._release_cancelled()
+            if self._wakeups:
+                self._deliver_wakeups()
+            with nogil:
+                mg_mgr_poll(&self._mgr, timeout_ms)
+            if self._wakeups:
+                self._deliver_wakeups()
+        finally:
+            self._polling = False
+
+    cdef void _release_cancelled(self):
+        cdef Timer t
+        while self._cancelled:
+            t = self._cancelled.pop()
+            t._release()
+
+    cdef void _deliver_wakeups(self):
+        cdef Connection conn
+        self._wake_pending = False
+        for _ in range(len(self._wakeups)):
+            conn_id, data = self._wakeups.popleft()
+            conn = self._conns.get(conn_id)
+            if conn is None or conn._c == NULL:
+                continue
+            handler = conn._handler if conn._handler is not None else self._handler
+            if handler is None:
+                continue
+            try:
+                handler(conn, MG_EV_WAKEUP, data)
+            except BaseException as exc:
+                self._report(exc)
+
+    cdef void _interrupt(self):
+        cdef unsigned long wid = self._wakeup_id
+        mg_wakeup(&self._mgr, wid, NULL, 0)
+
+    def wakeup(self, unsigned long connection_id, data=b"") -> bool:
+        """Deliver MG_EV_WAKEUP with ``data`` (bytes) to a connection, on the poll thread.
+
+        Thread-safe; payloads of any size arrive intact and in order (only a
+        one-byte nudge goes through mongoose's socketpair). Returns False when no
+        such connection is open. Raises RuntimeError without ``enable_wakeup=True``.
+        """
+        self._check()
+        if not self._wakeup_enabled:
+            raise RuntimeError("wakeup() needs Manager(enable_wakeup=True)")
+        if connection_id not in self._conns:
+            return False
+        self._wakeups.append((connection_id, _as_bytes(data, "data")))
+        if not self._wake_pending:
+            self._wake_pending = True
+            self._interrupt()
+        return True
+
+    def run(self, int poll_ms=100) -> None:
+        """Poll until SIGINT or SIGTERM, restore the previous signal handlers, then close."""
+        import signal
+        stop = []
+        def on_signal(signum, frame):
+            stop.append(signum)
+        previous = {}
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, on_signal)
+        try:
+            while not stop and self._open:
+                self.poll(poll_ms)
+        finally:
+            for sig, h in previous.items():
+                signal.signal(sig, h)
+            self.close()
+
+    cdef Connection _open_conn(self, url, handler, int kind, http):
+        # kind: 0 = listen, 1 = connect
+        self._check()
+        if handler is not None and not callable(handler):
+            raise TypeError(f"handler must be callable or None, not {type(handler).__name__}")
+        cdef bytes u = _as_bytes(url, "url")
+        if http is None:
+            http = u.startswith((b"http://", b"https://", b"ws://", b"wss://"))
+        cdef Connection conn = Connection.__new__(Connection)
+        conn._mgr = self
+        conn._handler = handler
+        cdef ConnState *st = _new_state(self, conn, 1)
+        cdef mg_connection *c
+        if kind == 0:
+            c = mg_http_listen(&self._mgr, u, _on_event, st) if http else \
+                mg_listen(&self._mgr, u, _on_event, st)
+        else:
+            c = mg_http_connect(&self._mgr, u, _on_event, st) if http else \
+                mg_connect(&self._mgr, u, _on_event, st)
+        if c == NULL:
+            if st.c == NULL:  # mongoose never adopted the state
+                free(st)
+                Py_DECREF(conn)
+            raise RuntimeError(f"cannot {'listen on' if kind == 0 else 'connect to'} {url!r}")
+        if st.c == NULL:
+            _claim(st, c)
+        return conn
+
+    def listen(self, url, handler=None, *, http=None) -> Connection:
+        """Listen on ``url`` (http, https, ws, wss, tcp, udp); port 0 picks a free port.
+
+        ``http`` defaults to True for http/https/ws/wss URLs. Raises RuntimeError
+        naming the URL when it cannot listen.
+        """
+        return self._open_conn(url, handler, 0, http)
+
+    def connect(self, url, handler=None, *, http=None) -> Connection:
+        """Open an outbound connection to ``url``; returns at once (MG_EV_CONNECT follows)."""
+        return self._open_conn(url, handler, 1, http)
+
+    def timer_add(self, unsigned long milliseconds, callback, *, repeat=False,
+                  run_now=False) -> Timer:
+        """Call ``callback()`` after ``milliseconds`` ms (every period when ``repeat``)."""
+        self._check()
+        if not callable(callback):
+            raise TypeError(f"callback must be callable, not {type(callback).__name__}")
+        cdef Timer t = Timer.__new__(Timer)
+        t._mgr = self
+        t._callback = callback
+        t._repeat = bool(repeat)
+        t.active = True
+        cdef unsigned flags = (MG_TIMER_REPEAT if repeat else MG_TIMER_ONCE) | \
+            (MG_TIMER_RUN_NOW if run_now else 0)
+        t._t = mg_timer_add(&self._mgr, milliseconds, flags, _timer_fn, <void *>t)
+        if t._t == NULL:
+            raise MemoryError("mg_timer_add failed")
+        self._timers.add(t)
+        return t
+
+    def close(self) -> None:
+        """Close every connection and free the manager; idempotent."""
+        cdef Timer t
+        if not self._open:
+            return
+        if self._polling:
+            raise RuntimeError("Manager.close() called from inside poll()")
+        for t in list(self._timers):
+            t.active = False
+            t._t = NULL  # mg_mgr_free releases every timer
+        self._timers.clear()
+        self._cancelled.clear()
+        self._polling = True
+        try:
+            mg_mgr_free(&self._mgr)
+        finally:
+            self._polling = False
+            self._open = False
+            self._wakeups.clear()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __dealloc__(self):
+        cdef mg_connection *c
+        if self._open:
+            self._open = False
+            # Python objects may already be gone: free the C side without callbacks.
+            c = self._mgr.conns
+            while c != NULL:
+                c.fn_data = NULL
+                c = c.next
+            mg_mgr_free(&self._mgr)

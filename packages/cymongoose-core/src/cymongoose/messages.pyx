@@ -1,0 +1,154 @@
+# Message views: Python objects over mongoose's C structs, valid only during a handler call.
+
+cdef inline str _str(mg_str s):
+    return PyUnicode_DecodeUTF8(s.buf, s.len, "surrogateescape")
+
+
+cdef inline bytes _bytes(mg_str s):
+    return PyBytes_FromStringAndSize(s.buf, s.len)
+
+
+cdef class HttpMessage:
+    """View over ``struct mg_http_message`` (an HTTP request or response).
+
+    Valid only while the event handler that received it runs; afterwards every
+    accessor raises RuntimeError and ``bool(msg)`` is False.
+    """
+
+    cdef mg_http_message *_hm
+
+    def __cinit__(self):
+        self._hm = NULL
+
+    cdef inline mg_http_message *_get(self) except NULL:
+        if self._hm == NULL:
+            raise RuntimeError("HttpMessage used after its event handler returned")
+        return self._hm
+
+    def __bool__(self):
+        return self._hm != NULL
+
+    @property
+    def method(self) -> str:
+        return _str(self._get().method)
+
+    @property
+    def uri(self) -> str:
+        return _str(self._get().uri)
+
+    @property
+    def query(self) -> str:
+        return _str(self._get().query)
+
+    @property
+    def proto(self) -> str:
+        return _str(self._get().proto)
+
+    @property
+    def body_bytes(self) -> bytes:
+        return _bytes(self._get().body)
+
+    @property
+    def body_text(self) -> str:
+        return _str(self._get().body)
+
+    def header(self, str name, default=None):
+        """Return the first header named ``name`` (case-insensitive) as str, else ``default``."""
+        cdef mg_http_message *hm = self._get()
+        cdef bytes key = name.encode("utf-8")
+        cdef mg_str *v = mg_http_get_header(hm, key)
+        return default if v == NULL else _str(v[0])
+
+    def headers(self):
+        """Return all headers as a list of ``(name, value)`` str pairs, in wire order."""
+        cdef mg_http_message *hm = self._get()
+        cdef list out = []
+        cdef int i
+        for i in range(MG_MAX_HTTP_HEADERS):
+            if hm.headers[i].name.len == 0:
+                break
+            out.append((_str(hm.headers[i].name), _str(hm.headers[i].value)))
+        return out
+
+    def status(self):
+        """Status code of an HTTP response, or None for a request."""
+        cdef int code = mg_http_status(self._get())
+        return None if code <= 0 else code
+
+    def parts(self):
+        """Everything a server adapter needs, built in one call.
+
+        Returns ``(method: str, path: bytes, query: bytes, proto: str,
+        headers: list[tuple[bytes, bytes]], body: bytes)``; header names are
+        lower-cased (ASGI 3.0 scope ``headers``), order and duplicates kept.
+        """
+        cdef mg_http_message *hm = self._get()
+        cdef list headers = []
+        cdef int i
+        for i in range(MG_MAX_HTTP_HEADERS):
+            if hm.headers[i].name.len == 0:
+                break
+            headers.append((_bytes(hm.headers[i].name).lower(), _bytes(hm.headers[i].value)))
+        return (
+            PyUnicode_DecodeLatin1(hm.method.buf, hm.method.len, NULL),
+            _bytes(hm.uri),
+            _bytes(hm.query),
+            PyUnicode_DecodeLatin1(hm.proto.buf, hm.proto.len, NULL),
+            headers,
+            _bytes(hm.body),
+        )
+
+    def __repr__(self):
+        if self._hm == NULL:
+            return "<HttpMessage (invalidated)>"
+        return f"<HttpMessage {self.method} {self.uri}>"
+
+
+cdef HttpMessage _http_message(mg_http_message *hm):
+    cdef HttpMessage m = HttpMessage.__new__(HttpMessage)
+    m._hm = hm
+    return m
+
+
+cdef class WsMessage:
+    """View over ``struct mg_ws_message`` (one WebSocket frame, RFC 6455 section 5).
+
+    ``flags`` is the first frame byte: FIN in bit 7, the opcode in bits 0-3.
+    Valid only while the event handler runs.
+    """
+
+    cdef mg_ws_message *_wm
+
+    def __cinit__(self):
+        self._wm = NULL
+
+    cdef inline mg_ws_message *_get(self) except NULL:
+        if self._wm == NULL:
+            raise RuntimeError("WsMessage used after its event handler returned")
+        return self._wm
+
+    def __bool__(self):
+        return self._wm != NULL
+
+    @property
+    def data(self) -> bytes:
+        return _bytes(self._get().data)
+
+    @property
+    def text(self) -> str:
+        return _str(self._get().data)
+
+    @property
+    def flags(self) -> int:
+        return self._get().flags
+
+    def __repr__(self):
+        if self._wm == NULL:
+            return "<WsMessage (invalidated)>"
+        return f"<WsMessage flags={self.flags} len={self._wm.data.len}>"
+
+
+cdef WsMessage _ws_message(mg_ws_message *wm):
+    cdef WsMessage m = WsMessage.__new__(WsMessage)
+    m._wm = wm
+    return m
