@@ -1,0 +1,110 @@
+"""Every build, test, lint and demo task of the cymongoose monorepo.
+
+The core wheel (the only compiled package) is built once per source state and
+installed into each session; the pure-Python packages are installed from their
+directories.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import nox
+
+ROOT = Path(__file__).parent
+CORE = ROOT / "packages" / "cymongoose-core"
+PACKAGES = {
+    "core": CORE,
+    "aio": ROOT / "packages" / "cymongoose-aio",
+    "wsgi": ROOT / "packages" / "cymongoose-wsgi",
+    "asgi": ROOT / "packages" / "cymongoose-asgi",
+}
+TEST_DEPS = ["pytest", "pytest-timeout", "httpx", "websockets"]
+FRAMEWORKS = ["fastapi", "starlette", "flask", "python-multipart"]
+
+nox.options.sessions = ["tests", "lint"]
+nox.options.reuse_existing_virtualenvs = True
+
+
+def _core_wheel(session: nox.Session) -> Path:
+    """Build the core wheel once per state of its sources; return its path."""
+    digest = hashlib.sha256()
+    for path in sorted(CORE.rglob("*")):
+        if path.is_file() and "build" not in path.parts and path.suffix not in {".so", ".c"}:
+            digest.update(path.relative_to(CORE).as_posix().encode())
+            digest.update(path.read_bytes())
+    out = ROOT / ".nox" / "_wheels" / digest.hexdigest()[:16]
+    wheels = list(out.glob("cymongoose_core-*.whl"))
+    if not wheels:
+        session.run("python", "-m", "pip", "wheel", "--no-deps", "-w", str(out), str(CORE))
+        wheels = list(out.glob("cymongoose_core-*.whl"))
+    return wheels[0]
+
+
+def _install(session: nox.Session, *names: str, extra: list[str] | None = None) -> None:
+    session.install(str(_core_wheel(session)))
+    pure = [str(PACKAGES[n]) for n in names if n != "core"]
+    session.install("--no-deps", *pure) if pure else None
+    session.install(*TEST_DEPS, *(extra or []))
+
+
+def _pytest(session: nox.Session, *paths: Path) -> None:
+    session.run("pytest", "-p", "no:cacheprovider", "--timeout=120", *map(str, paths),
+                *session.posargs)
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """All packages' tests and tests-integration/."""
+    _install(session, *PACKAGES, extra=FRAMEWORKS)
+    _pytest(session, *(p / "tests" for p in PACKAGES.values()), ROOT / "tests-integration")
+
+
+@nox.session
+def core(session: nox.Session) -> None:
+    """cymongoose-core's tests."""
+    _install(session, "core")
+    _pytest(session, CORE / "tests")
+
+
+@nox.session
+def aio(session: nox.Session) -> None:
+    """cymongoose-aio's tests."""
+    _install(session, "core", "aio")
+    _pytest(session, PACKAGES["aio"] / "tests")
+
+
+@nox.session
+def wsgi(session: nox.Session) -> None:
+    """cymongoose-wsgi's tests."""
+    _install(session, "core", "wsgi")
+    _pytest(session, PACKAGES["wsgi"] / "tests")
+
+
+@nox.session
+def asgi(session: nox.Session) -> None:
+    """cymongoose-asgi's tests."""
+    _install(session, "core", "aio", "asgi")
+    _pytest(session, PACKAGES["asgi"] / "tests")
+
+
+@nox.session
+def integration(session: nox.Session) -> None:
+    """Real frameworks over real sockets with real clients."""
+    _install(session, *PACKAGES, extra=FRAMEWORKS)
+    _pytest(session, ROOT / "tests-integration")
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff over the whole tree."""
+    session.install("ruff")
+    session.run("ruff", "check", ".")
+
+
+@nox.session
+def demo(session: nox.Session) -> None:
+    """Serve examples/demo_app.py (FastAPI routes + WebSocket chat) on http://127.0.0.1:8000."""
+    _install(session, *PACKAGES, extra=["fastapi"])
+    session.run("python", str(ROOT / "examples" / "demo_app.py"), *session.posargs)
