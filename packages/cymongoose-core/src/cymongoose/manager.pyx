@@ -238,12 +238,16 @@ cdef class Manager:
         """Deliver MG_EV_WAKEUP with ``data`` (bytes) to a connection, on the poll thread.
 
         Thread-safe; payloads of any size arrive intact and in order (only a
-        one-byte nudge goes through mongoose's socketpair). Returns False when no
-        such connection is open. Raises RuntimeError without ``enable_wakeup=True``.
+        connection-id nudge goes through mongoose's socketpair). ``wakeup_id`` as the
+        target only interrupts ``poll()``. Returns False when no such connection is
+        open. Raises RuntimeError without ``enable_wakeup=True``.
         """
         self._check()
         if not self._wakeup_enabled:
             raise RuntimeError("wakeup() needs Manager(enable_wakeup=True)")
+        if connection_id == self._wakeup_id:
+            self._interrupt()  # the pipe itself: just end the current poll() early
+            return True
         if connection_id not in self._conns:
             return False
         self._wakeups.append((connection_id, _as_bytes(data, "data")))
