@@ -181,6 +181,16 @@ cdef class Manager:
         return self._wakeup_id if self._wakeup_enabled else 0
 
     @property
+    def epoll_fd(self) -> int:
+        """mongoose's epoll descriptor (Linux), or -1; readable when any socket has events.
+
+        Lets another event loop (asyncio ``add_reader``) drive ``poll(0)`` instead of
+        a thread blocking in ``poll()``.
+        """
+        self._check()
+        return self._mgr.epoll_fd
+
+    @property
     def closed(self) -> bool:
         return not self._open
 
