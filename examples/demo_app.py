@@ -11,9 +11,8 @@ import asyncio
 import json
 from collections import defaultdict
 
-from fastapi import FastAPI
-
 from cymongoose.asgi import serve
+from fastapi import FastAPI
 
 api = FastAPI()
 

@@ -10,6 +10,7 @@ from pkgutil import extend_path
 __path__ = extend_path(__path__, __name__)
 
 from cymongoose._mongoose import *  # noqa: E402,F401,F403
+from cymongoose._mongoose import MG_VERSION_STR as MONGOOSE_VERSION  # noqa: E402,F401
 from cymongoose._mongoose import (  # noqa: E402,F401
     Connection,
     HttpMessage,
@@ -21,7 +22,6 @@ from cymongoose._mongoose import (  # noqa: E402,F401
     log_set,
     millis,
 )
-from cymongoose._mongoose import MG_VERSION_STR as MONGOOSE_VERSION  # noqa: E402
 
 __version__ = "0.3.0"
 
