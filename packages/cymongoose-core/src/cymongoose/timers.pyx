@@ -34,13 +34,16 @@ cdef class Timer:
 cdef void _timer_fn(void *arg) noexcept with gil:
     cdef Timer t = <Timer>arg
     cdef Manager mgr = t._mgr
-    if not t.active:
-        return
     if not t._repeat:
-        # mongoose frees one-shot timers itself right after this call
-        t.active = False
+        # mongoose frees one-shot timers itself right after this call, even when
+        # cancel() ran earlier in this poll: forget the pointer before _release sees it.
         t._t = NULL
         mgr._timers.discard(t)
+        if not t.active:
+            return
+        t.active = False
+    elif not t.active:
+        return
     try:
         t._callback()
     except BaseException as exc:
