@@ -260,3 +260,28 @@ def test_wsgiref_validator(serve_app, method):
                     method, url + "/v?q=1", content=b"xyz" if method == "POST" else None
                 )
                 assert r.status_code == 200, r.text
+
+
+def test_client_disconnect_stops_streaming_app(serve_app):
+    import threading
+
+    closed = threading.Event()
+
+    class Endless:
+        def __iter__(self):
+            while True:
+                yield b"x" * 65536
+
+        def close(self):
+            closed.set()
+
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Type", "application/octet-stream")])
+        return Endless()
+
+    url = serve_app(app, stream_timeout=1.0)
+    with httpx.stream("GET", url) as r:
+        it = r.iter_raw()
+        next(it)
+    # the iterable's close() runs once the server notices the client is gone
+    assert closed.wait(5)
