@@ -1,0 +1,58 @@
+"""Fixtures: a Manager whose poll loop runs in a background thread."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from cymongoose import Manager
+
+
+class LoopServer:
+    """A Manager listening on an ephemeral loopback port, polled by a thread.
+
+    ``errors`` collects every exception routed to the manager's error_handler.
+    """
+
+    def __init__(self, handler, url="http://127.0.0.1:0", *, enable_wakeup=False, http=None):
+        self.errors: list[BaseException] = []
+        self.mgr = Manager(enable_wakeup=enable_wakeup, error_handler=self.errors.append)
+        self.listener = self.mgr.listen(url, handler, http=http)
+        self.port = self.listener.local_addr[1]
+        assert self.port != 0
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.ws_url = f"ws://127.0.0.1:{self.port}"
+        self.loop_exc: BaseException | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="mg-poll", daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        try:
+            while not self._stop.is_set():
+                self.mgr.poll(10)
+        except BaseException as exc:  # surfaced at teardown
+            self.loop_exc = exc
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(timeout=10)
+        assert not self._thread.is_alive(), "poll thread did not stop"
+        self.mgr.close()
+        if self.loop_exc is not None:
+            raise self.loop_exc
+
+
+@pytest.fixture
+def serve():
+    """Factory: ``serve(handler, url=..., enable_wakeup=..., http=...) -> LoopServer``."""
+    servers: list[LoopServer] = []
+
+    def start(handler, url="http://127.0.0.1:0", **kw):
+        srv = LoopServer(handler, url, **kw)
+        servers.append(srv)
+        return srv
+
+    yield start
+    for srv in servers:
+        srv.stop()

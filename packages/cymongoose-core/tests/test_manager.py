@@ -1,0 +1,134 @@
+"""Manager lifecycle, listen errors, constants."""
+
+from __future__ import annotations
+
+import socket
+
+import cymongoose
+import pytest
+from cymongoose import Manager, event_name
+
+
+def test_close_twice_ok():
+    m = Manager()
+    m.listen("http://127.0.0.1:0")
+    m.close()
+    m.close()
+    assert m.closed
+
+
+def test_context_manager_closes():
+    with Manager() as m:
+        m.listen("tcp://127.0.0.1:0")
+        assert not m.closed
+    assert m.closed
+
+
+def test_calls_after_close_raise():
+    m = Manager(enable_wakeup=True)
+    lst = m.listen("http://127.0.0.1:0")
+    lid = lst.id
+    assert lst in m.connections
+    m.close()
+    assert m.connections == ()
+    with pytest.raises(RuntimeError):
+        m.poll(0)
+    with pytest.raises(RuntimeError):
+        m.listen("http://127.0.0.1:0")
+    with pytest.raises(RuntimeError):
+        m.connect("http://127.0.0.1:1")
+    with pytest.raises(RuntimeError):
+        m.timer_add(10, lambda: None)
+    with pytest.raises(RuntimeError):
+        m.wakeup(lid, b"x")
+    # The listener's Connection is closed too: every method raises, nothing crashes.
+    assert lst.is_closing
+    for touch in (
+        lambda: lst.send(b"x"),
+        lambda: lst.local_addr,
+        lambda: lst.remote_addr,
+        lambda: lst.is_listening,
+        lambda: lst.recv_data(),
+        lambda: lst.reply(200, b"x"),
+        lambda: lst.ws_send(b"x"),
+        lambda: lst.http_chunk(b"x"),
+        lambda: lst.close(),
+        lambda: lst.drain(),
+    ):
+        with pytest.raises(RuntimeError):
+            touch()
+
+
+def test_listen_bad_url_raises():
+    with Manager() as m:
+        with pytest.raises(RuntimeError, match="no-such-host.invalid"):
+            m.listen("http://no-such-host.invalid:0")
+
+
+def test_listen_port_in_use_raises():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        with Manager() as m:
+            url = f"tcp://127.0.0.1:{port}"
+            with pytest.raises(RuntimeError, match=str(port)):
+                m.listen(url)
+            assert m.connections == ()
+
+
+def test_listen_port_zero_gives_ephemeral_port():
+    with Manager() as m:
+        a = m.listen("http://127.0.0.1:0")
+        b = m.listen("tcp://127.0.0.1:0")
+        assert a.local_addr[1] != 0 and b.local_addr[1] != 0
+        assert a.local_addr[1] != b.local_addr[1]
+        assert a.is_listening and b.is_listening
+        assert set(m.connections) == {a, b}
+
+
+def test_handler_type_checked():
+    with pytest.raises(TypeError):
+        Manager(handler=42)
+    with pytest.raises(TypeError):
+        Manager(error_handler="x")
+    with Manager() as m:
+        with pytest.raises(TypeError):
+            m.listen("tcp://127.0.0.1:0", handler=1)
+
+
+EVENTS = [
+    "MG_EV_ERROR", "MG_EV_OPEN", "MG_EV_POLL", "MG_EV_RESOLVE", "MG_EV_CONNECT",
+    "MG_EV_ACCEPT", "MG_EV_TLS_HS", "MG_EV_READ", "MG_EV_WRITE", "MG_EV_CLOSE",
+    "MG_EV_HTTP_HDRS", "MG_EV_HTTP_MSG", "MG_EV_WS_OPEN", "MG_EV_WS_MSG", "MG_EV_WS_CTL",
+    "MG_EV_MQTT_CMD", "MG_EV_MQTT_MSG", "MG_EV_MQTT_OPEN", "MG_EV_SNTP_TIME",
+    "MG_EV_WAKEUP", "MG_EV_USER",
+]  # fmt: skip
+
+
+def test_event_constants():
+    values = [getattr(cymongoose, name) for name in EVENTS]
+    assert all(isinstance(v, int) for v in values)
+    # mongoose 7.23's enum order: MG_EV_ERROR is 0, MG_EV_WAKEUP is 19, MG_EV_USER is 23.
+    assert values[:-1] == list(range(20))
+    assert cymongoose.MG_EV_USER == 23
+
+
+def test_event_name():
+    for name in EVENTS:
+        assert event_name(getattr(cymongoose, name)) == name
+    assert event_name(cymongoose.MG_EV_USER + 1) == "MG_EV_USER+1"
+    assert event_name(cymongoose.MG_EV_USER + 100) == "MG_EV_USER+100"
+    assert event_name(-1) == "MG_EV_UNKNOWN(-1)"
+    assert event_name(21) == "MG_EV_UNKNOWN(21)"
+
+
+def test_websocket_opcodes_and_log_levels():
+    # RFC 6455 section 5.2 opcodes
+    assert cymongoose.WEBSOCKET_OP_TEXT == 1
+    assert cymongoose.WEBSOCKET_OP_BINARY == 2
+    assert cymongoose.WEBSOCKET_OP_PING == 9
+    assert cymongoose.WEBSOCKET_OP_PONG == 10
+    levels = [cymongoose.MG_LL_NONE, cymongoose.MG_LL_ERROR, cymongoose.MG_LL_INFO,
+              cymongoose.MG_LL_DEBUG, cymongoose.MG_LL_VERBOSE]  # fmt: skip
+    assert levels == sorted(levels) and len(set(levels)) == 5
