@@ -354,6 +354,7 @@ class WSGIServer:
         Raises RuntimeError when mongoose cannot listen there.
         """
         conn = self._mgr.listen(url, self._on_event, http=True)
+        conn.io_events = False  # no Python call per loop iteration per connection
         self._listeners.append(conn)
         return conn
 
