@@ -14,7 +14,7 @@ import threading
 import traceback
 from collections import deque
 from http import HTTPStatus
-from json import dumps as _json_dumps
+from json import dumps as _json_dumps, loads as _json_loads
 from socket import inet_ntop, ntohs, AF_INET, AF_INET6
 
 

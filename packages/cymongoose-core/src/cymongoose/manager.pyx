@@ -10,6 +10,8 @@ cdef void _on_event(mg_connection *c, int ev, void *ev_data) noexcept nogil:
             ev == MG_EV_POLL or ev == MG_EV_READ or ev == MG_EV_WRITE):
         return
     with gil:
+        if ev != MG_EV_POLL:
+            (<Manager>st.mgr)._calls += 1
         _dispatch(c, ev, ev_data)
 
 
@@ -120,6 +122,7 @@ cdef class Manager:
     cdef bint _wakeup_enabled
     cdef bint _wake_pending
     cdef unsigned long _wakeup_id
+    cdef unsigned long long _calls  # Python callbacks made by poll(), MG_EV_POLL excluded
     cdef object _handler
     cdef object _error_handler
     cdef dict _conns
@@ -194,13 +197,17 @@ cdef class Manager:
     def closed(self) -> bool:
         return not self._open
 
-    def poll(self, int timeout_ms=0) -> None:
+    def poll(self, int timeout_ms=0) -> int:
         """Run one event-loop iteration (``mg_mgr_poll``), waiting up to ``timeout_ms`` ms.
 
-        Releases the GIL while waiting. Raises RuntimeError if the manager is closed
-        or when called re-entrantly (from a handler or a second thread).
+        Releases the GIL while waiting. Returns how many Python callbacks (handlers
+        for events other than MG_EV_POLL, timer callbacks, wakeup deliveries) it made:
+        non-zero means Python code ran and may have queued data that only the next
+        poll sends. Raises RuntimeError if the manager is closed or when called
+        re-entrantly (from a handler or a second thread).
         """
         self._check()
+        cdef unsigned long long start = self._calls
         if self._polling:
             raise RuntimeError("Manager.poll() is not re-entrant")
         if timeout_ms < 0:
@@ -217,6 +224,7 @@ cdef class Manager:
                 self._deliver_wakeups()
         finally:
             self._polling = False
+        return self._calls - start
 
     cdef void _release_cancelled(self):
         cdef Timer t
@@ -229,6 +237,7 @@ cdef class Manager:
         self._wake_pending = False
         for _ in range(len(self._wakeups)):
             conn_id, data = self._wakeups.popleft()
+            self._calls += 1
             conn = self._conns.get(conn_id)
             if conn is None or conn._c == NULL:
                 continue

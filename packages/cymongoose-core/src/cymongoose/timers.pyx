@@ -34,6 +34,7 @@ cdef class Timer:
 cdef void _timer_fn(void *arg) noexcept with gil:
     cdef Timer t = <Timer>arg
     cdef Manager mgr = t._mgr
+    mgr._calls += 1
     if not t._repeat:
         # mongoose frees one-shot timers itself right after this call, even when
         # cancel() ran earlier in this poll: forget the pointer before _release sees it.

@@ -147,3 +147,150 @@ cdef extern from "mongoose.h" nogil:
     void mg_log_set(int log_level)
     int mg_log_level
     void mg_iobuf_del(mg_iobuf *, size_t offset, size_t len)
+
+    # Utilities
+    bint mg_match(mg_str s, mg_str pattern, mg_str *caps)
+    bint mg_random(void *buf, size_t len)
+    char *mg_random_str(char *buf, size_t len)
+    uint32_t mg_crc32(uint32_t crc, const char *buf, size_t len)
+    unsigned short mg_url_port(const char *url)
+    bint mg_url_is_ssl(const char *url)
+    mg_str mg_url_host(const char *url)
+    mg_str mg_url_user(const char *url)
+    mg_str mg_url_pass(const char *url)
+    const char *mg_url_uri(const char *url)
+    size_t mg_base64_encode(const unsigned char *p, size_t n, char *buf, size_t)
+    size_t mg_base64_decode(const char *src, size_t n, char *dst, size_t)
+
+    ctypedef struct mg_md5_ctx:
+        pass
+    ctypedef struct mg_sha1_ctx:
+        pass
+    void mg_md5_init(mg_md5_ctx *c)
+    void mg_md5_update(mg_md5_ctx *c, const unsigned char *data, size_t len)
+    void mg_md5_final(mg_md5_ctx *c, unsigned char *digest)
+    void mg_sha1_init(mg_sha1_ctx *)
+    void mg_sha1_update(mg_sha1_ctx *, const unsigned char *data, size_t len)
+    void mg_sha1_final(unsigned char *digest, mg_sha1_ctx *)
+    void mg_sha256(uint8_t *dst, uint8_t *data, size_t datasz)
+    void mg_hmac_sha256(uint8_t *dst, uint8_t *key, size_t keysz, uint8_t *data, size_t datasz)
+
+    int mg_json_get(mg_str json, const char *path, int *toklen)
+    mg_str mg_json_get_tok(mg_str json, const char *path)
+    bint mg_json_get_num(mg_str json, const char *path, double *v)
+    bint mg_json_get_bool(mg_str json, const char *path, bint *v)
+    long mg_json_get_long(mg_str json, const char *path, long dflt)
+    char *mg_json_get_str(mg_str json, const char *path)
+
+    # HTTP extras
+    struct mg_fs:
+        pass
+    struct mg_http_serve_opts:
+        const char *root_dir
+        const char *ssi_pattern
+        const char *extra_headers
+        const char *mime_types
+        const char *page404
+        mg_fs *fs
+    struct mg_http_part:
+        mg_str name
+        mg_str filename
+        mg_str body
+    void mg_http_serve_dir(mg_connection *, mg_http_message *hm, const mg_http_serve_opts *)
+    void mg_http_serve_file(mg_connection *, mg_http_message *hm, const char *path,
+                            const mg_http_serve_opts *)
+    mg_str mg_http_var(mg_str buf, mg_str name)
+    int mg_http_get_var(const mg_str *, const char *name, char *, size_t)
+    int mg_url_decode(const char *s, size_t n, char *to, size_t to_len, int form)
+    size_t mg_url_encode(const char *s, size_t n, char *buf, size_t len)
+    void mg_http_bauth(mg_connection *, const char *user, const char *passwd)
+    mg_str mg_http_get_header_var(mg_str s, mg_str v)
+    size_t mg_http_next_multipart(mg_str, size_t, mg_http_part *)
+    mg_connection *mg_ws_connect(mg_mgr *, const char *url, mg_event_handler_t fn,
+                                 void *fn_data, const char *fmt, ...)
+    void mg_resolve(mg_connection *, const char *url)
+    void mg_resolve_cancel(mg_connection *)
+
+    # TLS
+    struct mg_tls_opts:
+        mg_str ca
+        mg_str cert
+        mg_str key
+        mg_str name
+        bint skip_verification
+    void mg_tls_init(mg_connection *c, const mg_tls_opts *opts)
+    void mg_tls_free(mg_connection *)
+
+    # SNTP
+    mg_connection *mg_sntp_connect(mg_mgr *mgr, const char *url, mg_event_handler_t fn,
+                                   void *fn_data)
+    void mg_sntp_request(mg_connection *c)
+    uint64_t mg_now()
+
+    # MQTT
+    enum:
+        MQTT_PROP_TYPE_BYTE
+        MQTT_PROP_TYPE_STRING
+        MQTT_PROP_TYPE_STRING_PAIR
+        MQTT_PROP_TYPE_BINARY_DATA
+        MQTT_PROP_TYPE_VARIABLE_INT
+        MQTT_PROP_TYPE_INT
+        MQTT_PROP_TYPE_SHORT
+    enum:
+        MQTT_CMD_CONNECT
+        MQTT_CMD_CONNACK
+        MQTT_CMD_PUBLISH
+        MQTT_CMD_PUBACK
+        MQTT_CMD_PUBREC
+        MQTT_CMD_PUBREL
+        MQTT_CMD_PUBCOMP
+        MQTT_CMD_SUBSCRIBE
+        MQTT_CMD_SUBACK
+        MQTT_CMD_UNSUBSCRIBE
+        MQTT_CMD_UNSUBACK
+        MQTT_CMD_PINGREQ
+        MQTT_CMD_PINGRESP
+        MQTT_CMD_DISCONNECT
+    struct mg_mqtt_prop:
+        uint8_t id
+        uint32_t iv
+        mg_str key
+        mg_str val
+    struct mg_mqtt_opts:
+        mg_str user
+        mg_str passwd "pass"
+        mg_str client_id
+        mg_str topic
+        mg_str message
+        uint8_t qos
+        uint8_t version
+        uint16_t keepalive
+        uint16_t retransmit_id
+        bint retain
+        bint clean
+        mg_mqtt_prop *props
+        size_t num_props
+        mg_mqtt_prop *will_props
+        size_t num_will_props
+    struct mg_mqtt_message:
+        mg_str topic
+        mg_str data
+        mg_str dgram
+        uint16_t id
+        uint8_t cmd
+        uint8_t qos
+        uint8_t ack
+        size_t props_start
+        size_t props_size
+    mg_connection *mg_mqtt_connect(mg_mgr *, const char *url, const mg_mqtt_opts *opts,
+                                   mg_event_handler_t fn, void *fn_data)
+    mg_connection *mg_mqtt_listen(mg_mgr *mgr, const char *url, mg_event_handler_t fn,
+                                  void *fn_data)
+    uint16_t mg_mqtt_pub(mg_connection *c, const mg_mqtt_opts *opts)
+    void mg_mqtt_sub(mg_connection *, const mg_mqtt_opts *opts)
+    void mg_mqtt_unsub(mg_connection *c, const mg_mqtt_opts *opts)
+    void mg_mqtt_ping(mg_connection *)
+    void mg_mqtt_pong(mg_connection *)
+    void mg_mqtt_disconnect(mg_connection *, const mg_mqtt_opts *)
+    void mg_mqtt_send_header(mg_connection *, uint8_t cmd, uint8_t flags, uint32_t len)
+    size_t mg_mqtt_next_prop(mg_mqtt_message *, mg_mqtt_prop *, size_t ofs)
