@@ -5,6 +5,7 @@ from cpython.bytes cimport PyBytes_FromStringAndSize
 from cpython.unicode cimport PyUnicode_DecodeUTF8, PyUnicode_DecodeLatin1
 from cpython.ref cimport PyObject, Py_INCREF, Py_DECREF
 from libc.stdlib cimport malloc, free
+from libc.string cimport memset
 from libc.stdint cimport uint64_t
 
 from cymongoose.includes.mongoose cimport *
@@ -34,6 +35,8 @@ cdef class Manager
 
 include "constants.pxi"
 include "messages.pyx"
+include "mqtt.pyx"
+include "tls.pyx"
 include "connection.pyx"
 include "timers.pyx"
 include "manager.pyx"

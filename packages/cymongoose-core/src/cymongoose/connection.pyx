@@ -4,16 +4,6 @@ cdef bytes _CRLF = b"\r\n"
 cdef dict _REASONS = {s.value: s.phrase.encode("latin-1") for s in HTTPStatus}
 
 
-cdef inline bytes _as_bytes(object v, str what):
-    if isinstance(v, bytes):
-        return <bytes>v
-    if isinstance(v, str):
-        return (<str>v).encode("utf-8")
-    if isinstance(v, (bytearray, memoryview)):
-        return bytes(v)
-    raise TypeError(f"{what} must be bytes or str, not {type(v).__name__}")
-
-
 cdef inline bytes _header_bytes(object v, str what):
     cdef bytes b = _as_bytes(v, what)
     if b"\r" in b or b"\n" in b or b"\0" in b:
@@ -46,6 +36,7 @@ cdef class Connection:
     cdef Manager _mgr
     cdef public object userdata
     cdef int _want_io
+    cdef object _tls  # TlsOpts kept alive while mongoose may point into it
 
     def __cinit__(self):
         self._c = NULL
@@ -246,6 +237,171 @@ cdef class Connection:
         cdef mg_connection *c = self._get()
         cdef bytes b = _as_bytes(data, "data")
         return mg_ws_send(c, <char *>b, len(b), op)
+
+    def serve_dir(self, HttpMessage message, root_dir, extra_headers="", mime_types="",
+                  page404="") -> None:
+        """Answer ``message`` from the files under ``root_dir`` (``mg_http_serve_dir``).
+
+        ``extra_headers``: ``"Name: value\\r\\n"`` lines; ``mime_types``:
+        ``"ext1=type1,ext2=type2"``; ``page404``: path of a custom 404 page. URIs
+        escaping ``root_dir`` (``/../``) are refused by mongoose. The file is streamed
+        over the following polls. Raises ValueError for NUL in any argument.
+        """
+        cdef mg_connection *c = self._get()
+        cdef mg_http_message *hm = message._get()
+        cdef bytes root = _cstr_arg(root_dir, "root_dir")
+        cdef bytes extra = _cstr_arg(extra_headers, "extra_headers")
+        cdef bytes mime = _cstr_arg(mime_types, "mime_types")
+        cdef bytes p404 = _cstr_arg(page404, "page404")
+        cdef mg_http_serve_opts opts
+        memset(&opts, 0, sizeof(opts))
+        opts.root_dir = root
+        if extra:
+            opts.extra_headers = extra
+        if mime:
+            opts.mime_types = mime
+        if p404:
+            opts.page404 = p404
+        mg_http_serve_dir(c, hm, &opts)
+
+    def serve_file(self, HttpMessage message, path, extra_headers="", mime_types="") -> None:
+        """Answer ``message`` with the file at ``path`` (``mg_http_serve_file``).
+
+        Handles Range, If-None-Match/ETag and 404 for a missing file.
+        Raises ValueError for NUL in any argument.
+        """
+        cdef mg_connection *c = self._get()
+        cdef mg_http_message *hm = message._get()
+        cdef bytes fpath = _cstr_arg(path, "path")
+        cdef bytes extra = _cstr_arg(extra_headers, "extra_headers")
+        cdef bytes mime = _cstr_arg(mime_types, "mime_types")
+        cdef mg_http_serve_opts opts
+        memset(&opts, 0, sizeof(opts))
+        if extra:
+            opts.extra_headers = extra
+        if mime:
+            opts.mime_types = mime
+        mg_http_serve_file(c, hm, fpath, &opts)
+
+    def http_basic_auth(self, user, password) -> None:
+        """Append an ``Authorization: Basic`` header line to the send buffer (``mg_http_bauth``).
+
+        Call while writing a client request, between the request line and the
+        blank line. Raises ValueError for NUL in ``user`` or ``password``.
+        """
+        cdef mg_connection *c = self._get()
+        cdef bytes u = _cstr_arg(user, "user")
+        cdef bytes p = _cstr_arg(password, "password")
+        mg_http_bauth(c, u, p)
+
+    def resolve(self, url) -> None:
+        """Resolve ``url``'s host asynchronously, then connect (``mg_resolve``).
+
+        MG_EV_RESOLVE fires when the address is known, MG_EV_ERROR on failure.
+        """
+        cdef mg_connection *c = self._get()
+        cdef bytes u = _cstr_arg(url, "url")
+        mg_resolve(c, u)
+
+    def resolve_cancel(self) -> None:
+        """Cancel a pending DNS resolution of this connection (``mg_resolve_cancel``)."""
+        mg_resolve_cancel(self._get())
+
+    # --- MQTT ----------------------------------------------------------------
+
+    def mqtt_pub(self, topic, message, int qos=0, bint retain=False) -> int:
+        """Publish ``message`` on ``topic`` (``mg_mqtt_pub``); returns the packet id (0 for QoS 0).
+
+        Raises ValueError for a qos outside 0..2 or an empty topic.
+        """
+        cdef mg_connection *c = self._get()
+        cdef bytes t = _as_bytes(topic, "topic")
+        cdef bytes m = _as_bytes(message, "message")
+        cdef mg_mqtt_opts opts
+        _check_qos(qos)
+        if not t:
+            raise ValueError("topic must not be empty")
+        memset(&opts, 0, sizeof(opts))
+        opts.topic = _mgs(t)
+        opts.message = _mgs(m)
+        opts.qos = <uint8_t>qos
+        opts.retain = retain
+        return mg_mqtt_pub(c, &opts)
+
+    def mqtt_sub(self, topic, int qos=0) -> None:
+        """Subscribe to ``topic`` (wildcards ``+``/``#``) with ``qos`` (``mg_mqtt_sub``)."""
+        cdef mg_connection *c = self._get()
+        cdef bytes t = _as_bytes(topic, "topic")
+        cdef mg_mqtt_opts opts
+        _check_qos(qos)
+        if not t:
+            raise ValueError("topic must not be empty")
+        memset(&opts, 0, sizeof(opts))
+        opts.topic = _mgs(t)
+        opts.qos = <uint8_t>qos
+        mg_mqtt_sub(c, &opts)
+
+    def mqtt_unsub(self, topic) -> None:
+        """Unsubscribe from ``topic`` (``mg_mqtt_unsub``)."""
+        cdef mg_connection *c = self._get()
+        cdef bytes t = _as_bytes(topic, "topic")
+        cdef mg_mqtt_opts opts
+        if not t:
+            raise ValueError("topic must not be empty")
+        memset(&opts, 0, sizeof(opts))
+        opts.topic = _mgs(t)
+        mg_mqtt_unsub(c, &opts)
+
+    def mqtt_ping(self) -> None:
+        """Send PINGREQ (``mg_mqtt_ping``)."""
+        mg_mqtt_ping(self._get())
+
+    def mqtt_pong(self) -> None:
+        """Send PINGRESP (``mg_mqtt_pong``)."""
+        mg_mqtt_pong(self._get())
+
+    def mqtt_disconnect(self) -> None:
+        """Send DISCONNECT (``mg_mqtt_disconnect``); the connection stays open until closed."""
+        cdef mg_mqtt_opts opts
+        memset(&opts, 0, sizeof(opts))
+        mg_mqtt_disconnect(self._get(), &opts)
+
+    def mqtt_send_header(self, int cmd, int flags, unsigned long length) -> None:
+        """Send an MQTT fixed header (``mg_mqtt_send_header``); ``length`` payload bytes follow
+        via ``send``. For brokers built on ``mqtt_listen`` (CONNACK, SUBACK, ...).
+        """
+        cdef mg_connection *c = self._get()
+        if cmd < 1 or cmd > 15:
+            raise ValueError(f"cmd must be an MQTT_CMD_* value (1..15), got {cmd}")
+        if flags < 0 or flags > 15:
+            raise ValueError(f"flags must be in 0..15, got {flags}")
+        if length > 268435455:
+            raise ValueError(f"length {length} exceeds MQTT's 268435455")
+        mg_mqtt_send_header(c, <uint8_t>cmd, <uint8_t>flags, <uint32_t>length)
+
+    # --- SNTP / TLS -------------------------------------------------------------
+
+    def sntp_request(self) -> None:
+        """Send an SNTP request (``mg_sntp_request``); MG_EV_SNTP_TIME carries the answer."""
+        mg_sntp_request(self._get())
+
+    def tls_init(self, TlsOpts opts not None) -> None:
+        """Start TLS on this connection (``mg_tls_init``, mongoose's built-in TLS).
+
+        Server side: call on MG_EV_ACCEPT with ``cert``/``key``; client side: on
+        MG_EV_CONNECT with ``ca`` and ``name`` (or ``skip_verification``).
+        Failures surface as MG_EV_ERROR.
+        """
+        cdef mg_connection *c = self._get()
+        cdef mg_tls_opts o
+        opts._fill(&o)
+        self._tls = opts
+        mg_tls_init(c, &o)
+
+    def tls_free(self) -> None:
+        """Release this connection's TLS state (``mg_tls_free``)."""
+        mg_tls_free(self._get())
+        self._tls = None
 
     def error(self, message) -> None:
         """Close with an error: fires MG_EV_ERROR with ``message`` (``mg_error``)."""

@@ -41,6 +41,7 @@ cdef void _dispatch(mg_connection *c, int ev, void *ev_data) noexcept:
     cdef Connection parent, conn
     cdef HttpMessage hmsg = None
     cdef WsMessage wmsg = None
+    cdef MqttMessage mmsg = None
     try:
         if st.c == NULL:
             _claim(st, c)
@@ -61,6 +62,8 @@ cdef void _dispatch(mg_connection *c, int ev, void *ev_data) noexcept:
                 data = hmsg = _http_message(<mg_http_message *>ev_data)
             elif ev == MG_EV_WS_MSG or ev == MG_EV_WS_CTL:
                 data = wmsg = _ws_message(<mg_ws_message *>ev_data)
+            elif ev == MG_EV_MQTT_MSG or ev == MG_EV_MQTT_CMD:
+                data = mmsg = _mqtt_message(<mg_mqtt_message *>ev_data)
             elif ev == MG_EV_ERROR:
                 data = (<char *>ev_data).decode("utf-8", "replace")
             elif ev == MG_EV_POLL:
@@ -83,6 +86,8 @@ cdef void _dispatch(mg_connection *c, int ev, void *ev_data) noexcept:
             hmsg._hm = NULL
         if wmsg is not None:
             wmsg._wm = NULL
+        if mmsg is not None:
+            mmsg._mm = NULL
     if ev == MG_EV_CLOSE:
         _forget(c, st)
 
@@ -292,8 +297,9 @@ cdef class Manager:
                 signal.signal(sig, h)
             self.close()
 
-    cdef Connection _open_conn(self, url, handler, int kind, http):
-        # kind: 0 = listen, 1 = connect
+    cdef Connection _open_conn(self, url, handler, int kind, http,
+                               const mg_mqtt_opts *mopts=NULL):
+        # kind: 0 listen, 1 connect, 2 ws_connect, 3 mqtt_connect, 4 mqtt_listen, 5 sntp
         self._check()
         if handler is not None and not callable(handler):
             raise TypeError(f"handler must be callable or None, not {type(handler).__name__}")
@@ -308,14 +314,24 @@ cdef class Manager:
         if kind == 0:
             c = mg_http_listen(&self._mgr, u, _on_event, st) if http else \
                 mg_listen(&self._mgr, u, _on_event, st)
-        else:
+        elif kind == 1:
             c = mg_http_connect(&self._mgr, u, _on_event, st) if http else \
                 mg_connect(&self._mgr, u, _on_event, st)
+        elif kind == 2:
+            c = mg_ws_connect(&self._mgr, u, _on_event, st, "%s", <char *>b"")
+        elif kind == 3:
+            c = mg_mqtt_connect(&self._mgr, u, mopts, _on_event, st)
+        elif kind == 4:
+            c = mg_mqtt_listen(&self._mgr, u, _on_event, st)
+        else:
+            c = mg_sntp_connect(&self._mgr, u, _on_event, st)
         if c == NULL:
             if st.c == NULL:  # mongoose never adopted the state
                 free(st)
                 Py_DECREF(conn)
-            raise RuntimeError(f"cannot {'listen on' if kind == 0 else 'connect to'} {url!r}")
+            if kind == 0 or kind == 4:
+                raise RuntimeError(f"cannot listen on {url!r}")
+            raise RuntimeError(f"cannot connect to {url!r}")
         if st.c == NULL:
             _claim(st, c)
         return conn
@@ -331,6 +347,55 @@ cdef class Manager:
     def connect(self, url, handler=None, *, http=None) -> Connection:
         """Open an outbound connection to ``url``; returns at once (MG_EV_CONNECT follows)."""
         return self._open_conn(url, handler, 1, http)
+
+    def ws_connect(self, url, handler=None) -> Connection:
+        """Open a client WebSocket to ``url`` (ws:// or wss://) (``mg_ws_connect``).
+
+        MG_EV_WS_OPEN (data: the HTTP 101 response) when the handshake completes,
+        then MG_EV_WS_MSG per frame. Raises RuntimeError naming the URL on failure.
+        """
+        return self._open_conn(url, handler, 2, None)
+
+    def mqtt_connect(self, url, handler=None, client_id="", username="", password="",
+                     bint clean_session=True, int keepalive=60) -> Connection:
+        """Open an MQTT 3.1.1 client connection and send CONNECT (``mg_mqtt_connect``).
+
+        MG_EV_MQTT_OPEN (data: CONNACK code, 0 = accepted) follows, then
+        MG_EV_MQTT_MSG per PUBLISH and MG_EV_MQTT_CMD per packet. ``keepalive`` is in
+        seconds (0..65535, ValueError otherwise); an empty ``client_id`` lets
+        mongoose generate one.
+        """
+        if keepalive < 0 or keepalive > 65535:
+            raise ValueError(f"keepalive must be in 0..65535 seconds, got {keepalive}")
+        cdef bytes cid = _as_bytes(client_id, "client_id")
+        cdef bytes user = _as_bytes(username, "username")
+        cdef bytes pw = _as_bytes(password, "password")
+        cdef mg_mqtt_opts opts
+        memset(&opts, 0, sizeof(opts))
+        opts.client_id = _mgs(cid)
+        opts.user = _mgs(user)
+        opts.passwd = _mgs(pw)
+        opts.clean = clean_session
+        opts.keepalive = <uint16_t>keepalive
+        opts.version = 4
+        return self._open_conn(url, handler, 3, None, &opts)
+
+    def mqtt_listen(self, url, handler=None) -> Connection:
+        """Listen for MQTT clients on ``url`` (``mg_mqtt_listen``).
+
+        Each received packet fires MG_EV_MQTT_CMD with an ``MqttMessage``; the
+        handler answers (CONNACK, SUBACK, forwarding PUBLISH) like mongoose's
+        mqtt-server example.
+        """
+        return self._open_conn(url, handler, 4, None)
+
+    def sntp_connect(self, url, handler=None) -> Connection:
+        """Open an SNTP (RFC 4330) client to ``url`` (e.g. ``udp://time.google.com:123``).
+
+        Call ``sntp_request()`` on the connection; MG_EV_SNTP_TIME delivers the
+        server time in epoch milliseconds (``mg_sntp_connect``).
+        """
+        return self._open_conn(url, handler, 5, None)
 
     def timer_add(self, unsigned long milliseconds, callback, *, repeat=False,
                   run_now=False) -> Timer:

@@ -8,6 +8,31 @@ cdef inline bytes _bytes(mg_str s):
     return PyBytes_FromStringAndSize(s.buf, s.len)
 
 
+cdef inline bytes _as_bytes(object v, str what):
+    if isinstance(v, bytes):
+        return <bytes>v
+    if isinstance(v, str):
+        return (<str>v).encode("utf-8")
+    if isinstance(v, (bytearray, memoryview)):
+        return bytes(v)
+    raise TypeError(f"{what} must be bytes or str, not {type(v).__name__}")
+
+
+cdef inline mg_str _mgs(bytes b):
+    cdef mg_str s
+    s.buf = <char *>b
+    s.len = len(b)
+    return s
+
+
+cdef inline bytes _cstr_arg(object v, str what):
+    """bytes for a NUL-terminated C string argument; NUL inside raises ValueError."""
+    cdef bytes b = _as_bytes(v, what)
+    if b"\0" in b:
+        raise ValueError(f"{what} must not contain NUL")
+    return b
+
+
 cdef class HttpMessage:
     """View over ``struct mg_http_message`` (an HTTP request or response).
 
@@ -69,6 +94,40 @@ cdef class HttpMessage:
                 break
             out.append((_str(hm.headers[i].name), _str(hm.headers[i].value)))
         return out
+
+    def query_var(self, name):
+        """URL-decoded value of query variable ``name`` (``mg_http_get_var``), or None."""
+        cdef mg_http_message *hm = self._get()
+        cdef bytes key = _cstr_arg(name, "name")
+        cdef size_t cap = hm.query.len + 1
+        cdef char *buf = <char *>malloc(cap)
+        cdef int n
+        if buf == NULL:
+            raise MemoryError()
+        try:
+            n = mg_http_get_var(&hm.query, key, buf, cap)
+            if n < 0:
+                return None
+            return PyUnicode_DecodeUTF8(buf, n, "surrogateescape")
+        finally:
+            free(buf)
+
+    def header_var(self, header_name, var_name):
+        """Parameter ``var_name`` of header ``header_name`` or None (``mg_http_get_header_var``).
+
+        E.g. ``header_var("Content-Type", "boundary")`` for a multipart request.
+        """
+        cdef mg_http_message *hm = self._get()
+        cdef bytes h = _cstr_arg(header_name, "header_name")
+        cdef bytes v = _as_bytes(var_name, "var_name")
+        cdef mg_str *hv = mg_http_get_header(hm, h)
+        cdef mg_str r
+        if hv == NULL:
+            return None
+        r = mg_http_get_header_var(hv[0], _mgs(v))
+        if r.buf == NULL:
+            return None
+        return _str(r)
 
     def status(self):
         """Status code of an HTTP response, or None for a request."""

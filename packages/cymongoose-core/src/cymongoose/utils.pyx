@@ -20,21 +20,6 @@ def log_get() -> int:
 
 # --- helpers -----------------------------------------------------------------
 
-cdef inline mg_str _mgs(bytes b):
-    cdef mg_str s
-    s.buf = <char *>b
-    s.len = len(b)
-    return s
-
-
-cdef inline bytes _cstr_arg(object v, str what):
-    """bytes for a NUL-terminated C string argument; NUL inside raises ValueError."""
-    cdef bytes b = _as_bytes(v, what)
-    if b"\0" in b:
-        raise ValueError(f"{what} must not contain NUL")
-    return b
-
-
 cdef inline bytes _path_arg(object path):
     cdef bytes p = _cstr_arg(path, "path")
     if not p.startswith(b"$"):

@@ -294,3 +294,4 @@ cdef extern from "mongoose.h" nogil:
     void mg_mqtt_disconnect(mg_connection *, const mg_mqtt_opts *)
     void mg_mqtt_send_header(mg_connection *, uint8_t cmd, uint8_t flags, uint32_t len)
     size_t mg_mqtt_next_prop(mg_mqtt_message *, mg_mqtt_prop *, size_t ofs)
+    uint64_t mg_boot_timestamp_ms
