@@ -103,8 +103,11 @@ def test_query_and_header_var(serve):
             c.reply(200, b"ok")
 
     srv = serve(handler)
-    httpx.post(srv.url + "/p?a=1&b=h%C3%A9llo+w", content=b"x",
-               headers={"Content-Type": "multipart/form-data; boundary=XyZ"})
+    httpx.post(
+        srv.url + "/p?a=1&b=h%C3%A9llo+w",
+        content=b"x",
+        headers={"Content-Type": "multipart/form-data; boundary=XyZ"},
+    )
     assert seen["a"] == "1"
     assert seen["b"] == "héllo w"
     assert seen["none"] is None
@@ -117,6 +120,7 @@ def test_query_and_header_var(serve):
 def test_http_basic_auth_client():
     got = {}
     with Manager() as mgr:
+
         def server(c, ev, data):
             if ev == MG_EV_HTTP_MSG:
                 got["auth"] = data.header("Authorization")
@@ -143,6 +147,7 @@ def test_http_basic_auth_client():
 def test_ws_connect_client():
     events = []
     with Manager() as mgr:
+
         def server(c, ev, data):
             if ev == MG_EV_HTTP_MSG:
                 c.ws_upgrade(data)
@@ -195,6 +200,7 @@ def test_resolve_localhost():
 def test_resolve_methods_and_closed_connection():
     closed = []
     with Manager() as mgr:
+
         def on_event(c, ev, d):
             if ev == MG_EV_CLOSE:
                 closed.append(1)
@@ -205,7 +211,10 @@ def test_resolve_methods_and_closed_connection():
             c.resolve("tcp://a\0b:1")
         c.close()
         run_until(mgr, lambda: closed)
-        for call in (lambda: c.resolve("tcp://localhost:1"), c.resolve_cancel,
-                     lambda: c.http_basic_auth("a", "b")):
+        for call in (
+            lambda: c.resolve("tcp://localhost:1"),
+            c.resolve_cancel,
+            lambda: c.http_basic_auth("a", "b"),
+        ):
             with pytest.raises(RuntimeError, match="closed"):
                 call()

@@ -140,9 +140,9 @@ def test_http_var():
 
 def test_http_parse_multipart():
     body = (
-        b"--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.txt\"\r\n"
+        b'--XyZ\r\nContent-Disposition: form-data; name="file"; filename="a.txt"\r\n'
         b"Content-Type: text/plain\r\n\r\nDATA\x00\xff\r\n"
-        b"--XyZ\r\nContent-Disposition: form-data; name=\"field\"\r\n\r\nvalue 2\r\n"
+        b'--XyZ\r\nContent-Disposition: form-data; name="field"\r\n\r\nvalue 2\r\n'
         b"--XyZ--\r\n"
     )
     parts = []
