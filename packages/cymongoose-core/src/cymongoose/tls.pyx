@@ -38,11 +38,16 @@ cdef class TlsOpts:
             raise ValueError("cert and key must be given together")
 
     cdef void _fill(self, mg_tls_opts *o):
+        # Absent fields stay {NULL, 0}: mongoose tests .buf, not .len, for presence.
         memset(o, 0, sizeof(mg_tls_opts))
-        o.ca = _mgs(self.ca)
-        o.cert = _mgs(self.cert)
-        o.key = _mgs(self.key)
-        o.name = _mgs(self.name)
+        if self.ca:
+            o.ca = _mgs(self.ca)
+        if self.cert:
+            o.cert = _mgs(self.cert)
+        if self.key:
+            o.key = _mgs(self.key)
+        if self.name:
+            o.name = _mgs(self.name)
         o.skip_verification = self.skip_verification
 
     def __repr__(self):
