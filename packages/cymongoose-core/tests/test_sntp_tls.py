@@ -96,6 +96,10 @@ def test_sntp_request_on_closed_connection():
 
 @pytest.fixture(scope="module")
 def pki():
+    return make_pki()
+
+
+def make_pki(valid_from_days=-1, valid_to_days=30):
     x509 = pytest.importorskip("cryptography.x509")
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -125,8 +129,8 @@ def pki():
         .issuer_name(ca_cert.subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=30))
+        .not_valid_before(now + datetime.timedelta(days=valid_from_days))
+        .not_valid_after(now + datetime.timedelta(days=valid_to_days))
         .add_extension(
             x509.SubjectAlternativeName(
                 [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
@@ -212,6 +216,27 @@ def test_https_client_rejects_unknown_ca(pki):
         mgr.connect(f"https://127.0.0.1:{port}", client)
         run_until(mgr, lambda: got)
     assert "error" in got and "status" not in got
+
+
+@pytest.mark.parametrize("dates", [(-30, -1), (1, 30)], ids=["expired", "not-yet-valid"])
+def test_https_client_checks_dates_against_host_clock(dates):
+    pki = make_pki(*dates)
+    got = {}
+    with Manager() as mgr:
+        port = mgr.listen("https://127.0.0.1:0", https_handler(pki)).local_addr[1]
+
+        def client(c, ev, data):
+            if ev == MG_EV_CONNECT:
+                c.tls_init(TlsOpts(ca=pki["ca"], name="localhost"))
+                c.send(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            elif ev == MG_EV_HTTP_MSG:
+                got["status"] = data.status()
+            elif ev == MG_EV_ERROR:
+                got["error"] = data
+
+        mgr.connect(f"https://127.0.0.1:{port}", client)
+        run_until(mgr, lambda: got)
+    assert "error" in got and "status" not in got, got
 
 
 def test_tls_opts_validation():
