@@ -70,8 +70,8 @@ def core(session: nox.Session) -> None:
 
 @nox.session
 def aio(session: nox.Session) -> None:
-    """cymongoose-aio's tests."""
-    _install(session, "core", "aio")
+    """cymongoose-aio's tests (both modes; uvloop too)."""
+    _install(session, "core", "aio", extra=["uvloop"])
     _pytest(session, PACKAGES["aio"] / "tests")
 
 

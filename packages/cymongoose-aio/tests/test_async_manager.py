@@ -1,21 +1,41 @@
-"""AsyncManager (threaded mode) over real sockets with an httpx client."""
+"""AsyncManager over real sockets, in both modes (integrated and threaded)."""
 
 from __future__ import annotations
 
 import asyncio
+import socket
 import threading
 import time
 
 import httpx
 import pytest
-from cymongoose import MG_EV_HTTP_MSG, MG_EV_WAKEUP
+from cymongoose import MG_EV_HTTP_MSG, MG_EV_WAKEUP, Manager
 from cymongoose.aio import AsyncManager
 
 pytestmark = pytest.mark.timeout(60)
 
+_HAS_EPOLL = Manager().epoll_fd >= 0
+
+MODES = [
+    pytest.param(
+        "integrated",
+        marks=pytest.mark.skipif(not _HAS_EPOLL, reason="integrated mode needs epoll"),
+    ),
+    "threaded",
+]
+
+
+@pytest.fixture(params=MODES)
+def mode(request) -> str:
+    return request.param
+
 
 def _port(conn) -> int:
     return conn.local_addr[1]
+
+
+def _poll_thread_name(mode: str) -> str:
+    return "MainThread" if mode == "integrated" else "cymongoose-poll"
 
 
 def hello(conn, ev, data):
@@ -23,9 +43,66 @@ def hello(conn, ev, data):
         conn.reply(200, b"Hello from async!")
 
 
-def test_listen_and_serve():
+async def _raw_get(port: int, path: str = "/", count: int = 1) -> list[bytes]:
+    """``count`` keep-alive GETs on one raw socket; returns the bodies."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    bodies = []
+    try:
+        for _ in range(count):
+            writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = 0
+            for line in head.split(b"\r\n"):
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":")[1])
+            bodies.append(await reader.readexactly(length))
+    finally:
+        writer.close()
+    return bodies
+
+
+def test_mode_argument_and_property(mode):
+    async def main():
+        am = AsyncManager(hello, mode=mode)
+        assert am.mode == mode
+        async with am:
+            assert am.mode == mode
+            assert am.running
+        assert not am.running
+
+    asyncio.run(main())
+
+
+def test_auto_mode_prefers_integrated():
     async def main():
         async with AsyncManager(hello) as am:
+            return am.mode
+
+    assert asyncio.run(main()) == ("integrated" if _HAS_EPOLL else "threaded")
+
+
+def test_invalid_mode():
+    with pytest.raises(ValueError, match="mode"):
+        AsyncManager(mode="fast")
+
+
+def test_integrated_mode_starts_no_thread():
+    if not _HAS_EPOLL:
+        pytest.skip("integrated mode needs epoll")
+
+    async def main():
+        before = threading.active_count()
+        async with AsyncManager(hello, mode="integrated") as am:
+            listener = am.listen("http://127.0.0.1:0")
+            assert await _raw_get(_port(listener)) == [b"Hello from async!"]
+            assert threading.active_count() == before
+
+    asyncio.run(main())
+
+
+def test_listen_and_serve(mode):
+    async def main():
+        async with AsyncManager(hello, mode=mode) as am:
             assert am.running
             listener = am.listen("http://127.0.0.1:0")
             url = f"http://127.0.0.1:{_port(listener)}/"
@@ -39,7 +116,37 @@ def test_listen_and_serve():
     asyncio.run(main())
 
 
-def test_per_listener_handler_and_poll_thread():
+def test_uvloop(mode):
+    uvloop = pytest.importorskip("uvloop")
+
+    async def main():
+        async with AsyncManager(hello, mode=mode) as am:
+            listener = am.listen("http://127.0.0.1:0")
+            bodies = await _raw_get(_port(listener), count=20)
+            return am.mode, bodies
+
+    got_mode, bodies = uvloop.run(main())
+    assert got_mode == mode
+    assert bodies == [b"Hello from async!"] * 20
+
+
+def test_keep_alive_latency(mode):
+    """Responses go out at once, not at the next housekeeping poll (poll_interval)."""
+
+    async def main():
+        async with AsyncManager(hello, mode=mode, poll_interval=200) as am:
+            listener = am.listen("http://127.0.0.1:0")
+            await _raw_get(_port(listener))  # warm up
+            start = time.perf_counter()
+            bodies = await _raw_get(_port(listener), count=50)
+            return time.perf_counter() - start, bodies
+
+    elapsed, bodies = asyncio.run(main())
+    assert bodies == [b"Hello from async!"] * 50
+    assert elapsed < 0.5, f"50 keep-alive requests took {elapsed:.3f}s"
+
+
+def test_per_listener_handler_and_poll_thread(mode):
     threads = []
 
     def handler(conn, ev, data):
@@ -48,7 +155,7 @@ def test_per_listener_handler_and_poll_thread():
             conn.reply(201, data.uri.encode())
 
     async def main():
-        async with AsyncManager() as am:
+        async with AsyncManager(mode=mode) as am:
             listener = am.listen("http://127.0.0.1:0", handler)
             async with httpx.AsyncClient() as client:
                 r = await client.get(f"http://127.0.0.1:{_port(listener)}/abc")
@@ -56,17 +163,17 @@ def test_per_listener_handler_and_poll_thread():
 
     r = asyncio.run(main())
     assert (r.status_code, r.text) == (201, "/abc")
-    assert threads == ["cymongoose-poll"]
+    assert threads == [_poll_thread_name(mode)]
 
 
-def test_schedule_coroutine_from_handler():
+def test_schedule_coroutine_from_handler(mode):
     results = []
 
     async def record(uri: str):
         await asyncio.sleep(0)
         results.append((uri, threading.current_thread() is threading.main_thread()))
 
-    am = AsyncManager()
+    am = AsyncManager(mode=mode)
 
     def handler(conn, ev, data):
         if ev == MG_EV_HTTP_MSG:
@@ -89,20 +196,44 @@ def test_schedule_coroutine_from_handler():
     assert ("/job", True) in results and "callback" in results
 
 
-def test_schedule_rejects_other_objects():
+def test_coroutine_replies_through_call_in_poll_thread(mode):
+    """A handler defers its answer to a coroutine, which writes without waiting a poll."""
+    am = AsyncManager(mode=mode, poll_interval=200)
+
+    async def answer(conn, uri):
+        await asyncio.sleep(0.001)
+        am.call_in_poll_thread(conn.reply, 200, f"async {uri}".encode())
+
+    def handler(conn, ev, data):
+        if ev == MG_EV_HTTP_MSG:
+            am.schedule(answer(conn, data.uri))
+
     async def main():
-        async with AsyncManager() as am:
+        async with am:
+            listener = am.listen("http://127.0.0.1:0", handler)
+            start = time.perf_counter()
+            bodies = await _raw_get(_port(listener), "/x", count=10)
+            return time.perf_counter() - start, bodies
+
+    elapsed, bodies = asyncio.run(main())
+    assert bodies == [b"async /x"] * 10
+    assert elapsed < 1.0
+
+
+def test_schedule_rejects_other_objects(mode):
+    async def main():
+        async with AsyncManager(mode=mode) as am:
             with pytest.raises(TypeError, match="coroutine or a callable"):
                 am.schedule(42)
 
     asyncio.run(main())
 
 
-def test_timer_one_shot_and_repeat():
+def test_timer_one_shot_and_repeat(mode):
     async def main():
         fired = []
-        # Timers fire between polls: their resolution is poll_interval.
-        async with AsyncManager(poll_interval=10) as am:
+        # Threaded mode: timers fire between polls, their resolution is poll_interval.
+        async with AsyncManager(poll_interval=10, mode=mode) as am:
             am.timer_add(20, lambda: fired.append("once"))
             timer = am.timer_add(10, lambda: fired.append("tick"), repeat=True)
             await asyncio.sleep(0.3)
@@ -116,17 +247,40 @@ def test_timer_one_shot_and_repeat():
     asyncio.run(main())
 
 
-def test_wakeup_delivers_payload():
+def test_timer_fires_before_poll_interval():
+    """Integrated mode wakes up for a due timer instead of waiting for the next tick
+    (threaded mode's timer resolution is poll_interval)."""
+    if not _HAS_EPOLL:
+        pytest.skip("integrated mode needs epoll")
+    mode = "integrated"
+
+    async def main():
+        fired = []
+        async with AsyncManager(poll_interval=200, mode=mode) as am:
+            start = time.monotonic()
+            am.timer_add(30, lambda: fired.append(time.monotonic() - start))
+            timer = am.timer_add(20, lambda: fired.append("tick"), repeat=True)
+            await asyncio.sleep(0.25)
+            timer.cancel()
+        return fired
+
+    fired = asyncio.run(main())
+    once = [x for x in fired if x != "tick"]
+    assert len(once) == 1 and 0.029 < once[0] < 0.1
+    assert fired.count("tick") >= 8
+
+
+def test_wakeup_delivers_payload(mode):
     got = []
     done = threading.Event()
 
     def handler(conn, ev, data):
         if ev == MG_EV_WAKEUP:
-            got.append(data)
+            got.append((data, threading.current_thread().name))
             done.set()
 
     async def main():
-        async with AsyncManager(handler) as am:
+        async with AsyncManager(handler, mode=mode) as am:
             listener = am.listen("http://127.0.0.1:0")
             big = bytes(range(256)) * 400  # larger than the wakeup pipe
             assert am.wakeup(listener.id, big)
@@ -134,13 +288,50 @@ def test_wakeup_delivers_payload():
             return big
 
     big = asyncio.run(main())
-    assert got == [big]
+    assert got == [(big, _poll_thread_name(mode))]
 
 
-def test_call_in_poll_thread_is_ordered_and_batched():
+def test_wakeup_from_other_threads(mode):
+    got = []
+    all_in = asyncio.Event()
+
+    async def main():
+        loop = asyncio.get_running_loop()
+
+        def handler(conn, ev, data):
+            if ev == MG_EV_WAKEUP:
+                got.append(data)
+                if len(got) == 400:
+                    loop.call_soon_threadsafe(all_in.set)
+
+        async with AsyncManager(handler, mode=mode, poll_interval=200) as am:
+            listener = am.listen("http://127.0.0.1:0")
+
+            def sender(n: int) -> None:
+                for i in range(100):
+                    assert am.wakeup(listener.id, f"{n}:{i}".encode())
+
+            threads = [threading.Thread(target=sender, args=(n,)) for n in range(4)]
+            start = time.monotonic()
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            await asyncio.wait_for(all_in.wait(), 5)
+            return time.monotonic() - start
+
+    elapsed = asyncio.run(main())
+    assert sorted(got) == sorted(f"{n}:{i}".encode() for n in range(4) for i in range(100))
+    for n in range(4):  # each thread's payloads arrive in order
+        mine = [g for g in got if g.startswith(f"{n}:".encode())]
+        assert mine == [f"{n}:{i}".encode() for i in range(100)]
+    assert elapsed < 1.0  # woken at once, not at poll_interval
+
+
+def test_call_in_poll_thread_is_ordered_and_batched(mode):
     async def main():
         seen = []
-        async with AsyncManager(poll_interval=200) as am:
+        async with AsyncManager(poll_interval=200, mode=mode) as am:
             start = time.monotonic()
             for i in range(100):
                 am.call_in_poll_thread(
@@ -152,16 +343,49 @@ def test_call_in_poll_thread_is_ordered_and_batched():
                 await asyncio.sleep(0.005)
             elapsed = time.monotonic() - start
         assert [i for i, _ in seen] == list(range(100))
-        assert {name for _, name in seen} == {"cymongoose-poll"}
+        assert {name for _, name in seen} == {_poll_thread_name(mode)}
         assert elapsed < 0.15  # the wakeup interrupted a 200 ms poll
 
     asyncio.run(main())
 
 
-def test_listen_interrupts_long_poll():
+def test_call_in_poll_thread_from_other_thread(mode):
     async def main():
-        async with AsyncManager(hello, poll_interval=200) as am:
-            await asyncio.sleep(0.05)  # the poll thread is now inside poll(200)
+        seen = []
+        done = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        async with AsyncManager(poll_interval=200, mode=mode) as am:
+
+            def worker() -> None:
+                for i in range(50):
+                    am.call_in_poll_thread(
+                        lambda i=i: seen.append((i, threading.current_thread().name))
+                    )
+                am.call_in_poll_thread(loop.call_soon_threadsafe, done.set)
+
+            threading.Thread(target=worker, name="worker").start()
+            await asyncio.wait_for(done.wait(), 2)
+        assert [i for i, _ in seen] == list(range(50))
+        assert {name for _, name in seen} == {_poll_thread_name(mode)}
+
+    asyncio.run(main())
+
+
+def test_listen_from_other_thread(mode):
+    async def main():
+        async with AsyncManager(hello, mode=mode) as am:
+            listener = await asyncio.get_running_loop().run_in_executor(
+                None, am.listen, "http://127.0.0.1:0"
+            )
+            return await _raw_get(_port(listener))
+
+    assert asyncio.run(main()) == [b"Hello from async!"]
+
+
+def test_listen_interrupts_long_poll(mode):
+    async def main():
+        async with AsyncManager(hello, poll_interval=200, mode=mode) as am:
+            await asyncio.sleep(0.05)  # threaded: the poll thread is now inside poll(200)
             start = time.monotonic()
             am.listen("http://127.0.0.1:0")
             return time.monotonic() - start
@@ -169,7 +393,7 @@ def test_listen_interrupts_long_poll():
     assert asyncio.run(main()) < 0.15
 
 
-def test_handler_exception_goes_to_error_handler():
+def test_handler_exception_goes_to_error_handler(mode):
     errors = []
 
     def handler(conn, ev, data):
@@ -179,7 +403,7 @@ def test_handler_exception_goes_to_error_handler():
             conn.reply(200, b"ok")
 
     async def main():
-        async with AsyncManager(handler, error_handler=errors.append) as am:
+        async with AsyncManager(handler, error_handler=errors.append, mode=mode) as am:
             listener = am.listen("http://127.0.0.1:0")
             base = f"http://127.0.0.1:{_port(listener)}"
             async with httpx.AsyncClient(timeout=1.0) as client:
@@ -194,9 +418,27 @@ def test_handler_exception_goes_to_error_handler():
     assert len(errors) == 1 and isinstance(errors[0], ValueError)
 
 
-def test_shutdown_closes_manager_and_refuses_after():
+def test_call_in_poll_thread_exception_goes_to_error_handler(mode):
+    errors = []
+
+    def boom():
+        raise KeyError("cb")
+
     async def main():
-        am = AsyncManager(hello)
+        async with AsyncManager(error_handler=errors.append, mode=mode) as am:
+            am.call_in_poll_thread(boom)
+            for _ in range(100):
+                if errors:
+                    break
+                await asyncio.sleep(0.005)
+
+    asyncio.run(main())
+    assert len(errors) == 1 and isinstance(errors[0], KeyError)
+
+
+def test_shutdown_closes_manager_and_refuses_after(mode):
+    async def main():
+        am = AsyncManager(hello, mode=mode)
         async with am:
             listener = am.listen("http://127.0.0.1:0")
             port = _port(listener)
@@ -210,7 +452,62 @@ def test_shutdown_closes_manager_and_refuses_after():
         httpx.get(f"http://127.0.0.1:{port}/", timeout=1.0)
 
 
+def test_clean_shutdown_with_open_connections(mode):
+    async def main():
+        am = AsyncManager(hello, mode=mode)
+        async with am:
+            listener = am.listen("http://127.0.0.1:0")
+            port = _port(listener)
+            clients = []
+            for _ in range(20):
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+                await reader.readuntil(b"Hello from async!")
+                clients.append((reader, writer))
+            idle = socket.create_connection(("127.0.0.1", port))  # never sends a byte
+            await asyncio.sleep(0.05)
+            start = time.monotonic()
+        elapsed = time.monotonic() - start
+        for reader, writer in clients:  # every keep-alive connection sees EOF
+            assert await asyncio.wait_for(reader.read(), 2) == b""
+            writer.close()
+        idle.settimeout(2)
+        assert idle.recv(10) == b""
+        idle.close()
+        return elapsed
+
+    assert asyncio.run(main()) < 1.0
+
+
+def test_many_concurrent_clients(mode):
+    n = 1000
+
+    async def main():
+        async with AsyncManager(hello, mode=mode) as am:
+            listener = am.listen("http://127.0.0.1:0")
+            port = _port(listener)
+            sem = asyncio.Semaphore(n)  # all at once; the backlog absorbs bursts
+
+            async def one(i: int) -> bytes:
+                async with sem:
+                    for attempt in range(5):
+                        try:
+                            return (await _raw_get(port, f"/{i}"))[0]
+                        except (ConnectionError, asyncio.IncompleteReadError):
+                            await asyncio.sleep(0.05 * (attempt + 1))
+                    raise AssertionError(f"client {i} failed 5 times")
+
+            start = time.monotonic()
+            bodies = await asyncio.gather(*(one(i) for i in range(n)))
+            return time.monotonic() - start, bodies
+
+    elapsed, bodies = asyncio.run(main())
+    assert bodies == [b"Hello from async!"] * n
+    assert elapsed < 20
+
+
 def test_shutdown_timeout_abandons_blocked_thread():
+    """Threaded mode only: in integrated mode a blocked handler blocks the loop itself."""
     release = threading.Event()
     entered = threading.Event()
 
@@ -221,7 +518,7 @@ def test_shutdown_timeout_abandons_blocked_thread():
             conn.reply(200, b"late")
 
     async def main():
-        am = AsyncManager(handler, shutdown_timeout=0.2)
+        am = AsyncManager(handler, shutdown_timeout=0.2, mode="threaded")
         await am.start()
         listener = am.listen("http://127.0.0.1:0")
         port = _port(listener)
@@ -235,12 +532,15 @@ def test_shutdown_timeout_abandons_blocked_thread():
         t = threading.Thread(target=client, daemon=True)
         t.start()
         await asyncio.get_running_loop().run_in_executor(None, entered.wait, 5)
+        start = time.monotonic()
         with pytest.warns(RuntimeWarning, match="shutdown_timeout"):
             await am.aclose()
+        elapsed = time.monotonic() - start
         release.set()
         t.join(3)
+        return elapsed
 
-    asyncio.run(main())
+    assert asyncio.run(main()) < 2.0  # no hang past the timeout
 
 
 def test_not_started_errors():
@@ -249,3 +549,12 @@ def test_not_started_errors():
         am.listen("http://127.0.0.1:0")
     with pytest.raises(ValueError, match="poll_interval"):
         AsyncManager(poll_interval=-1)
+
+
+def test_start_twice_fails(mode):
+    async def main():
+        async with AsyncManager(mode=mode) as am:
+            with pytest.raises(RuntimeError, match="already started"):
+                await am.start()
+
+    asyncio.run(main())

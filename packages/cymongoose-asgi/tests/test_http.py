@@ -223,3 +223,26 @@ def test_start_stop_and_manager_property():
         return r
 
     assert asyncio.run(main()).text == "Hello, world!"
+
+
+@pytest.mark.parametrize("mode", ["auto", "threaded"])
+def test_keep_alive_latency(mode):
+    """50 keep-alive requests, one after another: responses go out at once, not at the
+    next housekeeping poll."""
+    import time
+
+    with ServerThread(hello_app, mode=mode) as server:
+        expected = "integrated" if server.server.manager.epoll_fd >= 0 else "threaded"
+        assert server.server.mode == (expected if mode == "auto" else mode)
+        with socket.create_connection(("127.0.0.1", server.port)) as sock:
+            sock.settimeout(5)
+            start = time.perf_counter()
+            for _ in range(50):
+                sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+                got = b""
+                while not got.endswith(b"Hello, world!"):
+                    chunk = sock.recv(4096)
+                    assert chunk
+                    got += chunk
+            elapsed = time.perf_counter() - start
+    assert elapsed < 0.5, f"50 keep-alive requests took {elapsed:.3f}s"

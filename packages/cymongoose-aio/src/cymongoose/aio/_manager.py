@@ -1,6 +1,17 @@
-"""`AsyncManager`, threaded mode.
+"""`AsyncManager`: two ways to run mongoose beside asyncio, with one public API.
 
-Threads and who touches what:
+*Integrated* mode (Linux, where ``Manager.epoll_fd >= 0``): mongoose is polled on the asyncio
+thread itself. The loop watches mongoose's epoll descriptor (``loop.add_reader``) and calls
+``poll(0)`` when it is readable; ``call_later`` timers run ``poll(0)`` every
+``poll_interval`` ms (MG_EV_POLL housekeeping) and when a `timer_add` timer is due; and a
+coalesced ``poll(0)`` (at most one pending, queued with ``call_soon``) follows every write
+made outside ``poll()`` and every ``poll()`` that ran Python code. That last poll matters:
+mongoose only sends inside ``poll()``, arming EPOLLOUT for connections whose send buffer
+is non-empty, so data queued by a handler or a coroutine goes out on the *next* poll.
+No thread, no lock; `wakeup` from other threads still works because mongoose's wakeup
+socketpair makes the epoll descriptor readable.
+
+*Threaded* mode (everywhere), threads and who touches what:
 
 - The *poll thread* (a daemon thread started by ``__aenter__``) calls ``Manager.poll()`` in
   a loop while holding ``_lock``. Every mongoose event handler, timer callback and every
@@ -16,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import concurrent.futures
 import logging
 import threading
 import time
@@ -32,13 +44,19 @@ logger = logging.getLogger("cymongoose.aio")
 # Interval at which shutdown re-sends the wakeup and warns about a blocked poll thread.
 _SHUTDOWN_WARN_INTERVAL_S = 5.0
 
+_MODES = ("auto", "integrated", "threaded")
+
+# Integrated mode wakes up this much after a mongoose timer is due (mongoose compares
+# whole milliseconds of its own clock).
+_TIMER_SLACK_S = 0.001
+
 
 def _ignore_event(conn: Any, ev: int, data: Any) -> None:
     pass
 
 
 class AsyncManager:
-    """Run a `cymongoose.Manager` in a daemon thread beside the running asyncio loop.
+    """Run a `cymongoose.Manager` beside (or inside) the running asyncio loop.
 
     Usage::
 
@@ -48,14 +66,20 @@ class AsyncManager:
 
     Args:
         handler: default event handler ``handler(conn, ev, data)`` for all connections;
-            it runs on the poll thread.
-        poll_interval: milliseconds that one ``poll()`` may wait for I/O (default 100).
+            it runs on the poll thread (in integrated mode: the asyncio thread).
+        poll_interval: milliseconds that one ``poll()`` may wait for I/O (default 100);
+            in integrated mode, the period of the housekeeping poll (MG_EV_POLL).
         error_handler: called with the exception when a handler raises (default: the
             core prints the traceback).
         shutdown_timeout: seconds that ``__aexit__`` waits for the poll thread. Every 5 s
             a RuntimeWarning names the still-running thread and the wakeup is retried;
             past the limit the manager is *not* closed (its memory may be in use by a
-            blocked handler) and the daemon thread is abandoned.
+            blocked handler) and the daemon thread is abandoned. (Integrated mode has no
+            thread: a blocked handler blocks the asyncio loop itself.)
+        mode: ``"auto"`` (default: integrated where mongoose has an epoll descriptor and
+            the loop supports ``add_reader``, else threaded), ``"integrated"`` (RuntimeError
+            from `start` where unavailable) or ``"threaded"``. The `mode` property
+            reports the mode in use.
     """
 
     _MAX_POLL_MS = 200
@@ -66,7 +90,10 @@ class AsyncManager:
         poll_interval: int = 100,
         error_handler: Callable[[BaseException], Any] | None = None,
         shutdown_timeout: float = 30,
+        mode: str = "auto",
     ) -> None:
+        if mode not in _MODES:
+            raise ValueError(f"mode must be one of {_MODES}, got {mode!r}")
         if not isinstance(poll_interval, int) or poll_interval < 0:
             raise ValueError(f"poll_interval must be an int >= 0 (ms), got {poll_interval!r}")
         if shutdown_timeout < 0:
@@ -89,6 +116,16 @@ class AsyncManager:
             collections.deque()
         )
         self._wake_pending = False
+        self._requested_mode = mode
+        self._mode = mode
+        # Integrated mode state (asyncio thread only).
+        self._integrated = False
+        self._epoll_fd = -1
+        self._loop_tid = 0
+        self._flush_pending = False
+        self._tick_s = max(self._poll_interval, 1) / 1000
+        self._tick_handle: asyncio.TimerHandle | None = None
+        self._timer_handles: set[asyncio.TimerHandle] = set()
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -100,8 +137,8 @@ class AsyncManager:
         await self.aclose()
 
     async def start(self) -> None:
-        """Create the manager and start the poll thread (what ``async with`` does)."""
-        if self._thread is not None:
+        """Create the manager and start polling it (what ``async with`` does)."""
+        if self._thread is not None or self._integrated:
             raise RuntimeError("AsyncManager already started")
         self._loop = asyncio.get_running_loop()
         self._manager = Manager(
@@ -114,11 +151,43 @@ class AsyncManager:
             doorbell = self._manager.listen("udp://127.0.0.1:0", _ignore_event, http=False)
             self._wake_id = doorbell.id
         self._stop.clear()
+        if self._requested_mode != "threaded" and self._start_integrated():
+            return
+        self._mode = "threaded"
         self._thread = threading.Thread(target=self._run, name="cymongoose-poll", daemon=True)
         self._thread.start()
 
+    def _start_integrated(self) -> bool:
+        """Register mongoose's epoll descriptor with the loop; False: use threaded mode."""
+        mgr = self._manager
+        loop = self._loop
+        assert mgr is not None and loop is not None
+        fd = getattr(mgr, "epoll_fd", -1)
+        reason = "mongoose has no epoll descriptor on this platform"
+        if fd >= 0:
+            try:
+                loop.add_reader(fd, self._ipoll)
+            except (NotImplementedError, RuntimeError, ValueError, OSError) as exc:
+                reason = f"the event loop cannot watch file descriptors ({exc!r})"
+            else:
+                self._integrated = True
+                self._mode = "integrated"
+                self._epoll_fd = fd
+                self._loop_tid = threading.get_ident()
+                self._tick_handle = loop.call_later(self._tick_s, self._tick)
+                self._flush_soon()
+                return True
+        if self._requested_mode == "integrated":
+            self._manager = None
+            mgr.close()
+            raise RuntimeError(f"integrated mode is not available: {reason}")
+        return False
+
     async def aclose(self) -> None:
-        """Stop the poll thread and close the manager; see ``shutdown_timeout``."""
+        """Stop polling and close the manager; see ``shutdown_timeout``."""
+        if self._integrated:
+            self._close_integrated()
+            return
         thread = self._thread
         if thread is None or self._manager is None:
             return
@@ -154,6 +223,92 @@ class AsyncManager:
         self._thread = None
         self._run_pending()
         self._manager.close()
+
+    def _close_integrated(self) -> None:
+        mgr = self._manager
+        loop = self._loop
+        assert mgr is not None and loop is not None
+        self._stop.set()
+        self._integrated = False
+        loop.remove_reader(self._epoll_fd)
+        for handle in (self._tick_handle, *self._timer_handles):
+            if handle is not None:
+                handle.cancel()
+        self._tick_handle = None
+        self._timer_handles.clear()
+        # Whatever was queued just before (responses, close frames) goes out now.
+        try:
+            mgr.poll(0)
+        except RuntimeError:  # aclose() from inside a handler: poll() is not re-entrant
+            pass
+        mgr.close()
+
+    # -- integrated mode: everything below runs on the asyncio thread --------------------
+
+    def _ipoll(self, flushing: bool = False) -> None:
+        """One ``poll(0)``; if it ran Python code, another one soon to send what it queued.
+
+        ``Manager.poll`` returns how many Python callbacks it made (MG_EV_POLL excluded);
+        a core that returns None gets one follow-up poll after every poll that is not
+        itself a follow-up.
+        """
+        mgr = self._manager
+        if not self._integrated or mgr is None:
+            return
+        try:
+            calls = mgr.poll(0)
+            if calls:
+                # What the handlers just queued goes out now (this poll arms EPOLLOUT
+                # and writes), saving a loop iteration per request.
+                calls = mgr.poll(0)
+        except RuntimeError:
+            # Re-entrant (a handler ran a nested loop) or closed: nothing to do now.
+            return
+        if calls is None:
+            calls = not flushing
+        if calls and not self._flush_pending:
+            self._flush_pending = True
+            self._loop.call_soon(self._flush)  # type: ignore[union-attr]
+
+    def _flush(self) -> None:
+        self._flush_pending = False
+        self._ipoll(True)
+
+    def _flush_soon(self) -> None:
+        """Coalesced ``poll(0)`` on the next loop iteration (at most one pending)."""
+        if self._integrated and not self._flush_pending:
+            self._flush_pending = True
+            self._loop.call_soon(self._flush)  # type: ignore[union-attr]
+
+    def _tick(self) -> None:
+        self._tick_handle = self._loop.call_later(self._tick_s, self._tick)  # type: ignore[union-attr]
+        self._ipoll()
+
+    def _watch_timer(self, timer: Any, ms: int, repeat: bool) -> None:
+        """Poll when a mongoose timer is due, so it fires on time (not at the next tick).
+
+        mongoose starts a timer's clock at the first poll after ``timer_add`` (the
+        coalesced poll that `timer_add` schedules) and keeps repeats on a fixed schedule;
+        so do these wake-ups.
+        """
+        loop = self._loop
+        assert loop is not None
+        period = max(ms, 1) / 1000
+        start = loop.time()
+
+        def wake() -> None:
+            self._timer_handles.discard(handles[0])
+            if not self._integrated or not timer.active:
+                return
+            self._ipoll()
+            if repeat and timer.active and self._integrated:
+                # Next due time on the fixed schedule, skipping any we fell behind on.
+                k = int((loop.time() - start) / period) + 1
+                handles[0] = loop.call_at(start + k * period + _TIMER_SLACK_S, wake)
+                self._timer_handles.add(handles[0])
+
+        handles = [loop.call_at(start + period + _TIMER_SLACK_S, wake)]
+        self._timer_handles.add(handles[0])
 
     def _run(self) -> None:
         mgr = self._manager
@@ -197,6 +352,12 @@ class AsyncManager:
 
     def _locked(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         mgr = self._require_manager()
+        if self._integrated:
+            if threading.get_ident() != self._loop_tid:
+                return self._on_loop_thread(fn, *args, **kwargs)
+            result = fn(mgr, *args, **kwargs)
+            self._flush_soon()
+            return result
         if self._thread is None or threading.current_thread() is self._thread:
             with self._lock:
                 return fn(mgr, *args, **kwargs)
@@ -207,6 +368,21 @@ class AsyncManager:
             return fn(mgr, *args, **kwargs)
         finally:
             self._lock.release()
+
+    def _on_loop_thread(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Integrated mode, called from another thread: run ``fn`` on the loop and wait."""
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+
+        def call() -> None:
+            if not future.set_running_or_notify_cancel():
+                return
+            try:
+                future.set_result(self._locked(fn, *args, **kwargs))
+            except BaseException as exc:  # noqa: BLE001 (re-raised in the caller)
+                future.set_exception(exc)
+
+        self.loop.call_soon_threadsafe(call)
+        return future.result()
 
     def _require_manager(self) -> Manager:
         if self._manager is None:
@@ -223,8 +399,15 @@ class AsyncManager:
         return self._require_manager()
 
     @property
+    def mode(self) -> str:
+        """``"integrated"`` or ``"threaded"`` once started (before: the requested mode)."""
+        return self._mode
+
+    @property
     def running(self) -> bool:
-        """True while the poll thread is alive and not asked to stop."""
+        """True while mongoose is being polled (and not asked to stop)."""
+        if self._integrated:
+            return not self._stop.is_set()
         return self._thread is not None and self._thread.is_alive() and not self._stop.is_set()
 
     @property
@@ -281,7 +464,30 @@ class AsyncManager:
         run_now: bool = False,
     ) -> Any:
         """`Manager.timer_add` under the lock; the callback runs on the poll thread."""
-        return self._locked(lambda m: m.timer_add(ms, callback, repeat=repeat, run_now=run_now))
+
+        def add(m: Manager) -> Any:
+            timer = m.timer_add(ms, callback, repeat=repeat, run_now=run_now)
+            if self._integrated:
+                self._watch_timer(timer, ms, repeat)
+            return timer
+
+        return self._locked(add)
+
+    def flush(self) -> None:
+        """Make sure data queued outside a handler goes out soon; thread-safe.
+
+        Only needed in integrated mode after writing to a connection directly from asyncio
+        code (``conn.send(...)`` in a coroutine): mongoose sends only inside ``poll()``, and
+        this schedules one (coalesced). `call_in_poll_thread` does it by itself. In
+        threaded mode it interrupts the current ``poll()``.
+        """
+        if self._integrated:
+            if threading.get_ident() == self._loop_tid:
+                self._flush_soon()
+            else:
+                self.loop.call_soon_threadsafe(self._flush_soon)
+        else:
+            self._wake_poll()
 
     def wakeup(self, connection_id: int, data: bytes = b"") -> bool:
         """Thread-safe: deliver MG_EV_WAKEUP with ``data`` to a connection (no lock needed)."""
@@ -301,6 +507,8 @@ class AsyncManager:
         if asyncio.iscoroutine(coro_or_callback):
             return asyncio.run_coroutine_threadsafe(coro_or_callback, loop)
         if callable(coro_or_callback):
+            if self._integrated and threading.get_ident() == self._loop_tid:
+                return loop.call_soon(coro_or_callback)
             return loop.call_soon_threadsafe(coro_or_callback)
         raise TypeError(
             f"schedule() takes a coroutine or a callable, got {type(coro_or_callback).__name__}"
@@ -311,7 +519,21 @@ class AsyncManager:
 
         Calls are batched: however many arrive before the poll thread gets to them cost
         one wakeup. Exceptions go to ``error_handler`` (default: logged).
+
+        Integrated mode: the asyncio thread *is* the poll thread, so a call from it runs
+        ``callback`` at once and schedules the coalesced ``poll(0)`` that sends what it
+        wrote; a call from another thread is handed over with ``call_soon_threadsafe``.
         """
+        if self._integrated:
+            if threading.get_ident() == self._loop_tid:
+                try:
+                    callback(*args)
+                except Exception as exc:  # noqa: BLE001 (same contract as threaded mode)
+                    self._report(exc)
+                self._flush_soon()
+            else:
+                self.loop.call_soon_threadsafe(self.call_in_poll_thread, callback, *args)
+            return
         self._pending.append((callback, args))
         if not self._wake_pending:
             self._wake_pending = True

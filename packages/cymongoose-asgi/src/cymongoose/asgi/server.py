@@ -1,5 +1,10 @@
 """`ASGIServer`: ASGI 3 apps on mongoose, through `cymongoose.aio.AsyncManager`.
 
+By default the AsyncManager runs in *integrated* mode where available (Linux): mongoose is
+polled on the asyncio thread, the "poll thread" below is the asyncio thread, hand-overs are
+plain ``call_soon`` and ``call_in_poll_thread`` writes straight into the connection's
+buffer (flushed by one coalesced ``poll(0)`` per loop iteration). In *threaded* mode:
+
 Per request: the poll thread turns ``MG_EV_HTTP_MSG`` into a scope and body (the message
 dies when the handler returns) and hands them to the asyncio loop with one
 ``call_soon_threadsafe``; the app runs as a Task; its response comes back to the poll
@@ -49,6 +54,8 @@ class ASGIServer:
         lifespan: ``"auto"`` (run lifespan, tolerate apps without it), ``"on"`` (same, the
             failure of startup is an error either way) or ``"off"``.
         graceful_timeout_s: how long `stop` waits for in-flight requests before cancelling.
+        mode: the `AsyncManager` mode: ``"auto"`` (integrated where available, else
+            threaded), ``"integrated"`` or ``"threaded"``.
     """
 
     def __init__(
@@ -58,6 +65,7 @@ class ASGIServer:
         *,
         lifespan: str = "auto",
         graceful_timeout_s: float = 5.0,
+        mode: str = "auto",
     ) -> None:
         if lifespan not in ("auto", "on", "off"):
             raise ValueError(f"lifespan must be 'auto', 'on' or 'off', got {lifespan!r}")
@@ -65,8 +73,12 @@ class ASGIServer:
         self._error_handler = error_handler
         self._lifespan_mode = lifespan
         self._graceful_timeout_s = graceful_timeout_s
+        self._mode = mode
         self._am: AsyncManager | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        # Poll thread -> asyncio thread: call_soon_threadsafe, or call_soon when they are
+        # the same thread (integrated mode; no self-pipe write per request).
+        self._call_soon: Callable[..., Any] | None = None
         self._listener: Any = None
         self._lifespan: Lifespan | None = None
         self._state: dict[str, Any] = {}
@@ -82,6 +94,11 @@ class ASGIServer:
             raise RuntimeError("ASGIServer is not started")
         return self._am.manager
 
+    @property
+    def mode(self) -> str:
+        """The `AsyncManager` mode in use (``"integrated"`` or ``"threaded"``) once started."""
+        return self._am.mode if self._am is not None else self._mode
+
     async def start(self, url: str) -> Any:
         """Run lifespan startup, then listen on ``url``; returns the listening Connection.
 
@@ -91,9 +108,11 @@ class ASGIServer:
             raise RuntimeError("ASGIServer already started")
         self._loop = asyncio.get_running_loop()
         self._scheme = "https" if url.startswith(("https:", "wss:")) else "http"
-        am = AsyncManager(self._handle, error_handler=self._error_handler)
+        am = AsyncManager(self._handle, error_handler=self._error_handler, mode=self._mode)
         await am.start()
         self._am = am
+        loop = self._loop
+        self._call_soon = loop.call_soon if am.mode == "integrated" else loop.call_soon_threadsafe
         try:
             if self._lifespan_mode != "off":
                 self._lifespan = Lifespan(self.app, self._state)
@@ -147,7 +166,7 @@ class ASGIServer:
                     message = {"type": "websocket.receive", "bytes": data.data}
                 else:
                     return
-                self._loop.call_soon_threadsafe(ws.queue.put_nowait, message)  # type: ignore[union-attr]
+                self._call_soon(ws.queue.put_nowait, message)  # type: ignore[misc]
         elif ev == MG_EV_WS_CTL:
             ws = self._conns.get(conn.id)
             if isinstance(ws, WebSocketConnection) and data.flags & 15 == OP_CLOSE:
@@ -158,12 +177,12 @@ class ASGIServer:
             if proto is None:
                 return
             proto.closed = True
-            loop = self._loop
-            assert loop is not None
+            call_soon = self._call_soon
+            assert call_soon is not None
             if isinstance(proto, WebSocketConnection):
-                loop.call_soon_threadsafe(proto.on_disconnect, proto.close_code)
+                call_soon(proto.on_disconnect, proto.close_code)
             else:
-                loop.call_soon_threadsafe(self._on_http_close, proto)
+                call_soon(self._on_http_close, proto)
 
     def _on_http_msg(self, conn: Any, msg: Any) -> None:
         proto = self._conns.get(conn.id)
@@ -200,8 +219,8 @@ class ASGIServer:
             "server": (local[0], local[1]),
             "state": dict(self._state),
         }
-        loop = self._loop
-        assert loop is not None and self._am is not None
+        call_soon = self._call_soon
+        assert call_soon is not None and self._am is not None
         if upgrade == b"websocket":
             scope["type"] = "websocket"
             scope["scheme"] = "wss" if self._scheme == "https" else "ws"
@@ -215,7 +234,7 @@ class ASGIServer:
             conn.ws_upgrade(msg)
             ws = WebSocketConnection(self._am, conn, scope)
             self._conns[conn.id] = ws
-            loop.call_soon_threadsafe(self._start_websocket, ws)
+            call_soon(self._start_websocket, ws)
             return
         scope["type"] = "http"
         scope["method"] = msg.method
@@ -227,7 +246,7 @@ class ASGIServer:
             proto = HttpConnection(conn)
             self._conns[conn.id] = proto
         cycle = RequestCycle(self._am, proto, scope, msg.body_bytes, keep_alive)
-        loop.call_soon_threadsafe(self._on_request, proto, cycle)
+        call_soon(self._on_request, proto, cycle)
 
     # -- asyncio thread ------------------------------------------------------------------
 
