@@ -2,9 +2,8 @@
 
 import importlib
 
-import pytest
-
 import cymongoose
+import pytest
 
 
 @pytest.mark.parametrize("sub", ["aio", "wsgi", "asgi"])
