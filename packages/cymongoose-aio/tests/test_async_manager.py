@@ -558,3 +558,9 @@ def test_start_twice_fails(mode):
                 await am.start()
 
     asyncio.run(main())
+
+
+def test_enable_wakeup_keyword_of_the_seed_is_accepted():
+    AsyncManager(enable_wakeup=True)
+    with pytest.raises(ValueError, match="enable_wakeup"):
+        AsyncManager(enable_wakeup=False)

@@ -80,6 +80,8 @@ class AsyncManager:
             the loop supports ``add_reader``, else threaded), ``"integrated"`` (RuntimeError
             from `start` where unavailable) or ``"threaded"``. The `mode` property
             reports the mode in use.
+        enable_wakeup: accepted for compatibility with ``Manager``; wakeup is always
+            enabled (ValueError if False).
     """
 
     _MAX_POLL_MS = 200
@@ -91,7 +93,10 @@ class AsyncManager:
         error_handler: Callable[[BaseException], Any] | None = None,
         shutdown_timeout: float = 30,
         mode: str = "auto",
+        enable_wakeup: bool = True,
     ) -> None:
+        if not enable_wakeup:
+            raise ValueError("enable_wakeup=False is not supported: AsyncManager always wakes")
         if mode not in _MODES:
             raise ValueError(f"mode must be one of {_MODES}, got {mode!r}")
         if not isinstance(poll_interval, int) or poll_interval < 0:
