@@ -118,6 +118,8 @@ class ASGIServer:
                 self._lifespan = Lifespan(self.app, self._state)
                 await self._lifespan.startup()
             self._listener = am.listen(url, self._handle, http=True)
+            # Accepted connections inherit this: no Python call per loop iteration each.
+            self._listener.io_events = False
         except BaseException:
             await am.aclose()
             self._am = None
