@@ -58,7 +58,9 @@ def _pytest(session: nox.Session, *paths: Path) -> None:
 def tests(session: nox.Session) -> None:
     """All packages' tests and tests-integration/."""
     _install(session, *PACKAGES, extra=FRAMEWORKS)
-    _pytest(session, *(p / "tests" for p in PACKAGES.values()), ROOT / "tests-integration")
+    # One pytest run per suite: the suites share test module basenames.
+    for path in [*(p / "tests" for p in PACKAGES.values()), ROOT / "tests-integration"]:
+        _pytest(session, path)
 
 
 @nox.session
