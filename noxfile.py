@@ -110,3 +110,15 @@ def demo(session: nox.Session) -> None:
     """Serve examples/demo_app.py (FastAPI routes + WebSocket chat) on http://127.0.0.1:8000."""
     _install(session, *PACKAGES, extra=["fastapi"])
     session.run("python", str(ROOT / "examples" / "demo_app.py"), *session.posargs)
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """benchmarks/run.py: cymongoose vs uvicorn, granian, gunicorn and raw C mongoose (wrk)."""
+    import shutil
+
+    if not shutil.which("wrk"):
+        session.error("wrk is not installed: apt-get install wrk")
+    _install(session, *PACKAGES, extra=[*FRAMEWORKS, "uvicorn", "uvloop", "httptools",
+                                        "granian", "gunicorn", "psutil"])
+    session.run("python", str(ROOT / "benchmarks" / "run.py"), *session.posargs)
