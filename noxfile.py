@@ -113,6 +113,29 @@ def demo(session: nox.Session) -> None:
 
 
 @nox.session
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict over a program using the core API, against the shipped stubs."""
+    session.install(str(_core_wheel(session)), "mypy")
+    session.run("mypy", "--strict", str(CORE / "tests" / "typecheck" / "sample.py"))
+
+
+@nox.session
+def asan(session: nox.Session) -> None:
+    """The core's tests against a build of the extension under AddressSanitizer."""
+    libasan = session.run("gcc", "-print-file-name=libasan.so", silent=True,
+                          external=True).strip()
+    flags = {"CYMONGOOSE_CFLAGS": "-fsanitize=address -fno-omit-frame-pointer -g -O1",
+             "CYMONGOOSE_LDFLAGS": "-fsanitize=address"}
+    session.install("--no-cache-dir", "--force-reinstall", "--no-deps", str(CORE), env=flags)
+    session.install(*TEST_DEPS)
+    # Python's own allocations are not instrumented; leaks are reported by the soak test.
+    env = {"LD_PRELOAD": libasan, "ASAN_OPTIONS": "detect_leaks=0:abort_on_error=1",
+           "PYTHONMALLOC": "malloc"}
+    session.run("pytest", "-p", "no:cacheprovider", "--timeout=300", str(CORE / "tests"),
+                *session.posargs, env=env)
+
+
+@nox.session
 def bench(session: nox.Session) -> None:
     """benchmarks/run.py: cymongoose vs uvicorn, granian, gunicorn and raw C mongoose (wrk)."""
     import shutil

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 import sysconfig
@@ -66,7 +67,11 @@ class CustomBuildHook(BuildHookInterface):
             return
         if self.target_name != "wheel":
             return
-        built = _compile_extension(mongoose_dir, ROOT / "build")
+        # A build directory per flag set: setuptools skips linking when an output
+        # newer than the sources exists, which would mix sanitizer and plain builds.
+        flags = "|".join(os.environ.get(v, "") for v in ("CYMONGOOSE_CFLAGS", "CYMONGOOSE_LDFLAGS"))
+        tag = hashlib.sha256(flags.encode()).hexdigest()[:12]
+        built = _compile_extension(mongoose_dir, ROOT / "build" / tag)
         build_data["pure_python"] = False
         build_data["infer_tag"] = True
         if version == "editable":
