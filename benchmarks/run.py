@@ -1,0 +1,498 @@
+"""Benchmark cymongoose against uvicorn, granian, gunicorn and raw C mongoose in one run.
+
+Every server runs one process pinned to CPU 0; wrk (or ws_client.py) runs on CPU 1.
+Each round starts every server in turn, checks each workload's response, warms it up and
+measures it; rounds are interleaved and the median over rounds is reported.
+
+    python benchmarks/run.py            # 3 rounds
+    python benchmarks/run.py --quick    # 1 round, short durations
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import http.client
+import importlib.metadata
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+APPS = HERE / "apps"
+RESULTS = HERE / "results"
+SERVER_CPU, LOAD_CPU = "0", "1"
+HELLO = b"Hello, World!"
+MIB = 1024 * 1024
+PY = sys.executable
+
+
+# --------------------------------------------------------------------------- servers
+
+@dataclass(frozen=True)
+class Server:
+    name: str
+    kind: str  # "c", "core", "asgi" or "wsgi": the class its rows are compared within
+    websocket: bool
+
+    def argv(self, module: str, port: int, c_binary: Path | None) -> list[str]:
+        spec, p = f"{module}:app", str(port)
+        host = ["--host", "127.0.0.1", "--port", p]
+        return {
+            "mongoose-c": [str(c_binary), p],
+            "cymongoose-core": [PY, str(APPS / "core_app.py"), p],
+            "cymongoose-asgi": [PY, "-m", "cymongoose.asgi", spec, *host, "--log-level", "warning"],
+            "uvicorn": [PY, "-m", "uvicorn", spec, *host, "--workers", "1", "--loop", "uvloop",
+                        "--http", "httptools", "--ws", "websockets", "--no-access-log",
+                        "--log-level", "warning"],
+            "granian-asgi": [PY, "-m", "granian", "--interface", "asgi", "--workers", "1",
+                             "--loop", "uvloop", "--log-level", "warning", *host, spec],
+            "cymongoose-wsgi": [PY, "-m", "cymongoose.wsgi", spec, *host, "--threads", "4",
+                                "--no-access-log", "--log-level", "warning"],
+            "gunicorn": [PY, "-m", "gunicorn", "-k", "gthread", "--threads", "4", "-w", "1",
+                         "-b", f"127.0.0.1:{p}", "--log-level", "warning", spec],
+            "granian-wsgi": [PY, "-m", "granian", "--interface", "wsgi", "--workers", "1",
+                             "--log-level", "warning", *host, spec],
+        }[self.name]
+
+
+SERVERS = [
+    Server("mongoose-c", "c", True),
+    Server("cymongoose-core", "core", True),
+    Server("cymongoose-asgi", "asgi", True),
+    Server("uvicorn", "asgi", True),
+    Server("granian-asgi", "asgi", True),
+    Server("cymongoose-wsgi", "wsgi", False),
+    Server("gunicorn", "wsgi", False),
+    Server("granian-wsgi", "wsgi", False),
+]
+
+
+# --------------------------------------------------------------------------- workloads
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    description: str
+    path: str
+    connections: int
+    kinds: tuple[str, ...]  # server kinds that serve it
+    module: dict[str, str]  # app module per server kind
+    expect: bytes | None = None  # exact body, or None to check JSON
+    expect_json: dict | None = None
+    method: str = "GET"
+    body: bytes = b""
+    websocket: bool = False
+
+
+RAW = {"c": "", "core": "", "asgi": "raw_asgi", "wsgi": "raw_wsgi"}
+ALL = ("c", "core", "asgi", "wsgi")
+WORKLOADS = [
+    Workload("hello", "13-byte plain text, 50 connections", "/", 50, ALL, RAW, HELLO),
+    Workload("fastapi", "FastAPI GET /items/{id}?q= JSON, 50 connections",
+             "/items/42?q=abc", 50, ("asgi",), {"asgi": "fastapi_app"},
+             expect_json={"item_id": 42, "q": "abc"}),
+    Workload("flask", "Flask GET /api/greet/<name> JSON, 50 connections",
+             "/api/greet/bob", 50, ("wsgi",), {"wsgi": "flask_app"},
+             expect_json={"message": "Hello, bob!"}),
+    Workload("big", "1 MiB response, 10 connections", "/big", 10, ALL, RAW, b"x" * MIB),
+    Workload("echo", "1 MiB POST echoed back, 10 connections", "/echo", 10, ALL, RAW,
+             b"x" * MIB, method="POST", body=b"x" * MIB),
+    Workload("c1000", "13-byte hello over 1000 keep-alive connections", "/", 1000, ALL, RAW,
+             HELLO),
+    Workload("ws1", "WebSocket 32-byte echo, 1 connection, sequential", "/ws", 1,
+             ("c", "core", "asgi"), RAW, websocket=True),
+    Workload("ws100", "WebSocket 32-byte echo, 100 connections", "/ws", 100,
+             ("c", "core", "asgi"), RAW, websocket=True),
+]
+
+
+# --------------------------------------------------------------------------- processes
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class RssSampler(threading.Thread):
+    """Samples the RSS of a process tree every 50 ms; ``take()`` returns and resets the peak."""
+
+    def __init__(self, pid: int):
+        super().__init__(daemon=True)
+        self.proc = psutil.Process(pid)
+        self.peak = 0
+        self.stopped = threading.Event()
+
+    def sample(self) -> None:
+        try:
+            procs = [self.proc, *self.proc.children(recursive=True)]
+            total = 0
+            for p in procs:
+                try:
+                    total += p.memory_info().rss
+                except psutil.Error:
+                    pass
+            self.peak = max(self.peak, total)
+        except psutil.Error:
+            pass
+
+    def run(self) -> None:
+        while not self.stopped.wait(0.05):
+            self.sample()
+
+    def take(self) -> int:
+        self.sample()
+        peak, self.peak = self.peak, 0
+        return peak
+
+
+class Running:
+    """One server process (own process group, pinned to SERVER_CPU)."""
+
+    def __init__(self, server: Server, module: str, c_binary: Path | None):
+        self.port = free_port()
+        self.log = tempfile.TemporaryFile()
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+            [str(APPS), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep))
+        argv = ["taskset", "-c", SERVER_CPU, *server.argv(module, self.port, c_binary)]
+        self.proc = subprocess.Popen(argv, cwd=APPS, env=env, stdin=subprocess.DEVNULL,
+                                     stdout=self.log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        self.rss: RssSampler | None = None
+
+    def wait_ready(self, timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"exited with {self.proc.returncode}: {self.output()}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+            except OSError:
+                time.sleep(0.05)
+                continue
+            self.rss = RssSampler(self.proc.pid)
+            self.rss.start()
+            return
+        raise RuntimeError(f"port {self.port} not open after {timeout}s: {self.output()}")
+
+    def output(self) -> str:
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")[-600:].strip()
+
+    def stop(self) -> None:
+        if self.rss:
+            self.rss.stopped.set()
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+                self.proc.wait(5)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                try:
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                self.proc.wait()
+        self.log.close()
+
+
+def build_c_hello(tmp: Path) -> Path:
+    """Compile apps/hello.c with the verified mongoose sources into ``tmp``."""
+    sys.path.insert(0, str(ROOT / "packages" / "cymongoose-core" / "build_support"))
+    from fetch_mongoose import locate
+
+    src = locate(ROOT / "packages" / "cymongoose-core")
+    out = tmp / "mongoose-hello"
+    cc = os.environ.get("CC", "cc")
+    subprocess.run([cc, "-O2", "-DMG_MAX_RECV_SIZE=67108864", "-DMG_IO_SIZE=16384",
+                    "-DMG_ENABLE_LINES=0", f"-I{src}", "-o", str(out), str(APPS / "hello.c"),
+                    str(src / "mongoose.c")], check=True)
+    return out
+
+
+# --------------------------------------------------------------------------- measuring
+
+def check_http(port: int, w: Workload) -> None:
+    """Two requests on one keep-alive connection; raise unless both answer exactly."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        for _ in range(2):
+            headers = {"Content-Type": "application/octet-stream"} if w.body else {}
+            conn.request(w.method, w.path, body=w.body or None, headers=headers)
+            resp = conn.getresponse()
+            body = resp.read()
+            if resp.status != 200:
+                raise RuntimeError(f"status {resp.status}")
+            if w.expect_json is not None:
+                if json.loads(body) != w.expect_json:
+                    raise RuntimeError(f"body {body[:80]!r}")
+            elif body != w.expect:
+                raise RuntimeError(f"body {body[:40]!r} ({len(body)} bytes)")
+            if resp.getheader("connection", "").lower() == "close":
+                raise RuntimeError("server closed the keep-alive connection")
+    finally:
+        conn.close()
+
+
+def run_wrk(port: int, w: Workload, seconds: int, script: Path) -> dict:
+    argv = ["taskset", "-c", LOAD_CPU, "wrk", "-t1", f"-c{w.connections}", f"-d{seconds}s",
+            "--timeout", "5s", "-s", str(script), f"http://127.0.0.1:{port}{w.path}"]
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
+    for line in out.stdout.splitlines():
+        if line.startswith("BENCHJSON "):
+            r = json.loads(line[len("BENCHJSON "):])
+            errors = r["connect"] + r["read"] + r["write"] + r["status"]
+            return {"rps": r["requests"] / (r["duration_us"] / 1e6), "p50_us": r["p50_us"],
+                    "p99_us": r["p99_us"], "errors": errors, "timeouts": r["timeout"],
+                    "requests": r["requests"]}
+    raise RuntimeError(f"wrk failed: {out.stdout[-300:]} {out.stderr[-300:]}")
+
+
+def run_ws(port: int, w: Workload, seconds: float, check: bool = False) -> dict:
+    argv = ["taskset", "-c", LOAD_CPU, PY, str(HERE / "ws_client.py"),
+            f"ws://127.0.0.1:{port}{w.path}"]
+    if check:
+        out = subprocess.run([*argv, "--check"], capture_output=True, text=True, timeout=30)
+        if out.returncode:
+            raise RuntimeError(f"websocket check: {out.stderr.strip()[-300:]}")
+        return {}
+    out = subprocess.run([*argv, "--connections", str(w.connections), "--duration",
+                          str(seconds)], capture_output=True, text=True, timeout=seconds + 60)
+    if out.returncode:
+        raise RuntimeError(f"ws_client failed: {out.stderr[-300:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+@dataclass
+class Cell:
+    """One (workload, server) configuration across rounds."""
+
+    workload: str
+    server: str
+    kind: str
+    rounds: list[dict] = field(default_factory=list)
+    error: str | None = None
+
+
+def measure(running: Running, server: Server, w: Workload, args, scripts, cell: Cell) -> None:
+    try:
+        if w.websocket:
+            run_ws(running.port, w, 0, check=True)
+            run_ws(running.port, w, args.warmup)
+            running.rss.take()
+            result = run_ws(running.port, w, args.duration)
+        else:
+            check_http(running.port, w)
+            script = scripts[w.method]
+            run_wrk(running.port, w, args.warmup, script)
+            running.rss.take()
+            result = run_wrk(running.port, w, args.duration, script)
+            check_http(running.port, w)  # still answering correctly after the load
+        result["rss"] = running.rss.take()
+        cell.rounds.append(result)
+        flag = " !" if result["errors"] or result["timeouts"] else ""
+        print(f"  {w.name:8} {server.name:16} {result['rps']:>10.0f} req/s  "
+              f"p99 {result['p99_us'] / 1000:7.2f} ms  err {result['errors']}"
+              f"/{result['timeouts']}{flag}", flush=True)
+    except Exception as exc:  # noqa: BLE001 - a failing server is a row, not a crash
+        cell.error = f"{type(exc).__name__}: {exc}"[:300]
+        print(f"  {w.name:8} {server.name:16} ERROR {cell.error}", flush=True)
+
+
+def run_round(servers, workloads, args, scripts, cells, c_binary) -> None:
+    for server in servers:
+        todo = [w for w in workloads if server.kind in w.kinds
+                and (server.websocket or not w.websocket)]
+        for module in dict.fromkeys(w.module[server.kind] for w in todo):
+            group = [w for w in todo if w.module[server.kind] == module]
+            running = Running(server, module, c_binary)
+            try:
+                running.wait_ready()
+                for w in group:
+                    measure(running, server, w, args, scripts, cells[w.name, server.name])
+            except Exception as exc:  # noqa: BLE001
+                for w in group:
+                    cells[w.name, server.name].error = f"server: {exc}"[:300]
+                print(f"  {server.name}: failed to start: {exc}", flush=True)
+            finally:
+                running.stop()
+
+
+# --------------------------------------------------------------------------- reporting
+
+def summarise(cells: dict, workloads: list[Workload]) -> list[dict]:
+    rows = []
+    for w in workloads:
+        for (wname, sname), cell in cells.items():
+            if wname != w.name:
+                continue
+            row = {"workload": wname, "server": sname, "kind": cell.kind, "error": cell.error,
+                   "rounds": cell.rounds}
+            if cell.rounds:
+                for key in ("rps", "p50_us", "p99_us"):
+                    row[key] = statistics.median(r[key] for r in cell.rounds)
+                row["errors"] = sum(r["errors"] for r in cell.rounds)
+                row["timeouts"] = sum(r["timeouts"] for r in cell.rounds)
+                row["rss"] = max(r["rss"] for r in cell.rounds)
+            rows.append(row)
+    ok = [r for r in rows if r.get("rps") and not r["error"]]
+    for row in rows:
+        if not row["server"].startswith("cymongoose") or not row.get("rps"):
+            continue
+        same = [r for r in ok if r["workload"] == row["workload"]]
+        peers = [r for r in same if not r["server"].startswith(("cymongoose", "mongoose-c"))
+                 and (row["kind"] == "core" or r["kind"] == row["kind"])]
+        if peers:
+            best = max(peers, key=lambda r: r["rps"])
+            row["vs_peer"] = row["rps"] / best["rps"]
+            row["best_peer"] = best["server"]
+        c_rows = [r for r in same if r["server"] == "mongoose-c"]
+        if c_rows:
+            row["vs_c"] = row["rps"] / c_rows[0]["rps"]
+    return rows
+
+
+def markdown(rows: list[dict], meta: dict, workloads: list[Workload]) -> str:
+    lines = [f"# cymongoose benchmark {meta['date']} on {meta['host']}", "",
+             f"{meta['cpus']} CPUs ({meta['cpu_model']}), Python {meta['python']}, "
+             f"{meta['wrk']}; {meta['rounds']} round(s) of {meta['duration']} s after "
+             f"{meta['warmup']} s warm-up, median shown; server on CPU {SERVER_CPU}, load on "
+             f"CPU {LOAD_CPU}; load average at start {meta['loadavg']}.", "",
+             "Versions: " + ", ".join(f"{k} {v}" for k, v in meta["versions"].items()), "",
+             "Errors/timeouts are summed over rounds; **!** marks non-zero. `vs peer` compares "
+             "each cymongoose row with the fastest non-cymongoose server of its class (ASGI, "
+             "WSGI; any Python server for the core Manager); `vs C` with the pure C mongoose "
+             "server. Compare ratios within one run only.", ""]
+    for w in workloads:
+        wrows = [r for r in rows if r["workload"] == w.name]
+        if not wrows:
+            continue
+        lines += [f"## {w.name}: {w.description}", "",
+                  "| server | req/s | p50 ms | p99 ms | errors/timeouts | peak RSS MiB "
+                  "| vs peer | vs C |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|"]
+        for r in wrows:
+            if r.get("rps") is None:
+                lines.append(f"| {r['server']} | **ERROR** {r['error']} | | | | | | |")
+                continue
+            et = f"{r['errors']}/{r['timeouts']}"
+            if r["errors"] or r["timeouts"] or r["error"]:
+                et = f"**{et} !**"
+            peer = f"{r['vs_peer']:.2f}× {r['best_peer']}" if "vs_peer" in r else ""
+            vs_c = f"{r['vs_c']:.2f}×" if "vs_c" in r else ""
+            name = r["server"] + (f" (**error in a round**: {r['error']})" if r["error"] else "")
+            lines.append(f"| {name} | {r['rps']:.0f} | {r['p50_us'] / 1000:.2f} | "
+                         f"{r['p99_us'] / 1000:.2f} | {et} | {r['rss'] / MIB:.1f} | {peer} | "
+                         f"{vs_c} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def versions() -> dict:
+    out = {}
+    for dist in ("cymongoose-core", "cymongoose-asgi", "cymongoose-wsgi", "uvicorn", "uvloop",
+                 "httptools", "granian", "gunicorn", "fastapi", "flask", "websockets"):
+        try:
+            out[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            out[dist] = "missing"
+    return out
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="1 round, 1 s warm-up, 1 s per measurement")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--duration", type=int, default=3, help="seconds per measurement")
+    parser.add_argument("--warmup", type=int, default=1, help="warm-up seconds per config")
+    parser.add_argument("--servers", help="comma-separated subset of: "
+                        + ", ".join(s.name for s in SERVERS))
+    parser.add_argument("--workloads", help="comma-separated subset of: "
+                        + ", ".join(w.name for w in WORKLOADS))
+    parser.add_argument("--output", type=Path, default=RESULTS, help="results directory")
+    parser.add_argument("--no-save", action="store_true", help="print only")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.rounds, args.duration, args.warmup = 1, 1, 1
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if not shutil.which("wrk"):
+        print("wrk is not installed: apt-get install wrk", file=sys.stderr)
+        return 2
+    if not shutil.which("taskset"):
+        print("taskset is not installed: apt-get install util-linux", file=sys.stderr)
+        return 2
+    servers = [s for s in SERVERS if not args.servers or s.name in args.servers.split(",")]
+    workloads = [w for w in WORKLOADS
+                 if not args.workloads or w.name in args.workloads.split(",")]
+    started = time.monotonic()
+    now = datetime.datetime.now()
+    meta = {"date": now.strftime("%Y-%m-%d %H:%M"), "host": socket.gethostname(),
+            "cpus": os.cpu_count(), "cpu_model": cpu_model(), "python": platform.python_version(),
+            "wrk": subprocess.run(["wrk", "-v"], capture_output=True, text=True)
+            .stdout.split(" [")[0].strip(),
+            "rounds": args.rounds, "duration": args.duration, "warmup": args.warmup,
+            "loadavg": " ".join(f"{x:.2f}" for x in os.getloadavg()), "versions": versions()}
+    with tempfile.TemporaryDirectory(prefix="cymongoose-bench-") as tmp:
+        tmpdir = Path(tmp)
+        c_binary = None
+        if any(s.kind == "c" for s in servers):
+            try:
+                c_binary = build_c_hello(tmpdir)
+            except Exception as exc:  # noqa: BLE001
+                print(f"mongoose-c: build failed, skipped: {exc}", file=sys.stderr)
+                servers = [s for s in servers if s.kind != "c"]
+        report = (HERE / "wrk" / "report.lua").read_text()
+        scripts = {"GET": tmpdir / "get.lua", "POST": tmpdir / "post.lua"}
+        scripts["GET"].write_text(report)
+        scripts["POST"].write_text((HERE / "wrk" / "echo.lua").read_text() + "\n" + report)
+        cells = {(w.name, s.name): Cell(w.name, s.name, s.kind)
+                 for w in workloads for s in servers
+                 if s.kind in w.kinds and (s.websocket or not w.websocket)}
+        for n in range(args.rounds):
+            print(f"round {n + 1}/{args.rounds}", flush=True)
+            run_round(servers, workloads, args, scripts, cells, c_binary)
+    rows = summarise(cells, workloads)
+    meta["elapsed_s"] = round(time.monotonic() - started, 1)
+    text = markdown(rows, meta, workloads)
+    print("\n" + text)
+    if not args.no_save:
+        args.output.mkdir(parents=True, exist_ok=True)
+        stem = f"{now:%Y-%m-%d}-{meta['host']}"
+        (args.output / f"{stem}.md").write_text(text + "\n")
+        (args.output / f"{stem}.json").write_text(json.dumps({"meta": meta, "rows": rows},
+                                                             indent=1) + "\n")
+        print(f"saved {args.output / stem}.md and .json")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
