@@ -3,26 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import sys
-from typing import Any
+
+from cymongoose.importer import import_app
 
 from .server import serve
-
-
-def import_app(spec: str, *, factory: bool = False) -> Any:
-    """Load ``"package.module:attr"`` (attr may be dotted); call it if ``factory``.
-
-    Raises ValueError naming ``spec`` when it is not of the form ``module:attr``.
-    """
-    module_name, sep, attr = spec.partition(":")
-    if not sep or not module_name or not attr:
-        raise ValueError(f"app must be given as 'module:attribute', got {spec!r}")
-    obj: Any = importlib.import_module(module_name)
-    for part in attr.split("."):
-        obj = getattr(obj, part)
-    return obj() if factory else obj
 
 
 def build_parser() -> argparse.ArgumentParser:

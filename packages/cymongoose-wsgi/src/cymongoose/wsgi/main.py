@@ -3,29 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import sys
-from typing import Any
+
+from cymongoose.importer import import_app
 
 from .server import WSGIServer
-
-
-def import_app(spec: str) -> Any:
-    """Load ``"package.module:attribute"`` (attribute may be dotted).
-
-    Raises ValueError naming ``spec`` when it is not of that form or the attribute is missing.
-    """
-    module_name, sep, attr = spec.partition(":")
-    if not sep or not module_name or not attr:
-        raise ValueError(f"app must be given as 'module:attribute', got {spec!r}")
-    obj: Any = importlib.import_module(module_name)
-    for part in attr.split("."):
-        try:
-            obj = getattr(obj, part)
-        except AttributeError:
-            raise ValueError(f"attribute {attr!r} not found in module {module_name!r}") from None
-    return obj
 
 
 def build_parser() -> argparse.ArgumentParser:
