@@ -1,0 +1,226 @@
+"""Every setting of the cymongoose ASGI and WSGI servers, in one validated dataclass.
+
+Settings flow one way: CLI flags (``cymongoose.serving.cli``) or keyword arguments ->
+:class:`ServerConfig` -> server -> per-connection protocol objects. The config is checked
+once, in ``__post_init__``; servers may trust every field afterwards.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+LIFESPAN_MODES = ("auto", "on", "off")
+# mongoose parses at most this many headers per request (MG_MAX_HTTP_HEADERS in our build).
+MAX_HEADER_COUNT_LIMIT = 100
+
+
+def default_threads() -> int:
+    """Default size of the WSGI worker thread pool: ``min(32, cpus * 4 + 4)``.
+
+    WSGI apps mostly wait on I/O (databases, upstream HTTP), so a few threads per core keep
+    the cores busy; 32 bounds memory and lock contention on large machines.
+    """
+    return min(32, (os.cpu_count() or 1) * 4 + 4)
+
+
+def _default_forwarded_allow_ips() -> list[str]:
+    return parse_ip_list(os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"))
+
+
+def parse_ip_list(value: str | list[str] | tuple[str, ...]) -> list[str]:
+    """Split ``"10.0.0.1, 10.1.0.0/16"`` (or a list of such strings) into clean entries.
+
+    Empty entries are dropped. The entries themselves are checked by
+    :class:`cymongoose.serving.proxy.ProxyHeaders`.
+    """
+    items = value.split(",") if isinstance(value, str) else list(value)
+    out = []
+    for item in items:
+        if not isinstance(item, str):
+            raise TypeError(f"forwarded_allow_ips entries must be str, got {item!r}")
+        item = item.strip()
+        if item:
+            out.append(item)
+    return out
+
+
+def _check_int(name: str, value: Any, lo: int | None = None, hi: int | None = None,
+               optional: bool = False) -> None:
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, int):
+        kind = "an int or None" if optional else "an int"
+        raise TypeError(f"{name} must be {kind}, got {value!r}")
+    if lo is not None and value < lo or hi is not None and value > hi:
+        if hi is None:
+            raise ValueError(f"{name} must be >= {lo}, got {value!r}")
+        raise ValueError(f"{name} must be in {lo}..{hi}, got {value!r}")
+
+
+def _check_float(name: str, value: Any, *, positive: bool, optional: bool = False) -> None:
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        kind = "a number of seconds or None" if optional else "a number of seconds"
+        raise TypeError(f"{name} must be {kind}, got {value!r}")
+    if math.isnan(value) or (value <= 0 if positive else value < 0):
+        raise ValueError(f"{name} must be {'> 0' if positive else '>= 0'}, got {value!r}")
+
+
+def _check_str(name: str, value: Any, optional: bool = False) -> None:
+    if value is None and optional:
+        return
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str{' or None' if optional else ''}, got {value!r}")
+
+
+@dataclass
+class ServerConfig:
+    """Settings shared by ``cymongoose.asgi`` and ``cymongoose.wsgi`` servers.
+
+    Sizes are in bytes, times in seconds (``_s``). ``None`` for a limit means unlimited.
+    Raises TypeError (wrong type) or ValueError (out of range) naming the field and the
+    accepted values. ``forwarded_allow_ips`` is normalised to a ``list[str]`` (``None`` takes
+    the ``FORWARDED_ALLOW_IPS`` environment variable, else ``"127.0.0.1"``) and
+    ``log_level`` to lower case.
+
+    Fields:
+        host, port: address to bind (port 0..65535; 0 picks a free port).
+        fd: an already bound and listening socket to serve on instead of host/port
+            (from gunicorn or ``--workers``).
+        root_path: ASGI ``root_path`` / WSGI ``SCRIPT_NAME`` prefix of the mounted app.
+        proxy_headers: honour ``X-Forwarded-*`` / ``Forwarded`` (RFC 7239) from trusted peers.
+        forwarded_allow_ips: trusted peers: IPs, CIDRs or ``"*"``.
+        access_log: log one line per response to the ``cymongoose.access`` logger.
+        log_level: critical|error|warning|info|debug|trace, or None to leave logging alone.
+        keep_alive_timeout_s: close idle keep-alive connections after this long.
+        graceful_timeout_s: on shutdown, wait this long for in-flight requests.
+        max_connections: beyond this many open connections new ones get 503.
+        max_header_count: more request headers than this give 431 (1..100).
+        max_header_bytes: a request line plus headers larger than this gives 431.
+        max_body_size: a request body larger than this gives 413.
+        ssl_certfile, ssl_keyfile, ssl_ca_certs: PEM files for TLS (cert and key together).
+        ws_max_size: largest WebSocket message accepted (close 1009 beyond it).
+        ws_ping_interval_s, ws_ping_timeout_s: WebSocket keep-alive pings (None: off).
+        lifespan: ASGI lifespan protocol: auto|on|off.
+        threads: WSGI worker threads (0: run the app on the poll thread).
+        workers: processes (``--workers``); 1 serves in this process.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    fd: int | None = None
+    root_path: str = ""
+    proxy_headers: bool = True
+    forwarded_allow_ips: str | list[str] | None = None
+    access_log: bool = True
+    log_level: str | None = None
+    keep_alive_timeout_s: float = 5.0
+    graceful_timeout_s: float = 30.0
+    max_connections: int | None = None
+    max_header_count: int = 100
+    max_header_bytes: int = 65536
+    max_body_size: int | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    ssl_ca_certs: str | None = None
+    ws_max_size: int = 16 * 1024 * 1024
+    ws_ping_interval_s: float | None = 20.0
+    ws_ping_timeout_s: float | None = 20.0
+    lifespan: str = "auto"
+    threads: int = field(default_factory=default_threads)
+    workers: int = 1
+
+    def __post_init__(self) -> None:
+        _check_str("host", self.host)
+        if not self.host:
+            raise ValueError("host must not be empty (use 0.0.0.0 or :: for all interfaces)")
+        _check_int("port", self.port, 0, 65535)
+        _check_int("fd", self.fd, 0, optional=True)
+        _check_str("root_path", self.root_path)
+        if self.root_path and (not self.root_path.startswith("/") or self.root_path == "/"):
+            raise ValueError(f"root_path must be '' or start with '/' (e.g. '/api'), "
+                             f"got {self.root_path!r}")
+        self.root_path = self.root_path.rstrip("/")
+        for name in ("proxy_headers", "access_log"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"{name} must be a bool, got {getattr(self, name)!r}")
+        if self.forwarded_allow_ips is None:
+            self.forwarded_allow_ips = _default_forwarded_allow_ips()
+        elif isinstance(self.forwarded_allow_ips, (str, list, tuple)):
+            self.forwarded_allow_ips = parse_ip_list(self.forwarded_allow_ips)
+        else:
+            raise TypeError(f"forwarded_allow_ips must be a str, a list of str or None, "
+                            f"got {self.forwarded_allow_ips!r}")
+        _check_str("log_level", self.log_level, optional=True)
+        if self.log_level is not None:
+            self.log_level = self.log_level.lower()
+            if self.log_level not in LOG_LEVELS:
+                raise ValueError(f"log_level must be one of {', '.join(LOG_LEVELS)} or None, "
+                                 f"got {self.log_level!r}")
+        _check_float("keep_alive_timeout_s", self.keep_alive_timeout_s, positive=True)
+        _check_float("graceful_timeout_s", self.graceful_timeout_s, positive=False)
+        _check_int("max_connections", self.max_connections, 1, optional=True)
+        _check_int("max_header_count", self.max_header_count, 1, MAX_HEADER_COUNT_LIMIT)
+        _check_int("max_header_bytes", self.max_header_bytes, 1)
+        _check_int("max_body_size", self.max_body_size, 0, optional=True)
+        for name in ("ssl_certfile", "ssl_keyfile", "ssl_ca_certs"):
+            _check_str(name, getattr(self, name), optional=True)
+        if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
+            raise ValueError("ssl_certfile and ssl_keyfile must be given together, got "
+                             f"ssl_certfile={self.ssl_certfile!r}, "
+                             f"ssl_keyfile={self.ssl_keyfile!r}")
+        if self.ssl_ca_certs is not None and self.ssl_certfile is None:
+            raise ValueError("ssl_ca_certs needs ssl_certfile and ssl_keyfile")
+        _check_int("ws_max_size", self.ws_max_size, 1)
+        _check_float("ws_ping_interval_s", self.ws_ping_interval_s, positive=True,
+                     optional=True)
+        _check_float("ws_ping_timeout_s", self.ws_ping_timeout_s, positive=True, optional=True)
+        _check_str("lifespan", self.lifespan)
+        if self.lifespan not in LIFESPAN_MODES:
+            raise ValueError(f"lifespan must be one of {', '.join(LIFESPAN_MODES)}, "
+                             f"got {self.lifespan!r}")
+        _check_int("threads", self.threads, 0)
+        _check_int("workers", self.workers, 1)
+
+    @property
+    def is_ssl(self) -> bool:
+        """True when TLS is configured (``ssl_certfile`` and ``ssl_keyfile`` given)."""
+        return self.ssl_certfile is not None
+
+    @property
+    def url(self) -> str:
+        """``"http://host:port"`` (``https`` with TLS; IPv6 hosts in brackets).
+
+        This is the URL given to ``Manager.listen``; with ``fd`` set the host and port are
+        those of the inherited socket as configured, not necessarily where it is bound.
+        """
+        host = f"[{self.host}]" if ":" in self.host and not self.host.startswith("[") \
+            else self.host
+        return f"{'https' if self.is_ssl else 'http'}://{host}:{self.port}"
+
+    @classmethod
+    def from_kwargs(cls, config: ServerConfig | None = None, **overrides: Any) -> ServerConfig:
+        """Return ``config`` (or a default config) with ``overrides`` applied, validated again.
+
+        This is how servers implement ``Server(app, config=None, **fields)``. Raises
+        TypeError naming any keyword that is not a field.
+        """
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(overrides) - names)
+        if unknown:
+            raise TypeError(f"unknown server setting(s): {', '.join(unknown)}; "
+                            f"known: {', '.join(sorted(names))}")
+        if config is None:
+            return cls(**overrides)
+        if not isinstance(config, cls):
+            raise TypeError(f"config must be a ServerConfig, got {config!r}")
+        if not overrides:
+            return config
+        values = {f.name: getattr(config, f.name) for f in fields(cls)}
+        values.update(overrides)
+        return cls(**values)
