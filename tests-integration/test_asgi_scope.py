@@ -1,0 +1,149 @@
+"""The HTTP and WebSocket connection scope as an ASGI app sees it (ASGI spec "HTTP &
+WebSocket" 2.3, "Lifespan" 2.0 state), checked with httpx, websockets and raw sockets."""
+
+from __future__ import annotations
+
+import json
+import socket
+
+import httpx
+import pytest
+from apps.asgi_scope import app
+from apps.asgi_support import split_response
+from cymongoose.asgi.testing import ServerThread
+from websockets.sync.client import connect
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture(scope="module")
+def server():
+    with ServerThread(app) as srv:
+        yield srv
+
+
+def raw_scope(port: int, request: bytes) -> tuple[dict, tuple[str, int]]:
+    """Send ``request`` on a new socket; return (the scope, the socket's own address)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        client_addr = s.getsockname()
+        s.sendall(request)
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    status, _, body = split_response(data)
+    assert status == 200, data
+    return json.loads(body), client_addr
+
+
+def test_basic_http_scope(server):
+    r = httpx.get(server.url + "/some/path", params={"x": "1", "y": "two"})
+    assert r.status_code == 200
+    scope = r.json()
+    assert scope["type"] == "http"
+    assert scope["asgi"]["version"] == "3.0"
+    assert scope["asgi"].get("spec_version", "2.0").startswith("2.")
+    assert scope["http_version"] == "1.1"
+    assert scope["method"] == "GET"
+    assert scope["scheme"] == "http"
+    assert scope["path"] == "/some/path"
+    assert scope["raw_path"] == {"bytes": "/some/path"}
+    assert scope["query_string"] == {"bytes": "x=1&y=two"}
+    assert scope["root_path"] == ""
+    assert scope["server"] == ["127.0.0.1", server.port]
+    host, port = scope["client"]
+    assert host == "127.0.0.1" and isinstance(port, int) and port > 0
+    for name, value in scope["headers"]:
+        assert set(name) == {"bytes"} and set(value) == {"bytes"}
+
+
+def test_path_percent_decoded_raw_path_and_query_kept(server):
+    scope, _ = raw_scope(
+        server.port,
+        b"GET /caf%C3%A9/a%2Fb%20c?q=caf%C3%A9&r=a+b HTTP/1.1\r\n"
+        b"Host: localhost\r\nConnection: close\r\n\r\n",
+    )
+    assert scope["path"] == "/café/a/b c"
+    assert scope["raw_path"] == {"bytes": "/caf%C3%A9/a%2Fb%20c"}
+    assert scope["query_string"] == {"bytes": "q=caf%C3%A9&r=a+b"}
+
+
+def test_path_with_non_ascii_via_httpx(server):
+    r = httpx.get(server.url + "/café")  # httpx percent-encodes it
+    assert r.json()["path"] == "/café"
+    assert r.json()["raw_path"] == {"bytes": "/caf%C3%A9"}
+
+
+def test_headers_lower_cased_in_order_with_duplicates(server):
+    scope, _ = raw_scope(
+        server.port,
+        b"GET / HTTP/1.1\r\nHost: localhost\r\nX-Dup: first\r\nX-Other: Mixed Case Value\r\n"
+        b"x-DUP: second\r\nAccept: */*\r\nConnection: close\r\n\r\n",
+    )
+    headers = [(n["bytes"], v["bytes"]) for n, v in scope["headers"]]
+    assert headers == [
+        ("host", "localhost"),
+        ("x-dup", "first"),
+        ("x-other", "Mixed Case Value"),
+        ("x-dup", "second"),
+        ("accept", "*/*"),
+        ("connection", "close"),
+    ]
+
+
+def test_client_is_the_peer_address(server):
+    scope, client_addr = raw_scope(
+        server.port, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    assert tuple(scope["client"]) == client_addr
+    assert tuple(scope["server"]) == ("127.0.0.1", server.port)
+
+
+def test_http_10_request(server):
+    scope, _ = raw_scope(server.port, b"GET /old HTTP/1.0\r\nHost: x\r\n\r\n")
+    assert scope["http_version"] == "1.0"
+    assert scope["path"] == "/old"
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH", "OPTIONS"])
+def test_methods(server, method):
+    r = httpx.request(method, server.url + "/m", content=b"payload")
+    assert r.status_code == 200
+    assert r.json()["method"] == method
+
+
+def test_head_has_no_body(server):
+    r = httpx.head(server.url + "/h")
+    assert r.status_code == 200
+    assert r.content == b""
+    assert int(r.headers["content-length"]) > 0  # the app's header is passed through
+
+
+def test_lifespan_state_reaches_requests(server):
+    scope = httpx.get(server.url + "/").json()
+    assert scope["state"] == {"greeting": "hello"}
+
+
+def test_root_path_setting():
+    with ServerThread(app, root_path="/api") as srv:
+        scope = httpx.get(srv.url + "/api/items").json()
+    assert scope["root_path"] == "/api"
+
+
+def test_websocket_scope(server):
+    url = f"ws://127.0.0.1:{server.port}/ws/caf%C3%A9?room=1"
+    with connect(url, subprotocols=["chat.v2", "chat.v1"]) as ws:
+        scope = json.loads(ws.recv(10))
+        assert ws.subprotocol == "chat.v2"
+    assert scope["type"] == "websocket"
+    assert scope["asgi"]["version"] == "3.0"
+    assert scope["scheme"] == "ws"
+    assert scope["path"] == "/ws/café"
+    assert scope["raw_path"] == {"bytes": "/ws/caf%C3%A9"}
+    assert scope["query_string"] == {"bytes": "room=1"}
+    assert scope["subprotocols"] == ["chat.v2", "chat.v1"]
+    assert scope["http_version"] == "1.1"
+    assert scope["state"] == {"greeting": "hello"}
+    assert ws.close_code == 1000
