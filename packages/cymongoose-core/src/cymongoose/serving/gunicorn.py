@@ -1,0 +1,132 @@
+"""What the gunicorn worker classes of both servers share (gunicorn itself is not imported).
+
+``cymongoose.asgi.workers.ASGIWorker`` and ``cymongoose.wsgi.workers.WSGIWorker`` call
+:func:`prepare_worker` from their ``run()``: it maps gunicorn's settings onto a
+:class:`~cymongoose.serving.config.ServerConfig` that serves on gunicorn's pre-bound socket,
+routes the ``cymongoose`` loggers to gunicorn's log handlers and starts the heartbeat
+thread. Graceful stop: gunicorn sends SIGTERM, which the server's own handler turns into
+its graceful shutdown (stop accepting, finish in-flight requests within
+``graceful_timeout``); SIGQUIT stays gunicorn's quick exit.
+
+Settings mapped: ``bind`` (the first socket; more are ignored with a warning),
+``keepalive``, ``graceful_timeout``, ``limit_request_fields`` (capped at 100),
+``limit_request_field_size`` (applied to the whole header block, never below 64 KiB),
+``worker_connections``, ``threads`` (WSGI; 1, gunicorn's default, means our default pool),
+``certfile``/``keyfile``/``ca_certs``, ``forwarded_allow_ips``, ``accesslog``, and the
+``SCRIPT_NAME`` environment variable as ``root_path``. ``max_requests`` is not supported
+and is ignored with a log line.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+from typing import Any
+
+from .accesslog import ACCESS_LOGGER_NAME
+from .config import ServerConfig, default_threads
+
+HEARTBEAT_INTERVAL_S = 1.0
+_DEFAULT_HEADER_BYTES = 65536
+
+
+def _route_logging(log: Any, access_enabled: bool) -> None:
+    """Send the ``cymongoose`` loggers to gunicorn's error and access log handlers."""
+    error_log = getattr(log, "error_log", None)
+    if error_log is not None:
+        ours = logging.getLogger("cymongoose")
+        ours.handlers = list(error_log.handlers)
+        ours.setLevel(error_log.level)
+        ours.propagate = False
+    access = logging.getLogger(ACCESS_LOGGER_NAME)
+    access_log = getattr(log, "access_log", None)
+    if access_enabled and access_log is not None:
+        access.handlers = list(access_log.handlers)
+        access.setLevel(logging.INFO)
+        access.propagate = False
+        access.disabled = False
+    else:
+        access.disabled = True
+
+
+def config_from_gunicorn(cfg: Any, sockets: list[Any], log: Any, server: str) -> ServerConfig:
+    """Map a gunicorn ``Config`` and its listeners onto a ServerConfig for one worker.
+
+    ``server`` is ``"asgi"`` or ``"wsgi"``. ``log`` is gunicorn's logger (for warnings).
+    Raises RuntimeError when gunicorn gave no socket.
+    """
+    if not sockets:
+        raise RuntimeError("gunicorn gave this worker no listening socket")
+    if len(sockets) > 1:
+        log.warning("cymongoose workers serve one socket; ignoring all but %s", sockets[0])
+    listener = sockets[0]
+    sock = getattr(listener, "sock", listener)
+    sock.setblocking(False)
+    if sock.family in (socket.AF_INET, socket.AF_INET6):
+        host, port = sock.getsockname()[:2]
+    else:
+        log.warning("cymongoose serves %s through its descriptor; addresses in the scope "
+                    "and the log are placeholders", listener)
+        host, port = "127.0.0.1", 0
+    if getattr(cfg, "max_requests", 0):
+        log.info("max_requests=%s is not supported by cymongoose workers and is ignored",
+                 cfg.max_requests)
+    keepalive = float(getattr(cfg, "keepalive", 2) or 0)
+    if keepalive <= 0:
+        log.info("keepalive=0 is not supported; idle connections close after 1 s")
+        keepalive = 1.0
+    fields_limit = int(getattr(cfg, "limit_request_fields", 100) or 100)
+    field_size = int(getattr(cfg, "limit_request_field_size", 0) or 0)
+    threads = int(getattr(cfg, "threads", 1) or 1)
+    if server == "wsgi" and threads <= 1:
+        threads = default_threads()
+        log.info("threads=1 (gunicorn's default): running the app in %d threads", threads)
+    certfile = getattr(cfg, "certfile", None) if getattr(cfg, "is_ssl", False) else None
+    keyfile = getattr(cfg, "keyfile", None) if certfile else None
+    allow = getattr(cfg, "forwarded_allow_ips", None)
+    access_enabled = getattr(cfg, "accesslog", None) is not None
+    _route_logging(log, access_enabled)
+    return ServerConfig(
+        host=host,
+        port=port,
+        fd=sock.fileno(),
+        root_path=os.environ.get("SCRIPT_NAME", "").rstrip("/"),
+        forwarded_allow_ips=list(allow) if isinstance(allow, (list, tuple)) else allow,
+        access_log=access_enabled,
+        keep_alive_timeout_s=keepalive,
+        graceful_timeout_s=float(getattr(cfg, "graceful_timeout", 30)),
+        max_connections=int(getattr(cfg, "worker_connections", 0) or 0) or None,
+        max_header_count=min(100, max(1, fields_limit)),
+        max_header_bytes=max(_DEFAULT_HEADER_BYTES, field_size),
+        ssl_certfile=certfile,
+        ssl_keyfile=keyfile,
+        ssl_ca_certs=(getattr(cfg, "ca_certs", None) or None) if certfile else None,
+        threads=threads,
+        workers=1,
+    )
+
+
+def _heartbeat(worker: Any) -> None:
+    """Tell the arbiter we are alive; stop ourselves if the arbiter went away."""
+    ppid = worker.ppid
+    while True:
+        worker.notify()
+        if os.getppid() != ppid:
+            worker.log.info("Parent changed, shutting down: %s", worker)
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+        time.sleep(HEARTBEAT_INTERVAL_S)
+
+
+def prepare_worker(worker: Any, server: str) -> ServerConfig:
+    """For a gunicorn ``Worker`` about to serve: build its ServerConfig (see
+    :func:`config_from_gunicorn`), route logging, start the heartbeat thread (daemon,
+    ``worker.notify()`` every HEARTBEAT_INTERVAL_S seconds)."""
+    config = config_from_gunicorn(worker.cfg, worker.sockets, worker.log, server)
+    threading.Thread(target=_heartbeat, args=(worker,), name="cymongoose-heartbeat",
+                     daemon=True).start()
+    return config

@@ -1,0 +1,26 @@
+"""gunicorn worker class: ``gunicorn -k cymongoose.wsgi.workers.WSGIWorker module:app``.
+
+gunicorn manages the processes, binds the sockets and handles reloads and signals; each
+worker process runs one cymongoose WSGI server (its thread pool sized by ``--threads``) on
+gunicorn's pre-bound socket. Which gunicorn settings apply is listed in
+:mod:`cymongoose.serving.gunicorn`. Needs the ``gunicorn`` extra:
+``pip install 'cymongoose-wsgi[gunicorn]'``.
+"""
+
+from __future__ import annotations
+
+from cymongoose.serving.gunicorn import prepare_worker
+from gunicorn.workers.base import Worker
+
+
+class WSGIWorker(Worker):  # type: ignore[misc]
+    """Serve the WSGI app gunicorn loaded (``self.wsgi``) until gunicorn stops us.
+
+    SIGTERM: graceful shutdown within ``--graceful-timeout``; SIGQUIT: immediate exit.
+    """
+
+    def run(self) -> None:
+        from .server import serve
+
+        config = prepare_worker(self, "wsgi")
+        serve(self.wsgi, config=config)
