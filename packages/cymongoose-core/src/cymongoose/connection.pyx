@@ -17,6 +17,26 @@ cdef bytes _status_line(int status):
     return b"HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, b"Unknown"))
 
 
+cdef inline void _response_done(mg_connection *c) noexcept:
+    # Lets the next pipelined request be parsed (mongoose: on MG_EV_POLL; ours: need_parse).
+    cdef ConnState *st = <ConnState *>c.fn_data
+    c.is_resp = 0
+    if st != NULL:
+        st.need_parse = 1
+
+
+cdef inline void _ws_guard(mg_connection *c) noexcept:
+    # After mg_ws_upgrade: remember mongoose's mg_ws_cb, put the size check in front.
+    global _mg_ws_cb
+    cdef ConnState *st = <ConnState *>c.fn_data
+    if not c.is_websocket or c.pfn == NULL or c.pfn == _ws_pfn:
+        return
+    if _mg_ws_cb == NULL:
+        _mg_ws_cb = c.pfn
+    if st != NULL and st.srv != NULL and st.srv.ws_max_size and c.pfn == _mg_ws_cb:
+        c.pfn = _ws_pfn
+
+
 cdef inline str _ip_str(mg_addr *a):
     if a.is_ip6:
         return inet_ntop(AF_INET6, PyBytes_FromStringAndSize(<char *>a.addr.ip, 16))
@@ -143,7 +163,7 @@ cdef class Connection:
         if not mg_send(c, <char *>wire, len(wire)):
             raise MemoryError(f"connection {self._id}: send buffer allocation failed")
         if complete:
-            c.is_resp = 0  # lets mongoose parse the next pipelined request
+            _response_done(c)
         return 0
 
     def send_response(self, int status, headers, body=b"") -> None:
@@ -178,7 +198,7 @@ cdef class Connection:
 
     def finish_response(self) -> None:
         """Mark a response whose body was written by hand (``send``) as complete."""
-        self._get().is_resp = 0
+        _response_done(self._get())
 
     def reply(self, int status_code, body=b"", headers=None) -> None:
         """Send a full HTTP response (like ``mg_http_reply``).
@@ -231,6 +251,125 @@ cdef class Connection:
             mg_ws_upgrade(c, hm, "%s", <char *>extra)
         else:
             mg_ws_upgrade(c, hm, NULL)
+        _ws_guard(c)
+
+    def ws_accept(self, key, headers=()) -> None:
+        """Complete a WebSocket upgrade after the request's message is gone (RFC 6455 4.2.2).
+
+        ``key``: the request's ``Sec-WebSocket-Key`` value (str or bytes); ``headers``:
+        ``(name, value)`` pairs added to the 101 response, e.g. the chosen
+        ``Sec-WebSocket-Protocol``. The connection then speaks WebSocket (MG_EV_WS_OPEN,
+        MG_EV_WS_MSG ...). Raises ValueError for CR/LF/NUL in the key or a header.
+        """
+        cdef mg_connection *c = self._get()
+        cdef bytes k = _header_bytes(key, "Sec-WebSocket-Key")
+        cdef bytes extra = b"".join(
+            _header_bytes(n, "header name") + b": " + _header_bytes(v, "header value") + _CRLF
+            for n, v in headers)
+        cdef mg_http_message hm
+        memset(&hm, 0, sizeof(hm))
+        hm.headers[0].name.buf = <char *>"Sec-WebSocket-Key"
+        hm.headers[0].name.len = 17
+        hm.headers[0].value = _mgs(k)
+        mg_ws_upgrade(c, &hm, "%s", <char *>extra)
+        _ws_guard(c)
+
+    def configure_http_server(self, *, int max_header_count=100,
+                              Py_ssize_t max_header_bytes=65536, Py_ssize_t max_body_size=0,
+                              Py_ssize_t stream_threshold=65536,
+                              Py_ssize_t keep_alive_timeout_ms=5000,
+                              Py_ssize_t header_timeout_ms=30000,
+                              Py_ssize_t max_connections=0, Py_ssize_t ws_max_size=0) -> None:
+        """Serve this HTTP listener's connections with the core's HTTP/1.1 server protocol.
+
+        Accepted connections then get, in C: 400 for a malformed request, 431 beyond
+        ``max_header_count`` headers (1..100) or ``max_header_bytes`` of request line and
+        headers, 413 when Content-Length exceeds ``max_body_size`` bytes, 501 for a
+        Transfer-Encoding other than chunked, 503 beyond ``max_connections`` open
+        connections, 408 when a request head takes longer than ``header_timeout_ms``
+        (each answered with ``Connection: close``); ``100 Continue`` for
+        ``Expect: 100-continue``; keep-alive connections idle (no request in progress)
+        for ``keep_alive_timeout_ms`` ms are closed; WebSocket messages above
+        ``ws_max_size`` bytes are refused with close code 1009 (RFC 6455 section 7.4.1).
+        Bodies up to ``stream_threshold`` bytes arrive whole with MG_EV_HTTP_MSG;
+        larger or chunked ones arrive as MG_EV_HTTP_MSG with ``more_body`` True, then
+        EV_HTTP_BODY events (bytes; an empty one ends the body). MG_EV_HTTP_HDRS is not
+        delivered. 0 means unlimited for the size and count limits. Raises ValueError for
+        an out-of-range value, RuntimeError if this is not an HTTP listener.
+        """
+        cdef mg_connection *c = self._get()
+        cdef ConnState *st = <ConnState *>c.fn_data
+        if not c.is_listening or c.pfn == NULL or st == NULL:
+            raise RuntimeError("configure_http_server() needs an HTTP listener (listen(http=True))")
+        if not 1 <= max_header_count <= MG_MAX_HTTP_HEADERS:
+            raise ValueError(f"max_header_count must be in 1..{MG_MAX_HTTP_HEADERS}, "
+                             f"got {max_header_count}")
+        for name, value in (("max_header_bytes", max_header_bytes),
+                            ("keep_alive_timeout_ms", keep_alive_timeout_ms),
+                            ("header_timeout_ms", header_timeout_ms)):
+            if value <= 0:
+                raise ValueError(f"{name} must be > 0, got {value}")
+        for name, value in (("max_body_size", max_body_size),
+                            ("stream_threshold", stream_threshold),
+                            ("max_connections", max_connections), ("ws_max_size", ws_max_size)):
+            if value < 0:
+                raise ValueError(f"{name} must be >= 0, got {value}")
+        cdef ServerOpts *srv = st.srv
+        if srv == NULL:
+            srv = <ServerOpts *>malloc(sizeof(ServerOpts))
+            if srv == NULL:
+                raise MemoryError()
+            memset(srv, 0, sizeof(ServerOpts))
+            srv.refs = 1
+            st.srv = srv
+        srv.max_header_count = max_header_count
+        srv.max_header_bytes = max_header_bytes
+        srv.max_body_size = max_body_size
+        srv.stream_threshold = stream_threshold
+        srv.keep_alive_timeout_ms = keep_alive_timeout_ms
+        srv.header_timeout_ms = header_timeout_ms
+        srv.max_connections = max_connections
+        srv.ws_max_size = ws_max_size
+        _mg_http_cb_set(c.pfn)
+        self._mgr._start_sweep(min(keep_alive_timeout_ms, header_timeout_ms))
+
+    @property
+    def more_body(self) -> bool:
+        """True while a streamed request body is still arriving (EV_HTTP_BODY events)."""
+        cdef mg_connection *c = self._get()
+        cdef ConnState *st = <ConnState *>c.fn_data
+        return st != NULL and st.body_mode != 0
+
+    def pause_reading(self) -> None:
+        """Stop reading from the socket (bounded memory while a consumer is slow)."""
+        cdef mg_connection *c = self._get()
+        cdef ConnState *st = <ConnState *>c.fn_data
+        if st != NULL:
+            st.paused = 1
+        c.is_full = 1
+        _epoll_reads(c, False)
+
+    def resume_reading(self) -> None:
+        """Read from the socket again after `pause_reading`."""
+        cdef mg_connection *c = self._get()
+        cdef ConnState *st = <ConnState *>c.fn_data
+        if st != NULL:
+            st.paused = 0
+        c.is_full = 0
+        _epoll_reads(c, True)
+
+    def notify_writable(self, Py_ssize_t low_water_bytes=0) -> None:
+        """Ask for one EV_WRITABLE event (data None) once the send buffer holds at most
+        ``low_water_bytes`` bytes: at the next poll if it already does. For response
+        backpressure on connections whose I/O events are off (``io_events`` False)."""
+        cdef mg_connection *c = self._get()
+        cdef ConnState *st = <ConnState *>c.fn_data
+        if low_water_bytes < 0:
+            raise ValueError(f"low_water_bytes must be >= 0, got {low_water_bytes}")
+        if st == NULL:
+            raise RuntimeError(f"connection {self._id} has no event state")
+        st.low_water = low_water_bytes
+        st.want_writable = 1
 
     def ws_send(self, data, int op=WEBSOCKET_OP_TEXT) -> int:
         """Send one WebSocket frame with opcode ``op`` (``mg_ws_send``); returns bytes queued."""

@@ -5,6 +5,14 @@ cdef void _on_event(mg_connection *c, int ev, void *ev_data) noexcept nogil:
     cdef ConnState *st = <ConnState *>c.fn_data
     if st == NULL:
         return
+    if st.srv != NULL and st.c == c and (ev == MG_EV_POLL or ev == MG_EV_WRITE):
+        if c.pfn == _mg_http_cb and c.is_accepted and c.pfn != NULL:
+            c.pfn = _srv_pfn  # serve_file/serve_dir restored mongoose's http_cb
+        if st.want_writable and c.send.len <= st.low_water:
+            st.want_writable = 0
+            with gil:
+                (<Manager>st.mgr)._calls += 1
+                _dispatch(c, _EV_WRITABLE, NULL)
     # Loop-iteration events cost no Python call unless the connection asked for them.
     if st.c == c and not st.want_io and (
             ev == MG_EV_POLL or ev == MG_EV_READ or ev == MG_EV_WRITE):
@@ -19,6 +27,7 @@ cdef ConnState *_new_state(Manager mgr, Connection conn, int want_io) except NUL
     cdef ConnState *st = <ConnState *>malloc(sizeof(ConnState))
     if st == NULL:
         raise MemoryError()
+    memset(st, 0, sizeof(ConnState))
     st.c = NULL
     st.conn = <PyObject *>conn
     st.mgr = <PyObject *>mgr
@@ -42,6 +51,7 @@ cdef void _dispatch(mg_connection *c, int ev, void *ev_data) noexcept:
     cdef HttpMessage hmsg = None
     cdef WsMessage wmsg = None
     cdef MqttMessage mmsg = None
+    cdef ServerOpts *srv
     try:
         if st.c == NULL:
             _claim(st, c)
@@ -52,14 +62,23 @@ cdef void _dispatch(mg_connection *c, int ev, void *ev_data) noexcept:
             conn._mgr = mgr
             conn._handler = parent._handler
             conn._want_io = st.want_io
+            srv = st.srv
             st = _new_state(mgr, conn, st.want_io)
             c.fn_data = st
             _claim(st, c)
+            if srv != NULL:
+                st.srv = srv
+                _srv_accepted(c, st)
         conn = <Connection>st.conn
         handler = conn._handler if conn._handler is not None else mgr._handler
         if handler is not None:
             if ev == MG_EV_HTTP_MSG or ev == MG_EV_HTTP_HDRS or ev == MG_EV_WS_OPEN:
                 data = hmsg = _http_message(<mg_http_message *>ev_data)
+                hmsg._more_body = st.more_body
+            elif ev == _EV_HTTP_BODY:
+                data = _bytes((<mg_str *>ev_data)[0])
+            elif ev == _EV_WRITABLE:
+                data = None
             elif ev == MG_EV_WS_MSG or ev == MG_EV_WS_CTL:
                 data = wmsg = _ws_message(<mg_ws_message *>ev_data)
             elif ev == MG_EV_MQTT_MSG or ev == MG_EV_MQTT_CMD:
@@ -109,6 +128,7 @@ cdef void _forget(mg_connection *c, ConnState *st) noexcept:
     c.fn_data = NULL
     conn._c = NULL
     mgr._conns.pop(c.id, None)
+    _srv_release(st)
     free(st)
     Py_DECREF(conn)
 
@@ -134,6 +154,8 @@ cdef class Manager:
     cdef set _timers
     cdef list _cancelled
     cdef object _wakeups
+    cdef mg_timer *_sweep
+    cdef uint64_t _sweep_ms
 
     def __cinit__(self):
         self._open = False
@@ -230,6 +252,26 @@ cdef class Manager:
         finally:
             self._polling = False
         return self._calls - start
+
+    cdef void _start_sweep(self, uint64_t timeout_ms):
+        # One C timer per manager closes idle keep-alive connections (httpserver.pyx);
+        # its period bounds how late a timeout fires.
+        cdef uint64_t period = timeout_ms // 4
+        if period > 1000:
+            period = 1000
+        if period < 20:
+            period = 20
+        if self._sweep != NULL:
+            if period >= self._sweep_ms:
+                return
+            mg_timer_free(&self._mgr.timers, self._sweep)
+            mg_free(self._sweep)
+            self._sweep = NULL
+        self._sweep = mg_timer_add(&self._mgr, period, MG_TIMER_REPEAT, _srv_sweep,
+                                   <void *>&self._mgr)
+        if self._sweep == NULL:
+            raise MemoryError("mg_timer_add failed")
+        self._sweep_ms = period
 
     cdef void _release_cancelled(self):
         cdef Timer t
@@ -336,13 +378,57 @@ cdef class Manager:
             _claim(st, c)
         return conn
 
-    def listen(self, url, handler=None, *, http=None) -> Connection:
+    def listen(self, url, handler=None, *, http=None, fd=None) -> Connection:
         """Listen on ``url`` (http, https, ws, wss, tcp, udp); port 0 picks a free port.
 
-        ``http`` defaults to True for http/https/ws/wss URLs. Raises RuntimeError
-        naming the URL when it cannot listen.
+        ``http`` defaults to True for http/https/ws/wss URLs. ``fd``: serve on this
+        already bound and listening TCP socket (int descriptor, e.g. from gunicorn)
+        instead of binding ``url``'s address; the scheme of ``url`` still selects the
+        protocol and a duplicate of ``fd`` is used, so the caller keeps its own. Raises
+        RuntimeError naming the URL when it cannot listen, ValueError for an ``fd`` that
+        is not a listening IPv4/IPv6 stream socket.
         """
-        return self._open_conn(url, handler, 0, http)
+        if fd is None:
+            return self._open_conn(url, handler, 0, http)
+        import socket
+        import os
+        if not isinstance(fd, int) or isinstance(fd, bool):
+            raise TypeError(f"fd must be an int, not {type(fd).__name__}")
+        probe = socket.socket(fileno=os.dup(fd))
+        try:
+            if probe.family not in (socket.AF_INET, socket.AF_INET6) or \
+                    probe.type != socket.SOCK_STREAM or \
+                    not probe.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
+                raise ValueError(f"fd {fd} is not a listening TCP (IPv4/IPv6) socket")
+            probe.setblocking(False)
+            local = probe.getsockname()
+            family = probe.family
+        finally:
+            probe.close()
+        cdef bytes u = _as_bytes(url, "url")
+        scheme, sep, _ = u.partition(b"://")
+        dummy = (scheme if sep else b"http") + b"://127.0.0.1:0"
+        if http is None:
+            http = dummy.startswith((b"http://", b"https://", b"ws://", b"wss://"))
+        cdef Connection conn = self._open_conn(dummy, handler, 0, http)
+        cdef mg_connection *c = conn._c
+        cdef int newfd = os.dup(fd)
+        cdef int oldfd = <int><size_t>c.fd
+        cdef epoll_event ev
+        if self._mgr.epoll_fd >= 0:
+            epoll_ctl(self._mgr.epoll_fd, EPOLL_CTL_DEL, oldfd, NULL)
+        os.close(oldfd)
+        c.fd = <void *><size_t>newfd
+        if self._mgr.epoll_fd >= 0:
+            ev.events = EPOLLIN | EPOLLERR | EPOLLHUP
+            ev.data.ptr = <void *>c
+            epoll_ctl(self._mgr.epoll_fd, EPOLL_CTL_ADD, newfd, &ev)
+        cdef bytes ip = socket.inet_pton(family, local[0])
+        memset(&c.loc, 0, sizeof(c.loc))
+        c.loc.is_ip6 = family == socket.AF_INET6
+        memcpy(c.loc.addr.ip, <char *>ip, len(ip))
+        c.loc.port = htons(local[1])
+        return conn
 
     def connect(self, url, handler=None, *, http=None) -> Connection:
         """Open an outbound connection to ``url``; returns at once (MG_EV_CONNECT follows)."""
@@ -428,6 +514,7 @@ cdef class Manager:
             t._t = NULL  # mg_mgr_free releases every timer
         self._timers.clear()
         self._cancelled.clear()
+        self._sweep = NULL  # mg_mgr_free releases it
         self._polling = True
         try:
             mg_mgr_free(&self._mgr)

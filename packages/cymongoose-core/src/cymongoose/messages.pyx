@@ -41,6 +41,7 @@ cdef class HttpMessage:
     """
 
     cdef mg_http_message *_hm
+    cdef bint _more_body
 
     def __cinit__(self):
         self._hm = NULL
@@ -68,6 +69,13 @@ cdef class HttpMessage:
     @property
     def proto(self) -> str:
         return _str(self._get().proto)
+
+    @property
+    def more_body(self) -> bool:
+        """True when the body is streamed: it follows as EV_HTTP_BODY events (bytes, the
+        last one empty) on a connection of `Connection.configure_http_server`."""
+        self._get()
+        return self._more_body
 
     @property
     def body_bytes(self) -> bytes:

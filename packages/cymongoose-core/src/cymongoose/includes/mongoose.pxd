@@ -147,6 +147,8 @@ cdef extern from "mongoose.h" nogil:
     void mg_log_set(int log_level)
     int mg_log_level
     void mg_iobuf_del(mg_iobuf *, size_t offset, size_t len)
+    int mg_http_parse(const char *s, size_t len, mg_http_message *)
+    void mg_call(mg_connection *c, int ev, void *ev_data)
 
     # Utilities
     bint mg_match(mg_str s, mg_str pattern, mg_str *caps)
@@ -295,3 +297,25 @@ cdef extern from "mongoose.h" nogil:
     void mg_mqtt_send_header(mg_connection *, uint8_t cmd, uint8_t flags, uint32_t len)
     size_t mg_mqtt_next_prop(mg_mqtt_message *, mg_mqtt_prop *, size_t ofs)
     uint64_t mg_boot_timestamp_ms
+
+
+cdef extern from "<sys/epoll.h>" nogil:
+    union epoll_data_t "epoll_data":
+        void *ptr
+        int fd
+    struct epoll_event:
+        uint32_t events
+        epoll_data_t data
+    enum:
+        EPOLLIN
+        EPOLLOUT
+        EPOLLERR
+        EPOLLHUP
+        EPOLL_CTL_ADD
+        EPOLL_CTL_MOD
+        EPOLL_CTL_DEL
+    int epoll_ctl(int epfd, int op, int fd, epoll_event *event)
+
+
+cdef extern from "<strings.h>" nogil:
+    int strncasecmp(const char *s1, const char *s2, size_t n)

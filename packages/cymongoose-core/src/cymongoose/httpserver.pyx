@@ -1,0 +1,408 @@
+# The core's HTTP/1.1 server protocol: mongoose's request parser (mg_http_parse) driven
+# by our own loop, so that limits, streamed request bodies and errors are answered in C.
+#
+# mongoose's http_cb buffers a whole request (up to MG_MAX_RECV_SIZE) before the handler
+# sees it and drops malformed requests without a response. Accepted connections of a
+# listener set up with Connection.configure_http_server() get _srv_pfn instead: it
+# answers 400/413/431/501/503 itself, sends 100 Continue, streams large and chunked bodies
+# as EV_HTTP_BODY events, and a sweep timer closes idle keep-alive connections.
+
+cdef enum:
+    _EV_HTTP_BODY = MG_EV_USER + 4096
+    _EV_WRITABLE = MG_EV_USER + 4097
+    _BODY_CHUNK = 65536         # bytes gathered per EV_HTTP_BODY while more are coming
+    _CHUNK_LINE_MAX = 4096      # chunk-size line and trailer field limits
+    _CS_SIZE = 0
+    _CS_DATA = 1
+    _CS_DATA_CRLF = 2
+    _CS_TRAILER = 3
+
+EV_HTTP_BODY = _EV_HTTP_BODY
+EV_WRITABLE = _EV_WRITABLE
+_EVENT_NAMES[_EV_HTTP_BODY] = "EV_HTTP_BODY"
+_EVENT_NAMES[_EV_WRITABLE] = "EV_WRITABLE"
+
+cdef mg_event_handler_t _mg_http_cb = NULL   # mongoose's static http_cb, seen on listeners
+cdef mg_event_handler_t _mg_ws_cb = NULL     # mongoose's static mg_ws_cb, after upgrade
+
+
+cdef const char *_reason(int status) noexcept nogil:
+    if status == 400:
+        return "Bad Request"
+    if status == 408:
+        return "Request Timeout"
+    if status == 413:
+        return "Content Too Large"
+    if status == 431:
+        return "Request Header Fields Too Large"
+    if status == 501:
+        return "Not Implemented"
+    return "Service Unavailable"
+
+
+cdef void _srv_reject(mg_connection *c, int status) noexcept nogil:
+    """Answer ``status`` with Connection: close and stop reading this connection."""
+    cdef char buf[256]
+    cdef const char *reason = _reason(status)
+    cdef int n = snprintf(buf, sizeof(buf),
+                          "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                          "Content-Length: %d\r\nConnection: close\r\n\r\n%s\n",
+                          status, reason, <int>strlen(reason) + 1, reason)
+    mg_send(c, buf, <size_t>n)
+    c.recv.len = 0
+    c.is_draining = 1
+    c.is_resp = 0
+
+
+cdef inline void _deliver(mg_connection *c, int ev, const char *buf, size_t n) noexcept nogil:
+    cdef mg_str s
+    s.buf = <char *>buf
+    s.len = n
+    with gil:
+        _dispatch(c, ev, &s)
+
+
+cdef inline bint _alive(mg_connection *c, ConnState *st) noexcept nogil:
+    return c.fn_data == <void *>st and not c.is_closing and not c.is_draining
+
+
+cdef size_t _header_lines(const char *p, size_t n) noexcept nogil:
+    cdef size_t i, lines = 0
+    for i in range(n):
+        if p[i] == c'\n':
+            lines += 1
+    return lines - 2 if lines >= 2 else 0   # minus request line and blank line
+
+
+cdef void _srv_body_length(mg_connection *c, ConnState *st) noexcept nogil:
+    cdef size_t k = c.recv.len if c.recv.len < st.body_left else st.body_left
+    if k == 0 or (k < st.body_left and k < _BODY_CHUNK):
+        return  # fewer, larger EV_HTTP_BODY events
+    st.body_left -= k
+    st.body_total += k
+    _deliver(c, _EV_HTTP_BODY, <char *>c.recv.buf, k)
+    if c.fn_data != <void *>st:
+        return
+    mg_iobuf_del(&c.recv, 0, k)
+    if st.body_left == 0:
+        st.body_mode = 0
+        _deliver(c, _EV_HTTP_BODY, NULL, 0)
+
+
+cdef int _hexval(char ch) noexcept nogil:
+    if c'0' <= ch <= c'9':
+        return ch - c'0'
+    if c'a' <= ch <= c'f':
+        return ch - c'a' + 10
+    if c'A' <= ch <= c'F':
+        return ch - c'A' + 10
+    return -1
+
+
+cdef void _srv_body_chunked(mg_connection *c, ConnState *st) noexcept nogil:
+    # RFC 9112 section 7.1. Decoded data is moved to the front of recv ([0, decoded));
+    # raw bytes still to parse follow it. Strict: CRLF line ends, hex sizes only.
+    cdef char *buf = <char *>c.recv.buf
+    cdef size_t pos = st.decoded, end = c.recv.len, k, size
+    cdef char *nl
+    cdef int d, digits
+    cdef bint finished = False, bad = False
+    while pos < end and not finished:
+        if st.chunk_state == _CS_SIZE or st.chunk_state == _CS_TRAILER:
+            nl = <char *>memchr(buf + pos, c'\n', end - pos)
+            if nl == NULL:
+                bad = end - pos > _CHUNK_LINE_MAX
+                break
+            k = <size_t>(nl - (buf + pos))   # line length without \n
+            if k == 0 or buf[pos + k - 1] != c'\r':
+                bad = True
+                break
+            if st.chunk_state == _CS_TRAILER:
+                pos += k + 1
+                if k == 1:
+                    finished = True
+                continue
+            size = 0
+            digits = 0
+            while digits < <int>k - 1:
+                d = _hexval(buf[pos + digits])
+                if d < 0:
+                    break
+                if digits >= 15:
+                    bad = True
+                    break
+                size = size * 16 + <size_t>d
+                digits += 1
+            if bad or digits == 0 or (digits < <int>k - 1 and buf[pos + digits] != c';'):
+                bad = True
+                break
+            pos += k + 1
+            if size == 0:
+                st.chunk_state = _CS_TRAILER
+            else:
+                if st.srv.max_body_size and st.body_total + size > st.srv.max_body_size:
+                    bad = True
+                    break
+                st.body_left = size
+                st.chunk_state = _CS_DATA
+        elif st.chunk_state == _CS_DATA:
+            k = end - pos if end - pos < st.body_left else st.body_left
+            if pos != st.decoded:
+                memmove(buf + st.decoded, buf + pos, k)
+            st.decoded += k
+            st.body_total += k
+            st.body_left -= k
+            pos += k
+            if st.body_left == 0:
+                st.chunk_state = _CS_DATA_CRLF
+        else:
+            if end - pos < 2:
+                break
+            if buf[pos] != c'\r' or buf[pos + 1] != c'\n':
+                bad = True
+                break
+            pos += 2
+            st.chunk_state = _CS_SIZE
+    if bad:
+        # The app already has the request: closing is the only honest signal.
+        st.body_mode = 0
+        c.recv.len = 0
+        c.is_closing = 1
+        return
+    if pos > st.decoded:
+        mg_iobuf_del(&c.recv, st.decoded, pos - st.decoded)
+    if st.decoded and (finished or st.decoded >= _BODY_CHUNK):
+        k = st.decoded
+        st.decoded = 0
+        _deliver(c, _EV_HTTP_BODY, <char *>c.recv.buf, k)
+        if c.fn_data != <void *>st:
+            return
+        mg_iobuf_del(&c.recv, 0, k)
+    if finished:
+        st.body_mode = 0
+        _deliver(c, _EV_HTTP_BODY, NULL, 0)
+
+
+cdef inline void _srv_body(mg_connection *c, ConnState *st) noexcept nogil:
+    if st.body_mode == 1:
+        _srv_body_length(c, st)
+    else:
+        _srv_body_chunked(c, st)
+
+
+cdef void _srv_input(mg_connection *c, ConnState *st) noexcept nogil:
+    cdef ServerOpts *srv = st.srv
+    cdef mg_http_message hm
+    cdef size_t ofs = 0, avail, count, here
+    cdef const char *buf
+    cdef mg_str *h
+    cdef int n
+    cdef bint chunked
+    st.need_parse = 0
+    if st.body_mode:
+        _srv_body(c, st)
+        if st.body_mode or not _alive(c, st):
+            return
+    while not c.is_resp and _alive(c, st) and ofs < c.recv.len:
+        buf = <char *>c.recv.buf + ofs
+        avail = c.recv.len - ofs
+        n = mg_http_parse(buf, avail, &hm)
+        if n == 0:
+            if avail > srv.max_header_bytes:
+                _srv_reject(c, 431)
+            elif st.request_start_ms == 0:
+                st.request_start_ms = mg_millis()
+            break
+        st.request_start_ms = 0
+        if n < 0:
+            _srv_reject(c, 431 if _header_lines(buf, avail) > srv.max_header_count else 400)
+            return
+        count = 0
+        while count < MG_MAX_HTTP_HEADERS and hm.headers[count].name.len:
+            count += 1
+        if count == MG_MAX_HTTP_HEADERS:
+            count = _header_lines(buf, <size_t>n)
+        if <size_t>n > srv.max_header_bytes or count > srv.max_header_count:
+            _srv_reject(c, 431)
+            return
+        chunked = False
+        h = mg_http_get_header(&hm, "Transfer-Encoding")
+        if h != NULL:
+            if hm.proto.len == 8 and strncasecmp(hm.proto.buf, "HTTP/1.0", 8) == 0:
+                _srv_reject(c, 400)
+                return
+            if h.len != 7 or strncasecmp(h.buf, "chunked", 7) != 0:
+                _srv_reject(c, 501)
+                return
+            chunked = True
+        if srv.max_body_size and hm.body.len > srv.max_body_size:
+            _srv_reject(c, 413)
+            return
+        here = avail - <size_t>n
+        if chunked or hm.body.len > here:
+            h = mg_http_get_header(&hm, "Expect")
+            if h != NULL and h.len == 12 and strncasecmp(h.buf, "100-continue", 12) == 0:
+                mg_send(c, "HTTP/1.1 100 Continue\r\n\r\n", 25)
+        if chunked or (hm.body.len > srv.stream_threshold and hm.body.len > here):
+            st.body_mode = 2 if chunked else 1
+            st.body_left = 0 if chunked else hm.body.len
+            st.body_total = 0
+            st.decoded = 0
+            st.chunk_state = _CS_SIZE
+            hm.body.len = 0
+            hm.message.len = <size_t>n
+            c.is_resp = 1
+            st.more_body = 1
+            mg_call(c, MG_EV_HTTP_MSG, &hm)
+            if c.fn_data != <void *>st:
+                return
+            st.more_body = 0
+            mg_iobuf_del(&c.recv, 0, ofs + <size_t>n)
+            ofs = 0
+            if _alive(c, st):
+                _srv_body(c, st)
+            if st.body_mode:
+                return
+            continue
+        if hm.body.len > here:
+            break  # a small body still arriving: buffer it
+        ofs += <size_t>n + hm.body.len
+        c.is_resp = 1
+        mg_call(c, MG_EV_HTTP_MSG, &hm)
+        if c.fn_data != <void *>st:
+            return
+    if ofs:
+        mg_iobuf_del(&c.recv, 0, ofs)
+
+
+cdef void _epoll_reads(mg_connection *c, bint on) noexcept nogil:
+    # mongoose keeps EPOLLIN on every socket; a paused one would wake epoll_wait forever.
+    cdef epoll_event ev
+    if c.mgr.epoll_fd < 0 or c.fd == NULL:
+        return
+    ev.events = EPOLLERR | EPOLLHUP
+    if on:
+        ev.events |= EPOLLIN
+    if c.send.len:
+        ev.events |= EPOLLOUT
+    ev.data.ptr = <void *>c
+    epoll_ctl(c.mgr.epoll_fd, EPOLL_CTL_MOD, <int><size_t>c.fd, &ev)
+
+
+cdef void _srv_pfn(mg_connection *c, int ev, void *ev_data) noexcept nogil:
+    cdef ConnState *st = <ConnState *>c.fn_data
+    if st == NULL or st.c != c or st.srv == NULL:
+        return
+    if ev == MG_EV_READ:
+        st.last_io_ms = mg_millis()
+        if c.is_draining:
+            c.recv.len = 0  # rejected: discard what the client still sends
+        else:
+            _srv_input(c, st)
+    elif ev == MG_EV_POLL:
+        if st.need_parse and not c.is_resp and c.recv.len:
+            _srv_input(c, st)
+        if st.paused:
+            _epoll_reads(c, False)
+    elif ev == MG_EV_WRITE:
+        st.last_io_ms = mg_millis()
+
+
+cdef void _ws_pfn(mg_connection *c, int ev, void *ev_data) noexcept nogil:
+    # In front of mongoose's mg_ws_cb: refuse frames beyond ws_max_size before they are
+    # buffered whole (RFC 6455 section 7.4.1, code 1009).
+    cdef ConnState *st = <ConnState *>c.fn_data
+    cdef size_t limit, pos, plen, hlen
+    cdef unsigned char *p
+    cdef mg_ws_message m
+    cdef int i
+    if ev == MG_EV_READ and st != NULL and st.c == c and st.srv != NULL \
+            and st.srv.ws_max_size and not c.is_draining:
+        st.last_io_ms = mg_millis()
+        limit = st.srv.ws_max_size
+        pos = <size_t>c.pfn_data   # bytes of a fragmented message gathered so far
+        p = c.recv.buf
+        while pos + 2 <= c.recv.len:
+            plen = p[pos + 1] & 127
+            hlen = 2
+            if plen == 126:
+                hlen = 4
+                if pos + hlen > c.recv.len:
+                    break
+                plen = (<size_t>p[pos + 2] << 8) | p[pos + 3]
+            elif plen == 127:
+                hlen = 10
+                if pos + hlen > c.recv.len:
+                    break
+                plen = 0
+                for i in range(8):
+                    if plen >> 56:
+                        plen = <size_t>-1
+                        break
+                    plen = (plen << 8) | p[pos + 2 + i]
+            if p[pos + 1] & 128:
+                hlen += 4
+            if plen > limit or <size_t>c.pfn_data + plen > limit:
+                mg_ws_send(c, "\x03\xf1", 2, WEBSOCKET_OP_CLOSE)
+                c.recv.len = 0
+                c.is_draining = 1
+                m.data.buf = "\x03\xf1"
+                m.data.len = 2
+                m.flags = 128 | WEBSOCKET_OP_CLOSE
+                mg_call(c, MG_EV_WS_CTL, &m)   # handlers see the close code 1009
+                return
+            if plen > c.recv.len - pos - hlen:
+                break
+            pos += hlen + plen
+    if _mg_ws_cb != NULL:
+        _mg_ws_cb(c, ev, ev_data)
+
+
+cdef void _srv_sweep(void *arg) noexcept nogil:
+    # Timer: close keep-alive connections idle too long and heads that never complete.
+    cdef mg_mgr *mgr = <mg_mgr *>arg
+    cdef mg_connection *c = mgr.conns
+    cdef ConnState *st
+    cdef uint64_t now = mg_millis()
+    while c != NULL:
+        if c.fn == _on_event and c.is_accepted and not c.is_closing:
+            st = <ConnState *>c.fn_data
+            if st != NULL and st.c == c and st.srv != NULL and not c.is_websocket:
+                if st.request_start_ms and now - st.request_start_ms > st.srv.header_timeout_ms:
+                    if c.pfn == _srv_pfn and not c.is_resp:
+                        _srv_reject(c, 408)
+                elif (not c.is_resp and st.body_mode == 0 and c.pfn == _srv_pfn
+                      and now - st.last_io_ms > st.srv.keep_alive_timeout_ms):
+                    c.is_closing = 1
+        c = c.next
+
+
+cdef void _srv_accepted(mg_connection *c, ConnState *st) noexcept nogil:
+    """A connection accepted by a configured listener: switch to the server protocol."""
+    cdef ServerOpts *srv = st.srv
+    srv.refs += 1
+    srv.connections += 1
+    st.last_io_ms = mg_millis()
+    if c.pfn != NULL and c.pfn != _srv_pfn:
+        _mg_http_cb_set(c.pfn)
+        c.pfn = _srv_pfn
+    if srv.max_connections and srv.connections > srv.max_connections:
+        _srv_reject(c, 503)
+
+
+cdef inline void _mg_http_cb_set(mg_event_handler_t fn) noexcept nogil:
+    global _mg_http_cb
+    if _mg_http_cb == NULL:
+        _mg_http_cb = fn
+
+
+cdef void _srv_release(ConnState *st) noexcept nogil:
+    cdef ServerOpts *srv = st.srv
+    if srv == NULL:
+        return
+    st.srv = NULL
+    if st.c != NULL and st.c.is_accepted and srv.connections:
+        srv.connections -= 1
+    srv.refs -= 1
+    if srv.refs <= 0:
+        free(srv)
