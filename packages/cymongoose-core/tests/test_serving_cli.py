@@ -1,0 +1,165 @@
+"""`cymongoose.serving.cli`: the shared flags, their mapping onto ServerConfig, run_cli."""
+
+import argparse
+import logging
+
+import pytest
+from cymongoose.serving.cli import add_server_arguments, config_from_args, run_cli
+from cymongoose.serving.config import ServerConfig
+
+
+def parser_for(server):
+    parser = argparse.ArgumentParser(prog=f"cymongoose-{server}")
+    add_server_arguments(parser, server)
+    return parser
+
+
+def parse(server, *argv):
+    parser = parser_for(server)
+    return config_from_args(parser.parse_args(["main:app", *argv]), parser)
+
+
+def test_no_flags_gives_serverconfig_defaults(monkeypatch):
+    monkeypatch.delenv("WEB_CONCURRENCY", raising=False)
+    monkeypatch.delenv("FORWARDED_ALLOW_IPS", raising=False)
+    assert parse("asgi") == ServerConfig()
+    assert parse("wsgi") == ServerConfig()
+
+
+def test_every_shared_flag_maps_to_its_field():
+    config = parse(
+        "asgi", "--host", "::", "--port", "9001", "--fd", "7", "--workers", "3",
+        "--log-level", "DEBUG", "--no-access-log", "--root-path", "/api",
+        "--no-proxy-headers", "--forwarded-allow-ips", "10.0.0.1,10.2.0.0/16",
+        "--ssl-keyfile", "k.pem", "--ssl-certfile", "c.pem", "--ssl-ca-certs", "ca.pem",
+        "--timeout-keep-alive", "2.5", "--timeout-graceful-shutdown", "0",
+        "--limit-concurrency", "50", "--limit-request-fields", "20",
+        "--limit-request-header-size", "8192", "--limit-request-body", "1048576",
+        "--lifespan", "off", "--ws-max-size", "1000", "--ws-ping-interval", "0",
+        "--ws-ping-timeout", "3",
+    )
+    assert config == ServerConfig(
+        host="::", port=9001, fd=7, workers=3, log_level="debug", access_log=False,
+        root_path="/api", proxy_headers=False, forwarded_allow_ips=["10.0.0.1", "10.2.0.0/16"],
+        ssl_keyfile="k.pem", ssl_certfile="c.pem", ssl_ca_certs="ca.pem",
+        keep_alive_timeout_s=2.5, graceful_timeout_s=0.0, max_connections=50,
+        max_header_count=20, max_header_bytes=8192, max_body_size=1048576, lifespan="off",
+        ws_max_size=1000, ws_ping_interval_s=None, ws_ping_timeout_s=3.0,
+    )
+
+
+def test_wsgi_has_threads_not_ws_flags(capsys):
+    assert parse("wsgi", "--threads", "7").threads == 7
+    with pytest.raises(SystemExit) as exc:
+        parse("wsgi", "--ws-max-size", "10")
+    assert exc.value.code == 2
+
+
+def test_asgi_has_no_threads_flag():
+    with pytest.raises(SystemExit):
+        parse("asgi", "--threads", "7")
+
+
+def test_zero_means_unlimited_for_limits():
+    config = parse("asgi", "--limit-concurrency", "0", "--limit-request-body", "0")
+    assert config.max_connections is None and config.max_body_size is None
+
+
+def test_invalid_value_exits_2_naming_the_field(capsys):
+    with pytest.raises(SystemExit) as exc:
+        parse("asgi", "--port", "70000")
+    assert exc.value.code == 2
+    assert "port must be in 0..65535" in capsys.readouterr().err
+
+
+def test_only_cert_or_key_is_an_error(capsys):
+    with pytest.raises(SystemExit):
+        parse("wsgi", "--ssl-certfile", "c.pem")
+    assert "ssl_keyfile" in capsys.readouterr().err
+
+
+def test_without_parser_errors_raise():
+    args = parser_for("asgi").parse_args(["m:a", "--workers", "0"])
+    with pytest.raises(ValueError, match="workers"):
+        config_from_args(args)
+
+
+def test_web_concurrency_sets_default_workers(monkeypatch):
+    monkeypatch.setenv("WEB_CONCURRENCY", "4")
+    assert parse("asgi").workers == 4
+    assert parse("asgi", "--workers", "1").workers == 1
+
+
+def test_help_gives_units(capsys):
+    with pytest.raises(SystemExit):
+        parser_for("asgi").parse_args(["--help"])
+    text = capsys.readouterr().out
+    for flag in ["--timeout-keep-alive SECONDS", "--limit-request-body BYTES",
+                 "--ws-max-size BYTES", "--ws-ping-interval SECONDS",
+                 "--limit-request-header-size BYTES", "--forwarded-allow-ips"]:
+        assert flag in text
+
+
+def test_unknown_server_kind():
+    with pytest.raises(ValueError, match="asgi"):
+        add_server_arguments(argparse.ArgumentParser(), "rsgi")
+
+
+@pytest.fixture(autouse=True)
+def restore_loggers():
+    """run_cli configures the cymongoose loggers; put them back for other tests."""
+    names = ["cymongoose", "cymongoose.access"]
+    saved = {n: (logging.getLogger(n).handlers[:], logging.getLogger(n).level,
+                 logging.getLogger(n).propagate, logging.getLogger(n).disabled) for n in names}
+    yield
+    for n, (handlers, level, propagate, disabled) in saved.items():
+        logger = logging.getLogger(n)
+        logger.handlers[:] = handlers
+        logger.setLevel(level)
+        logger.propagate, logger.disabled = propagate, disabled
+
+
+@pytest.fixture
+def app_dir(tmp_path, monkeypatch):
+    (tmp_path / "cli_probe_app.py").write_text(
+        "def app(environ, start_response):\n    pass\n\n"
+        "def make():\n    return app\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))  # restored afterwards
+    return tmp_path
+
+
+def test_run_cli_imports_app_and_calls_serve_with_config(app_dir):
+    calls = []
+
+    def serve(app, config=None):
+        calls.append((app, config))
+
+    status = run_cli(parser_for("wsgi"),
+                     ["cli_probe_app:make", "--factory", "--app-dir", str(app_dir),
+                      "--port", "0", "--threads", "2", "--log-level", "warning"],
+                     serve, "cymongoose.wsgi")
+    assert status == 0
+    (app, config), = calls
+    assert app.__name__ == "app" and app.__module__ == "cli_probe_app"
+    assert (config.port, config.threads, config.log_level) == (0, 2, "warning")
+
+
+def test_run_cli_with_an_old_style_serve_passes_the_url(app_dir):
+    calls = []
+
+    def serve(app, url):
+        calls.append(url)
+
+    run_cli(parser_for("asgi"), ["cli_probe_app:app", "--port", "1234", "--log-level",
+                                 "error"], serve, "cymongoose.asgi")
+    assert calls == ["http://127.0.0.1:1234"]
+
+
+@pytest.mark.parametrize("spec", ["cli_probe_app:missing", "no_such_module_xyz:app", "bad"])
+def test_run_cli_app_import_error_returns_2(app_dir, spec, capsys):
+    def serve(app, config=None):
+        raise AssertionError("must not serve")
+
+    assert run_cli(parser_for("asgi"), [spec, "--log-level", "error"], serve, "x") == 2
+    assert "Error loading app" in capsys.readouterr().err
