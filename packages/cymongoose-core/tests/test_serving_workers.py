@@ -1,0 +1,169 @@
+"""`cymongoose.serving.workers.Supervisor`: one socket, N processes, restart, signals.
+
+The supervisor runs in a subprocess (it installs signal handlers and blocks); its workers
+are tiny plain-socket HTTP/1.0 servers, so this tests the process management alone.
+"""
+
+import os
+import queue
+import re
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+import urllib.request
+
+import pytest
+
+WORKER = textwrap.dedent(
+    """
+    import os, socket, sys
+    if os.environ.get("WORKER_FAILS"):
+        sys.exit(int(os.environ["WORKER_FAILS"]))
+    sock = socket.socket(fileno=int(sys.argv[1]))
+    sock.setblocking(True)
+    while True:
+        conn, _ = sock.accept()
+        request = conn.recv(4096)
+        conn.sendall(b"HTTP/1.0 200 OK\\r\\n\\r\\n" + str(os.getpid()).encode())
+        conn.close()
+        if b"GET /die " in request:
+            os._exit(9)
+    """
+)
+
+SUPERVISOR = textwrap.dedent(
+    """
+    import sys
+    from cymongoose.serving.config import ServerConfig
+    from cymongoose.serving.logconfig import configure_logging
+    from cymongoose.serving.workers import Supervisor
+    configure_logging("info")
+    config = ServerConfig(port=0, workers=int(sys.argv[1]), graceful_timeout_s=5)
+    worker = sys.argv[2]
+    sys.exit(Supervisor(config, lambda fd: [sys.executable, "-c", worker, str(fd)]).run())
+    """
+)
+
+
+class Running:
+    def __init__(self, workers, env=None):
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", SUPERVISOR, str(workers), WORKER],
+            stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})},
+        )
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.log: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        for line in self.proc.stderr:
+            self.lines.put(line)
+
+    def wait_for(self, pattern):
+        regex = re.compile(pattern)
+        while True:
+            line = self.lines.get(timeout=30)
+            self.log.append(line)
+            match = regex.search(line)
+            if match:
+                return match
+
+    def get(self, path="/"):
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=30) as r:
+            return int(r.read())
+
+    def start(self):
+        self.port = int(self.wait_for(r"running on http://127\.0\.0\.1:(\d+)").group(1))
+        return self
+
+    def worker_pids(self, count):
+        return {int(self.wait_for(r"Started worker process \[(\d+)\]").group(1))
+                for _ in range(count)}
+
+
+@pytest.fixture
+def running():
+    started = []
+
+    def start(workers, env=None):
+        run = Running(workers, env)
+        started.append(run)
+        return run
+
+    yield start
+    for run in started:
+        if run.proc.poll() is None:
+            run.proc.kill()
+            run.proc.wait()
+
+
+def gone(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def test_workers_serve_one_socket_and_sigterm_stops_all(running):
+    run = running(2).start()
+    pids = run.worker_pids(2)
+    assert len(pids) == 2 and run.proc.pid not in pids
+    answered = {run.get() for _ in range(20)}
+    assert answered <= pids and answered
+    run.proc.send_signal(signal.SIGTERM)
+    assert run.proc.wait(timeout=30) == 0
+    assert all(gone(pid) for pid in pids)
+
+
+def test_sigint_stops_all(running):
+    run = running(2).start()
+    pids = run.worker_pids(2)
+    run.get()
+    run.proc.send_signal(signal.SIGINT)
+    assert run.proc.wait(timeout=30) == 0
+    assert all(gone(pid) for pid in pids)
+
+
+def test_a_worker_that_dies_is_replaced(running):
+    run = running(1).start()
+    (first,) = run.worker_pids(1)
+    assert run.get("/die") == first
+    run.wait_for(rf"worker \[{first}\] died \(exit status 9\); restarting")
+    (second,) = run.worker_pids(1)
+    assert second != first
+    assert run.get() == second
+    run.proc.send_signal(signal.SIGTERM)
+    assert run.proc.wait(timeout=30) == 0
+
+
+def test_worker_that_cannot_start_stops_the_parent(running):
+    run = running(2, env={"WORKER_FAILS": "2"}).start()
+    assert run.proc.wait(timeout=30) == 2
+    run.wait_for(r"could not start \(exit status 2\)")
+
+
+def test_crash_loop_gives_up(running):
+    run = running(1, env={"WORKER_FAILS": "7"}).start()
+    assert run.proc.wait(timeout=60) == 1
+    run.wait_for(r"workers keep dying")
+
+
+def test_port_in_use_exits_1():
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    try:
+        env = {"PORT_TAKEN": str(holder.getsockname()[1])}
+        proc = subprocess.run(
+            [sys.executable, "-c", SUPERVISOR.replace(
+                "port=0", "port=int(__import__('os').environ['PORT_TAKEN'])"), "1", WORKER],
+            env={**os.environ, **env}, capture_output=True, text=True, timeout=60,
+        )
+    finally:
+        holder.close()
+    assert proc.returncode == 1
+    assert "cannot bind" in proc.stderr
