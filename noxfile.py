@@ -25,6 +25,11 @@ FRAMEWORKS = ["fastapi", "starlette", "flask", "python-multipart"]
 
 nox.options.sessions = ["tests", "lint"]
 nox.options.reuse_existing_virtualenvs = True
+# tests_pythons: run on the supported Pythons that are installed, skip the others.
+SUPPORTED_PYTHONS = ["3.10", "3.11", "3.12", "3.13", "3.14"]
+nox.options.error_on_missing_interpreters = False
+nox.options.download_python = "never"
+DOCS_DEPS = ["mkdocs", "mkdocs-material", "mkdocstrings[python]", "ruff", "gunicorn"]
 
 
 def _core_wheel(session: nox.Session) -> Path:
@@ -35,10 +40,13 @@ def _core_wheel(session: nox.Session) -> Path:
             digest.update(path.relative_to(CORE).as_posix().encode())
             digest.update(path.read_bytes())
     out = ROOT / ".nox" / "_wheels" / digest.hexdigest()[:16]
-    wheels = list(out.glob("cymongoose_core-*.whl"))
+    # One wheel per interpreter (tests_pythons runs several): match its cpXY tag.
+    tag = session.run("python", "-c", "import sys; print('cp%d%d' % sys.version_info[:2])",
+                      silent=True).strip()
+    wheels = list(out.glob(f"cymongoose_core-*-{tag}-*.whl"))
     if not wheels:
         session.run("python", "-m", "pip", "wheel", "--no-deps", "-w", str(out), str(CORE))
-        wheels = list(out.glob("cymongoose_core-*.whl"))
+        wheels = list(out.glob(f"cymongoose_core-*-{tag}-*.whl"))
     return wheels[0]
 
 
@@ -145,3 +153,63 @@ def bench(session: nox.Session) -> None:
     _install(session, *PACKAGES, extra=[*FRAMEWORKS, "uvicorn", "uvloop", "httptools",
                                         "granian", "gunicorn", "psutil"])
     session.run("python", str(ROOT / "benchmarks" / "run.py"), *session.posargs)
+
+
+def _pyenv_pythons() -> None:
+    """Let nox find every pyenv-installed Python (pyenv's shims answer only for the
+    active version unless PYENV_VERSION lists the others)."""
+    import os
+    import subprocess
+
+    if os.environ.get("PYENV_VERSION"):
+        return
+    try:
+        active = subprocess.run(["pyenv", "version-name"], capture_output=True, text=True,
+                                check=True).stdout.strip()
+        names = subprocess.run(["pyenv", "versions", "--bare"], capture_output=True,
+                               text=True, check=True).stdout.split()
+    except (OSError, subprocess.CalledProcessError):
+        return
+    os.environ["PYENV_VERSION"] = ":".join(dict.fromkeys([active, *names]))
+
+
+_pyenv_pythons()
+
+
+@nox.session(python=SUPPORTED_PYTHONS)
+def tests_pythons(session: nox.Session) -> None:
+    """Each package's tests on every supported Python that is installed (others skipped)."""
+    _install(session, *PACKAGES)
+    for path in (p / "tests" for p in PACKAGES.values()):
+        _pytest(session, path)
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """The documentation site: mkdocs build --strict into build/site (warnings fail)."""
+    session.install(str(_core_wheel(session)))
+    session.install("--no-deps", *(str(PACKAGES[n]) for n in ("aio", "wsgi", "asgi")))
+    session.install(*DOCS_DEPS)
+    session.run("mkdocs", "build", "--strict", *session.posargs,
+                env={"NO_MKDOCS_2_WARNING": "1"})
+
+
+@nox.session
+def build(session: nox.Session) -> None:
+    """sdist + wheel of each package into dist/, twine check, tests-release/ (offline installs).
+
+    tests-release/ installs every sdist into a fresh virtualenv with --no-index (the core's
+    wheel compiles from its sdist), and checks versions, ranges and CHANGELOGs.
+    """
+    import shutil
+
+    dist = ROOT / "dist"
+    shutil.rmtree(dist, ignore_errors=True)
+    session.install("build", "twine", "pytest", "packaging")
+    for path in PACKAGES.values():
+        # python -m build makes the sdist, then the wheel from that sdist.
+        session.run("python", "-m", "build", "--outdir", str(dist), str(path))
+    session.run("twine", "check", "--strict", *map(str, sorted(dist.iterdir())))
+    session.run("pytest", "-p", "no:cacheprovider", str(ROOT / "tests-release"),
+                *session.posargs, env={"CYMONGOOSE_DIST": str(dist)})
+
