@@ -1,60 +1,68 @@
-"""Build PEP 3333 ``environ`` dicts from mongoose HTTP messages.
+"""PEP 3333 ``environ`` dicts, ``wsgi.input`` and ``wsgi.file_wrapper``.
 
-Everything here runs on the poll thread while the ``HttpMessage`` is still valid: the
-environ is made of plain Python objects only, so the worker thread never touches C memory.
+``base_environ`` and ``request_environ`` run on the poll thread while the ``HttpMessage`` is
+still valid: the environ is made of plain Python objects only, so the worker thread never
+touches C memory. ``RequestBody`` is the ``wsgi.input`` of a body that arrives after the
+request head (the core streams bodies above its ``stream_threshold`` and every chunked
+body): the poll thread feeds it, the worker thread reads it, and the buffer between them is
+bounded.
 """
 
 from __future__ import annotations
 
-import io
 import sys
+import threading
+from collections.abc import Callable, Iterator
+from io import BytesIO
 from typing import Any, BinaryIO
 from urllib.parse import unquote_to_bytes
 
-__all__ = ["FileWrapper", "base_environ", "request_environ"]
+__all__ = [
+    "ClientDisconnected",
+    "FileWrapper",
+    "RequestBody",
+    "base_environ",
+    "request_environ",
+]
 
-# Headers that PEP 3333 (and CGI) put in the environ without the HTTP_ prefix.
-_UNPREFIXED = {"CONTENT_TYPE", "CONTENT_LENGTH"}
+# Header names (lower-cased bytes, as ``HttpMessage.parts()`` gives them) whose environ key
+# has no HTTP_ prefix (PEP 3333, CGI).
+_UNPREFIXED = {b"content-type": "CONTENT_TYPE", b"content-length": "CONTENT_LENGTH"}
 
-# Precomputed "Header-Name" -> "HTTP_HEADER_NAME" for the names seen so far. Bounded so
+# Precomputed b"header-name" -> "HTTP_HEADER_NAME" for the names seen so far. Bounded so
 # that a client sending random header names cannot grow it without limit.
-_KEY_CACHE: dict[str, str | None] = {}
-_KEY_CACHE_MAX = 512
+_KEY_CACHE: dict[bytes, str | None] = dict(_UNPREFIXED)
+_KEY_CACHE_MAX = 1024
 
 
-def _environ_key(name: str) -> str | None:
-    """Return the environ key for header ``name``, or None to drop the header.
+def _environ_key(name: bytes) -> str | None:
+    """Return the environ key for the lower-cased header ``name``, or None to drop it.
 
     Names containing ``_`` are dropped: they would be indistinguishable from ``-`` once
     converted, which lets a client spoof headers set by a proxy (``X-Forwarded_For``).
     """
-    key = _KEY_CACHE.get(name)
-    if key is not None or name in _KEY_CACHE:
-        return key
-    if "_" in name:
+    key = _KEY_CACHE.get(name, False)
+    if key is not False:
+        return key  # type: ignore[return-value]
+    if b"_" in name:
         key = None
     else:
-        upper = name.upper().replace("-", "_")
-        key = upper if upper in _UNPREFIXED else "HTTP_" + upper
+        key = "HTTP_" + name.decode("latin-1").upper().replace("-", "_")
     if len(_KEY_CACHE) < _KEY_CACHE_MAX:
         _KEY_CACHE[name] = key
     return key
 
 
-def _native(value: str) -> str:
-    """Turn a str decoded from the wire into a PEP 3333 "native string" (latin-1 code points).
-
-    The core decodes header bytes as UTF-8; PEP 3333 wants each byte as one latin-1 code point.
-    """
-    if value.isascii():
-        return value
-    return value.encode("utf-8", "surrogateescape").decode("latin-1")
+class ClientDisconnected(ConnectionError):
+    """Raised by ``wsgi.input`` when the client closed the connection mid-body."""
 
 
 class FileWrapper:
     """``wsgi.file_wrapper`` (PEP 3333, "Optional Platform-Specific File Handling").
 
-    Iterates over ``filelike`` in blocks of ``blksize`` bytes; ``close()`` closes the file.
+    Iterates over ``filelike`` (anything with ``read(size) -> bytes``) in blocks of
+    ``blksize`` bytes. ``close()`` closes ``filelike`` if it has a ``close`` method; the
+    server calls it when the response ends, also when the client disconnects.
     """
 
     def __init__(self, filelike: BinaryIO, blksize: int = 65536) -> None:
@@ -73,22 +81,203 @@ class FileWrapper:
         raise StopIteration
 
 
+class RequestBody:
+    """``wsgi.input`` for a request body that is still arriving (PEP 3333 "Input and Error
+    Streams": ``read(size)``, ``read()``, ``readline(size)``, ``readlines(hint)``, iteration).
+
+    The poll thread calls :meth:`feed` with each decoded piece and ``feed(b"")`` at the end;
+    the worker thread reads. At most about ``high_water`` bytes wait in between: when more
+    are buffered, ``feed`` returns True and the poll thread stops reading the socket; once
+    a reader has brought the buffer down to ``low_water`` bytes, ``on_drained()`` is called
+    (on the reader's thread) so that the poll thread reads again.
+
+    Reads block until enough data, the end of the body, or an error: ``ClientDisconnected``
+    when the connection closed first, ``TimeoutError`` when no data came for ``timeout_s``
+    seconds. Past the end, reads return ``b""``.
+    """
+
+    __slots__ = (
+        "_cond",
+        "_buf",
+        "_eof",
+        "_error",
+        "_paused",
+        "_discard",
+        "_high_water",
+        "_low_water",
+        "_on_drained",
+        "_timeout_s",
+        "received",
+    )
+
+    def __init__(
+        self,
+        on_drained: Callable[[], Any],
+        *,
+        high_water: int = 1 << 20,
+        low_water: int = 256 << 10,
+        timeout_s: float = 60.0,
+    ) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._buf = bytearray()
+        self._eof = False
+        self._error: BaseException | None = None
+        self._paused = False
+        self._discard = False
+        self._high_water = high_water
+        self._low_water = low_water
+        self._on_drained = on_drained
+        self._timeout_s = timeout_s
+        #: Bytes fed so far (poll thread).
+        self.received = 0
+
+    # -- poll thread ---------------------------------------------------------------------
+
+    def feed(self, data: bytes) -> bool:
+        """Append ``data`` (``b""``: end of body). Returns True when reading should pause."""
+        with self._cond:
+            self.received += len(data)
+            if not data:
+                self._eof = True
+            elif not self._discard:
+                self._buf += data
+            self._cond.notify_all()
+            if not self._paused and len(self._buf) > self._high_water:
+                self._paused = True
+                return True
+            return False
+
+    @property
+    def complete(self) -> bool:
+        """Whether the whole body has arrived."""
+        return self._eof
+
+    def still_paused(self) -> bool:
+        """Whether a pause requested by :meth:`feed` is still wanted (poll thread)."""
+        with self._cond:
+            return self._paused
+
+    def fail(self, error: BaseException) -> None:
+        """Make pending and future reads raise ``error`` (the connection closed)."""
+        with self._cond:
+            if not self._eof:
+                self._error = error
+            self._cond.notify_all()
+
+    def discard(self) -> None:
+        """Drop buffered and future data: the response is done, nobody will read it."""
+        with self._cond:
+            self._discard = True
+            self._paused = False
+            self._buf = bytearray()
+            self._cond.notify_all()
+
+    # -- worker thread -------------------------------------------------------------------
+
+    def _read(self, size: int, line: bool) -> bytes:
+        out: list[bytes] = []
+        got = 0
+        drained = False
+        cond = self._cond
+        with cond:
+            while size < 0 or got < size:
+                buf = self._buf
+                if buf:
+                    n = len(buf) if size < 0 else min(len(buf), size - got)
+                    done = False
+                    if line:
+                        i = buf.find(b"\n", 0, n)
+                        if i >= 0:
+                            n = i + 1
+                            done = True
+                    out.append(bytes(buf[:n]))
+                    del buf[:n]
+                    got += n
+                    if self._paused and len(buf) <= self._low_water:
+                        self._paused = False
+                        drained = True
+                    if done:
+                        break
+                    continue
+                if self._eof or self._discard:
+                    break
+                if self._error is not None:
+                    raise self._error
+                if drained:
+                    # Let the poll thread read again before we wait for more.
+                    cond.release()
+                    try:
+                        self._on_drained()
+                    finally:
+                        cond.acquire()
+                    drained = False
+                    continue
+                if not cond.wait(self._timeout_s) and not self._buf and not self._eof:
+                    if self._error is not None:
+                        raise self._error
+                    raise TimeoutError(
+                        f"no request body data for {self._timeout_s} s "
+                        f"({self.received} bytes received)"
+                    )
+        if drained:
+            self._on_drained()
+        return out[0] if len(out) == 1 else b"".join(out)
+
+    def read(self, size: int | None = -1) -> bytes:
+        """Read up to ``size`` bytes (all that remain when ``size`` is None or negative)."""
+        return self._read(-1 if size is None else size, False)
+
+    def readline(self, size: int | None = -1) -> bytes:
+        """Read one line (up to and including ``b"\\n"``), at most ``size`` bytes."""
+        return self._read(-1 if size is None else size, True)
+
+    def readlines(self, hint: int | None = -1) -> list[bytes]:
+        """Read lines until the end, or until their total size reaches ``hint``."""
+        lines = []
+        total = 0
+        while True:
+            line = self.readline()
+            if not line:
+                return lines
+            lines.append(line)
+            total += len(line)
+            if hint is not None and 0 < hint <= total:
+                return lines
+
+    def __iter__(self) -> Iterator[bytes]:
+        while True:
+            line = self.readline()
+            if not line:
+                return
+            yield line
+
+    def close(self) -> None:
+        """Nothing to release; present because apps and middleware call it."""
+
+
 def base_environ(
     local_addr: tuple[str, int, bool],
     remote_addr: tuple[str, int, bool],
     url_scheme: str,
+    *,
+    script_name: str = "",
+    errors: Any = None,
     multithread: bool = True,
 ) -> dict[str, Any]:
-    """The part of the environ that is the same for every request on one connection."""
+    """The part of the environ that is the same for every request on one connection.
+
+    ``script_name`` is the application's mount point (the ``root_path`` setting) as a
+    native string; ``errors`` is ``wsgi.errors`` (default ``sys.stderr``).
+    """
     return {
         "SERVER_NAME": local_addr[0],
         "SERVER_PORT": str(local_addr[1]),
         "REMOTE_ADDR": remote_addr[0],
         "REMOTE_PORT": str(remote_addr[1]),
-        "SCRIPT_NAME": "",
+        "SCRIPT_NAME": script_name,
         "wsgi.version": (1, 0),
         "wsgi.url_scheme": url_scheme,
-        "wsgi.errors": sys.stderr,
+        "wsgi.errors": sys.stderr if errors is None else errors,
         "wsgi.multithread": multithread,
         "wsgi.multiprocess": False,
         "wsgi.run_once": False,
@@ -97,30 +286,55 @@ def base_environ(
     }
 
 
-def request_environ(base: dict[str, Any], msg: Any) -> dict[str, Any]:
-    """Return a new environ for the ``HttpMessage`` ``msg`` on top of ``base``.
+def request_environ(
+    base: dict[str, Any],
+    parts: tuple[str, bytes, bytes, str, list[tuple[bytes, bytes]], bytes],
+    wsgi_input: Any = None,
+) -> dict[str, Any]:
+    """Return a new environ for one request on top of ``base``.
 
-    PATH_INFO is percent-decoded and given as latin-1 code points (PEP 3333, "Unicode
-    Issues"); repeated headers are joined with ``", "`` (RFC 9110 section 5.3).
+    ``parts`` is ``HttpMessage.parts()``: ``(method, path, query, proto, headers, body)``.
+    ``wsgi_input`` replaces the default ``BytesIO(body)`` (a :class:`RequestBody` when the
+    body is streamed).
+
+    PATH_INFO is percent-decoded and, like every header and QUERY_STRING, given as latin-1
+    code points (PEP 3333, "Unicode Issues"). When ``base["SCRIPT_NAME"]`` is set and the
+    path starts with it, that prefix is moved from PATH_INFO to SCRIPT_NAME. Repeated headers
+    are joined with ``", "`` (``"; "`` for Cookie; RFC 9110 section 5.3). Header names with
+    ``_`` are dropped. A body already received in full gets a CONTENT_LENGTH of its size.
     """
+    method, path, query, proto, headers, body = parts
     environ = base.copy()
-    body = msg.body_bytes
-    environ["REQUEST_METHOD"] = msg.method
-    environ["PATH_INFO"] = unquote_to_bytes(msg.uri).decode("latin-1")
-    environ["QUERY_STRING"] = _native(msg.query)
-    environ["SERVER_PROTOCOL"] = msg.proto or "HTTP/1.0"
-    environ["wsgi.input"] = io.BytesIO(body)
-    for name, value in msg.headers():
-        key = _environ_key(name)
+    environ["REQUEST_METHOD"] = method
+    if path[:1] != b"/" and (path[:7].lower() == b"http://" or path[:8].lower() == b"https://"):
+        # absolute-form request target (RFC 9112 section 3.2.2): keep only the path
+        slash = path.find(b"/", path.find(b"//") + 2)
+        path = path[slash:] if slash >= 0 else b"/"
+    path_info = unquote_to_bytes(path).decode("latin-1") if b"%" in path else path.decode("latin-1")
+    script_name = environ["SCRIPT_NAME"]
+    if script_name and path_info.startswith(script_name):
+        rest = path_info[len(script_name) :]
+        if not rest or rest[0] == "/":
+            path_info = rest
+    environ["PATH_INFO"] = path_info
+    environ["QUERY_STRING"] = query.decode("latin-1")
+    environ["SERVER_PROTOCOL"] = proto or "HTTP/1.0"
+    for name, value in headers:
+        key = _KEY_CACHE.get(name, False)
+        if key is False:
+            key = _environ_key(name)
         if key is None:
             continue
-        value = _native(value)
-        if key in environ and key.startswith("HTTP_"):
-            sep = "; " if key == "HTTP_COOKIE" else ", "
-            environ[key] = environ[key] + sep + value
+        text = value.decode("latin-1")
+        if key in environ and key[0] == "H":  # repeated HTTP_* header
+            environ[key] += ("; " if key == "HTTP_COOKIE" else ", ") + text
         else:
-            environ[key] = value
-    if body:
-        # mongoose has already de-chunked and buffered the whole body.
-        environ["CONTENT_LENGTH"] = str(len(body))
+            environ[key] = text
+    if wsgi_input is None:
+        environ["wsgi.input"] = BytesIO(body)
+        if body:
+            # The core has de-chunked and buffered the whole body: its size is known.
+            environ["CONTENT_LENGTH"] = str(len(body))
+    else:
+        environ["wsgi.input"] = wsgi_input
     return environ

@@ -3,12 +3,19 @@
 Threads and hand-offs (see design.md, "Threads and hops"):
 
 * The poll thread receives ``MG_EV_HTTP_MSG``, builds the environ (plain Python objects)
-  and submits the request to the pool. It never blocks.
+  and queues the request for the pool. It never blocks.
 * A worker runs the app and appends the finished response (or, for streamed bodies, the
-  head and each chunk) to one shared outbox, then wakes the poll thread with an empty
+  head and each block) to one shared outbox, then wakes the poll thread with an empty
   ``Manager.wakeup()``. Payloads never travel through mongoose's wakeup pipe, and at most
   one wakeup is in flight at a time: every post made while one is pending rides on it.
 * On ``MG_EV_WAKEUP`` the poll thread empties the whole outbox, for all connections.
+
+Request bodies above the core's ``stream_threshold`` (and chunked ones) arrive after the
+head as ``EV_HTTP_BODY`` events and are fed to a bounded :class:`RequestBody`; the poll
+thread pauses reading the socket while the app is behind. Streamed responses are bounded
+the same way: a worker may have ``STREAM_QUEUE_BYTES`` posted but not yet flushed towards
+the client, and the poll thread credits bytes back only once mongoose's send buffer has
+drained (``EV_WRITABLE``).
 
 Requests on one connection run one at a time, in arrival order, so pipelined requests are
 answered in order.
@@ -17,36 +24,57 @@ answered in order.
 from __future__ import annotations
 
 import logging
+import queue
 import signal
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from cymongoose import MG_EV_CLOSE, MG_EV_HTTP_MSG, MG_EV_WAKEUP, Manager
+from cymongoose.serving.accesslog import access_log_enabled, log_access
+from cymongoose.serving.config import ServerConfig
+from cymongoose.serving.proxy import ProxyHeaders
 
-from .environ import base_environ, request_environ
+import cymongoose
+from cymongoose import MG_EV_ACCEPT, MG_EV_CLOSE, MG_EV_HTTP_MSG, MG_EV_WAKEUP, Manager, TlsOpts
+
+from .environ import ClientDisconnected, RequestBody, base_environ, request_environ
 
 __all__ = ["WSGIServer", "serve"]
 
 logger = logging.getLogger("cymongoose.wsgi")
-access_logger = logging.getLogger("cymongoose.wsgi.access")
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
-#: Bodies that grow past this many bytes are streamed with chunked encoding.
+#: Response bodies that grow past this many bytes are streamed (chunked, or with the
+#: app's Content-Length) instead of being sent in one piece.
 STREAM_THRESHOLD_BYTES = 1 << 20
-#: A streaming worker may have this many bytes handed over but not yet written.
+#: A streaming worker may have this many bytes handed over but not yet flushed.
 STREAM_QUEUE_BYTES = 1 << 20
+#: mongoose's send buffer may hold this much before a streaming worker has to wait.
+SEND_LOW_WATER_BYTES = 256 << 10
+#: Request bodies above this size arrive in pieces (``EV_HTTP_BODY``) instead of whole.
+BODY_STREAM_THRESHOLD_BYTES = 64 << 10
+#: At most this much of a streamed request body waits for the app before reading pauses.
+BODY_BUFFER_BYTES = 1 << 20
+#: A worker reading ``wsgi.input`` gives up after this long without data.
+BODY_READ_TIMEOUT_S = 60.0
 #: Pipelined requests queued behind the running one before the connection is closed.
 MAX_PIPELINED = 64
 
+# Events of the core's HTTP server protocol; absent from cores that predate it.
+EV_HTTP_BODY: int = getattr(cymongoose, "EV_HTTP_BODY", -1)
+EV_WRITABLE: int = getattr(cymongoose, "EV_WRITABLE", -2)
+
 # Outbox item kinds.
-_RESPONSE, _HEAD, _DATA, _END, _ABORT = range(5)
+_RESPONSE, _HEAD, _DATA, _END, _ABORT, _RESUME = range(6)
 
 _INTERNAL_ERROR_BODY = b"Internal Server Error"
+_ERROR_HEADERS = [("Content-Type", "text/plain; charset=utf-8")]
+_PROXY_HEADER_NAMES = frozenset(
+    (b"forwarded", b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host")
+)
 
 
 class _Cancelled(Exception):
@@ -59,37 +87,61 @@ class _Request:
     __slots__ = (
         "conn_id",
         "environ",
+        "body",
         "keep_alive",
         "is_head",
         "chunked",
         "cancelled",
         "cond",
         "queued_bytes",
+        "path",
+        "query",
+        "client",
     )
 
-    def __init__(self, conn_id: int, environ: dict[str, Any], keep_alive: bool, is_head: bool):
+    def __init__(self, conn_id: int, keep_alive: bool, is_head: bool) -> None:
         self.conn_id = conn_id
-        self.environ = environ
+        self.environ: dict[str, Any] = {}
+        self.body: RequestBody | None = None  # a streamed request body
         self.keep_alive = keep_alive
         self.is_head = is_head
         self.chunked = False
         # Set by the poll thread under WSGIServer._lock when the connection closes.
         self.cancelled = False
-        # Back-pressure for streamed bodies; created on first use.
+        # Back-pressure for streamed responses; created on first use.
         self.cond: threading.Condition | None = None
         self.queued_bytes = 0
+        # For the access log.
+        self.path = b""
+        self.query = b""
+        self.client: tuple[str, int] | None = None
 
 
 class _ConnState:
     """Per-connection bookkeeping; touched by the poll thread only."""
 
-    __slots__ = ("conn", "base", "current", "pending")
+    __slots__ = (
+        "conn",
+        "base",
+        "trusted",
+        "current",
+        "pending",
+        "receiving",
+        "reading_paused",
+        "uncredited",
+        "writable_armed",
+    )
 
-    def __init__(self, conn: Any, base: dict[str, Any]):
+    def __init__(self, conn: Any, base: dict[str, Any], trusted: bool) -> None:
         self.conn = conn
         self.base = base
+        self.trusted = trusted  # the peer may set proxy headers
         self.current: _Request | None = None
         self.pending: deque[_Request] = deque()
+        self.receiving: _Request | None = None  # its body is still arriving
+        self.reading_paused = False
+        self.uncredited = 0  # bytes written for `current` but not yet credited to its worker
+        self.writable_armed = False
 
 
 def _parse_status(status: str) -> int:
@@ -102,14 +154,14 @@ def _parse_status(status: str) -> int:
 
 
 def _check_headers(headers: Any) -> list[tuple[str, str]]:
-    if not isinstance(headers, list):
+    if type(headers) is not list:
         raise TypeError(f"WSGI response headers must be a list of tuples, got {type(headers)}")
     for item in headers:
         if not (
-            isinstance(item, tuple)
+            type(item) is tuple
             and len(item) == 2
-            and isinstance(item[0], str)
-            and isinstance(item[1], str)
+            and type(item[0]) is str
+            and type(item[1]) is str
         ):
             raise TypeError(f"WSGI response header must be a (str, str) tuple, got {item!r}")
         name, value = item
@@ -125,6 +177,20 @@ def _find_header(headers: list[tuple[str, str]], lname: str) -> str | None:
     return None
 
 
+def _without(headers: list[tuple[str, str]], lname: str) -> list[tuple[str, str]]:
+    return [(n, v) for n, v in headers if n.lower() != lname]
+
+
+def _content_length(headers: list[tuple[str, str]]) -> int | None:
+    value = _find_header(headers, "content-length")
+    if value is None:
+        return None
+    value = value.strip()
+    if not value.isdigit():
+        raise ValueError(f"WSGI app set an invalid Content-Length: {value!r}")
+    return int(value)
+
+
 class _Exchange:
     """Runs the app for one request on a worker thread (PEP 3333 server side)."""
 
@@ -136,27 +202,38 @@ class _Exchange:
         "headers",
         "parts",
         "size",
+        "no_body",
         "streaming",
         "stream_eager",
         "head_sent",
+        "length",
+        "sent",
     )
 
-    def __init__(self, server: WSGIServer, req: _Request):
+    def __init__(self, server: WSGIServer, req: _Request) -> None:
         self.server = server
         self.req = req
         self.status: str | None = None
         self.code = 0
         self.headers: list[tuple[str, str]] = []
         self.parts: list[bytes] = []
-        self.size = 0
+        self.size = 0  # body bytes produced by the app
+        self.no_body = False  # HEAD, 1xx, 204, 304: no body goes out
         self.streaming = False
         self.stream_eager = False
         self.head_sent = False
+        self.length: int | None = None  # the app's Content-Length, when streaming
+        self.sent = 0  # body bytes handed to the poll thread, when streaming
 
     def start_response(
         self, status: str, headers: list[tuple[str, str]], exc_info: Any = None
     ) -> Callable[[bytes], None]:
-        """PEP 3333 ``start_response``."""
+        """PEP 3333 ``start_response(status, response_headers, exc_info=None) -> write``.
+
+        With ``exc_info`` after the head was sent, re-raises that exception (the server
+        then closes the connection); before, it replaces status and headers. A second call
+        without ``exc_info`` raises AssertionError.
+        """
         if exc_info is not None:
             try:
                 if self.head_sent:
@@ -165,29 +242,39 @@ class _Exchange:
                 exc_info = None
         elif self.status is not None:
             raise AssertionError("start_response() called a second time without exc_info")
-        self.code = _parse_status(status)
+        code = _parse_status(status)
         self.headers = list(_check_headers(headers))
+        self.code = code
         self.status = status
+        self.no_body = self.req.is_head or code in (204, 304) or code < 200
+        self.parts = []
+        self.size = 0
         return self.write
 
     def write(self, data: bytes) -> None:
-        """The legacy ``write()`` callable returned by ``start_response``."""
+        """The legacy ``write(data)`` callable returned by ``start_response`` (PEP 3333).
+
+        Data is on its way to the client when it returns: ``write`` streams at once.
+        """
+        self.stream_eager = True
         self._body(data)
 
     def _body(self, data: bytes) -> None:
         if self.status is None:
             raise AssertionError("the WSGI app produced body data before start_response()")
-        if not isinstance(data, (bytes, bytearray)):
-            raise TypeError(f"WSGI body chunks must be bytes, got {type(data).__name__}")
+        if type(data) is not bytes:
+            if not isinstance(data, (bytes, bytearray, memoryview)):
+                raise TypeError(f"WSGI body blocks must be bytes, got {type(data).__name__}")
+            data = bytes(data)
         if self.req.cancelled:
             raise _Cancelled
         if not data:
             return
         self.size += len(data)
-        if self.req.is_head:
-            return  # HEAD: count the length, send no body
+        if self.no_body:
+            return  # HEAD and friends: count the length, send no body
         if self.streaming:
-            self._send_chunk(bytes(data))
+            self._send_block(data)
             return
         self.parts.append(data)
         if self.stream_eager or self.size > STREAM_THRESHOLD_BYTES:
@@ -196,55 +283,83 @@ class _Exchange:
     def _start_stream(self) -> None:
         req = self.req
         self.streaming = True
-        headers = [(n, v) for n, v in self.headers if n.lower() != "content-length"]
-        if req.environ["SERVER_PROTOCOL"] == "HTTP/1.1":
-            req.chunked = True
-            headers.append(("Transfer-Encoding", "chunked"))
+        headers = self.headers
+        self.length = _content_length(headers)
+        if self.length is None:
+            if req.environ["SERVER_PROTOCOL"] == "HTTP/1.1":
+                req.chunked = True
+                headers = [*headers, ("Transfer-Encoding", "chunked")]
+            else:
+                req.keep_alive = False  # HTTP/1.0 client: the end of the body is the close
         else:
-            req.keep_alive = False  # HTTP/1.0 client: the end of the body is the close
-        if not req.keep_alive:
-            headers.append(("Connection", "close"))
+            # RFC 9112 section 6.1: Transfer-Encoding and Content-Length never together.
+            headers = _without(headers, "transfer-encoding")
+        headers = self._connection_headers(headers)
         req.cond = threading.Condition()
         self.head_sent = True
         self.server._post(req, (_HEAD, req, self.code, headers))
         parts, self.parts = self.parts, []
         if parts:
-            self._send_chunk(b"".join(parts))
+            self._send_block(parts[0] if len(parts) == 1 else b"".join(parts))
 
-    def _send_chunk(self, data: bytes) -> None:
+    def _send_block(self, data: bytes) -> None:
         req = self.req
+        if self.length is not None:
+            room = self.length - self.sent
+            if len(data) > room:
+                logger.error(
+                    "WSGI app produced more body than its Content-Length %d; truncated",
+                    self.length,
+                )
+                data = data[:room]
+                if not data:
+                    return
+        self.sent += len(data)
         cond = req.cond
         assert cond is not None
+        timeout_s = self.server.stream_timeout
         with cond:
-            ok = cond.wait_for(
-                lambda: req.queued_bytes < STREAM_QUEUE_BYTES or req.cancelled,
-                timeout=self.server.stream_timeout,
-            )
+            if req.queued_bytes >= STREAM_QUEUE_BYTES and not req.cancelled:
+                if not cond.wait_for(
+                    lambda: req.queued_bytes < STREAM_QUEUE_BYTES or req.cancelled, timeout_s
+                ):
+                    raise TimeoutError(
+                        f"streamed response stalled for {timeout_s} s "
+                        f"({req.queued_bytes} bytes not yet taken by the client)"
+                    )
             if req.cancelled:
                 raise _Cancelled
-            if not ok:
-                raise TimeoutError(
-                    f"streamed response stalled for {self.server.stream_timeout} s "
-                    f"({req.queued_bytes} bytes not yet written)"
-                )
             req.queued_bytes += len(data)
         self.server._post(req, (_DATA, req, data))
 
+    def _connection_headers(self, headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        req = self.req
+        if self.server._stopping:
+            req.keep_alive = False
+        if not req.keep_alive:
+            return [*_without(headers, "connection"), ("Connection", "close")]
+        if req.environ["SERVER_PROTOCOL"] != "HTTP/1.1":
+            return [*headers, ("Connection", "keep-alive")]
+        return headers
+
     def run(self) -> None:
         req = self.req
+        if req.cancelled:
+            return  # the client left while the request waited for a thread
         environ = req.environ
         server = self.server
         try:
             result = server.app(environ, self.start_response)
             try:
-                if not isinstance(result, (list, tuple)):
+                if type(result) is not list and type(result) is not tuple:
                     # Generators and other lazy iterables: send each block as it comes
-                    # (PEP 3333, "Buffering and Streaming") unless the length is known and small.
+                    # (PEP 3333, "Buffering and Streaming") unless the length is known and
+                    # small.
                     length = _find_header(self.headers, "content-length") if self.status else None
                     self.stream_eager = (
                         length is None
                         or not length.isdigit()
-                        or (int(length) > STREAM_THRESHOLD_BYTES)
+                        or int(length) > STREAM_THRESHOLD_BYTES
                     )
                 for data in result:
                     self._body(data)
@@ -256,7 +371,12 @@ class _Exchange:
                 raise AssertionError("the WSGI app returned without calling start_response()")
         except _Cancelled:
             return
+        except ClientDisconnected:
+            logger.debug("client disconnected while the app read the request body")
+            return
         except Exception:
+            if req.cancelled:
+                return
             logger.exception(
                 "Exception in WSGI application (%s %s)",
                 environ.get("REQUEST_METHOD"),
@@ -264,82 +384,139 @@ class _Exchange:
             )
             if self.head_sent:
                 server._post(req, (_ABORT, req))
+                self._log(self.code)
             else:
-                self._respond(
-                    500,
-                    [("Content-Type", "text/plain; charset=utf-8")],
-                    b"" if req.is_head else _INTERNAL_ERROR_BODY,
-                    len(_INTERNAL_ERROR_BODY),
-                )
+                self.status = "500 Internal Server Error"
+                self.no_body = req.is_head
+                self._respond(500, list(_ERROR_HEADERS), _INTERNAL_ERROR_BODY)
             return
         if self.streaming:
-            server._post(req, (_END, req))
+            if self.length is not None and self.sent < self.length:
+                logger.error(
+                    "WSGI app produced %d bytes of its Content-Length %d; closing",
+                    self.sent,
+                    self.length,
+                )
+                server._post(req, (_ABORT, req))
+            else:
+                server._post(req, (_END, req))
+            self._log(self.code)
         else:
-            body = self.parts[0] if len(self.parts) == 1 else b"".join(self.parts)
-            self._respond(self.code, self.headers, bytes(body), self.size)
+            parts = self.parts
+            body = parts[0] if len(parts) == 1 else b"".join(parts)
+            self._respond(self.code, self.headers, body)
 
-    def _respond(self, code: int, headers: list[tuple[str, str]], body: bytes, size: int) -> None:
+    def _respond(self, code: int, headers: list[tuple[str, str]], body: bytes) -> None:
+        """Post a complete response; fixes up Content-Length as RFC 9110 section 8.6 says."""
         req = self.req
-        if req.is_head and _find_header(headers, "content-length") is None:
-            headers = [*headers, ("Content-Length", str(size))]
-        if not req.keep_alive:
-            headers = [*headers, ("Connection", "close")]
-        elif req.environ["SERVER_PROTOCOL"] != "HTTP/1.1":
-            headers = [*headers, ("Connection", "keep-alive")]
-        self.server._post(req, (_RESPONSE, req, code, headers, body))
-        if self.server.access_log and access_logger.isEnabledFor(logging.INFO):
-            env = req.environ
-            access_logger.info(
-                '%s:%s - "%s %s %s" %d %d',
-                env["REMOTE_ADDR"],
-                env["REMOTE_PORT"],
-                env["REQUEST_METHOD"],
-                env["PATH_INFO"],
-                env["SERVER_PROTOCOL"],
+        length = _content_length(headers)
+        if self.no_body:
+            body = b""
+            if code == 204 or code < 200:
+                headers = _without(headers, "content-length")
+            elif length is None and (req.is_head or code != 304):
+                headers = [*headers, ("Content-Length", str(self.size))]
+        elif length is not None and length != len(body):
+            if length < len(body):
+                logger.error(
+                    "WSGI app produced more body than its Content-Length %d; truncated",
+                    length,
+                )
+                body = body[:length]
+            else:
+                logger.error(
+                    "WSGI app produced %d bytes of its Content-Length %d; closing",
+                    len(body),
+                    length,
+                )
+                req.keep_alive = False
+        headers = self._connection_headers(headers)
+        if self.no_body and _find_header(headers, "content-length") is None:
+            # 1xx/204/304 without a length: send_response would add "Content-Length: 0"
+            self.server._post(req, (_HEAD, req, code, headers))
+            self.server._post(req, (_END, req))
+        else:
+            self.server._post(req, (_RESPONSE, req, code, headers, body))
+        self._log(code)
+
+    def _log(self, code: int) -> None:
+        if self.server._access_log:
+            req = self.req
+            log_access(
+                req.client,
+                req.environ["REQUEST_METHOD"],
+                req.path,
+                req.query,
+                req.environ["SERVER_PROTOCOL"][5:],
                 code,
-                size,
             )
 
 
 class WSGIServer:
     """Serve a PEP 3333 application on a mongoose event loop.
 
-    ``app`` runs in a pool of ``workers`` threads; ``error_handler(exc)`` receives exceptions
-    raised in the event loop (not app errors, which become 500 responses and are logged on
-    the ``cymongoose.wsgi`` logger). A worker streaming a body waits at most
-    ``stream_timeout`` seconds for the client to take data before it gives up. On shutdown,
-    in-flight requests get ``graceful_timeout_s`` seconds to finish.
+    Args:
+        app: the WSGI callable ``app(environ, start_response) -> iterable of bytes``.
+        config: a :class:`cymongoose.serving.config.ServerConfig`; keyword ``fields``
+            (``host``, ``port``, ``root_path``, ``keep_alive_timeout_s``, ...) override it.
+        workers, threads: size of the thread pool running the app (the seed's ``workers``
+            and the config's ``threads`` are the same thing here; processes are the CLI's
+            ``--workers``). Default: ``config.threads``.
+        error_handler: receives exceptions raised in the event loop (not app errors, which
+            become 500 responses and are logged on the ``cymongoose.wsgi`` logger).
+        stream_timeout: seconds a worker streaming a response waits for the client to take
+            data before it gives up (and the connection is closed).
+
+    On shutdown, in-flight requests get ``graceful_timeout_s`` seconds to finish. Raises
+    TypeError/ValueError (from ServerConfig) for invalid settings.
     """
 
     def __init__(
         self,
         app: WSGIApp,
-        workers: int = 4,
+        config: ServerConfig | None = None,
+        *,
+        workers: int | None = None,
+        threads: int | None = None,
         error_handler: Callable[[BaseException], Any] | None = None,
         stream_timeout: float = 5.0,
-        *,
-        access_log: bool = True,
-        graceful_timeout_s: float = 5.0,
+        **fields: Any,
     ) -> None:
         if not callable(app):
             raise TypeError(f"app must be a WSGI callable, got {app!r}")
-        if workers < 1:
-            raise ValueError(f"workers must be >= 1, got {workers!r}")
-        if stream_timeout <= 0:
+        if workers is not None and threads is not None and workers != threads:
+            raise ValueError(
+                f"workers={workers!r} and threads={threads!r} both set the thread pool size; "
+                "give one of them"
+            )
+        pool_size = threads if threads is not None else workers
+        if pool_size is not None:
+            fields["threads"] = pool_size
+        config = ServerConfig.from_kwargs(config, **fields)
+        if config.threads < 1:
+            raise ValueError(
+                f"threads must be >= 1 for the thread-pool server, got {config.threads!r}"
+            )
+        if isinstance(stream_timeout, bool) or not stream_timeout > 0:
             raise ValueError(f"stream_timeout must be > 0 seconds, got {stream_timeout!r}")
         self.app = app
-        self.workers = workers
-        self.stream_timeout = stream_timeout
-        self.access_log = access_log
-        self.graceful_timeout_s = graceful_timeout_s
+        self.config = config
+        self.workers = config.threads
+        self.stream_timeout = float(stream_timeout)
+        self.graceful_timeout_s = config.graceful_timeout_s
+        self._access_log = access_log_enabled(config.access_log)
+        self._proxy = ProxyHeaders(config.forwarded_allow_ips) if config.proxy_headers else None
+        self._tls = self._load_tls(config)
         self._mgr = Manager(self._on_event, enable_wakeup=True, error_handler=error_handler)
-        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="cymongoose-wsgi")
+        self._jobs: queue.SimpleQueue[_Exchange | None] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
         self._listeners: list[Any] = []
         self._states: dict[int, _ConnState] = {}  # poll thread only
         self._lock = threading.Lock()
         self._outbox: list[tuple[Any, ...]] = []  # guarded by _lock
         self._wake_target: int | None = None  # guarded by _lock: id of the wakeup in flight
         self._stop = threading.Event()
+        self._stopping = False
         self._closed = False
 
     @property
@@ -347,16 +524,63 @@ class WSGIServer:
         """The underlying ``cymongoose.Manager``."""
         return self._mgr
 
-    def listen(self, url: str) -> Any:
-        """Listen on ``url`` (``http://host:port``; port 0 picks a free one).
+    @staticmethod
+    def _load_tls(config: ServerConfig) -> TlsOpts | None:
+        if not config.is_ssl:
+            return None
+        paths = {"cert": config.ssl_certfile, "key": config.ssl_keyfile, "ca": config.ssl_ca_certs}
+        pem: dict[str, bytes] = {}
+        for name, path in paths.items():
+            if path is not None:
+                with open(path, "rb") as f:
+                    pem[name] = f.read()
+        return TlsOpts(**pem)
 
-        Returns the listening ``Connection``; its ``local_addr[1]`` is the bound port.
-        Raises RuntimeError when mongoose cannot listen there.
+    def listen(self, url: str | None = None, *, fd: int | None = None) -> Any:
+        """Listen on ``url`` (``http://host:port`` or ``https://``; port 0 picks a free one).
+
+        Without ``url``, listens where the config says (``host``/``port``, or the already
+        listening socket ``fd``). With ``ssl_certfile``/``ssl_keyfile`` set, connections
+        speak TLS whatever the scheme. Returns the listening ``Connection``; its
+        ``local_addr[1]`` is the bound port. Raises RuntimeError when mongoose cannot listen
+        there, OSError when the TLS files cannot be read.
         """
-        conn = self._mgr.listen(url, self._on_event, http=True)
+        config = self.config
+        if fd is None and url is None:
+            fd = config.fd
+        if url is None:
+            url = config.url
+        if fd is not None:
+            conn = self._mgr.listen(url, self._on_event, http=True, fd=fd)
+        else:
+            conn = self._mgr.listen(url, self._on_event, http=True)
         conn.io_events = False  # no Python call per loop iteration per connection
+        configure = getattr(conn, "configure_http_server", None)
+        if configure is not None:
+            configure(
+                max_header_count=config.max_header_count,
+                max_header_bytes=config.max_header_bytes,
+                max_body_size=config.max_body_size or 0,
+                stream_threshold=BODY_STREAM_THRESHOLD_BYTES,
+                keep_alive_timeout_ms=max(1, int(config.keep_alive_timeout_s * 1000)),
+                max_connections=config.max_connections or 0,
+            )
+        if self._tls is None and url.startswith("https:"):
+            conn.close()
+            raise ValueError(f"{url!r} needs ssl_certfile and ssl_keyfile")
         self._listeners.append(conn)
+        self._start_threads()
         return conn
+
+    def _start_threads(self) -> None:
+        while len(self._threads) < self.workers:
+            t = threading.Thread(
+                target=self._worker_loop,
+                name=f"cymongoose-wsgi-{len(self._threads)}",
+                daemon=True,
+            )
+            t.start()
+            self._threads.append(t)
 
     def run(self, poll_ms: int = 100) -> None:
         """Poll until SIGINT/SIGTERM or :meth:`shutdown`, finish in-flight requests, close.
@@ -369,9 +593,11 @@ class WSGIServer:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 previous[sig] = signal.signal(sig, lambda *_: self._stop.set())
         try:
+            if not self._listeners:
+                self.listen()
             while not self._stop.is_set():
                 self._mgr.poll(poll_ms)
-            self._drain_in_flight(poll_ms)
+            self._graceful_stop(poll_ms)
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
@@ -382,23 +608,34 @@ class WSGIServer:
         self._stop.set()
 
     def close(self) -> None:
-        """Close every connection and the manager; idempotent.
+        """Close every connection and the manager, stop the worker threads; idempotent.
 
         Call it from the poll thread or after :meth:`run` has returned.
         """
         if self._closed:
             return
         self._closed = True
+        self._stopping = True
+        for state in self._states.values():
+            self._cancel(state)
         self._mgr.close()
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        for _ in self._threads:
+            self._jobs.put(None)
 
-    def _drain_in_flight(self, poll_ms: int) -> None:
-        """Stop accepting, then poll until running requests are answered or time runs out."""
+    def _graceful_stop(self, poll_ms: int) -> None:
+        """Stop accepting, close idle connections, let running requests finish (up to
+        ``graceful_timeout_s``), then close what is left."""
+        self._stopping = True
         for conn in self._listeners:
             try:
                 conn.close()
             except RuntimeError:
                 pass
+        listener_ids = {c.id for c in self._listeners}
+        for conn in self._mgr.connections:
+            state = self._states.get(conn.id)
+            if conn.id not in listener_ids and (state is None or state.current is None):
+                conn.drain()  # idle keep-alive connection (or no complete request yet)
         deadline = time.monotonic() + self.graceful_timeout_s
         while time.monotonic() < deadline:
             if not any(s.current is not None for s in self._states.values()):
@@ -416,24 +653,66 @@ class WSGIServer:
     def _on_event(self, conn: Any, ev: int, data: Any) -> None:
         if ev == MG_EV_HTTP_MSG:
             self._on_request(conn, data)
+        elif ev == EV_HTTP_BODY:
+            self._on_body(conn, data)
         elif ev == MG_EV_WAKEUP:
             self._flush()
+        elif ev == EV_WRITABLE:
+            self._on_writable(conn)
         elif ev == MG_EV_CLOSE:
             self._on_close(conn)
+        elif ev == MG_EV_ACCEPT and self._tls is not None:
+            conn.tls_init(self._tls)
+
+    def _new_state(self, conn: Any) -> _ConnState:
+        scheme = "https" if conn.is_tls else "http"
+        remote = conn.remote_addr
+        trusted = self._proxy is not None and self._proxy.is_trusted(remote[0])
+        base = base_environ(conn.local_addr, remote, scheme, script_name=self.config.root_path)
+        state = self._states[conn.id] = _ConnState(conn, base, trusted)
+        return state
 
     def _on_request(self, conn: Any, msg: Any) -> None:
-        state = self._states.get(conn.id)
-        if state is None:
-            scheme = "https" if getattr(conn, "is_tls", False) else "http"
-            state = _ConnState(conn, base_environ(conn.local_addr, conn.remote_addr, scheme))
-            self._states[conn.id] = state
-        environ = request_environ(state.base, msg)
-        connection = environ.get("HTTP_CONNECTION", "").lower()
-        if environ["SERVER_PROTOCOL"] == "HTTP/1.1":
-            keep_alive = "close" not in connection
+        state = self._states.get(conn.id) or self._new_state(conn)
+        parts = msg.parts()
+        headers = parts[4]
+        connection = b""
+        for name, value in headers:
+            if name == b"connection":
+                connection = value.lower()
+        proto = parts[3]
+        if proto == "HTTP/1.1":
+            keep_alive = b"close" not in connection
         else:
-            keep_alive = "keep-alive" in connection
-        req = _Request(conn.id, environ, keep_alive, environ["REQUEST_METHOD"] == "HEAD")
+            keep_alive = b"keep-alive" in connection
+        req = _Request(conn.id, keep_alive, parts[0] == "HEAD")
+        body = None
+        if getattr(msg, "more_body", False):
+            body = req.body = RequestBody(
+                lambda: self._post(req, (_RESUME, req)),
+                high_water=BODY_BUFFER_BYTES,
+                low_water=BODY_BUFFER_BYTES // 4,
+                timeout_s=BODY_READ_TIMEOUT_S,
+            )
+            state.receiving = req
+        environ = req.environ = request_environ(state.base, parts, body)
+        req.path = parts[1]
+        req.query = parts[2]
+        remote = conn.remote_addr
+        client = (remote[0], remote[1])
+        if state.trusted and any(name in _PROXY_HEADER_NAMES for name, _ in headers):
+            assert self._proxy is not None
+            result = self._proxy.resolve(headers, client, environ["wsgi.url_scheme"])
+            if result.client is not None:
+                client = result.client
+                environ["REMOTE_ADDR"] = client[0]
+                environ["REMOTE_PORT"] = str(client[1])
+            environ["wsgi.url_scheme"] = result.scheme
+            if result.host:
+                environ["HTTP_HOST"] = result.host
+        req.client = client
+        if self._stopping:
+            req.keep_alive = False
         if state.current is None:
             self._dispatch(state, req)
         elif len(state.pending) < MAX_PIPELINED:
@@ -444,29 +723,69 @@ class WSGIServer:
             )
             conn.close()
 
+    def _on_body(self, conn: Any, data: bytes) -> None:
+        state = self._states.get(conn.id)
+        req = state.receiving if state is not None else None
+        if req is None or req.body is None:
+            return
+        if req.body.feed(data) and not state.reading_paused:
+            state.reading_paused = True
+            conn.pause_reading()
+        if not data:
+            state.receiving = None
+            if state.current is not req and state.reading_paused and req.body.complete:
+                # The response went out before the body ended (it was discarded).
+                self._resume(state)
+
+    def _resume(self, state: _ConnState) -> None:
+        if state.reading_paused:
+            state.reading_paused = False
+            state.conn.resume_reading()
+
+    def _on_writable(self, conn: Any) -> None:
+        state = self._states.get(conn.id)
+        if state is None:
+            return
+        state.writable_armed = False
+        req = state.current
+        if req is not None and state.uncredited:
+            self._credit(req, state.uncredited)
+        state.uncredited = 0
+
+    @staticmethod
+    def _credit(req: _Request, nbytes: int) -> None:
+        cond = req.cond
+        assert cond is not None
+        with cond:
+            req.queued_bytes -= nbytes
+            cond.notify()
+
     def _dispatch(self, state: _ConnState, req: _Request) -> None:
         state.current = req
-        try:
-            self._pool.submit(_Exchange(self, req).run)
-        except RuntimeError:  # pool shut down: we are closing
-            state.current = None
-            self._send(state.conn, 503, [("Connection", "close")], b"Service Unavailable")
-            state.conn.drain()
+        self._jobs.put(_Exchange(self, req))
+
+    def _cancel(self, state: _ConnState) -> None:
+        """The connection is gone: stop its requests' workers."""
+        req = state.current
+        with self._lock:
+            if req is not None:
+                req.cancelled = True
+        for r in (req, state.receiving, *state.pending):
+            if r is not None and r.body is not None:
+                r.body.fail(ClientDisconnected("the client closed the connection"))
+        state.pending.clear()
+        if req is not None and req.cond is not None:
+            with req.cond:
+                req.cond.notify_all()
 
     def _on_close(self, conn: Any) -> None:
         state = self._states.pop(conn.id, None)
         if state is None:
             return
-        req = state.current
-        state.pending.clear()
+        self._cancel(state)
         with self._lock:
-            if req is not None:
-                req.cancelled = True
             # A wakeup aimed at this connection will not be delivered: flush ourselves.
             orphaned = self._wake_target == conn.id
-        if req is not None and req.cond is not None:
-            with req.cond:
-                req.cond.notify_all()
         if orphaned:
             self._flush()
 
@@ -493,7 +812,7 @@ class WSGIServer:
         kind, req = item[0], item[1]
         conn = state.conn
         if kind == _RESPONSE:
-            self._send(conn, item[2], item[3], item[4])
+            conn.send_response(item[2], item[3], item[4])
             self._finish(state, req)
         elif kind == _HEAD:
             conn.send_response_head(item[2], item[3])
@@ -503,25 +822,36 @@ class WSGIServer:
                 conn.http_chunk(data)
             else:
                 conn.send(data)
-            cond = req.cond
-            assert cond is not None
-            with cond:
-                req.queued_bytes -= len(data)
-                cond.notify()
+            if EV_WRITABLE >= 0 and conn.send_len > SEND_LOW_WATER_BYTES:
+                # Credit the worker only once the client has taken most of it.
+                state.uncredited += len(data)
+                if not state.writable_armed:
+                    state.writable_armed = True
+                    conn.notify_writable(SEND_LOW_WATER_BYTES)
+            else:
+                self._credit(req, len(data) + state.uncredited)
+                state.uncredited = 0
         elif kind == _END:
             if req.chunked:
                 conn.http_chunk(b"")
-            else:
-                conn.finish_response()
+            conn.finish_response()
             self._finish(state, req)
         elif kind == _ABORT:
-            conn.close()
-
-    def _send(self, conn: Any, code: int, headers: list[tuple[str, str]], body: bytes) -> None:
-        conn.send_response(code, headers, body)
+            state.current = None
+            conn.drain()
+        elif kind == _RESUME:
+            if state.receiving is req and req.body is not None and not req.body.still_paused():
+                self._resume(state)
 
     def _finish(self, state: _ConnState, req: _Request) -> None:
         state.current = None
+        state.uncredited = 0
+        body = req.body
+        if body is not None and not body.complete:
+            # The app answered without reading the whole body: skip the rest of it so that
+            # the next request on this connection can be parsed.
+            body.discard()
+            self._resume(state)
         if not req.keep_alive:
             state.pending.clear()
             state.conn.drain()
@@ -529,6 +859,17 @@ class WSGIServer:
             self._dispatch(state, state.pending.popleft())
 
     # -- worker threads ----------------------------------------------------------------
+
+    def _worker_loop(self) -> None:
+        get = self._jobs.get
+        while True:
+            job = get()
+            if job is None:
+                return
+            try:
+                job.run()
+            except BaseException:  # never lose a worker thread
+                logger.exception("error in WSGI worker thread")
 
     def _post(self, req: _Request, item: tuple[Any, ...]) -> None:
         """Hand ``item`` to the poll thread; wake it unless a wakeup is already on its way."""
@@ -567,14 +908,29 @@ class WSGIServer:
 
 
 def serve(
-    app: WSGIApp, url: str = "http://127.0.0.1:8000", workers: int = 4, **kwargs: Any
+    app: WSGIApp,
+    config: ServerConfig | str | None = None,
+    *,
+    workers: int | None = None,
+    threads: int | None = None,
+    **fields: Any,
 ) -> None:
-    """Serve ``app`` on ``url`` until SIGINT/SIGTERM (blocking).
+    """Serve ``app`` until SIGINT/SIGTERM (blocking), then shut down gracefully.
 
-    Extra keyword arguments go to :class:`WSGIServer`.
+    ``config`` is a :class:`~cymongoose.serving.config.ServerConfig`, or a URL
+    (``"http://127.0.0.1:8000"``, as in ``serve(app, url, workers=8)``); keyword ``fields``
+    override config fields; ``workers``/``threads`` size the thread pool. Other
+    :class:`WSGIServer` keywords (``error_handler``, ``stream_timeout``) pass through.
     """
-    server = WSGIServer(app, workers=workers, **kwargs)
+    url = None
+    if isinstance(config, str):
+        url, config = config, None
+    server_kwargs = {k: fields.pop(k) for k in ("error_handler", "stream_timeout") if k in fields}
+    server = WSGIServer(app, config, workers=workers, threads=threads, **server_kwargs, **fields)
     conn = server.listen(url)
     host, port = conn.local_addr[0], conn.local_addr[1]
-    logger.info("cymongoose-wsgi serving on http://%s:%d (%d workers)", host, port, workers)
+    scheme = "https" if server._tls is not None else "http"
+    logger.info(
+        "cymongoose-wsgi serving on %s://%s:%d (%d threads)", scheme, host, port, server.workers
+    )
     server.run()
