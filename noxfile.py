@@ -21,7 +21,7 @@ PACKAGES = {
     "asgi": ROOT / "packages" / "cymongoose-asgi",
 }
 TEST_DEPS = ["pytest", "pytest-timeout", "httpx", "websockets", "cryptography", "uvloop"]
-FRAMEWORKS = ["fastapi", "starlette", "flask", "python-multipart"]
+FRAMEWORKS = ["fastapi", "starlette", "flask", "python-multipart", "gunicorn"]
 
 nox.options.sessions = ["tests", "lint"]
 nox.options.reuse_existing_virtualenvs = True
