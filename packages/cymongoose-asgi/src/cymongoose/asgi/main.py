@@ -9,7 +9,10 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
+from cymongoose.importer import import_app
 from cymongoose.serving.cli import add_server_arguments, run_cli
+
+__all__ = ["build_parser", "import_app", "main"]  # import_app: re-exported, as before
 
 
 def build_parser() -> argparse.ArgumentParser:

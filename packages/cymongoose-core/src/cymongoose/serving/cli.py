@@ -1,8 +1,9 @@
 """The command-line flags shared by ``cymongoose-asgi`` and ``cymongoose-wsgi``.
 
-Flag names follow uvicorn where the concept is the same. Every flag defaults to "not
-given" so that :class:`~cymongoose.serving.config.ServerConfig` holds the one set of
-defaults; the help text quotes them.
+Flag names follow uvicorn where the concept is the same. Apart from ``--host``, ``--port``
+and ``--log-level`` (whose defaults are ServerConfig's), every flag defaults to "not given"
+so that :class:`~cymongoose.serving.config.ServerConfig` holds the one set of defaults;
+the help text quotes them.
 
     parser = argparse.ArgumentParser(prog="cymongoose-asgi")
     add_server_arguments(parser, "asgi")
@@ -86,10 +87,11 @@ def add_server_arguments(parser: argparse.ArgumentParser, server: str) -> None:
                         help="directory added to sys.path before importing the app "
                              "(default: the current directory)")
     net = parser.add_argument_group("socket")
-    net.add_argument("--host", help=f"bind to this address (default {d('host')}; "
-                                    "0.0.0.0 or :: for every interface)")
-    net.add_argument("--port", type=int, help=f"bind to this TCP port (default {d('port')}; "
-                                              "0 picks a free one)")
+    net.add_argument("--host", default=d("host"),
+                     help="bind to this address (default %(default)s; "
+                          "0.0.0.0 or :: for every interface)")
+    net.add_argument("--port", type=int, default=d("port"),
+                     help="bind to this TCP port (default %(default)s; 0 picks a free one)")
     net.add_argument("--fd", type=int,
                      help="serve on this already bound and listening socket file descriptor "
                           "instead of --host/--port")
@@ -97,8 +99,8 @@ def add_server_arguments(parser: argparse.ArgumentParser, server: str) -> None:
                      help="number of worker processes sharing the socket "
                           "(default: $WEB_CONCURRENCY or 1)")
     log = parser.add_argument_group("logging")
-    log.add_argument("--log-level", choices=LOG_LEVELS, type=str.lower,
-                     help="level of the server's log (default info)")
+    log.add_argument("--log-level", choices=LOG_LEVELS, type=str.lower, default="info",
+                     help="level of the server's log (default %(default)s)")
     log.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=None,
                      help="log one line per response (default on)")
     prox = parser.add_argument_group("proxies")
