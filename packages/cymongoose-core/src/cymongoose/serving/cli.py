@@ -215,7 +215,7 @@ def run_cli(
     args = parser.parse_args(argv)
     config = config_from_args(args, parser)
     configure_logging(config.log_level, config.access_log)
-    if config.workers > 1 and config.fd is None:
+    if config.workers > 1:
         from .workers import Supervisor
 
         def child_command(fd: int) -> list[str]:

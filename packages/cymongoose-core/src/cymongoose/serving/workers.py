@@ -39,9 +39,15 @@ LISTEN_BACKLOG = 2048
 def bind_socket(config: ServerConfig) -> socket.socket:
     """Bind and listen on ``config.host``:``config.port`` with SO_REUSEADDR.
 
-    The socket is non-blocking (as the event loop needs) and inheritable by child
-    processes. Raises OSError when the address cannot be bound.
+    With ``config.fd`` set, that already listening socket is used instead. The socket is
+    non-blocking (as the event loop needs) and inheritable by child processes. Raises
+    OSError when the address cannot be bound.
     """
+    if config.fd is not None:
+        sock = socket.socket(fileno=config.fd)
+        sock.setblocking(False)
+        sock.set_inheritable(True)
+        return sock
     infos = socket.getaddrinfo(config.host, config.port, type=socket.SOCK_STREAM,
                                flags=socket.AI_PASSIVE)
     family, kind, proto, _, address = infos[0]
