@@ -1,0 +1,331 @@
+"""Responses as PEP 3333 defines them: start_response/exc_info, write(), close(), HEAD,
+Content-Length, status codes without a body, errors before and after the head."""
+
+from __future__ import annotations
+
+import socket
+import sys
+import threading
+
+import httpx
+import pytest
+
+from cymongoose.wsgi.testing import ServerThread
+
+
+def raw_exchange(port: int, request: bytes) -> bytes:
+    """Send ``request``, read until the server closes the connection."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(request)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    return data
+
+
+def test_exc_info_before_the_head_replaces_the_response():
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain"), ("X-First", "1")])
+        try:
+            raise KeyError("missing")
+        except KeyError:
+            start_response(
+                "404 Not Found", [("Content-Type", "text/plain")], sys.exc_info()
+            )
+        return [b"replaced"]
+
+    with ServerThread(app, workers=1, access_log=False) as srv:
+        r = httpx.get(srv.url)
+    assert r.status_code == 404
+    assert r.text == "replaced"
+    assert "x-first" not in r.headers
+
+
+def test_exc_info_after_the_head_closes_the_connection():
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        yield b"partial "
+        try:
+            raise ValueError("late")
+        except ValueError:
+            start_response("500 Oops", [("Content-Type", "text/plain")], sys.exc_info())
+        yield b"never"
+
+    with ServerThread(app, workers=1, access_log=False) as srv:
+        reply = raw_exchange(srv.port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert reply.startswith(b"HTTP/1.1 200")
+    assert b"partial " in reply
+    assert b"never" not in reply
+    assert not reply.endswith(b"0\r\n\r\n")  # no terminating chunk: the client sees the error
+
+
+def test_second_start_response_without_exc_info_is_an_error():
+    def app(environ, start_response):
+        start_response("200 OK", [])
+        start_response("201 Created", [])
+        return [b""]
+
+    with ServerThread(app, workers=1, access_log=False) as srv:
+        assert httpx.get(srv.url).status_code == 500
+
+
+def test_write_callable_sends_before_the_app_returns():
+    release = threading.Event()
+
+    def app(environ, start_response):
+        write = start_response("200 OK", [("Content-Type", "text/plain")])
+        write(b"written ")
+        release.wait(30)
+        return [b"returned"]
+
+    with ServerThread(app, workers=1, access_log=False) as srv:
+        with httpx.stream("GET", srv.url) as r:
+            chunks = r.iter_raw()
+            first = next(chunks)
+            assert first == b"written "  # arrived while the app is still blocked
+            release.set()
+            rest = b"".join(chunks)
+    assert first + rest == b"written returned"
+
+
+class Tracked:
+    """A response iterable that records close()."""
+
+    def __init__(self, blocks, closed: threading.Event, block_first=None):
+        self.blocks = blocks
+        self.closed = closed
+        self.block_first = block_first
+
+    def __iter__(self):
+        for block in self.blocks:
+            yield block
+            if self.block_first is not None:
+                self.block_first.wait(30)
+
+    def close(self):
+        self.closed.set()
+
+
+@pytest.mark.parametrize("length", [None, "3"])
+def test_close_called_after_normal_response(length):
+    closed = threading.Event()
+
+    def app(environ, start_response):
+        headers = [("Content-Type", "text/plain")]
+        if length:
+            headers.append(("Content-Length", length))
+        start_response("200 OK", headers)
+        return Tracked([b"a", b"b", b"c"], closed)
+
+    with ServerThread(app, workers=1, access_log=False) as srv:
+        assert httpx.get(srv.url).text == "abc"
+        assert closed.wait(10)
+
+
+def test_close_called_when_client_disconnects_mid_stream():
+    closed = threading.Event()
+    unblock = threading.Event()
+
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        if environ["PATH_INFO"] == "/small":
+            return [b"small"]
+        return Tracked((b"x" * 65536 for _ in range(10_000)), closed, block_first=unblock)
+
+    with ServerThread(app, workers=1, access_log=False, stream_timeout=30) as srv:
+        with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as sock:
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert sock.recv(100).startswith(b"HTTP/1.1 200")
+        unblock.set()
+        assert closed.wait(30)
+        # the worker is free again
+        assert httpx.get(srv.url + "/small", timeout=10).text == "small"
+
+
+def test_close_called_when_app_raises_while_iterating():
+    closed = threading.Event()
+
+    class Failing(Tracked):
+        def __iter__(self):
+            yield b"a"
+            raise RuntimeError("boom")
+
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "2")])
+        return Failing([], closed)
+
+    with ServerThread(app, workers=1, access_log=False) as srv:
+        assert httpx.get(srv.url).status_code == 500
+        assert closed.wait(10)
+
+
+def test_head_runs_the_app_and_sends_no_body():
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        yield b"12345"
+        yield b"678"
+
+    with ServerThread(app, workers=1, access_log=False) as srv:
+        with httpx.Client() as client:
+            r = client.head(srv.url)
+            assert r.status_code == 200
+            assert r.headers["content-length"] == "8"
+            assert r.content == b""
+            assert client.get(srv.url).text == "12345678"  # same connection still in sync
+
+
+def test_content_length_passed_through_when_streaming():
+    size = 3 * 1024 * 1024
+
+    def app(environ, start_response):
+        start_response(
+            "200 OK", [("Content-Type", "application/octet-stream"), ("Content-Length", str(size))]
+        )
+        for _ in range(size // 65536):
+            yield b"z" * 65536
+
+    with ServerThread(app, workers=1, access_log=False) as srv:
+        with httpx.Client() as client:
+            r = client.get(srv.url)
+            assert r.headers["content-length"] == str(size)
+            assert "transfer-encoding" not in r.headers
+            assert r.content == b"z" * size
+            assert client.get(srv.url).status_code == 200  # keep-alive after it
+
+
+def test_short_body_for_content_length_closes_the_connection():
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "10")])
+        return [b"short"]
+
+    with ServerThread(app, workers=1, access_log=False) as srv:
+        reply = raw_exchange(srv.port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert b"Content-Length: 10" in head
+    assert body == b"short"  # then the server closed: the client can tell it is truncated
+
+
+def test_long_body_for_content_length_is_truncated():
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "4")])
+        return [b"too long"]
+
+    with ServerThread(app, workers=1, access_log=False) as srv:
+        with httpx.Client() as client:
+            assert client.get(srv.url).content == b"too "
+            assert client.get(srv.url).content == b"too "
+
+
+@pytest.mark.parametrize("status", ["204 No Content", "304 Not Modified"])
+def test_no_body_statuses(status):
+    def app(environ, start_response):
+        start_response(status, [("X-A", "1")])
+        return [b"ignored"]
+
+    with ServerThread(app, workers=1, access_log=False) as srv:
+        port = srv.port
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            data = b""
+            while data.count(b"\r\n\r\n") < 2:
+                chunk = sock.recv(65536)
+                assert chunk
+                data += chunk
+    first, second = data.split(b"\r\n\r\n")[:2]
+    assert first.startswith(b"HTTP/1.1 " + status[:3].encode())
+    assert b"ignored" not in data
+    assert b"Transfer-Encoding" not in first
+    if status.startswith("204"):
+        assert b"Content-Length" not in first  # RFC 9110 section 8.6
+    assert second.startswith(b"HTTP/1.1 " + status[:3].encode())
+
+
+def test_error_before_head_is_500_and_connection_stays_usable():
+    def app(environ, start_response):
+        if environ["PATH_INFO"] == "/bad":
+            raise RuntimeError("before")
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"fine"]
+
+    with ServerThread(app, workers=1, access_log=False) as srv:
+        with httpx.Client() as client:
+            r = client.get(srv.url + "/bad")
+            assert r.status_code == 500
+            assert r.text == "Internal Server Error"
+            assert client.get(srv.url + "/").text == "fine"
+
+
+def test_app_returning_without_start_response_is_500():
+    def app(environ, start_response):
+        return [b"no head"]
+
+    with ServerThread(app, workers=1, access_log=False) as srv:
+        assert httpx.get(srv.url).status_code == 500
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        [("X-Bad", "a\r\nInjected: 1")],
+        [("Bad Name:", "v")],
+        (("Content-Type", "text/plain"),),  # a tuple, not a list
+        [("Content-Type", b"text/plain")],  # bytes, not str
+    ],
+)
+def test_invalid_headers_give_500(headers):
+    def app(environ, start_response):
+        start_response("200 OK", headers)
+        return [b"x"]
+
+    with ServerThread(app, workers=1, access_log=False) as srv:
+        r = httpx.get(srv.url)
+    assert r.status_code == 500
+    assert "injected" not in r.headers
+
+
+def test_http10_streaming_ends_with_close():
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        yield b"one "
+        yield b"two"
+
+    with ServerThread(app, workers=1, access_log=False) as srv:
+        reply = raw_exchange(srv.port, b"GET / HTTP/1.0\r\n\r\n")
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert b"Transfer-Encoding" not in head
+    assert b"Connection: close" in head
+    assert body == b"one two"
+
+
+def test_http10_keep_alive_with_known_length():
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "2")])
+        return [b"ok"]
+
+    with ServerThread(app, workers=1, access_log=False) as srv:
+        with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as sock:
+            for _ in range(2):
+                sock.sendall(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+                data = b""
+                while not data.endswith(b"ok"):
+                    chunk = sock.recv(65536)
+                    assert chunk
+                    data += chunk
+                assert b"Connection: keep-alive" in data
+
+
+def test_file_wrapper_closes_the_file(tmp_path):
+    path = tmp_path / "f.bin"
+    data = bytes(range(256)) * 40_000
+    path.write_bytes(data)
+    opened = []
+
+    def app(environ, start_response):
+        f = open(path, "rb")
+        opened.append(f)
+        start_response("200 OK", [("Content-Type", "application/octet-stream")])
+        return environ["wsgi.file_wrapper"](f, 32768)
+
+    with ServerThread(app, workers=1, access_log=False) as srv:
+        assert httpx.get(srv.url).content == data
+    assert opened[0].closed
