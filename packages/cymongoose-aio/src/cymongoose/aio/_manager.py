@@ -430,9 +430,24 @@ class AsyncManager:
         handler: Callable[..., Any] | None = None,
         *,
         http: bool | None = None,
+        fd: int | None = None,
     ) -> Any:
-        """`Manager.listen` under the lock; returns the listening Connection."""
-        return self._locked(lambda m: m.listen(url, handler, http=http))
+        """`Manager.listen` under the lock; returns the listening Connection.
+
+        ``fd``: serve on this already bound, listening socket (see `Manager.listen`).
+        """
+        if fd is None:
+            return self._locked(lambda m: m.listen(url, handler, http=http))
+        return self._locked(lambda m: m.listen(url, handler, http=http, fd=fd))
+
+    def run_locked(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Call ``fn(manager, *args)`` where the manager may be touched and return its result.
+
+        Threaded mode: under the poll lock (the poll thread is paused); integrated mode: on
+        the loop thread. For several Manager/Connection calls that must happen together,
+        e.g. ``listen`` and configuring the listener before any connection is accepted.
+        """
+        return self._locked(fn, *args)
 
     def connect(
         self,

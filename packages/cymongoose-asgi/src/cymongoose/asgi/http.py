@@ -3,9 +3,10 @@
 Objects here live on two threads, and each attribute is owned by one of them:
 
 - `HttpConnection.conn` (the mongoose Connection) is touched only on the poll thread; the
-  asyncio thread hands writes over with `AsyncManager.call_in_poll_thread`, which batches
-  many writes behind one wakeup.
-- `RequestCycle` (one request/response) runs on the asyncio thread.
+  asyncio thread hands writes over with `AsyncManager.call_in_poll_thread` (integrated mode:
+  a direct call; threaded mode: many writes batched behind one wakeup).
+- `RequestCycle` (one request/response) runs on the asyncio thread; the poll thread feeds it
+  body pieces, writability and disconnects through ``call_soon``.
 """
 
 from __future__ import annotations
@@ -13,87 +14,73 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
+
+from cymongoose.serving.accesslog import log_access
 
 if TYPE_CHECKING:
     from cymongoose.aio import AsyncManager
 
 logger = logging.getLogger("cymongoose.asgi")
 
-_ERROR_500_HEADERS = [(b"content-type", b"text/plain; charset=utf-8")]
+_ERROR_500_HEADERS = [(b"content-type", b"text/plain; charset=utf-8"), (b"connection", b"close")]
 _ERROR_500_BODY = b"Internal Server Error"
+_CHUNKED = (b"transfer-encoding", b"chunked")
+# Request bodies: stop reading the socket above HIGH queued bytes, resume below LOW.
+_BODY_HIGH = 1 << 20
+_BODY_LOW = 1 << 18
+# Responses: send() waits once this much is queued in the send buffer, until it drains
+# to _SEND_LOW (EV_WRITABLE).
+_SEND_HIGH = 1 << 20
+_SEND_LOW = 1 << 16
 
 
 class HttpConnection:
     """One keep-alive TCP connection: requests are answered one after another, in order."""
 
-    __slots__ = ("closed", "conn", "current", "requests", "runner")
+    __slots__ = ("body_cycle", "closed", "conn", "current", "requests", "runner", "writable")
 
     def __init__(self, conn: Any) -> None:
         self.conn = conn
-        self.closed = False  # written by the poll thread on MG_EV_CLOSE
+        self.closed = False  # set on the asyncio thread when MG_EV_CLOSE was seen
         self.requests: collections.deque[RequestCycle] = collections.deque()
         self.current: RequestCycle | None = None
         self.runner: asyncio.Task[None] | None = None
+        self.body_cycle: RequestCycle | None = None  # poll thread: who gets EV_HTTP_BODY
+        self.writable: asyncio.Future[None] | None = None  # asyncio thread
 
 
 # -- writers: run on the poll thread ----------------------------------------------------
 
 
-def _format_head(status: int, headers: list[tuple[Any, Any]]) -> bytes:
-    """Status line and headers, for cores without ``send_response_head``."""
-    try:
-        reason = HTTPStatus(status).phrase
-    except ValueError:
-        reason = ""
-    lines = [f"HTTP/1.1 {status} {reason}\r\n".encode("latin-1")]
-    for name, value in headers:
-        name = name.encode("latin-1") if isinstance(name, str) else bytes(name)
-        value = value.encode("latin-1") if isinstance(value, str) else bytes(value)
-        lines.append(name + b": " + value + b"\r\n")
-    lines.append(b"\r\n")
-    return b"".join(lines)
-
-
-def _has_header(headers: list[tuple[Any, Any]], name: bytes) -> bool:
-    for key, _ in headers:
-        key = key.encode("latin-1") if isinstance(key, str) else bytes(key)
-        if key.lower() == name:
-            return True
-    return False
+def _refuse(hc: HttpConnection, exc: Exception) -> None:
+    # The core refused the app's status or headers (CR/LF, bad status): never on the wire.
+    logger.error("invalid response from ASGI application: %s", exc)
+    hc.conn.send_response(500, _ERROR_500_HEADERS, _ERROR_500_BODY)
+    hc.conn.drain()
 
 
 def write_response(
-    hc: HttpConnection,
-    status: int,
-    headers: list[tuple[Any, Any]],
-    body: bytes,
-    close: bool,
+    hc: HttpConnection, status: int, headers: list[Any], body: bytes, close: bool
 ) -> None:
-    if hc.closed:
+    if hc.closed or hc.conn.is_closing:
         return
-    conn = hc.conn
-    send_response = getattr(conn, "send_response", None)
-    if send_response is not None:
-        send_response(status, headers, body)
-    else:
-        if not _has_header(headers, b"content-length"):
-            headers = [*headers, (b"content-length", str(len(body)).encode())]
-        conn.send(_format_head(status, headers) + body)
+    try:
+        hc.conn.send_response(status, headers, body)
+    except (ValueError, TypeError) as exc:
+        _refuse(hc, exc)
+        return
     if close:
-        conn.drain()
+        hc.conn.drain()
 
 
-def write_head(hc: HttpConnection, status: int, headers: list[tuple[Any, Any]]) -> None:
-    if hc.closed:
+def write_head(hc: HttpConnection, status: int, headers: list[Any]) -> None:
+    if hc.closed or hc.conn.is_closing:
         return
-    conn = hc.conn
-    send_head = getattr(conn, "send_response_head", None)
-    if send_head is not None:
-        send_head(status, headers)
-    else:
-        conn.send(_format_head(status, headers))
+    try:
+        hc.conn.send_response_head(status, headers)
+    except (ValueError, TypeError) as exc:
+        _refuse(hc, exc)
 
 
 def write_chunk(hc: HttpConnection, data: bytes, chunked: bool) -> None:
@@ -108,10 +95,25 @@ def write_chunk(hc: HttpConnection, data: bytes, chunked: bool) -> None:
 def write_end(hc: HttpConnection, chunked: bool, close: bool) -> None:
     if hc.closed:
         return
+    conn = hc.conn
     if chunked:
-        hc.conn.http_chunk(b"")
+        conn.http_chunk(b"")
+    conn.finish_response()
     if close:
-        hc.conn.drain()
+        conn.drain()
+
+
+def want_writable(hc: HttpConnection) -> None:
+    if not hc.closed:
+        hc.conn.notify_writable(_SEND_LOW)
+
+
+def set_reading(hc: HttpConnection, on: bool) -> None:
+    if not hc.closed:
+        if on:
+            hc.conn.resume_reading()
+        else:
+            hc.conn.pause_reading()
 
 
 def close_connection(hc: HttpConnection) -> None:
@@ -123,24 +125,36 @@ def close_connection(hc: HttpConnection) -> None:
 
 
 class RequestCycle:
-    """One ASGI ``http`` call: ``receive`` gives the whole body once, then waits for
-    ``http.disconnect`` (sent when the response is complete or the client went away)."""
+    """One ASGI ``http`` call.
+
+    ``receive()`` gives the body (whole, or the streamed pieces with ``more_body``), then
+    waits for ``http.disconnect``: sent when the response is complete or the client went
+    away. ``send()`` writes the response; streamed bodies wait while the connection's send
+    buffer is full (backpressure).
+    """
 
     __slots__ = (
         "am",
         "body",
-        "body_sent",
+        "body_done",
+        "body_queued",
+        "body_waiter",
         "chunked",
+        "close",
         "complete",
         "done",
         "hc",
         "headers",
         "is_head",
-        "keep_alive",
+        "log",
+        "paused",
+        "request_done",
         "scope",
+        "server",
         "started",
         "status",
         "streaming",
+        "unflushed",
     )
 
     def __init__(
@@ -148,22 +162,32 @@ class RequestCycle:
         am: AsyncManager,
         hc: HttpConnection,
         scope: dict[str, Any],
-        body: bytes,
-        keep_alive: bool,
+        body: bytes | None,
+        close: bool,
+        log: bool,
     ) -> None:
         self.am = am
         self.hc = hc
         self.scope = scope
-        self.body = body
-        self.keep_alive = keep_alive
+        # body None: it streams in (feed_body); else the whole body.
+        self.body: collections.deque[bytes] = collections.deque()
+        self.body_done = body is not None
+        if body:
+            self.body.append(body)
+        self.body_queued = 0
+        self.body_waiter: asyncio.Future[None] | None = None
+        self.paused = False
+        self.request_done = False
+        self.close = close
+        self.log = log
         self.is_head = scope["method"] == "HEAD"
-        self.body_sent = False
         self.started = False
         self.complete = False
         self.status = 200
-        self.headers: list[tuple[Any, Any]] = []
+        self.headers: list[Any] = []
         self.streaming = False
         self.chunked = False
+        self.unflushed = 0
         self.done = asyncio.Event()
 
     async def run(self, app: Any) -> None:
@@ -183,39 +207,90 @@ class RequestCycle:
                 self._fail()
         finally:
             self.done.set()
+            if self.paused:  # the app left the body unread: let the core drain it
+                self.paused = False
+                self.am.call_in_poll_thread(set_reading, self.hc, True)
 
     def _fail(self) -> None:
         if self.hc.closed or self.complete:
             return
+        self.complete = True
         if not self.started:
+            self.status = 500
             self.am.call_in_poll_thread(
-                write_response,
-                self.hc,
-                500,
-                _ERROR_500_HEADERS,
-                _ERROR_500_BODY,
-                not self.keep_alive,
+                write_response, self.hc, 500, _ERROR_500_HEADERS, _ERROR_500_BODY, True
             )
+            self._log()
         else:
             # Part of the response is on the wire: closing is the only honest signal.
             self.am.call_in_poll_thread(close_connection, self.hc)
-        self.complete = True
+
+    def _log(self) -> None:
+        if self.log:
+            scope = self.scope
+            log_access(scope["client"], scope["method"], scope["raw_path"],
+                       scope["query_string"], scope["http_version"], self.status)
+
+    # -- fed by the poll thread (through call_soon) ---------------------------------------
+
+    def feed_body(self, data: bytes) -> None:
+        if self.complete:
+            return  # the response is done: the rest of the body is discarded
+        if data:
+            self.body.append(data)
+            self.body_queued += len(data)
+            if self.body_queued > _BODY_HIGH and not self.paused:
+                self.paused = True
+                self.am.call_in_poll_thread(set_reading, self.hc, False)
+        else:
+            self.body_done = True
+        waiter = self.body_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def wake(self) -> None:
+        """The connection closed: wake a receive() waiting for body."""
+        waiter = self.body_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    # -- the app's receive/send ----------------------------------------------------------
 
     async def receive(self) -> dict[str, Any]:
-        if not self.body_sent and not self.hc.closed:
-            self.body_sent = True
-            return {"type": "http.request", "body": self.body, "more_body": False}
-        await self.done.wait()
-        return {"type": "http.disconnect"}
+        while True:
+            if self.body:
+                chunk = self.body.popleft()
+                self.body_queued -= len(chunk)
+                if self.paused and self.body_queued < _BODY_LOW:
+                    self.paused = False
+                    self.am.call_in_poll_thread(set_reading, self.hc, True)
+                more = bool(self.body) or not self.body_done
+                if not more:
+                    self.request_done = True
+                return {"type": "http.request", "body": chunk, "more_body": more}
+            if self.body_done and not self.request_done:
+                self.request_done = True
+                return {"type": "http.request", "body": b"", "more_body": False}
+            if self.hc.closed:
+                return {"type": "http.disconnect"}
+            if self.request_done:
+                await self.done.wait()
+                return {"type": "http.disconnect"}
+            self.body_waiter = asyncio.get_running_loop().create_future()
+            await self.body_waiter
+            self.body_waiter = None
 
     async def send(self, message: dict[str, Any]) -> None:
         kind = message["type"]
         if kind == "http.response.start":
             if self.started:
                 raise RuntimeError("ASGI: 'http.response.start' sent twice")
+            status = message["status"]
+            if type(status) is not int:
+                raise TypeError(f"ASGI: status must be an int, got {status!r}")
             self.started = True
-            self.status = int(message["status"])
-            self.headers = [(k, v) for k, v in message.get("headers", ())]
+            self.status = status
+            self.headers = list(message.get("headers", ()))
             return
         if kind != "http.response.body":
             raise RuntimeError(f"ASGI: unexpected message type {kind!r} for an http scope")
@@ -224,35 +299,53 @@ class RequestCycle:
         if self.complete:
             raise RuntimeError("ASGI: 'http.response.body' sent after the response completed")
         if self.hc.closed:
-            return  # spec 2.3: messages after a disconnect are ignored
+            return  # spec: messages after a disconnect are ignored
         body = message.get("body", b"")
         more_body = message.get("more_body", False)
-        if self.is_head:
-            body = b""
         am = self.am
-        close = not self.keep_alive
         if not self.streaming:
             if not more_body:
                 self.complete = True
+                headers = self.headers
+                if self.is_head:
+                    if body and not _has_content_length(headers):
+                        headers = [*headers, (b"content-length", str(len(body)).encode())]
+                    body = b""
                 am.call_in_poll_thread(
-                    write_response,
-                    self.hc,
-                    self.status,
-                    self.headers,
-                    bytes(body),
-                    close,
+                    write_response, self.hc, self.status, headers, bytes(body), self.close
                 )
                 self.done.set()
+                self._log()
                 return
             self.streaming = True
-            self.chunked = not self.is_head and not _has_header(self.headers, b"content-length")
             headers = self.headers
+            self.chunked = not self.is_head and not _has_content_length(headers)
             if self.chunked:
-                headers = [*headers, (b"transfer-encoding", b"chunked")]
+                headers = [*headers, _CHUNKED]
             am.call_in_poll_thread(write_head, self.hc, self.status, headers)
-        if body:
+        if body and not self.is_head:
             am.call_in_poll_thread(write_chunk, self.hc, bytes(body), self.chunked)
+            self.unflushed += len(body)
+            if self.unflushed > _SEND_HIGH and more_body:
+                await self._drain()
         if not more_body:
             self.complete = True
-            am.call_in_poll_thread(write_end, self.hc, self.chunked, close)
+            am.call_in_poll_thread(write_end, self.hc, self.chunked, self.close)
             self.done.set()
+            self._log()
+
+    async def _drain(self) -> None:
+        hc = self.hc
+        if hc.closed:
+            return
+        waiter = hc.writable = asyncio.get_running_loop().create_future()
+        self.am.call_in_poll_thread(want_writable, hc)
+        await waiter
+        self.unflushed = 0
+
+
+def _has_content_length(headers: list[Any]) -> bool:
+    for name, _ in headers:
+        if len(name) == 14 and name.lower() in (b"content-length", "content-length"):
+            return True
+    return False

@@ -1,32 +1,43 @@
 """`ASGIServer`: ASGI 3 apps on mongoose, through `cymongoose.aio.AsyncManager`.
 
+The core's HTTP/1.1 server protocol (`Connection.configure_http_server`) parses requests,
+enforces the limits, streams large bodies and closes idle keep-alive connections in C.
 By default the AsyncManager runs in *integrated* mode where available (Linux): mongoose is
-polled on the asyncio thread, the "poll thread" below is the asyncio thread, hand-overs are
-plain ``call_soon`` and ``call_in_poll_thread`` writes straight into the connection's
-buffer (flushed by one coalesced ``poll(0)`` per loop iteration). In *threaded* mode:
-
-Per request: the poll thread turns ``MG_EV_HTTP_MSG`` into a scope and body (the message
-dies when the handler returns) and hands them to the asyncio loop with one
-``call_soon_threadsafe``; the app runs as a Task; its response comes back to the poll
-thread through `AsyncManager.call_in_poll_thread` (one wakeup for a batch of responses)
-and is written with ``Connection.send_response``.
+polled on the asyncio thread, so the "poll thread" below is the asyncio thread, hand-overs
+are plain ``call_soon`` and ``call_in_poll_thread`` writes straight into the connection's
+buffer (flushed by one coalesced ``poll(0)``). In *threaded* mode the same hand-overs cross
+threads (``call_soon_threadsafe``, batched wakeups).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import signal
+import time
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote
 
-from cymongoose import MG_EV_CLOSE, MG_EV_HTTP_MSG, MG_EV_WS_CTL, MG_EV_WS_MSG
+from cymongoose import (
+    EV_HTTP_BODY,
+    EV_WRITABLE,
+    MG_EV_ACCEPT,
+    MG_EV_CLOSE,
+    MG_EV_HTTP_MSG,
+    MG_EV_WS_CTL,
+    MG_EV_WS_MSG,
+    TlsOpts,
+)
 from cymongoose.aio import AsyncManager
+from cymongoose.serving.accesslog import access_log_enabled
+from cymongoose.serving.config import ServerConfig
+from cymongoose.serving.proxy import ProxyHeaders
 
 from .http import HttpConnection, RequestCycle
 from .lifespan import Lifespan
-from .websocket import OP_BINARY, OP_CLOSE, OP_TEXT, WebSocketConnection
+from .websocket import OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, WebSocketConnection
 
 __all__ = ["ASGIServer", "serve"]
 
@@ -35,13 +46,16 @@ logger = logging.getLogger("cymongoose.asgi")
 _ASGI_VERSION = {"version": "3.0", "spec_version": "2.3"}
 
 
-def _to_bytes(value: str | bytes) -> bytes:
-    if isinstance(value, bytes):
-        return value
-    try:
-        return value.encode("latin-1")
-    except UnicodeEncodeError:  # the core decoded UTF-8 header bytes
-        return value.encode("utf-8", "surrogateescape")
+def make_config(config: ServerConfig | None, options: dict[str, Any]) -> ServerConfig:
+    """``config`` with ``options`` (ServerConfig field names) applied; TypeError names an
+    unknown option."""
+    names = {f.name for f in dataclasses.fields(ServerConfig)}
+    unknown = sorted(set(options) - names)
+    if unknown:
+        raise TypeError(f"unknown server option(s): {', '.join(unknown)}")
+    if config is None:
+        return ServerConfig(**options)
+    return dataclasses.replace(config, **options) if options else config
 
 
 class ASGIServer:
@@ -49,40 +63,47 @@ class ASGIServer:
 
     Args:
         app: the ASGI application ``async app(scope, receive, send)``.
+        config: a `cymongoose.serving.config.ServerConfig`; keyword ``options`` (its field
+            names: ``max_body_size``, ``keep_alive_timeout_s``, ``lifespan``,
+            ``graceful_timeout_s``, ``ws_max_size``, ``ssl_certfile`` ...) override it.
         error_handler: called with exceptions raised on the event-loop level (not by the
             app: those are logged to the ``cymongoose.asgi`` logger and answered with 500).
-        lifespan: ``"auto"`` (run lifespan, tolerate apps without it), ``"on"`` (same, the
-            failure of startup is an error either way) or ``"off"``.
-        graceful_timeout_s: how long `stop` waits for in-flight requests before cancelling.
         mode: the `AsyncManager` mode: ``"auto"`` (integrated where available, else
             threaded), ``"integrated"`` or ``"threaded"``.
+
+    Raises TypeError/ValueError naming a bad option.
     """
 
     def __init__(
         self,
         app: Any,
+        config: ServerConfig | None = None,
         error_handler: Callable[[BaseException], Any] | None = None,
         *,
-        lifespan: str = "auto",
-        graceful_timeout_s: float = 5.0,
         mode: str = "auto",
+        **options: Any,
     ) -> None:
-        if lifespan not in ("auto", "on", "off"):
-            raise ValueError(f"lifespan must be 'auto', 'on' or 'off', got {lifespan!r}")
+        self.config = make_config(config, options)
         self.app = app
         self._error_handler = error_handler
-        self._lifespan_mode = lifespan
-        self._graceful_timeout_s = graceful_timeout_s
         self._mode = mode
         self._am: AsyncManager | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         # Poll thread -> asyncio thread: call_soon_threadsafe, or call_soon when they are
         # the same thread (integrated mode; no self-pipe write per request).
-        self._call_soon: Callable[..., Any] | None = None
+        self._call_soon: Callable[..., Any] = lambda *a: None
         self._listener: Any = None
         self._lifespan: Lifespan | None = None
         self._state: dict[str, Any] = {}
         self._scheme = "http"
+        self._root_path = self.config.root_path
+        self._proxy = (
+            ProxyHeaders(self.config.forwarded_allow_ips or []) if self.config.proxy_headers
+            else None
+        )
+        self._tls: TlsOpts | None = None
+        self._log = False
+        self._stopping = False
         # conn.id -> protocol object; poll thread only.
         self._conns: dict[int, HttpConnection | WebSocketConnection] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -99,32 +120,56 @@ class ASGIServer:
         """The `AsyncManager` mode in use (``"integrated"`` or ``"threaded"``) once started."""
         return self._am.mode if self._am is not None else self._mode
 
-    async def start(self, url: str) -> Any:
-        """Run lifespan startup, then listen on ``url``; returns the listening Connection.
+    async def start(self, url: str | None = None) -> Any:
+        """Run lifespan startup, then listen; returns the listening Connection.
 
-        Raises RuntimeError if lifespan startup fails or the URL cannot be listened on.
+        ``url`` defaults to the config's (``http://host:port``, https with TLS); with
+        ``config.fd`` the server uses that socket. Raises RuntimeError if lifespan startup
+        fails or the address cannot be listened on, OSError if a TLS file cannot be read.
         """
         if self._am is not None:
             raise RuntimeError("ASGIServer already started")
+        cfg = self.config
+        url = url or cfg.url
         self._loop = asyncio.get_running_loop()
+        if cfg.ssl_certfile:
+            self._tls = _tls_opts(cfg)
+            url = "https" + url[url.index(":"):] if url.startswith("http:") else url
         self._scheme = "https" if url.startswith(("https:", "wss:")) else "http"
+        self._log = access_log_enabled(cfg.access_log)
         am = AsyncManager(self._handle, error_handler=self._error_handler, mode=self._mode)
         await am.start()
         self._am = am
         loop = self._loop
         self._call_soon = loop.call_soon if am.mode == "integrated" else loop.call_soon_threadsafe
         try:
-            if self._lifespan_mode != "off":
+            if cfg.lifespan != "off":
                 self._lifespan = Lifespan(self.app, self._state)
                 await self._lifespan.startup()
-            self._listener = am.listen(url, self._handle, http=True)
-            # Accepted connections inherit this: no Python call per loop iteration each.
-            self._listener.io_events = False
+            self._listener = am.run_locked(self._listen, url)
         except BaseException:
             await am.aclose()
             self._am = None
             raise
         return self._listener
+
+    def _listen(self, mgr: Any, url: str) -> Any:
+        cfg = self.config
+        listener = mgr.listen(url, self._handle, http=True, fd=cfg.fd)
+        # Accepted connections inherit both: no Python call per loop iteration each.
+        listener.io_events = False
+        listener.configure_http_server(
+            max_header_count=cfg.max_header_count,
+            max_header_bytes=cfg.max_header_bytes,
+            max_body_size=cfg.max_body_size or 0,
+            keep_alive_timeout_ms=max(1, int(cfg.keep_alive_timeout_s * 1000)),
+            max_connections=cfg.max_connections or 0,
+            ws_max_size=cfg.ws_max_size,
+        )
+        if cfg.ws_ping_interval_s:
+            period_s = min(cfg.ws_ping_interval_s, cfg.ws_ping_timeout_s or 1e9) / 2
+            mgr.timer_add(max(10, int(period_s * 1000)), self._ping_websockets, repeat=True)
+        return listener
 
     async def stop(self) -> None:
         """Stop accepting, let in-flight requests finish (up to ``graceful_timeout_s``),
@@ -132,11 +177,13 @@ class ASGIServer:
         am = self._am
         if am is None:
             return
+        self._stopping = True
         listener = self._listener
         if listener is not None:
             am.call_in_poll_thread(listener.close)
+        am.call_in_poll_thread(self._close_idle)
         if self._tasks:
-            await asyncio.wait(set(self._tasks), timeout=self._graceful_timeout_s)
+            await asyncio.wait(set(self._tasks), timeout=self.config.graceful_timeout_s)
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
@@ -148,16 +195,50 @@ class ASGIServer:
         await am.aclose()
         self._am = None
 
+    # -- poll thread ---------------------------------------------------------------------
+
+    def _close_idle(self) -> None:
+        for proto in list(self._conns.values()):
+            if isinstance(proto, HttpConnection) and proto.current is None \
+                    and not proto.requests and not proto.closed:
+                proto.conn.drain()
+
     def _close_all(self) -> None:
         for proto in list(self._conns.values()):
             if not proto.closed:
                 proto.conn.close()
 
-    # -- poll thread ---------------------------------------------------------------------
+    def _ping_websockets(self) -> None:
+        # RFC 6455 5.5.2 keep-alive: ping every ws_ping_interval_s; no pong within
+        # ws_ping_timeout_s closes with 1011.
+        cfg = self.config
+        now = time.monotonic()
+        interval = cfg.ws_ping_interval_s or 0.0
+        timeout = cfg.ws_ping_timeout_s
+        for proto in list(self._conns.values()):
+            if not isinstance(proto, WebSocketConnection) or not proto.upgraded or proto.closed:
+                continue
+            if proto.ping_sent_at:
+                if timeout and now - proto.ping_sent_at >= timeout:
+                    proto._send_close(1011, "keepalive ping timeout")
+            elif now - proto.last_ping_at >= interval:
+                proto.ping_sent_at = proto.last_ping_at = now
+                proto._send_frame(b"", OP_PING)
 
     def _handle(self, conn: Any, ev: int, data: Any) -> None:
         if ev == MG_EV_HTTP_MSG:
             self._on_http_msg(conn, data)
+        elif ev == EV_HTTP_BODY:
+            proto = self._conns.get(conn.id)
+            if isinstance(proto, HttpConnection) and proto.body_cycle is not None:
+                cycle = proto.body_cycle
+                if not data:
+                    proto.body_cycle = None
+                self._call_soon(cycle.feed_body, data)
+        elif ev == EV_WRITABLE:
+            proto = self._conns.get(conn.id)
+            if proto is not None:
+                self._call_soon(_on_writable, proto)
         elif ev == MG_EV_WS_MSG:
             ws = self._conns.get(conn.id)
             if isinstance(ws, WebSocketConnection):
@@ -168,78 +249,70 @@ class ASGIServer:
                     message = {"type": "websocket.receive", "bytes": data.data}
                 else:
                     return
-                self._call_soon(ws.queue.put_nowait, message)  # type: ignore[misc]
+                self._call_soon(ws.queue.put_nowait, message)
         elif ev == MG_EV_WS_CTL:
             ws = self._conns.get(conn.id)
-            if isinstance(ws, WebSocketConnection) and data.flags & 15 == OP_CLOSE:
-                payload = data.data
-                ws.close_code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else 1005
+            if isinstance(ws, WebSocketConnection):
+                op = data.flags & 15
+                if op == OP_CLOSE:
+                    payload = data.data
+                    ws.close_code = (
+                        int.from_bytes(payload[:2], "big") if len(payload) >= 2 else 1005
+                    )
+                elif op == OP_PONG:
+                    ws.ping_sent_at = 0.0
+        elif ev == MG_EV_ACCEPT:
+            if self._tls is not None:
+                conn.tls_init(self._tls)
         elif ev == MG_EV_CLOSE:
             proto = self._conns.pop(conn.id, None)
             if proto is None:
                 return
             proto.closed = True
-            call_soon = self._call_soon
-            assert call_soon is not None
             if isinstance(proto, WebSocketConnection):
-                call_soon(proto.on_disconnect, proto.close_code)
+                self._call_soon(proto.on_disconnect, proto.close_code)
             else:
-                call_soon(self._on_http_close, proto)
+                self._call_soon(_on_http_close, proto)
 
     def _on_http_msg(self, conn: Any, msg: Any) -> None:
         proto = self._conns.get(conn.id)
         if isinstance(proto, WebSocketConnection):
             return
-        headers: list[tuple[bytes, bytes]] = []
-        upgrade = connection = b""
-        for name, value in msg.headers():
-            lname = name.lower().encode("latin-1")
-            bvalue = _to_bytes(value)
-            headers.append((lname, bvalue))
-            if lname == b"upgrade":
-                upgrade = bvalue.lower()
-            elif lname == b"connection":
-                connection = bvalue.lower()
-        uri = msg.uri
-        query = msg.query or ""
-        if "?" in uri:  # defensive: mongoose splits the query off already
-            uri, _, query = uri.partition("?")
-        proto_str = msg.proto or "HTTP/1.1"
+        method, raw_path, query, proto_str, headers, body = msg.parts()
         http_version = proto_str[5:] if proto_str.startswith("HTTP/") else "1.1"
         remote = conn.remote_addr
+        client: tuple[str, int] | None = (remote[0], remote[1])
+        scheme = self._scheme
+        if self._proxy is not None and self._proxy.is_trusted(remote[0]):
+            client, scheme, _host = self._proxy.resolve(headers, client, scheme)
+        path = raw_path.decode("utf-8", "surrogateescape")
+        if "%" in path:
+            path = unquote(path)
         local = conn.local_addr
         scope: dict[str, Any] = {
             "asgi": _ASGI_VERSION,
             "http_version": http_version,
-            "scheme": self._scheme,
-            "path": unquote(uri),
-            "raw_path": uri.encode("utf-8"),
-            "query_string": query.encode("utf-8"),
-            "root_path": "",
+            "scheme": scheme,
+            "path": self._root_path + path,
+            "raw_path": raw_path,
+            "query_string": query,
+            "root_path": self._root_path,
             "headers": headers,
-            "client": (remote[0], remote[1]),
+            "client": client,
             "server": (local[0], local[1]),
-            "state": dict(self._state),
+            "state": self._state.copy(),
         }
-        call_soon = self._call_soon
-        assert call_soon is not None and self._am is not None
-        if upgrade == b"websocket":
-            scope["type"] = "websocket"
-            scope["scheme"] = "wss" if self._scheme == "https" else "ws"
-            subprotocols = [
-                p.strip()
-                for v in (v for k, v in headers if k == b"sec-websocket-protocol")
-                for p in v.decode("latin-1").split(",")
-                if p.strip()
-            ]
-            scope["subprotocols"] = subprotocols
-            conn.ws_upgrade(msg)
-            ws = WebSocketConnection(self._am, conn, scope)
-            self._conns[conn.id] = ws
-            call_soon(self._start_websocket, ws)
+        upgrade = connection = b""
+        for name, value in headers:
+            if name == b"connection":
+                connection = value.lower()
+            elif name == b"upgrade":
+                upgrade = value.lower()
+        if upgrade == b"websocket" and b"upgrade" in connection and method == "GET":
+            self._on_websocket(conn, scope, headers)
             return
         scope["type"] = "http"
-        scope["method"] = msg.method
+        scope["method"] = method
         if http_version == "1.0":
             keep_alive = b"keep-alive" in connection
         else:
@@ -247,8 +320,35 @@ class ASGIServer:
         if proto is None:
             proto = HttpConnection(conn)
             self._conns[conn.id] = proto
-        cycle = RequestCycle(self._am, proto, scope, msg.body_bytes, keep_alive)
-        call_soon(self._on_request, proto, cycle)
+        assert self._am is not None
+        more_body = msg.more_body
+        cycle = RequestCycle(
+            self._am, proto, scope, None if more_body else body,
+            not keep_alive or self._stopping, self._log,
+        )
+        if more_body:
+            proto.body_cycle = cycle
+        self._call_soon(self._on_request, proto, cycle)
+
+    def _on_websocket(self, conn: Any, scope: dict[str, Any], headers: list[Any]) -> None:
+        key = ""
+        protocols = []
+        for name, value in headers:
+            if name == b"sec-websocket-key":
+                key = value.decode("latin-1")
+            elif name == b"sec-websocket-protocol":
+                protocols.extend(p.strip() for p in value.decode("latin-1").split(","))
+        if not key:
+            conn.send_response(400, [(b"connection", b"close")], b"Sec-WebSocket-Key missing")
+            conn.drain()
+            return
+        scope["type"] = "websocket"
+        scope["scheme"] = "wss" if scope["scheme"] == "https" else "ws"
+        scope["subprotocols"] = [p for p in protocols if p]
+        assert self._am is not None
+        ws = WebSocketConnection(self._am, conn, scope, key)
+        self._conns[conn.id] = ws
+        self._call_soon(self._start_websocket, ws)
 
     # -- asyncio thread ------------------------------------------------------------------
 
@@ -274,17 +374,41 @@ class ASGIServer:
             hc.current = None
             hc.runner = None
 
-    def _on_http_close(self, hc: HttpConnection) -> None:
-        for cycle in (hc.current, *hc.requests):
-            if cycle is not None:
-                cycle.done.set()
-
     def _start_websocket(self, ws: WebSocketConnection) -> None:
         self._spawn(ws.run(self.app))
 
 
-async def _serve(app: Any, url: str, **kwargs: Any) -> None:
-    server = ASGIServer(app, **kwargs)
+def _on_http_close(hc: HttpConnection) -> None:
+    for cycle in (hc.current, *hc.requests):
+        if cycle is not None:
+            cycle.done.set()
+            cycle.wake()
+    _on_writable(hc)
+
+
+def _on_writable(proto: HttpConnection | WebSocketConnection) -> None:
+    if isinstance(proto, WebSocketConnection):
+        proto.on_writable()
+        return
+    waiter = proto.writable
+    if waiter is not None and not waiter.done():
+        waiter.set_result(None)
+
+
+def _tls_opts(cfg: ServerConfig) -> TlsOpts:
+    def read(path: str | None) -> bytes | None:
+        if path is None:
+            return None
+        with open(path, "rb") as f:
+            return f.read()
+
+    return TlsOpts(cert=read(cfg.ssl_certfile), key=read(cfg.ssl_keyfile),
+                   ca=read(cfg.ssl_ca_certs))
+
+
+async def _serve(app: Any, url: str | None, config: ServerConfig | None,
+                 options: dict[str, Any]) -> None:
+    server = ASGIServer(app, config, **options)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     installed = []
@@ -296,7 +420,7 @@ async def _serve(app: Any, url: str, **kwargs: Any) -> None:
             pass  # not the main thread, or not supported on this platform
     conn = await server.start(url)
     host, port = conn.local_addr[0], conn.local_addr[1]
-    logger.info("cymongoose-asgi listening on %s (port %d)", host, port)
+    logger.info("cymongoose-asgi listening on %s://%s:%d", server._scheme, host, port)
     try:
         await stop.wait()
     finally:
@@ -306,10 +430,14 @@ async def _serve(app: Any, url: str, **kwargs: Any) -> None:
             loop.remove_signal_handler(sig)
 
 
-def serve(app: Any, url: str = "http://127.0.0.1:8000", **kwargs: Any) -> None:
-    """Serve ``app`` on ``url`` until SIGINT/SIGTERM; blocks. Keyword arguments go to
-    `ASGIServer`."""
+def serve(app: Any, url: str | None = None, config: ServerConfig | None = None,
+          **options: Any) -> None:
+    """Serve ``app`` until SIGINT/SIGTERM (graceful shutdown); blocks.
+
+    ``url`` (e.g. ``"http://0.0.0.0:8000"``) defaults to the config's host and port;
+    ``config``/``options`` as for `ASGIServer`.
+    """
     try:
-        asyncio.run(_serve(app, url, **kwargs))
+        asyncio.run(_serve(app, url, config, options))
     except KeyboardInterrupt:
         pass

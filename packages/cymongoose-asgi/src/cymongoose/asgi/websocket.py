@@ -1,10 +1,10 @@
-"""ASGI WebSocket protocol (ASGI spec "HTTP & WebSocket", version 2.3).
+"""ASGI WebSocket protocol (ASGI spec "HTTP & WebSocket", version 2.3; RFC 6455).
 
-mongoose's `HttpMessage` dies when the handler returns, so the upgrade is completed eagerly
-on the poll thread (`Connection.ws_upgrade`) before the app sees ``websocket.connect``.
-Consequences: ``websocket.accept`` only records that the app accepted (its ``subprotocol``
-and ``headers`` cannot reach the already-sent 101 response), and a close before accept
-becomes a close frame (code 1008 unless the app gave one) instead of an HTTP 403.
+The upgrade request reaches the app as ``websocket.connect``; the 101 response is written
+only when the app sends ``websocket.accept`` (`Connection.ws_accept`, with the chosen
+``subprotocol`` and ``headers``). A ``websocket.close`` before that is answered with HTTP
+403, an exception with 500. Frames above ``ws_max_size`` are refused by the core (close
+1009), pings are sent every ``ws_ping_interval_s`` by the server.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import struct
+import time
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -22,25 +23,53 @@ logger = logging.getLogger("cymongoose.asgi")
 OP_TEXT = 1
 OP_BINARY = 2
 OP_CLOSE = 8
+OP_PING = 9
+OP_PONG = 10
+_SEND_HIGH = 1 << 20
+_SEND_LOW = 1 << 16
+_REJECT_HEADERS = [(b"content-type", b"text/plain; charset=utf-8"), (b"connection", b"close")]
 
 
 class WebSocketConnection:
-    """One upgraded connection; ``conn`` is touched only on the poll thread."""
+    """One WebSocket request/connection; ``conn`` is touched only on the poll thread."""
 
-    def __init__(self, am: AsyncManager, conn: Any, scope: dict[str, Any]) -> None:
+    def __init__(self, am: AsyncManager, conn: Any, scope: dict[str, Any], key: str) -> None:
         self.am = am
         self.conn = conn
         self.scope = scope
+        self.key = key
         self.closed = False  # poll thread: MG_EV_CLOSE seen
         self.close_code = 1006  # poll thread: from the client's close frame, if any
+        self.upgraded = False  # poll thread: the 101 response is written
+        self.ping_sent_at = 0.0  # poll thread: monotonic time of an unanswered ping
+        self.last_ping_at = 0.0
         self.accepted = False
         self.close_sent = False
+        self.unflushed = 0
+        self.writable: asyncio.Future[None] | None = None
         self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self.queue.put_nowait({"type": "websocket.connect"})
 
     # -- poll thread -------------------------------------------------------------------
 
-    def _send_frame(self, data: bytes | str, op: int) -> None:
+    def _accept(self, headers: list[tuple[Any, Any]]) -> None:
+        if self.closed:
+            return
+        try:
+            self.conn.ws_accept(self.key, headers)
+            self.upgraded = True
+            self.last_ping_at = time.monotonic()
+        except (ValueError, TypeError) as exc:
+            logger.error("invalid websocket.accept from ASGI application: %s", exc)
+            self._reject(500)
+
+    def _reject(self, status: int) -> None:
+        if not self.closed:
+            body = b"Forbidden" if status == 403 else b"Internal Server Error"
+            self.conn.send_response(status, _REJECT_HEADERS, body)
+            self.conn.drain()
+
+    def _send_frame(self, data: bytes, op: int) -> None:
         if not self.closed:
             self.conn.ws_send(data, op)
 
@@ -51,6 +80,10 @@ class WebSocketConnection:
         self.conn.ws_send(payload, OP_CLOSE)
         self.conn.drain()
 
+    def _want_writable(self) -> None:
+        if not self.closed:
+            self.conn.notify_writable(_SEND_LOW)
+
     # -- asyncio thread ----------------------------------------------------------------
 
     async def run(self, app: Any) -> None:
@@ -58,16 +91,24 @@ class WebSocketConnection:
             await app(self.scope, self.receive, self.send)
         except BaseException as exc:
             logger.error("exception in ASGI application (websocket)", exc_info=exc)
-            self._close(1011, "")
+            if self.accepted:
+                self._close(1011, "")
+            elif not self.close_sent:
+                self.close_sent = True
+                self.am.call_in_poll_thread(self._reject, 500)
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                 raise
         else:
             self._close(1000, "")
 
     def _close(self, code: int, reason: str) -> None:
-        if not self.close_sent:
-            self.close_sent = True
+        if self.close_sent:
+            return
+        self.close_sent = True
+        if self.accepted:
             self.am.call_in_poll_thread(self._send_close, code, reason)
+        else:
+            self.am.call_in_poll_thread(self._reject, 403)
 
     async def receive(self) -> dict[str, Any]:
         message = await self.queue.get()
@@ -77,24 +118,50 @@ class WebSocketConnection:
 
     async def send(self, message: dict[str, Any]) -> None:
         kind = message["type"]
-        if kind == "websocket.accept":
-            self.accepted = True
-        elif kind == "websocket.send":
+        if kind == "websocket.send":
+            if not self.accepted:
+                raise RuntimeError("ASGI: 'websocket.send' before 'websocket.accept'")
             if self.close_sent or self.closed:
-                return  # spec 2.3: sends after close are ignored
+                return  # spec: sends after close are ignored
             text = message.get("text")
             if text is not None:
-                self.am.call_in_poll_thread(self._send_frame, text.encode("utf-8"), OP_TEXT)
+                data = text.encode("utf-8")
+                op = OP_TEXT
             else:
-                data = message.get("bytes")
-                if data is None:
+                raw = message.get("bytes")
+                if raw is None:
                     raise RuntimeError("ASGI: 'websocket.send' needs 'text' or 'bytes'")
-                self.am.call_in_poll_thread(self._send_frame, bytes(data), OP_BINARY)
+                data = bytes(raw)
+                op = OP_BINARY
+            self.am.call_in_poll_thread(self._send_frame, data, op)
+            self.unflushed += len(data)
+            if self.unflushed > _SEND_HIGH:
+                self.writable = asyncio.get_running_loop().create_future()
+                self.am.call_in_poll_thread(self._want_writable)
+                await self.writable
+                self.unflushed = 0
+        elif kind == "websocket.accept":
+            if self.accepted or self.close_sent:
+                raise RuntimeError("ASGI: 'websocket.accept' sent twice or after close")
+            self.accepted = True
+            headers = list(message.get("headers") or ())
+            subprotocol = message.get("subprotocol")
+            if subprotocol:
+                headers.append((b"sec-websocket-protocol", subprotocol.encode("latin-1")))
+            self.am.call_in_poll_thread(self._accept, headers)
         elif kind == "websocket.close":
-            code = message.get("code") or (1000 if self.accepted else 1008)
+            code = message.get("code") or 1000
             self._close(int(code), message.get("reason") or "")
         else:
             raise RuntimeError(f"ASGI: unexpected message type {kind!r} for a websocket scope")
 
     def on_disconnect(self, code: int) -> None:
+        waiter = self.writable
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
         self.queue.put_nowait({"type": "websocket.disconnect", "code": code})
+
+    def on_writable(self) -> None:
+        waiter = self.writable
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
