@@ -1,7 +1,9 @@
 """The demo: the ASGI seed's FastAPI routes plus the WebSocket chat room, on cymongoose.
 
-Run ``nox -s demo`` (or ``python examples/demo_app.py``) and open
-http://127.0.0.1:8000/chat in two browser tabs.
+Run ``nox -s demo`` (or the command below) and open http://127.0.0.1:8000/chat in two
+browser tabs.
+
+Run: ``python examples/demo_app.py --port 8000``
 """
 
 from __future__ import annotations
