@@ -20,7 +20,7 @@ PACKAGES = {
     "wsgi": ROOT / "packages" / "cymongoose-wsgi",
     "asgi": ROOT / "packages" / "cymongoose-asgi",
 }
-TEST_DEPS = ["pytest", "pytest-timeout", "httpx", "websockets", "cryptography", "uvloop"]
+TEST_DEPS = ["pytest", "pytest-timeout", "httpx", "websockets", "cryptography", "trustme", "uvloop"]
 FRAMEWORKS = ["fastapi", "starlette", "flask", "python-multipart", "gunicorn"]
 
 nox.options.sessions = ["tests", "lint"]

@@ -11,6 +11,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import trustme
 
 APPS = Path(__file__).parent / "apps"
 ASGI_APP, WSGI_APP = "cli_fastapi_app:app", "cli_flask_app:app"
@@ -40,9 +42,10 @@ def gone(pid: int) -> bool:
 class Served:
     """A server subprocess; ``get``/``post`` talk to it, ``stop`` SIGTERMs it."""
 
-    def __init__(self, argv: list[str]) -> None:
+    def __init__(self, argv: list[str], scheme: str = "http", verify: object = True) -> None:
         self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
+        self.base = f"{scheme}://127.0.0.1:{self.port}"
+        self.verify = verify
         argv = [a.replace("{port}", str(self.port)) for a in argv]
         self.proc = subprocess.Popen(argv, cwd=APPS, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True)
@@ -56,7 +59,7 @@ class Served:
                 self.stop()
                 pytest.fail(f"server exited with {self.proc.returncode}:\n{self.err}")
             try:
-                httpx.get(self.base + "/info", timeout=5)
+                httpx.get(self.base + "/info", timeout=5, verify=self.verify)
                 return self
             except httpx.TransportError:
                 if time.monotonic() > deadline:
@@ -65,7 +68,7 @@ class Served:
                 time.sleep(0.2)
 
     def get(self, path: str = "/info", **kwargs) -> httpx.Response:
-        return httpx.get(self.base + path, timeout=30, **kwargs)
+        return httpx.get(self.base + path, timeout=30, verify=self.verify, **kwargs)
 
     def stop(self, sig: int = signal.SIGTERM) -> int:
         if self.proc.poll() is None:
@@ -83,8 +86,8 @@ class Served:
 def serve():
     started: list[Served] = []
 
-    def start(*argv: str) -> Served:
-        served = Served(list(argv))
+    def start(*argv: str, scheme: str = "http", verify: object = True) -> Served:
+        served = Served(list(argv), scheme, verify)
         started.append(served)
         return served.wait_ready()
 
@@ -183,6 +186,22 @@ def test_cli_bad_flag_value_exits_2(server):
     assert "max_header_count" in proc.stderr
 
 
+@pytest.mark.parametrize("server", ["asgi", "wsgi"])
+def test_cli_serves_https_from_cert_and_key(serve, server, tmp_path):
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    cert.private_key_pem.write_to_path(tmp_path / "key.pem")
+    cert.cert_chain_pems[0].write_to_path(tmp_path / "cert.pem")
+    client_ctx = ssl.create_default_context()
+    ca.configure_trust(client_ctx)
+    app = ASGI_APP if server == "asgi" else WSGI_APP
+    served = serve(*cli(server, app, "--ssl-certfile", str(tmp_path / "cert.pem"),
+                        "--ssl-keyfile", str(tmp_path / "key.pem")),
+                   scheme="https", verify=client_ctx)
+    body = served.get().json()
+    assert body["scheme"] == "https"
+
+
 # -- --workers ---------------------------------------------------------------------------
 
 
@@ -216,7 +235,6 @@ def gunicorn(worker: str, app: str, *args: str) -> list[str]:
      ("cymongoose.wsgi.workers.WSGIWorker", WSGI_APP, "flask")],
 )
 def test_gunicorn_worker_serves(serve, worker, app, framework):
-    pytest.importorskip("gunicorn")
     served = serve(*gunicorn(worker, app, "--workers", "2", "--access-logfile", "-"))
     pids = set()
     for _ in range(20):
