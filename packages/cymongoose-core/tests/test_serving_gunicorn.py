@@ -1,0 +1,123 @@
+"""`cymongoose.serving.gunicorn`: gunicorn settings -> ServerConfig (no gunicorn needed)."""
+
+import logging
+import socket
+from types import SimpleNamespace
+
+import pytest
+from cymongoose.serving.config import default_threads
+from cymongoose.serving.gunicorn import config_from_gunicorn
+
+
+class Log:
+    def __init__(self):
+        self.lines = []
+        self.error_log = logging.getLogger("test.gunicorn.error")
+        self.access_log = logging.getLogger("test.gunicorn.access")
+
+    def info(self, msg, *args):
+        self.lines.append(msg % args)
+
+    warning = info
+
+
+def gunicorn_cfg(**overrides):
+    values = dict(keepalive=2, graceful_timeout=30, limit_request_fields=100,
+                  limit_request_field_size=8190, worker_connections=1000, threads=1,
+                  max_requests=0, is_ssl=False, certfile=None, keyfile=None, ca_certs=None,
+                  forwarded_allow_ips=["127.0.0.1", "::1"], accesslog=None)
+    values.update(overrides)
+    return SimpleNamespace(**values)
+
+
+@pytest.fixture
+def listener():
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen()
+    yield sock
+    sock.close()
+
+
+@pytest.fixture(autouse=True)
+def restore_loggers():
+    names = ["cymongoose", "cymongoose.access"]
+    saved = {n: (logging.getLogger(n).handlers[:], logging.getLogger(n).level,
+                 logging.getLogger(n).propagate, logging.getLogger(n).disabled) for n in names}
+    yield
+    for n, (handlers, level, propagate, disabled) in saved.items():
+        logger = logging.getLogger(n)
+        logger.handlers[:] = handlers
+        logger.setLevel(level)
+        logger.propagate, logger.disabled = propagate, disabled
+
+
+def test_defaults_map_onto_the_socket(listener):
+    config = config_from_gunicorn(gunicorn_cfg(), [listener], Log(), "asgi")
+    assert config.fd == listener.fileno() and not listener.getblocking()
+    assert (config.host, config.port) == listener.getsockname()
+    assert config.keep_alive_timeout_s == 2.0 and config.graceful_timeout_s == 30.0
+    assert config.max_header_count == 100 and config.max_connections == 1000
+    assert config.forwarded_allow_ips == ["127.0.0.1", "::1"]
+    assert config.access_log is False and config.workers == 1 and config.ssl_certfile is None
+
+
+def test_settings_are_mapped(listener):
+    cfg = gunicorn_cfg(keepalive=7, graceful_timeout=3, limit_request_fields=500,
+                       limit_request_field_size=200_000, worker_connections=50, threads=6,
+                       is_ssl=True, certfile="c.pem", keyfile="k.pem", ca_certs="ca.pem",
+                       forwarded_allow_ips="*", accesslog="-")
+    config = config_from_gunicorn(cfg, [listener], Log(), "wsgi")
+    assert config.keep_alive_timeout_s == 7.0 and config.graceful_timeout_s == 3.0
+    assert config.max_header_count == 100  # mongoose's ceiling
+    assert config.max_header_bytes == 200_000 and config.max_connections == 50
+    assert config.threads == 6
+    assert (config.ssl_certfile, config.ssl_keyfile, config.ssl_ca_certs) == (
+        "c.pem", "k.pem", "ca.pem")
+    assert config.forwarded_allow_ips == ["*"] and config.access_log is True
+    assert not logging.getLogger("cymongoose.access").disabled
+
+
+def test_gunicorn_threads_default_means_our_pool_for_wsgi(listener):
+    log = Log()
+    assert config_from_gunicorn(gunicorn_cfg(), [listener], log, "wsgi").threads == \
+        default_threads()
+    assert any("threads=1" in line for line in log.lines)
+
+
+def test_unsupported_settings_are_logged(listener):
+    log = Log()
+    config = config_from_gunicorn(gunicorn_cfg(max_requests=1000, keepalive=0), [listener],
+                                  log, "asgi")
+    assert config.keep_alive_timeout_s > 0
+    assert any("max_requests=1000" in line for line in log.lines)
+    assert any("keepalive=0" in line for line in log.lines)
+
+
+def test_extra_sockets_are_ignored_with_a_warning(listener):
+    other = socket.socket()
+    other.bind(("127.0.0.1", 0))
+    other.listen()
+    try:
+        log = Log()
+        config = config_from_gunicorn(gunicorn_cfg(), [listener, other], log, "asgi")
+        assert config.fd == listener.fileno()
+        assert any("one socket" in line for line in log.lines)
+    finally:
+        other.close()
+
+
+def test_logging_goes_to_gunicorns_handlers(listener):
+    log = Log()
+    handler = logging.NullHandler()
+    log.error_log.handlers[:] = [handler]
+    log.error_log.setLevel(logging.DEBUG)
+    config_from_gunicorn(gunicorn_cfg(), [listener], log, "asgi")
+    ours = logging.getLogger("cymongoose")
+    assert ours.handlers == [handler] and ours.level == logging.DEBUG
+    assert logging.getLogger("cymongoose.access").disabled  # no --access-logfile
+
+
+def test_no_socket_is_an_error():
+    with pytest.raises(RuntimeError, match="no listening socket"):
+        config_from_gunicorn(gunicorn_cfg(), [], Log(), "asgi")
