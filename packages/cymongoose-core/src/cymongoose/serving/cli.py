@@ -67,7 +67,7 @@ def _default(name: str) -> Any:
         if f.name == name:
             if f.default is not MISSING:
                 return f.default
-            return f.default_factory()  # type: ignore[misc]
+            return f.default_factory()  # type: ignore[misc,operator,unused-ignore]
     raise KeyError(name)
 
 

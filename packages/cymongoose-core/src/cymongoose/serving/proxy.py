@@ -77,7 +77,9 @@ def _unquote(value: str) -> str:
 
 
 def _split_outside_quotes(value: str, sep: str) -> list[str]:
-    parts, current, quoted, escape = [], [], False, False
+    parts: list[str] = []
+    current: list[str] = []
+    quoted = escape = False
     for ch in value:
         if escape:
             escape = False
