@@ -281,7 +281,6 @@ def base_environ(
         "wsgi.multithread": multithread,
         "wsgi.multiprocess": False,
         "wsgi.run_once": False,
-        "wsgi.input_terminated": True,
         "wsgi.file_wrapper": FileWrapper,
     }
 
@@ -301,7 +300,8 @@ def request_environ(
     code points (PEP 3333, "Unicode Issues"). When ``base["SCRIPT_NAME"]`` is set and the
     path starts with it, that prefix is moved from PATH_INFO to SCRIPT_NAME. Repeated headers
     are joined with ``", "`` (``"; "`` for Cookie; RFC 9110 section 5.3). Header names with
-    ``_`` are dropped. A body already received in full gets a CONTENT_LENGTH of its size.
+    ``_`` are dropped. A body already received in full gets a CONTENT_LENGTH of its size; a
+    streamed body without Content-Length gets ``wsgi.input_terminated = True``.
     """
     method, path, query, proto, headers, body = parts
     environ = base.copy()
@@ -337,4 +337,8 @@ def request_environ(
             environ["CONTENT_LENGTH"] = str(len(body))
     else:
         environ["wsgi.input"] = wsgi_input
+        if "CONTENT_LENGTH" not in environ:
+            # A chunked body: no length to go by, but wsgi.input ends where the body ends
+            # (the ``wsgi.input_terminated`` extension, understood by Werkzeug, for one).
+            environ["wsgi.input_terminated"] = True
     return environ
