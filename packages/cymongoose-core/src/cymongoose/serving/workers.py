@@ -20,6 +20,7 @@ import sys
 import time
 from collections.abc import Callable
 from types import FrameType
+from typing import Any
 
 from .config import ServerConfig
 
@@ -100,8 +101,11 @@ class Supervisor:
     def _spawn(self, fd: int) -> subprocess.Popen[bytes]:
         # Own process group: a terminal's Ctrl+C reaches only the parent, which forwards it
         # once (a child getting two SIGINTs would skip its graceful shutdown).
-        child = subprocess.Popen(self.child_command(fd), pass_fds=(fd,), process_group=0,
-                                 preexec_fn=_die_with_parent)
+        group: dict[str, Any] = (
+            {"process_group": 0} if sys.version_info >= (3, 11) else {"start_new_session": True}
+        )
+        child = subprocess.Popen(self.child_command(fd), pass_fds=(fd,),
+                                 preexec_fn=_die_with_parent, **group)
         logger.info("Started worker process [%d]", child.pid)
         return child
 
