@@ -34,6 +34,8 @@ except ImportError:  # Python 3.10
     import tomli as tomllib
 
 ROOT = Path(__file__).resolve().parents[2]
+# Sphinx roles in docstrings (":class:`X`") become Markdown code spans.
+_ROLE = re.compile(r":(?:class|meth|func|attr|mod|obj|exc|data|const):`~?([^`]+)`")
 log = logging.getLogger("mkdocs.hooks.reference")
 
 DISTRIBUTIONS = {
@@ -332,7 +334,8 @@ def constructor_table(dotted: str) -> str:
     for section in parsed:
         if section.kind.value in ("parameters", "attributes"):
             for item in section.value:
-                described[item.name] = item.description
+                for name in item.name.split(","):  # "workers, threads: ..." describes both
+                    described[name.strip()] = _ROLE.sub(r"`\1`", item.description)
     rows = [f"`{dotted}{_plain_signature(signature)}`", "",
             "| parameter | type | default | description |", "|---|---|---|---|"]
     for name, param in signature.parameters.items():
