@@ -1,0 +1,185 @@
+"""FastAPI on cymongoose-asgi, the features real APIs use: JSON models, forms, a 50 MiB
+upload hashed on the server, streaming responses, background tasks and dependencies with
+``yield`` cleanup. Clients: httpx over real sockets."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+import httpx
+import pytest
+
+pytest.importorskip("fastapi")
+pytest.importorskip("multipart")  # python-multipart, for Form/File
+from apps.asgi_fastapi_app import STREAM_CHUNKS, make_app  # noqa: E402
+from apps.asgi_support import wait_for  # noqa: E402
+from cymongoose.asgi.testing import ServerThread  # noqa: E402
+
+pytestmark = pytest.mark.timeout(180)
+
+MIB = 1024 * 1024
+BIG = 50 * MIB
+
+
+@pytest.fixture(scope="module")
+def served():
+    app, record = make_app()
+    with ServerThread(app) as srv:
+        yield srv, record
+
+
+@pytest.fixture
+def url(served):
+    return served[0].url
+
+
+@pytest.fixture(scope="module")
+def big_body():
+    return os.urandom(BIG)
+
+
+def events(url: str) -> list[str]:
+    return httpx.get(url + "/record").json()["events"]
+
+
+# -- JSON and forms -------------------------------------------------------------------
+
+
+def test_json_model_roundtrip(url):
+    item = {"name": "café ☕", "price": 2.5, "tags": ["hot", "drink"], "meta": {"n": [1, 2]}}
+    r = httpx.post(url + "/items", json=item)
+    assert r.status_code == 200
+    assert r.headers["content-type"] == "application/json"
+    assert r.json() == {"item": item, "total": 3.0}
+
+
+def test_json_validation_error(url):
+    r = httpx.post(url + "/items", json={"name": "x", "price": "not a number"})
+    assert r.status_code == 422
+    assert r.json()["detail"][0]["loc"] == ["body", "price"]
+
+
+def test_invalid_json_body(url):
+    r = httpx.post(url + "/items", content=b"{not json",
+                   headers={"content-type": "application/json"})
+    assert r.status_code == 422
+
+
+def test_urlencoded_form(url):
+    r = httpx.post(url + "/form", data={"name": "Zoë & co", "count": "3", "tags": ["a", "b"]})
+    assert r.status_code == 200
+    assert r.json() == {"name": "Zoë & co", "count": 3, "tags": ["a", "b"]}
+
+
+def test_multipart_form_with_file(url):
+    r = httpx.post(
+        url + "/form-file",
+        data={"title": "notes"},
+        files={"doc": ("notes.txt", "line one\nline two ✓\n".encode(), "text/plain")},
+    )
+    assert r.status_code == 200
+    assert r.json() == {"title": "notes", "filename": "notes.txt", "content_type": "text/plain",
+                        "text": "line one\nline two ✓\n"}
+
+
+# -- big request bodies ---------------------------------------------------------------
+
+
+def test_upload_50_mib_multipart(url, big_body):
+    r = httpx.post(url + "/upload", files={"file": ("big.bin", big_body)}, timeout=120)
+    assert r.status_code == 200
+    assert r.json() == {"filename": "big.bin", "size": BIG,
+                        "sha256": hashlib.sha256(big_body).hexdigest()}
+
+
+def test_raw_upload_50_mib_with_content_length_is_streamed(url, big_body):
+    r = httpx.put(url + "/raw", content=big_body, timeout=120)
+    assert r.status_code == 200
+    result = r.json()
+    assert (result["size"], result["sha256"]) == (BIG, hashlib.sha256(big_body).hexdigest())
+    # Streamed to the app with bounded memory: many http.request messages, none huge.
+    assert result["messages"] > 1
+    assert result["largest"] <= 8 * MIB
+
+
+def test_raw_upload_50_mib_chunked_is_decoded_and_streamed(url, big_body):
+    def pieces():
+        view = memoryview(big_body)
+        for start in range(0, BIG, MIB):
+            yield bytes(view[start:start + MIB])
+
+    # A generator has no known length: httpx sends Transfer-Encoding: chunked.
+    r = httpx.put(url + "/raw", content=pieces(), timeout=120)
+    assert r.status_code == 200
+    result = r.json()
+    assert (result["size"], result["sha256"]) == (BIG, hashlib.sha256(big_body).hexdigest())
+    assert result["messages"] > 1
+    assert result["largest"] <= 8 * MIB
+
+
+def test_keep_alive_after_big_upload(url, big_body):
+    with httpx.Client(timeout=120) as client:
+        r1 = client.put(url + "/raw", content=big_body[: 5 * MIB])
+        addr1 = r1.extensions["network_stream"].get_extra_info("client_addr")
+        r2 = client.post(url + "/items", json={"name": "after", "price": 1})
+        addr2 = r2.extensions["network_stream"].get_extra_info("client_addr")
+    assert r1.json()["size"] == 5 * MIB
+    assert r2.json()["item"]["name"] == "after"
+    assert addr1 == addr2  # the same connection served both
+
+
+# -- streaming responses ----------------------------------------------------------------
+
+
+def test_streaming_response_all_chunks_in_order(url):
+    with httpx.stream("GET", url + "/stream") as r:
+        assert r.status_code == 200
+        assert "content-length" not in r.headers
+        assert r.headers.get("transfer-encoding") == "chunked"
+        lines = list(r.iter_lines())
+    assert lines == [f"chunk {i:05d}" for i in range(STREAM_CHUNKS)]
+
+
+def test_streaming_response_is_sent_as_produced(url):
+    # The second chunk is produced only after POST /release, which the client sends after
+    # reading the first: a server that held the response back until the app finished
+    # would never deliver "first" (the read times out).
+    with httpx.Client(timeout=15) as streamer, httpx.Client(timeout=15) as other:
+        with streamer.stream("GET", url + "/stream-gated") as r:
+            received = b""
+            chunks = r.iter_raw()
+            while b"first\n" not in received:
+                received += next(chunks)
+            assert other.post(url + "/release").json() == {"released": True}
+            received += b"".join(chunks)
+    assert received == b"first\nsecond\n"
+
+
+# -- background tasks and dependencies -----------------------------------------------------
+
+
+def test_background_task_runs_after_the_response(url):
+    # The task waits for POST /release, so the response must reach the client while the
+    # app (which runs background tasks after the body) is still running.
+    before = len(events(url))
+    r = httpx.post(url + "/bg", timeout=15)
+    assert r.json() == {"queued": True}
+    wait_for(lambda: "task started" in events(url)[before:], "the background task to start")
+    assert "task done" not in events(url)[before:]
+    httpx.post(url + "/release")
+    wait_for(lambda: "task done" in events(url)[before:], "the background task to finish")
+    assert events(url)[before:] == ["endpoint returned", "task started", "task done"]
+
+
+def test_dependency_with_yield_is_cleaned_up(url):
+    r = httpx.get(url + "/me")
+    assert r.status_code == 200
+    session = r.json()["session"]
+    assert r.json() == {"user": {"name": "alice", "session": session}, "session": session}
+    closed = f"session {session} closed"
+    wait_for(lambda: closed in events(url), "the dependency's cleanup")
+    log = events(url)
+    start = log.index(f"session {session} open")
+    assert log[start:start + 3] == [f"session {session} open",
+                                    f"handler saw session {session}", closed]
