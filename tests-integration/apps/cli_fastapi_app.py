@@ -1,4 +1,4 @@
-"""FastAPI app served by the CLI / --workers / gunicorn tests (tests-integration/test_cli_workers.py)."""
+"""FastAPI app for the CLI, --workers and gunicorn tests (test_cli_workers.py)."""
 
 import os
 

@@ -1,4 +1,4 @@
-"""Flask app served by the CLI / --workers / gunicorn tests (tests-integration/test_cli_workers.py)."""
+"""Flask app for the CLI, --workers and gunicorn tests (test_cli_workers.py)."""
 
 import os
 
