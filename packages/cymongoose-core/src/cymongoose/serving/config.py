@@ -107,7 +107,7 @@ class ServerConfig:
         ws_max_size: largest WebSocket message accepted (close 1009 beyond it).
         ws_ping_interval_s, ws_ping_timeout_s: WebSocket keep-alive pings (None: off).
         lifespan: ASGI lifespan protocol: auto|on|off.
-        threads: WSGI worker threads (0: run the app on the poll thread).
+        threads: threads running WSGI apps (>= 0 here; the WSGI server itself needs >= 1).
         workers: processes (``--workers``); 1 serves in this process.
     """
 
