@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import importlib
+import importlib.util
 import inspect
 import logging
 import pkgutil
@@ -75,14 +76,33 @@ def _page(module: str) -> str:
     return f"reference/{module}.md"
 
 
+def _top_level_names() -> list[str]:
+    """The public names of ``cymongoose``: classes, then functions, then constants."""
+    import cymongoose
+
+    names = [n for n in dir(cymongoose) if not n.startswith("_")
+             and not inspect.ismodule(getattr(cymongoose, n))]
+    if "AsyncManager" not in names and importlib.util.find_spec("cymongoose.aio"):
+        names.append("AsyncManager")  # a lazy attribute (module __getattr__)
+
+    def kind(name: str) -> int:
+        obj = getattr(cymongoose, name)
+        return 0 if inspect.isclass(obj) and not isinstance(obj, int) else (
+            1 if callable(obj) else 2)
+
+    return sorted(names, key=lambda n: (kind(n), n))
+
+
 def _module_page(module: str) -> str:
     dist = distribution_of(module)
     first = (importlib.import_module(module).__doc__ or "").strip().splitlines()
     summary = first[0] if first else ""
     options = ""
     if module == "cymongoose":
-        # The compiled API lives in cymongoose._mongoose and is re-exported here.
-        options = "\n    options:\n      show_submodules: false\n"
+        # The compiled API lives in cymongoose._mongoose and is re-exported here; griffe
+        # counts explicitly imported names as private without __all__, so list them.
+        options = "\n    options:\n      show_submodules: false\n      members:\n" + "".join(
+            f"        - {name}\n" for name in _top_level_names())
     return (
         f"# `{module}`\n\n"
         f"Shipped by **{dist}** (`pip install {dist}`). {summary}\n\n"
