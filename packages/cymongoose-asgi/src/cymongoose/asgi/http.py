@@ -38,10 +38,14 @@ _SEND_LOW = 1 << 16
 class HttpConnection:
     """One keep-alive TCP connection: requests are answered one after another, in order."""
 
-    __slots__ = ("body_cycle", "closed", "conn", "current", "requests", "runner", "writable")
+    __slots__ = ("body_cycle", "client", "closed", "conn", "current", "requests", "runner",
+                 "server", "trusted", "writable")
 
     def __init__(self, conn: Any) -> None:
         self.conn = conn
+        self.client: tuple[str, int] | None = None  # the peer, as in the ASGI scope
+        self.server: tuple[str, int] | None = None
+        self.trusted = False  # the peer is a trusted proxy (proxy headers apply)
         self.closed = False  # set on the asyncio thread when MG_EV_CLOSE was seen
         self.requests: collections.deque[RequestCycle] = collections.deque()
         self.current: RequestCycle | None = None
@@ -142,7 +146,7 @@ class RequestCycle:
         "chunked",
         "close",
         "complete",
-        "done",
+        "finished",
         "hc",
         "headers",
         "is_head",
@@ -188,7 +192,9 @@ class RequestCycle:
         self.streaming = False
         self.chunked = False
         self.unflushed = 0
-        self.done = asyncio.Event()
+        # The response is complete or the client went away: receive() may answer
+        # http.disconnect (a future only while receive() waits for it).
+        self.finished = False
 
     async def run(self, app: Any) -> None:
         try:
@@ -199,14 +205,14 @@ class RequestCycle:
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                 raise
         else:
-            if not self.complete:
+            if not self.complete and not self.hc.closed:
                 if self.started:
                     logger.error("ASGI application returned without completing the response")
                 else:
                     logger.error("ASGI application returned without starting a response")
                 self._fail()
         finally:
-            self.done.set()
+            self.finish()
             if self.paused:  # the app left the body unread: let the core drain it
                 self.paused = False
                 self.am.call_in_poll_thread(set_reading, self.hc, True)
@@ -248,8 +254,9 @@ class RequestCycle:
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    def wake(self) -> None:
-        """The connection closed: wake a receive() waiting for body."""
+    def finish(self) -> None:
+        """The response is complete or the connection closed: wake a waiting receive()."""
+        self.finished = True
         waiter = self.body_waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
@@ -273,8 +280,7 @@ class RequestCycle:
                 return {"type": "http.request", "body": b"", "more_body": False}
             if self.hc.closed:
                 return {"type": "http.disconnect"}
-            if self.request_done:
-                await self.done.wait()
+            if self.request_done and self.finished:
                 return {"type": "http.disconnect"}
             self.body_waiter = asyncio.get_running_loop().create_future()
             await self.body_waiter
@@ -314,7 +320,7 @@ class RequestCycle:
                 am.call_in_poll_thread(
                     write_response, self.hc, self.status, headers, bytes(body), self.close
                 )
-                self.done.set()
+                self.finish()
                 self._log()
                 return
             self.streaming = True
@@ -331,7 +337,7 @@ class RequestCycle:
         if not more_body:
             self.complete = True
             am.call_in_poll_thread(write_end, self.hc, self.chunked, self.close)
-            self.done.set()
+            self.finish()
             self._log()
 
     async def _drain(self) -> None:

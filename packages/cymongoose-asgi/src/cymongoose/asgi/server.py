@@ -44,6 +44,8 @@ __all__ = ["ASGIServer", "serve"]
 logger = logging.getLogger("cymongoose.asgi")
 
 _ASGI_VERSION = {"version": "3.0", "spec_version": "2.3"}
+_PROXY_HEADERS = frozenset((b"forwarded", b"x-forwarded-for", b"x-forwarded-proto",
+                            b"x-forwarded-host"))
 
 
 def make_config(config: ServerConfig | None, options: dict[str, Any]) -> ServerConfig:
@@ -141,7 +143,8 @@ class ASGIServer:
         await am.start()
         self._am = am
         loop = self._loop
-        self._call_soon = loop.call_soon if am.mode == "integrated" else loop.call_soon_threadsafe
+        self._call_soon = _call_now if am.mode == "integrated" else loop.call_soon_threadsafe
+        self._eager = _eager_task_factory(loop)
         try:
             if cfg.lifespan != "off":
                 self._lifespan = Lifespan(self.app, self._state)
@@ -182,12 +185,14 @@ class ASGIServer:
         if listener is not None:
             am.call_in_poll_thread(listener.close)
         am.call_in_poll_thread(self._close_idle)
-        if self._tasks:
-            await asyncio.wait(set(self._tasks), timeout=self.config.graceful_timeout_s)
-        for task in list(self._tasks):
+        tasks = am.run_locked(self._running_tasks)
+        if tasks:
+            await asyncio.wait(tasks, timeout=self.config.graceful_timeout_s)
+        tasks = am.run_locked(self._running_tasks)
+        for task in tasks:
             task.cancel()
-        if self._tasks:
-            await asyncio.wait(set(self._tasks), timeout=1.0)
+        if tasks:
+            await asyncio.wait(tasks, timeout=1.0)
         am.call_in_poll_thread(self._close_all)
         await asyncio.sleep(0.05)  # let the poll thread flush close frames / FINs
         if self._lifespan is not None:
@@ -196,6 +201,13 @@ class ASGIServer:
         self._am = None
 
     # -- poll thread ---------------------------------------------------------------------
+
+    def _running_tasks(self, _mgr: Any = None) -> set[asyncio.Task[None]]:
+        tasks = {t for t in self._tasks if not t.done()}
+        for proto in self._conns.values():
+            if isinstance(proto, HttpConnection) and proto.runner is not None:
+                tasks.add(proto.runner)
+        return tasks
 
     def _close_idle(self) -> None:
         for proto in list(self._conns.values()):
@@ -276,19 +288,34 @@ class ASGIServer:
 
     def _on_http_msg(self, conn: Any, msg: Any) -> None:
         proto = self._conns.get(conn.id)
-        if isinstance(proto, WebSocketConnection):
+        if proto is None:
+            proto = self._conns[conn.id] = HttpConnection(conn)
+            remote = conn.remote_addr
+            local = conn.local_addr
+            proto.client = (remote[0], remote[1])
+            proto.server = (local[0], local[1])
+            proto.trusted = self._proxy is not None and self._proxy.is_trusted(remote[0])
+        elif isinstance(proto, WebSocketConnection):
             return
         method, raw_path, query, proto_str, headers, body = msg.parts()
         http_version = proto_str[5:] if proto_str.startswith("HTTP/") else "1.1"
-        remote = conn.remote_addr
-        client: tuple[str, int] | None = (remote[0], remote[1])
+        upgrade = connection = b""
+        forwarded = False
+        for name, value in headers:
+            if name == b"connection":
+                connection = value.lower()
+            elif name == b"upgrade":
+                upgrade = value.lower()
+            elif name in _PROXY_HEADERS:
+                forwarded = True
+        client: tuple[str, int] | None = proto.client
         scheme = self._scheme
-        if self._proxy is not None and self._proxy.is_trusted(remote[0]):
-            client, scheme, _host = self._proxy.resolve(headers, client, scheme)
+        if forwarded and proto.trusted:
+            client, scheme, _host = self._proxy.resolve(  # type: ignore[union-attr]
+                headers, client, scheme)
         path = raw_path.decode("utf-8", "surrogateescape")
         if "%" in path:
             path = unquote(path)
-        local = conn.local_addr
         scope: dict[str, Any] = {
             "asgi": _ASGI_VERSION,
             "http_version": http_version,
@@ -299,15 +326,9 @@ class ASGIServer:
             "root_path": self._root_path,
             "headers": headers,
             "client": client,
-            "server": (local[0], local[1]),
+            "server": proto.server,
             "state": self._state.copy(),
         }
-        upgrade = connection = b""
-        for name, value in headers:
-            if name == b"connection":
-                connection = value.lower()
-            elif name == b"upgrade":
-                upgrade = value.lower()
         if upgrade == b"websocket" and b"upgrade" in connection and method == "GET":
             self._on_websocket(conn, scope, headers)
             return
@@ -317,9 +338,6 @@ class ASGIServer:
             keep_alive = b"keep-alive" in connection
         else:
             keep_alive = b"close" not in connection
-        if proto is None:
-            proto = HttpConnection(conn)
-            self._conns[conn.id] = proto
         assert self._am is not None
         more_body = msg.more_body
         cycle = RequestCycle(
@@ -359,9 +377,18 @@ class ASGIServer:
         return task
 
     def _on_request(self, hc: HttpConnection, cycle: RequestCycle) -> None:
+        # One Task per run of pipelined requests (found through _conns, not _tasks: no
+        # done-callback per request). Python 3.12+: started eagerly, so an app that
+        # never suspends completes here without a loop iteration.
         hc.requests.append(cycle)
         if hc.runner is None:
-            hc.runner = self._spawn(self._run_requests(hc))
+            if self._eager is not None:
+                task = self._eager(self._loop, self._run_requests(hc))
+                if not task.done():
+                    hc.runner = task
+            else:
+                hc.runner = self._loop.create_task(  # type: ignore[union-attr]
+                    self._run_requests(hc))
 
     async def _run_requests(self, hc: HttpConnection) -> None:
         # Pipelined requests are answered in the order they arrived.
@@ -378,11 +405,23 @@ class ASGIServer:
         self._spawn(ws.run(self.app))
 
 
+def _call_now(fn: Callable[..., Any], *args: Any) -> None:
+    fn(*args)
+
+
+def _eager_task_factory(loop: asyncio.AbstractEventLoop) -> Callable[..., Any] | None:
+    # asyncio.eager_task_factory (3.12+) keeps Task semantics (current_task, cancellation)
+    # that anyio and Starlette rely on, minus the loop iteration before the first step.
+    factory = getattr(asyncio, "eager_task_factory", None)
+    if factory is None or not isinstance(loop, asyncio.BaseEventLoop):
+        return None
+    return factory  # type: ignore[no-any-return]
+
+
 def _on_http_close(hc: HttpConnection) -> None:
     for cycle in (hc.current, *hc.requests):
         if cycle is not None:
-            cycle.done.set()
-            cycle.wake()
+            cycle.finish()
     _on_writable(hc)
 
 
