@@ -169,9 +169,11 @@ def test_untrusted_proxy_headers_are_ignored(serve, server):
     assert body["client"] == "127.0.0.1"
 
 
+@pytest.mark.parametrize("workers", ["1", "2"])
 @pytest.mark.parametrize("server", ["asgi", "wsgi"])
-def test_cli_bad_app_exits_2(server):
-    proc = subprocess.run([sys.executable, "-m", f"cymongoose.{server}", "no_such_mod:app"],
+def test_cli_bad_app_exits_2(server, workers):
+    proc = subprocess.run([sys.executable, "-m", f"cymongoose.{server}", "no_such_mod:app",
+                           "--port", str(free_port()), "--workers", workers],
                           cwd=APPS, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert "no_such_mod" in proc.stderr
