@@ -12,12 +12,29 @@ class LoopServer:
     """A Manager listening on an ephemeral loopback port, polled by a thread.
 
     ``errors`` collects every exception routed to the manager's error_handler.
+    ``http_server``: keyword arguments for ``Connection.configure_http_server`` on the
+    listener (the core's HTTP/1.1 server protocol), applied before polling starts.
+    ``fd``: listen on this already listening socket (``Manager.listen(fd=...)``).
     """
 
-    def __init__(self, handler, url="http://127.0.0.1:0", *, enable_wakeup=False, http=None):
+    def __init__(
+        self,
+        handler,
+        url="http://127.0.0.1:0",
+        *,
+        enable_wakeup=False,
+        http=None,
+        http_server=None,
+        fd=None,
+    ):
         self.errors: list[BaseException] = []
         self.mgr = Manager(enable_wakeup=enable_wakeup, error_handler=self.errors.append)
-        self.listener = self.mgr.listen(url, handler, http=http)
+        if fd is None:
+            self.listener = self.mgr.listen(url, handler, http=http)
+        else:
+            self.listener = self.mgr.listen(url, handler, http=http, fd=fd)
+        if http_server is not None:
+            self.listener.configure_http_server(**http_server)
         self.port = self.listener.local_addr[1]
         assert self.port != 0
         self.url = f"http://127.0.0.1:{self.port}"
@@ -45,7 +62,8 @@ class LoopServer:
 
 @pytest.fixture
 def serve():
-    """Factory: ``serve(handler, url=..., enable_wakeup=..., http=...) -> LoopServer``."""
+    """Factory: ``serve(handler, url=..., enable_wakeup=..., http=..., http_server=...,
+    fd=...) -> LoopServer``."""
     servers: list[LoopServer] = []
 
     def start(handler, url="http://127.0.0.1:0", **kw):

@@ -217,6 +217,10 @@ cdef void _srv_input(mg_connection *c, ConnState *st) noexcept nogil:
         if n < 0:
             _srv_reject(c, 431 if _header_lines(buf, avail) > srv.max_header_count else 400)
             return
+        if hm.method.len > 5 and strncasecmp(hm.method.buf, "HTTP/", 5) == 0:
+            # mg_http_parse took a status line for a response (body until EOF): not a request
+            _srv_reject(c, 400)
+            return
         count = 0
         while count < MG_MAX_HTTP_HEADERS and hm.headers[count].name.len:
             count += 1
@@ -271,8 +275,13 @@ cdef void _srv_input(mg_connection *c, ConnState *st) noexcept nogil:
         mg_call(c, MG_EV_HTTP_MSG, &hm)
         if c.fn_data != <void *>st:
             return
+        if c.pfn != _srv_pfn:
+            break  # upgraded (ws_accept) or handed to mongoose: what follows is not HTTP
     if ofs:
         mg_iobuf_del(&c.recv, 0, ofs)
+    if c.is_websocket and c.pfn != _srv_pfn and c.pfn != NULL and c.recv.len \
+            and _alive(c, st):
+        c.pfn(c, MG_EV_READ, NULL)  # frames sent right behind the upgrade request
 
 
 cdef void _epoll_reads(mg_connection *c, bint on) noexcept nogil:
@@ -312,7 +321,7 @@ cdef void _ws_pfn(mg_connection *c, int ev, void *ev_data) noexcept nogil:
     # In front of mongoose's mg_ws_cb: refuse frames beyond ws_max_size before they are
     # buffered whole (RFC 6455 section 7.4.1, code 1009).
     cdef ConnState *st = <ConnState *>c.fn_data
-    cdef size_t limit, pos, plen, hlen
+    cdef size_t limit, pos, plen, hlen, frag, size
     cdef unsigned char *p
     cdef mg_ws_message m
     cdef int i
@@ -320,7 +329,10 @@ cdef void _ws_pfn(mg_connection *c, int ev, void *ev_data) noexcept nogil:
             and st.srv.ws_max_size and not c.is_draining:
         st.last_io_ms = mg_millis()
         limit = st.srv.ws_max_size
-        pos = <size_t>c.pfn_data   # bytes of a fragmented message gathered so far
+        # mg_ws_cb keeps a fragmented message at the front of recv as its first frame's
+        # flags byte plus the data so far; pfn_data is that length, where new frames start.
+        pos = <size_t>c.pfn_data
+        frag = pos - 1 if pos else 0   # data bytes of the fragmented message so far
         p = c.recv.buf
         while pos + 2 <= c.recv.len:
             plen = p[pos + 1] & 127
@@ -342,7 +354,9 @@ cdef void _ws_pfn(mg_connection *c, int ev, void *ev_data) noexcept nogil:
                     plen = (plen << 8) | p[pos + 2 + i]
             if p[pos + 1] & 128:
                 hlen += 4
-            if plen > limit or <size_t>c.pfn_data + plen > limit:
+            # control frames (opcode bit 8) may come between fragments and do not add up
+            size = plen if p[pos] & 8 or plen > limit else frag + plen
+            if size > limit:
                 mg_ws_send(c, "\x03\xf1", 2, WEBSOCKET_OP_CLOSE)
                 c.recv.len = 0
                 c.is_draining = 1
@@ -353,6 +367,8 @@ cdef void _ws_pfn(mg_connection *c, int ev, void *ev_data) noexcept nogil:
                 return
             if plen > c.recv.len - pos - hlen:
                 break
+            if not p[pos] & 8:
+                frag = 0 if p[pos] & 128 else frag + plen
             pos += hlen + plen
     if _mg_ws_cb != NULL:
         _mg_ws_cb(c, ev, ev_data)
