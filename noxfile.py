@@ -29,7 +29,8 @@ nox.options.reuse_existing_virtualenvs = True
 SUPPORTED_PYTHONS = ["3.10", "3.11", "3.12", "3.13", "3.14"]
 nox.options.error_on_missing_interpreters = False
 nox.options.download_python = "never"
-DOCS_DEPS = ["mkdocs", "mkdocs-material", "mkdocstrings[python]", "ruff", "gunicorn"]
+DOCS_DEPS = ["mkdocs", "mkdocs-material", "mkdocstrings[python]", "ruff", "gunicorn",
+             "tomli; python_version < '3.11'"]
 
 
 def _core_wheel(session: nox.Session) -> Path:
@@ -205,7 +206,7 @@ def build(session: nox.Session) -> None:
 
     dist = ROOT / "dist"
     shutil.rmtree(dist, ignore_errors=True)
-    session.install("build", "twine", "pytest", "packaging")
+    session.install("build", "twine", "pytest", "packaging", "tomli; python_version < '3.11'")
     for path in PACKAGES.values():
         # python -m build makes the sdist, then the wheel from that sdist.
         session.run("python", "-m", "build", "--outdir", str(dist), str(path))
