@@ -21,7 +21,7 @@ PACKAGES = {
     "asgi": ROOT / "packages" / "cymongoose-asgi",
 }
 TEST_DEPS = ["pytest", "pytest-timeout", "httpx", "websockets", "cryptography", "trustme", "uvloop"]
-FRAMEWORKS = ["fastapi", "starlette", "flask", "python-multipart", "gunicorn"]
+FRAMEWORKS = ["fastapi", "starlette", "flask", "python-multipart", "gunicorn", "django", "quart"]
 
 nox.options.sessions = ["tests", "lint"]
 nox.options.reuse_existing_virtualenvs = True
