@@ -2,17 +2,43 @@
 
 from __future__ import annotations
 
+import socket
+
 import cymongoose
-from cymongoose import MG_EV_HTTP_MSG, MG_EV_WS_MSG, Connection, HttpMessage, Manager, WsMessage
+from cymongoose import (
+    EV_HTTP_BODY,
+    EV_WRITABLE,
+    MG_EV_HTTP_MSG,
+    MG_EV_WS_MSG,
+    Connection,
+    HttpMessage,
+    Manager,
+    WsMessage,
+)
+
+uploads: dict[int, list[bytes]] = {}
 
 
 def handler(conn: Connection, ev: int, data: object) -> None:
     if ev == MG_EV_HTTP_MSG and isinstance(data, HttpMessage):
         if data.uri == "/ws":
-            conn.ws_upgrade(data)
+            key: str | None = data.header("Sec-WebSocket-Key")
+            if key is not None:
+                conn.ws_accept(key, [("Sec-WebSocket-Protocol", "chat")])
+            return
+        if data.more_body:  # the body follows as EV_HTTP_BODY events
+            uploads[conn.id] = []
             return
         name: str | None = data.header("Host")
         conn.reply(200, f"hello {name}".encode(), {"X-Sample": "1"})
+    elif ev == EV_HTTP_BODY and isinstance(data, bytes):
+        uploads[conn.id].append(data)
+        if not data:
+            digest: bytes = cymongoose.sha256(b"".join(uploads.pop(conn.id)))
+            conn.send_response(200, [("Content-Type", "text/plain")], digest.hex())
+            conn.notify_writable(0)
+    elif ev == EV_WRITABLE:
+        conn.resume_reading()
     elif ev == MG_EV_WS_MSG and isinstance(data, WsMessage):
         conn.ws_send(data.data, cymongoose.WEBSOCKET_OP_BINARY)
 
@@ -20,6 +46,10 @@ def handler(conn: Connection, ev: int, data: object) -> None:
 def main() -> int:
     with Manager(handler, enable_wakeup=True) as mgr:
         listener: Connection = mgr.listen("http://127.0.0.1:0")
+        listener.configure_http_server(max_body_size=1 << 20, keep_alive_timeout_ms=2000)
+        with socket.create_server(("127.0.0.1", 0)) as sock:
+            inherited = mgr.listen("http://", fd=sock.fileno())
+            inherited.configure_http_server(max_connections=100, ws_max_size=1 << 16)
         port: int = listener.local_addr[1]
         timer = mgr.timer_add(10, lambda: None, repeat=True)
         mgr.poll(0)
