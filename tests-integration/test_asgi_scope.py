@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import socket
+import ssl
 
 import httpx
 import pytest
@@ -147,3 +148,57 @@ def test_websocket_scope(server):
     assert scope["http_version"] == "1.1"
     assert scope["state"] == {"greeting": "hello"}
     assert ws.close_code == 1000
+
+
+# -- scheme and client behind TLS and proxies ---------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tls_files(tmp_path_factory):
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    folder = tmp_path_factory.mktemp("tls")
+    cert.private_key_pem.write_to_path(folder / "key.pem")
+    cert.cert_chain_pems[0].write_to_path(folder / "cert.pem")
+    ca.cert_pem.write_to_path(folder / "ca.pem")
+    return folder
+
+
+def test_https_scope(tls_files):
+    with ServerThread(app, url="https://127.0.0.1:0",
+                      ssl_certfile=str(tls_files / "cert.pem"),
+                      ssl_keyfile=str(tls_files / "key.pem")) as srv:
+        context = ssl.create_default_context(cafile=str(tls_files / "ca.pem"))
+        r = httpx.get(f"https://127.0.0.1:{srv.port}/secure?x=1", verify=context)
+        scope = r.json()
+    assert scope["scheme"] == "https"
+    assert scope["path"] == "/secure"
+    assert scope["server"] == ["127.0.0.1", srv.port]
+
+
+def test_wss_scope(tls_files):
+    context = ssl.create_default_context(cafile=str(tls_files / "ca.pem"))
+    with ServerThread(app, url="https://127.0.0.1:0",
+                      ssl_certfile=str(tls_files / "cert.pem"),
+                      ssl_keyfile=str(tls_files / "key.pem")) as srv:
+        with connect(f"wss://127.0.0.1:{srv.port}/tls-ws", ssl=context) as ws:
+            scope = json.loads(ws.recv(10))
+    assert (scope["type"], scope["scheme"], scope["path"]) == ("websocket", "wss", "/tls-ws")
+
+
+FORWARDED = {"X-Forwarded-For": "203.0.113.7, 127.0.0.1", "X-Forwarded-Proto": "https"}
+
+
+def test_proxy_headers_from_trusted_peer():
+    with ServerThread(app, proxy_headers=True, forwarded_allow_ips="127.0.0.1") as srv:
+        scope = httpx.get(srv.url + "/p", headers=FORWARDED).json()
+    assert scope["client"][0] == "203.0.113.7"
+    assert scope["scheme"] == "https"
+
+
+def test_proxy_headers_ignored_from_untrusted_peer():
+    with ServerThread(app, proxy_headers=True, forwarded_allow_ips="10.1.2.3") as srv:
+        scope = httpx.get(srv.url + "/p", headers=FORWARDED).json()
+    assert scope["client"][0] == "127.0.0.1"
+    assert scope["scheme"] == "http"
