@@ -5,7 +5,10 @@ upload hashed on the server, streaming responses, background tasks and dependenc
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import socket
+import time
 
 import httpx
 import pytest
@@ -13,7 +16,7 @@ import pytest
 pytest.importorskip("fastapi")
 pytest.importorskip("multipart")  # python-multipart, for Form/File
 from apps.asgi_fastapi_app import STREAM_CHUNKS, make_app  # noqa: E402
-from apps.asgi_support import wait_for  # noqa: E402
+from apps.asgi_support import split_response, wait_for  # noqa: E402
 from cymongoose.asgi.testing import ServerThread  # noqa: E402
 
 pytestmark = pytest.mark.timeout(180)
@@ -118,6 +121,29 @@ def test_raw_upload_50_mib_chunked_is_decoded_and_streamed(url, big_body):
     assert result["largest"] <= 8 * MIB
 
 
+def test_expect_100_continue(served):
+    srv = served[0]
+    body = json.dumps({"name": "continued", "price": 10}).encode()
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=15) as s:
+        s.sendall(b"POST /items HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"Expect: 100-continue\r\nConnection: close\r\n"
+                  b"Content-Length: %d\r\n\r\n" % len(body))
+        interim = b""
+        while b"\r\n\r\n" not in interim:  # the client waits for the go-ahead
+            data = s.recv(1)
+            assert data, "connection closed before 100 Continue"
+            interim += data
+        assert interim.startswith(b"HTTP/1.1 100 ")
+        s.sendall(body)
+        raw = b""
+        while data := s.recv(65536):
+            raw += data
+    status, _, payload = split_response(raw)
+    assert status == 200
+    assert json.loads(payload) == {"item": {"name": "continued", "price": 10.0, "tags": [],
+                                            "meta": {}}, "total": 12.0}
+
+
 def test_keep_alive_after_big_upload(url, big_body):
     with httpx.Client(timeout=120) as client:
         r1 = client.put(url + "/raw", content=big_body[: 5 * MIB])
@@ -154,6 +180,29 @@ def test_streaming_response_is_sent_as_produced(url):
             assert other.post(url + "/release").json() == {"released": True}
             received += b"".join(chunks)
     assert received == b"first\nsecond\n"
+
+
+def test_streaming_response_backpressure(url, served):
+    # The client reads 1 MiB and stops reading: send() must suspend the app once the
+    # socket's buffers are full instead of queueing all 128 MiB in memory.
+    total = 128 * MIB
+    with httpx.Client(timeout=30) as reader, httpx.Client(timeout=30) as other:
+        with reader.stream("GET", url + "/big-stream", params={"mib": 128}) as r:
+            chunks = r.iter_bytes()
+            received = len(next(chunks))
+            readings = [-1]
+
+            def stalled() -> bool:  # the same count twice, 0.3 s apart
+                time.sleep(0.3)
+                readings.append(other.get(url + "/produced").json()["produced"])
+                return readings[-1] == readings[-2]
+
+            wait_for(stalled, "the producer to stop while the client does not read", 60)
+            assert readings[-1] < total // 2
+            for chunk in chunks:
+                received += len(chunk)
+    assert received == total
+    assert served[1].produced == total
 
 
 # -- background tasks and dependencies -----------------------------------------------------

@@ -24,6 +24,7 @@ class Record:
     events: list[str] = field(default_factory=list)
     release: asyncio.Event | None = None  # created on the server's loop
     body_messages: list[int] = field(default_factory=list)  # sizes of http.request bodies
+    produced: int = 0  # bytes handed to the server by /big-stream so far
 
 
 class Item(BaseModel):
@@ -100,6 +101,24 @@ def make_app() -> tuple[FastAPI, Record]:
             yield b"second\n"
 
         return StreamingResponse(parts(), media_type="text/plain")
+
+    @app.get("/big-stream")
+    async def big_stream(mib: int = 128):
+        """``mib`` MiB of a repeated 1 MiB block; ``record.produced`` counts what the
+        generator has handed to the server so far."""
+        block = bytes(range(256)) * 4096
+        record.produced = 0
+
+        async def blocks():
+            for _ in range(mib):
+                yield block
+                record.produced += len(block)
+
+        return StreamingResponse(blocks(), media_type="application/octet-stream")
+
+    @app.get("/produced")
+    async def produced():
+        return {"produced": record.produced}
 
     @app.post("/release")
     async def release():
