@@ -144,6 +144,20 @@ def test_expect_100_continue(served):
                                             "meta": {}}, "total": 12.0}
 
 
+def test_client_abandons_upload_app_sees_disconnect(served):
+    # Content-Length promises 10 MiB; the client sends 1 MiB and closes: the app's
+    # receive() must give http.disconnect rather than wait forever for the rest.
+    srv = served[0]
+    before = len(events(srv.url))
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=15) as s:
+        s.sendall(b"PUT /raw-watch HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n"
+                  % (10 * MIB))
+        s.sendall(b"\0" * MIB)
+    wait_for(lambda: "upload aborted after True data" in events(srv.url)[before:],
+             "the app to see http.disconnect")
+    assert "upload complete" not in events(srv.url)[before:]
+
+
 def test_keep_alive_after_big_upload(url, big_body):
     with httpx.Client(timeout=120) as client:
         r1 = client.put(url + "/raw", content=big_body[: 5 * MIB])

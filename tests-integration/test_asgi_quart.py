@@ -47,3 +47,10 @@ def test_websocket_echo(server):
         for i in range(10):
             ws.send(f"n{i}")
         assert [ws.recv(10) for _ in range(10)] == [f"Echo: n{i}" for i in range(10)]
+
+
+def test_lifespan_shutdown_runs_when_the_server_stops():
+    app = make_app()
+    with ServerThread(app) as srv:
+        assert httpx.get(srv.url + "/hello/x").json()["lifecycle"] == ["started"]
+    assert app.config["LIFECYCLE"] == ["started", "stopped"]

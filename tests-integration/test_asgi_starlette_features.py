@@ -79,6 +79,19 @@ def test_ws_client_close_code_reaches_app(server):
              "websocket.disconnect with code 4002")
 
 
+def test_ws_accept_with_subprotocol_and_headers(server):
+    url = f"ws://127.0.0.1:{server.port}/ws-negotiated"
+    with connect(url, subprotocols=["v1.chat", "v2.chat"]) as ws:
+        assert json.loads(ws.recv(10)) == {"offered": ["v1.chat", "v2.chat"],
+                                           "chosen": "v2.chat"}
+        assert ws.subprotocol == "v2.chat"
+        assert ws.response.headers["x-room"] == "blue"
+    with connect(url) as ws:  # nothing offered: no Sec-WebSocket-Protocol in the 101
+        assert json.loads(ws.recv(10)) == {"offered": [], "chosen": None}
+        assert ws.subprotocol is None
+        assert "sec-websocket-protocol" not in ws.response.headers
+
+
 def test_ws_and_http_interleaved(server):
     with connect(ws_url(server)) as a, connect(ws_url(server)) as b:
         a.send("from a")

@@ -21,6 +21,9 @@ urlpatterns: list[Any] = []
 
 def configure() -> Any:
     """Configure Django once per process, migrate, and return the ASGI application."""
+    if settings.configured and settings.ROOT_URLCONF != __name__:
+        raise RuntimeError("Django is already configured for another project in this process; "
+                           f"{__name__} needs its own (ROOT_URLCONF={settings.ROOT_URLCONF!r})")
     if not settings.configured:
         settings.configure(
             DEBUG=False,

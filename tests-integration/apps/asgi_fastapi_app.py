@@ -15,6 +15,7 @@ from typing import Any
 from fastapi import BackgroundTasks, Depends, FastAPI, File, Form, Request, UploadFile
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
+from starlette.requests import ClientDisconnect
 
 STREAM_CHUNKS = 1000
 
@@ -78,6 +79,19 @@ def make_app() -> tuple[FastAPI, Record]:
         record.body_messages = sizes
         return {"size": sum(sizes), "sha256": digest.hexdigest(), "messages": len(sizes),
                 "largest": max(sizes, default=0)}
+
+    @app.put("/raw-watch")
+    async def raw_watch(request: Request):
+        """Like /raw, but records whether the body ended or the client went away."""
+        received = 0
+        try:
+            async for chunk in request.stream():
+                received += len(chunk)
+        except ClientDisconnect:
+            record.events.append(f"upload aborted after {received > 0} data")
+            raise
+        record.events.append("upload complete")
+        return {"size": received}
 
     @app.get("/stream")
     async def stream():

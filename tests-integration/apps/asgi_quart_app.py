@@ -16,6 +16,12 @@ def make_app() -> Quart:
     async def startup() -> None:
         lifecycle.append("started")
 
+    @app.after_serving
+    async def shutdown() -> None:
+        lifecycle.append("stopped")
+
+    app.config["LIFECYCLE"] = lifecycle  # for the test to look at after the server stops
+
     @app.get("/hello/<name>")
     async def hello(name: str) -> Any:
         return jsonify({"hello": name, "times": int(request.args.get("times", "1")),

@@ -49,6 +49,15 @@ def make_app() -> tuple[Starlette, Record]:
         except WebSocketDisconnect as exc:
             record.ws_disconnect_codes.append(exc.code)
 
+    async def negotiated(websocket: WebSocket) -> None:
+        """Accepts with the last subprotocol offered and an extra response header, then
+        reports what it chose."""
+        offered = websocket.scope.get("subprotocols", [])
+        chosen = offered[-1] if offered else None
+        await websocket.accept(subprotocol=chosen, headers=[(b"x-room", b"blue")])
+        await websocket.send_json({"offered": offered, "chosen": chosen})
+        await websocket.close()
+
     async def ws_record(request: Request) -> JSONResponse:
         return JSONResponse({"disconnect_codes": record.ws_disconnect_codes,
                              "sse_streams_ended": record.sse_streams_ended,
@@ -83,6 +92,7 @@ def make_app() -> tuple[Starlette, Record]:
 
     app = Starlette(routes=[
         WebSocketRoute("/ws", echo),
+        WebSocketRoute("/ws-negotiated", negotiated),
         Route("/record", ws_record),
         Route("/events", events),
         Route("/publish", publish, methods=["POST"]),
