@@ -157,13 +157,11 @@ def bench(session: nox.Session) -> None:
 
 
 def _pyenv_pythons() -> None:
-    """Let nox find every pyenv-installed Python (pyenv's shims answer only for the
-    active version unless PYENV_VERSION lists the others)."""
+    """Let nox find every pyenv-installed Python: pyenv's shims answer only for the versions
+    PYENV_VERSION lists (a shim sets it to the active one), so append the others."""
     import os
     import subprocess
 
-    if os.environ.get("PYENV_VERSION"):
-        return
     try:
         active = subprocess.run(["pyenv", "version-name"], capture_output=True, text=True,
                                 check=True).stdout.strip()
@@ -171,7 +169,8 @@ def _pyenv_pythons() -> None:
                                text=True, check=True).stdout.split()
     except (OSError, subprocess.CalledProcessError):
         return
-    os.environ["PYENV_VERSION"] = ":".join(dict.fromkeys([active, *names]))
+    first = os.environ.get("PYENV_VERSION", active).split(":")
+    os.environ["PYENV_VERSION"] = ":".join(dict.fromkeys([*first, *names]))
 
 
 _pyenv_pythons()
