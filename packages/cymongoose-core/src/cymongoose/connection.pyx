@@ -23,6 +23,7 @@ cdef inline void _response_done(mg_connection *c) noexcept:
     c.is_resp = 0
     if st != NULL:
         st.need_parse = 1
+        st.last_io_ms = mg_millis()  # keep-alive idle time counts from here
 
 
 cdef inline void _ws_guard(mg_connection *c) noexcept:

@@ -388,6 +388,7 @@ cdef void _srv_sweep(void *arg) noexcept nogil:
                     if c.pfn == _srv_pfn and not c.is_resp:
                         _srv_reject(c, 408)
                 elif (not c.is_resp and st.body_mode == 0 and c.pfn == _srv_pfn
+                      and c.send.len == 0
                       and now - st.last_io_ms > st.srv.keep_alive_timeout_ms):
                     c.is_closing = 1
         c = c.next

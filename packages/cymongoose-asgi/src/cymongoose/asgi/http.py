@@ -16,7 +16,7 @@ import collections
 import logging
 from typing import TYPE_CHECKING, Any
 
-from cymongoose.serving.accesslog import log_access
+from cymongoose.serving.accesslog import access_logger, log_access
 
 if TYPE_CHECKING:
     from cymongoose.aio import AsyncManager
@@ -232,7 +232,7 @@ class RequestCycle:
             self.am.call_in_poll_thread(close_connection, self.hc)
 
     def _log(self) -> None:
-        if self.log:
+        if self.log and access_logger.isEnabledFor(logging.INFO):
             scope = self.scope
             log_access(scope["client"], scope["method"], scope["raw_path"],
                        scope["query_string"], scope["http_version"], self.status)

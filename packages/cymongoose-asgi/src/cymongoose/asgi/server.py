@@ -31,7 +31,6 @@ from cymongoose import (
     TlsOpts,
 )
 from cymongoose.aio import AsyncManager
-from cymongoose.serving.accesslog import access_log_enabled
 from cymongoose.serving.config import ServerConfig
 from cymongoose.serving.proxy import ProxyHeaders
 
@@ -138,7 +137,7 @@ class ASGIServer:
             self._tls = _tls_opts(cfg)
             url = "https" + url[url.index(":"):] if url.startswith("http:") else url
         self._scheme = "https" if url.startswith(("https:", "wss:")) else "http"
-        self._log = access_log_enabled(cfg.access_log)
+        self._log = cfg.access_log
         am = AsyncManager(self._handle, error_handler=self._error_handler, mode=self._mode)
         await am.start()
         self._am = am
