@@ -3,6 +3,8 @@ async), a JSON request body, and the admin login page and login flow (CSRF, sess
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
 
 import httpx
@@ -45,6 +47,15 @@ def test_json_request_body(server):
     assert r.status_code == 200
     assert r.json()["received"] == payload
     assert r.json()["content_type"] == "application/json"
+
+
+def test_multipart_file_upload(server):
+    data = os.urandom(8 * 1024 * 1024)
+    r = httpx.post(server.url + "/api/upload/", data={"note": "größe"},
+                   files={"file": ("blob.bin", data, "application/octet-stream")}, timeout=60)
+    assert r.status_code == 200
+    assert r.json() == {"name": "blob.bin", "size": len(data),
+                        "sha256": hashlib.sha256(data).hexdigest(), "note": "größe"}
 
 
 def test_404_from_django(server):

@@ -4,6 +4,7 @@ and checked as a user would: httpx for HTTP and SSE, websockets for WebSocket cl
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 
@@ -147,6 +148,21 @@ def test_chat_room_two_clients(servers):
             assert recv_json(bob) == {"error": "Invalid JSON"}
         left = recv_json(alice)
         assert (left["type"], left["user_count"]) == ("user_left", 1)
+
+
+def test_chat_room_ten_clients_see_every_message(servers):
+    url = ws_url(servers(chat), "/chat/crowd")
+    with contextlib.ExitStack() as stack:
+        clients = []
+        for n in range(10):
+            clients.append(stack.enter_context(connect(url)))
+            for client in clients:  # everyone present hears the newcomer join
+                assert recv_json(client)["user_count"] == n + 1
+        for n, client in enumerate(clients):
+            client.send(json.dumps({"type": "chat", "message": f"from {n}"}))
+        for client in clients:  # each sees all ten messages, its own included
+            got = [recv_json(client)["message"] for _ in range(10)]
+            assert sorted(got) == sorted(f"from {n}" for n in range(10))
 
 
 def test_chat_rooms_are_separate(servers):

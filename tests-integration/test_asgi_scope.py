@@ -71,6 +71,39 @@ def test_path_percent_decoded_raw_path_and_query_kept(server):
     assert scope["query_string"] == {"bytes": "q=caf%C3%A9&r=a+b"}
 
 
+def test_path_decoded_once_and_slashes_kept(server):
+    scope, _ = raw_scope(
+        server.port, b"GET //a//b/100%25%3Fx HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    assert scope["path"] == "//a//b/100%?x"
+    assert scope["raw_path"] == {"bytes": "//a//b/100%25%3Fx"}
+    assert scope["query_string"] == {"bytes": ""}
+
+
+def test_raw_utf8_bytes_in_target(server):
+    # Not percent-encoded on the wire (some clients do this): kept as bytes in raw_path
+    # and query_string, UTF-8-decoded in path.
+    scope, _ = raw_scope(
+        server.port,
+        "GET /café?q=thé HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode(),
+    )
+    assert scope["path"] == "/café"
+    assert scope["raw_path"] == {"bytes": "/café".encode().decode("latin-1")}
+    assert scope["query_string"] == {"bytes": "q=thé".encode().decode("latin-1")}
+
+
+def test_header_value_bytes_kept_exactly(server):
+    scope, _ = raw_scope(
+        server.port,
+        b"GET / HTTP/1.1\r\nHost: x\r\nX-Latin1: caf\xe9\r\nX-Utf8: caf\xc3\xa9\r\n"
+        b"X-Spaces: a  b\r\nConnection: close\r\n\r\n",
+    )
+    headers = dict((n["bytes"], v["bytes"]) for n, v in scope["headers"])
+    assert headers["x-latin1"].encode("latin-1") == b"caf\xe9"
+    assert headers["x-utf8"].encode("latin-1") == b"caf\xc3\xa9"
+    assert headers["x-spaces"] == "a  b"
+
+
 def test_path_with_non_ascii_via_httpx(server):
     r = httpx.get(server.url + "/café")  # httpx percent-encodes it
     assert r.json()["path"] == "/café"

@@ -10,6 +10,7 @@ thread.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 from typing import Any
 
@@ -96,9 +97,19 @@ def _install_urls() -> None:
         return JsonResponse({"received": data, "content_type": request.content_type,
                              "length": len(request.body)})
 
+    @csrf_exempt
+    def upload(request):
+        f = request.FILES["file"]
+        digest = hashlib.sha256()
+        for chunk in f.chunks():
+            digest.update(chunk)
+        return JsonResponse({"name": f.name, "size": f.size, "sha256": digest.hexdigest(),
+                             "note": request.POST.get("note", "")})
+
     urlpatterns[:] = [
         path("admin/", admin.site.urls),
         path("api/users/", users),
         path("api/hello/", hello),
         path("api/echo/", echo),
+        path("api/upload/", upload),
     ]
