@@ -1,0 +1,297 @@
+"""Fixtures for the adversarial suite: the same plain app, as an ASGI and as a WSGI
+callable, each served by its cymongoose server with small limits, so that every hostile
+input is tried against both servers.
+
+Routes (both apps):
+    /echo          read the whole body; JSON {"length", "sha256"}
+    /slow?s=F      sleep F seconds, then answer like /info
+    /big?n=N       stream N bytes (64 KiB pieces, no Content-Length)
+    /crlf          try to set a header whose value contains CR/LF
+    /raise-before  raise before starting the response
+    /raise-after   start a response, send 2 MiB of it, then raise
+    anything else  /info: JSON {"method", "path" (decoded path bytes, hex), "version",
+                   "raw_path" (ASGI only, hex), "length", "sha256"} after reading the body
+ASGI only: any WebSocket path echoes messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import threading
+import time
+from urllib.parse import parse_qsl
+
+import httpx
+import pytest
+from cymongoose.asgi.testing import ServerThread as ASGIServerThread
+from cymongoose.wsgi.testing import ServerThread as WSGIServerThread
+
+WAIT_S = 10.0
+PIECE = 64 * 1024
+RAISE_AFTER_BYTES = 2 * 1024 * 1024
+
+#: The limits every adversarial server runs with (ServerConfig field names).
+LIMITS = {
+    "max_header_count": 20,
+    "max_header_bytes": 8192,
+    "max_body_size": 8 * 1024 * 1024,
+    "keep_alive_timeout_s": 5.0,
+    "graceful_timeout_s": 10.0,
+    "access_log": False,
+}
+
+
+class Tracker:
+    """What the app did, seen from the test thread: ``(what, path)`` marks, in order."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self.marks: list[tuple[str, str]] = []
+
+    def mark(self, what: str, path: str) -> None:
+        with self._cond:
+            self.marks.append((what, path))
+            self._cond.notify_all()
+
+    def count(self, what: str, path: str) -> int:
+        with self._cond:
+            return self.marks.count((what, path))
+
+    def wait(self, what: str, path: str, count: int = 1) -> bool:
+        """Wait (at most WAIT_S) until ``(what, path)`` was marked ``count`` times."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self.marks.count((what, path)) >= count, WAIT_S)
+
+
+def _info(method: str, path_bytes: bytes, version: str, body: bytes,
+          raw_path: bytes | None = None) -> bytes:
+    return json.dumps({"method": method, "path": path_bytes.hex(), "version": version,
+                       "raw_path": raw_path.hex() if raw_path is not None else None,
+                       "length": len(body),
+                       "sha256": hashlib.sha256(body).hexdigest()}).encode()
+
+
+# ------------------------------------------------------------------------- ASGI app
+
+def make_asgi_app(tracker: Tracker):
+    async def read_body(receive, path):
+        body = bytearray()
+        while True:
+            msg = await receive()
+            if msg["type"] == "http.disconnect":
+                tracker.mark("disconnect", path)
+                return None
+            body += msg.get("body", b"")
+            if not msg.get("more_body"):
+                return bytes(body)
+
+    async def respond(send, body, status=200):
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-type", b"application/json"),
+                                (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+    async def websocket(scope, receive, send):
+        await receive()  # websocket.connect
+        await send({"type": "websocket.accept"})
+        while True:
+            msg = await receive()
+            if msg["type"] == "websocket.disconnect":
+                tracker.mark(f"ws-close-{msg.get('code')}", scope["path"])
+                return
+            await send({"type": "websocket.send", "bytes": msg.get("bytes"),
+                        "text": msg.get("text")})
+
+    async def http(scope, receive, send):
+        path = scope["path"]
+        query = dict(parse_qsl(scope["query_string"].decode("latin-1")))
+        if path == "/raise-before":
+            raise RuntimeError("the app fails before starting its response")
+        if path == "/crlf":
+            await send({"type": "http.response.start", "status": 200,
+                        "headers": [(b"x-bad", b"a\r\nInjected: yes")]})
+            await send({"type": "http.response.body", "body": b"never"})
+            return
+        if path in ("/big", "/raise-after"):
+            n = int(query.get("n", RAISE_AFTER_BYTES))
+            await send({"type": "http.response.start", "status": 200,
+                        "headers": [(b"content-type", b"application/octet-stream")]})
+            for i in range(0, n, PIECE):
+                await send({"type": "http.response.body", "body": b"x" * min(PIECE, n - i),
+                            "more_body": True})
+            if path == "/raise-after":
+                raise RuntimeError("the app fails after starting its response")
+            await send({"type": "http.response.body", "body": b""})
+            return
+        body = await read_body(receive, path)
+        if body is None:
+            return
+        if path == "/slow":
+            await asyncio.sleep(float(query.get("s", "0.2")))
+        if path == "/echo":
+            out = json.dumps({"length": len(body),
+                              "sha256": hashlib.sha256(body).hexdigest()}).encode()
+        else:
+            out = _info(scope["method"], path.encode("utf-8", "surrogateescape"),
+                        scope["http_version"], body, scope.get("raw_path"))
+        await respond(send, out)
+
+    async def app(scope, receive, send):
+        if scope["type"] == "lifespan":
+            while True:
+                msg = await receive()
+                await send({"type": msg["type"] + ".complete"})
+                if msg["type"] == "lifespan.shutdown":
+                    return
+        if scope["type"] == "websocket":
+            await websocket(scope, receive, send)
+            return
+        path = scope["path"]
+        tracker.mark("start", path)
+        try:
+            await http(scope, receive, send)
+        finally:
+            tracker.mark("end", path)
+
+    return app
+
+
+# ------------------------------------------------------------------------- WSGI app
+
+def make_wsgi_app(tracker: Tracker):
+    def read_body(environ, path):
+        stream = environ["wsgi.input"]
+        length = environ.get("CONTENT_LENGTH")
+        body = bytearray()
+        try:
+            if length:
+                left = int(length)
+                while left:
+                    piece = stream.read(min(left, PIECE))
+                    if not piece:
+                        tracker.mark("disconnect", path)
+                        return None
+                    body += piece
+                    left -= len(piece)
+            else:
+                while piece := stream.read(PIECE):
+                    body += piece
+        except Exception:
+            tracker.mark("disconnect", path)
+            raise
+        return bytes(body)
+
+    def stream(path, n, fail):
+        try:
+            for i in range(0, n, PIECE):
+                yield b"x" * min(PIECE, n - i)
+            if fail:
+                raise RuntimeError("the app fails after starting its response")
+        finally:
+            tracker.mark("closed", path)
+
+    def http(environ, start_response, path):
+        query = dict(parse_qsl(environ.get("QUERY_STRING", "")))
+        if path == "/raise-before":
+            raise RuntimeError("the app fails before starting its response")
+        if path == "/crlf":
+            start_response("200 OK", [("X-Bad", "a\r\nInjected: yes")])
+            return [b"never"]
+        if path in ("/big", "/raise-after"):
+            start_response("200 OK", [("Content-Type", "application/octet-stream")])
+            return stream(path, int(query.get("n", RAISE_AFTER_BYTES)), path == "/raise-after")
+        body = read_body(environ, path)
+        if body is None:
+            start_response("400 Bad Request", [("Content-Type", "text/plain")])
+            return [b"short body"]
+        if path == "/slow":
+            time.sleep(float(query.get("s", "0.2")))
+        if path == "/echo":
+            out = json.dumps({"length": len(body),
+                              "sha256": hashlib.sha256(body).hexdigest()}).encode()
+        else:
+            out = _info(environ["REQUEST_METHOD"], path.encode("latin-1"),
+                        environ["SERVER_PROTOCOL"].partition("/")[2], body)
+        start_response("200 OK", [("Content-Type", "application/json"),
+                                  ("Content-Length", str(len(out)))])
+        return [out]
+
+    def app(environ, start_response):
+        path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
+        tracker.mark("start", path)
+        try:
+            return http(environ, start_response, path)
+        finally:
+            tracker.mark("end", path)
+
+    return app
+
+
+# ------------------------------------------------------------------------- servers
+
+class Served:
+    """A running server: ``kind`` ("asgi"/"wsgi"), ``port``, ``url``, ``tracker``,
+    ``errors`` (exceptions the server reported at the event-loop level)."""
+
+    def __init__(self, kind: str, limits: dict) -> None:
+        self.kind = kind
+        self.tracker = Tracker()
+        self.errors: list[BaseException] = []
+        options = {**LIMITS, **limits, "error_handler": self.errors.append}
+        if kind == "asgi":
+            self.thread = ASGIServerThread(make_asgi_app(self.tracker), **options)
+        else:
+            self.thread = WSGIServerThread(make_wsgi_app(self.tracker), workers=8, **options)
+        self.thread.__enter__()
+        self.port = self.thread.port
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.stopped = False
+
+    def stop(self) -> None:
+        if not self.stopped:
+            self.stopped = True
+            self.thread.__exit__(None, None, None)
+
+    def assert_serves(self) -> None:
+        """The server still answers a normal request, and reported no loop-level error."""
+        r = httpx.get(self.url + "/after", timeout=WAIT_S)
+        assert r.status_code == 200
+        assert r.json()["path"] == b"/after".hex()
+        assert self.errors == []
+
+
+@pytest.fixture(params=["asgi", "wsgi"])
+def kind(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+def start_server(kind):
+    """Factory: ``start_server(**ServerConfig fields) -> Served`` for the current kind;
+    every server started is stopped at teardown."""
+    started: list[Served] = []
+
+    def start(**limits) -> Served:
+        served = Served(kind, limits)
+        started.append(served)
+        return served
+
+    yield start
+    for served in started:
+        served.stop()
+
+
+@pytest.fixture
+def server(start_server) -> Served:
+    """A server with the default LIMITS."""
+    return start_server()
+
+
+@pytest.fixture
+def asgi_server():
+    """The ASGI server alone (WebSocket cases: WSGI has no WebSocket)."""
+    served = Served("asgi", {"ws_max_size": 64 * 1024})
+    yield served
+    served.stop()
