@@ -41,8 +41,11 @@ def wait_for(predicate: Callable[[], Any], what: str, deadline_s: float = 20.0) 
 
 
 @contextmanager
-def cli_server(app_spec: str, *extra: str, cwd: Path = ROOT) -> Iterator[str]:
-    """Run ``python -m cymongoose.asgi <app_spec> --port <free>`` from ``cwd``; yield its URL."""
+def cli_server(
+    app_spec: str, *extra: str, cwd: Path = ROOT
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """Run ``python -m cymongoose.asgi <app_spec> --port <free>`` from ``cwd``; yield
+    ``(url, process)`` once it answers ``GET /``; terminate it (if still running) after."""
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "cymongoose.asgi", app_spec, "--port", str(port), *extra],
@@ -63,9 +66,10 @@ def cli_server(app_spec: str, *extra: str, cwd: Path = ROOT) -> Iterator[str]:
                 return False
 
         wait_for(up, f"{app_spec} to listen on port {port}")
-        yield url
+        yield url, proc
     finally:
-        proc.terminate()
+        if proc.poll() is None:
+            proc.terminate()
         try:
             proc.wait(10)
         except subprocess.TimeoutExpired:
