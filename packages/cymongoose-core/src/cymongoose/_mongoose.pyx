@@ -65,6 +65,7 @@ cdef class Manager
 
 include "constants.pxi"
 include "messages.pyx"
+include "wsgi.pyx"
 include "mqtt.pyx"
 include "tls.pyx"
 include "connection.pyx"

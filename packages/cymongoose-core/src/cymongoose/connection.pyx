@@ -66,6 +66,7 @@ cdef class Connection:
     cdef inline mg_connection *_get(self) except NULL:
         if self._c == NULL:
             raise RuntimeError(f"connection {self._id} is closed")
+        _touch(self._c)  # a quiet connection is visited on the next poll (manager.pyx)
         return self._c
 
     @property
@@ -99,6 +100,8 @@ cdef class Connection:
     @io_events.setter
     def io_events(self, bint value):
         self._want_io = value
+        if self._c != NULL:
+            _touch(self._c)
         if self._c != NULL and self._c.fn_data != NULL:
             (<ConnState *>self._c.fn_data).want_io = value
 
@@ -196,6 +199,37 @@ cdef class Connection:
                       _header_bytes(value, "header value"), _CRLF)
         parts.append(_CRLF)
         self._write_response(b"".join(parts), False)
+
+    def send_wsgi_response(self, str status not None, list headers not None, body=b"",
+                           bint close=False) -> None:
+        """Write a complete response in one buffer append and mark it complete.
+
+        ``status``: PEP 3333 status string (``"200 OK"``); ``headers``: list of
+        ``(name, value)`` str pairs; ``body``: bytes or a list/tuple of bytes (joined).
+        ``Content-Length`` is added unless present; ``close`` adds ``Connection: close``
+        and closes after sending. Raises ValueError for CR/LF/NUL in status or headers
+        (RFC 9112 section 4), TypeError for a non-bytes body part.
+        """
+        cdef mg_connection *c = self._get()
+        cdef bytes b
+        if isinstance(body, bytes):
+            b = <bytes>body
+        elif isinstance(body, (list, tuple)):
+            b = b"".join(body)
+        else:
+            b = _as_bytes(body, "body")
+        self._write_response(_wsgi_head(status, headers, len(b), close) + b, True)
+        if close:
+            c.is_draining = 1
+
+    def send_wsgi_head(self, str status not None, list headers not None,
+                       bint chunked=False, bint close=False) -> None:
+        """Write the status line and headers of a streamed response (the body follows with
+        ``send``, or ``http_chunk`` when ``chunked`` adds ``Transfer-Encoding: chunked``);
+        end it with `finish_response`. Errors as `send_wsgi_response`."""
+        if chunked:
+            headers = headers + [("Transfer-Encoding", "chunked")]
+        self._write_response(_wsgi_head(status, headers, -1, close), False)
 
     def finish_response(self) -> None:
         """Mark a response whose body was written by hand (``send``) as complete."""

@@ -142,6 +142,15 @@ cdef class HttpMessage:
         cdef int code = mg_http_status(self._get())
         return None if code <= 0 else code
 
+    def wsgi_environ(self, dict base not None):
+        """A new PEP 3333 environ for this request: a copy of ``base`` (the per-connection
+        keys: SERVER_NAME, wsgi.*, SCRIPT_NAME ...) plus REQUEST_METHOD, PATH_INFO
+        (percent-decoded, latin-1 code points, SCRIPT_NAME prefix removed), QUERY_STRING,
+        SERVER_PROTOCOL, CONTENT_TYPE, CONTENT_LENGTH and HTTP_* (repeated headers joined
+        with ", ", Cookie with "; "; names containing "_" dropped). ``wsgi.input`` is left
+        to the caller. Built in one call (PEP 3333 "environ Variables")."""
+        return _wsgi_environ(self._get(), base)
+
     def parts(self):
         """Everything a server adapter needs, built in one call.
 

@@ -1,0 +1,101 @@
+# PEP 3333 helpers in C: the per-request environ in one call and a response written with
+# one buffer append, for the WSGI server's hot path (mechanism here, policy in
+# cymongoose.wsgi).
+
+cdef dict _ENVIRON_KEYS = {}      # header name as sent -> environ key, or None (dropped)
+cdef Py_ssize_t _ENVIRON_KEYS_MAX = 2048
+
+
+cdef object _environ_key(mg_str name):
+    """``Content-Type`` -> CONTENT_TYPE, ``X-Foo`` -> HTTP_X_FOO; names with ``_`` are
+    dropped (None): once converted they could pass for a proxy's ``-`` header."""
+    cdef bytes raw = PyBytes_FromStringAndSize(name.buf, name.len)
+    key = _ENVIRON_KEYS.get(raw, False)
+    if key is not False:
+        return key
+    cdef bytes lower = raw.lower()
+    if b"_" in raw:
+        key = None
+    elif lower == b"content-type":
+        key = "CONTENT_TYPE"
+    elif lower == b"content-length":
+        key = "CONTENT_LENGTH"
+    else:
+        key = "HTTP_" + raw.decode("latin-1").upper().replace("-", "_")
+    if len(_ENVIRON_KEYS) < _ENVIRON_KEYS_MAX:
+        _ENVIRON_KEYS[raw] = key
+    return key
+
+
+cdef str _latin1(mg_str s):
+    return PyUnicode_DecodeLatin1(s.buf, s.len, NULL)
+
+
+cdef str _path_info(mg_str uri):
+    # Absolute-form target (RFC 9112 section 3.2.2): only the path counts.
+    cdef size_t i, start = 0
+    cdef char *slash
+    if uri.len and uri.buf[0] != c'/':
+        if (uri.len > 7 and strncasecmp(uri.buf, "http://", 7) == 0) or \
+                (uri.len > 8 and strncasecmp(uri.buf, "https://", 8) == 0):
+            i = 7 if uri.buf[4] == c':' else 8
+            slash = <char *>memchr(uri.buf + i, c'/', uri.len - i)
+            if slash == NULL:
+                return "/"
+            start = <size_t>(slash - uri.buf)
+    uri.buf += start
+    uri.len -= start
+    if memchr(uri.buf, c'%', uri.len) == NULL:
+        return _latin1(uri)
+    # PEP 3333 "Unicode Issues": percent-decoded bytes as latin-1 code points.
+    cdef bytes out = PyBytes_FromStringAndSize(NULL, uri.len)
+    cdef int n = mg_url_decode(uri.buf, uri.len, <char *>out, uri.len + 1, 0)
+    if n < 0:
+        return _latin1(uri)
+    return PyUnicode_DecodeLatin1(<char *>out, n, NULL)
+
+
+cdef dict _wsgi_environ(mg_http_message *hm, dict base):
+    cdef dict environ = base.copy()
+    cdef int i
+    cdef str value, script_name, path_info
+    environ["REQUEST_METHOD"] = _latin1(hm.method)
+    path_info = _path_info(hm.uri)
+    script_name = environ.get("SCRIPT_NAME", "")
+    if script_name and path_info.startswith(script_name):
+        rest = path_info[len(script_name):]
+        if not rest or rest[0] == "/":
+            path_info = rest
+    environ["PATH_INFO"] = path_info
+    environ["QUERY_STRING"] = _latin1(hm.query)
+    environ["SERVER_PROTOCOL"] = _latin1(hm.proto) if hm.proto.len else "HTTP/1.0"
+    for i in range(MG_MAX_HTTP_HEADERS):
+        if hm.headers[i].name.len == 0:
+            break
+        key = _environ_key(hm.headers[i].name)
+        if key is None:
+            continue
+        value = _latin1(hm.headers[i].value)
+        if key in environ and (<str>key).startswith("HTTP_"):
+            # RFC 9110 section 5.3: repeated fields join with ", " (Cookie: "; ").
+            environ[key] = environ[key] + ("; " if key == "HTTP_COOKIE" else ", ") + value
+        else:
+            environ[key] = value
+    return environ
+
+
+cdef bytes _wsgi_head(str status, list headers, Py_ssize_t content_length, bint close):
+    cdef list parts = [b"HTTP/1.1 ", _header_bytes(status, "status"), _CRLF]
+    cdef bint has_len = False
+    cdef bytes name
+    for pair in headers:
+        name = _header_bytes(pair[0], "header name")
+        if not has_len and len(name) == 14 and name.lower() == b"content-length":
+            has_len = True
+        parts += (name, b": ", _header_bytes(pair[1], "header value"), _CRLF)
+    if not has_len and content_length >= 0:
+        parts.append(b"Content-Length: %d\r\n" % content_length)
+    if close:
+        parts.append(b"Connection: close\r\n")
+    parts.append(_CRLF)
+    return b"".join(parts)

@@ -1,0 +1,98 @@
+"""The core's PEP 3333 helpers: HttpMessage.wsgi_environ, Connection.send_wsgi_response
+and send_wsgi_head."""
+
+from __future__ import annotations
+
+import json
+import socket
+
+import httpx
+import pytest
+from cymongoose import MG_EV_HTTP_MSG
+
+pytestmark = pytest.mark.timeout(30)
+
+BASE = {"SCRIPT_NAME": "/app", "wsgi.version": (1, 0), "SERVER_NAME": "test"}
+
+
+def environ_handler(conn, ev, data):
+    if ev == MG_EV_HTTP_MSG:
+        env = data.wsgi_environ(BASE)
+        body = json.dumps({k: v for k, v in env.items() if isinstance(v, str)}).encode()
+        conn.send_wsgi_response("200 OK", [("Content-Type", "application/json")], [body])
+
+
+def test_environ_keys(serve):
+    srv = serve(environ_handler, http_server={})
+    r = httpx.post(srv.url + "/app/caf%C3%A9/x?q=1&r=%20", content=b"abc",
+                   headers=[("X-A", "1"), ("X-A", "2"), ("Cookie", "a=1"),
+                            ("X_Forwarded_For", "spoof"), ("Content-Type", "text/plain")])
+    env = r.json()
+    assert env["REQUEST_METHOD"] == "POST"
+    assert env["SCRIPT_NAME"] == "/app"
+    assert env["PATH_INFO"] == "/caf\u00c3\u00a9/x"  # UTF-8 bytes as latin-1 code points
+    assert env["QUERY_STRING"] == "q=1&r=%20"
+    assert env["SERVER_PROTOCOL"] == "HTTP/1.1"
+    assert env["CONTENT_TYPE"] == "text/plain"
+    assert env["CONTENT_LENGTH"] == "3"
+    assert env["HTTP_X_A"] == "1, 2"
+    assert env["HTTP_COOKIE"] == "a=1"
+    assert "HTTP_X_FORWARDED_FOR" not in env and "HTTP_CONTENT_TYPE" not in env
+    assert env["SERVER_NAME"] == "test"
+
+
+def test_environ_absolute_form_and_unmatched_script_name(serve):
+    srv = serve(environ_handler, http_server={})
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as s:
+        s.sendall(b"GET http://example.com/other/p HTTP/1.1\r\nHost: example.com\r\n\r\n")
+        data = s.recv(65536)
+    env = json.loads(data.partition(b"\r\n\r\n")[2])
+    assert env["PATH_INFO"] == "/other/p"
+    assert env["SCRIPT_NAME"] == "/app"
+
+
+def test_send_wsgi_response_adds_length_and_close(serve):
+    def handler(conn, ev, data):
+        if ev == MG_EV_HTTP_MSG:
+            conn.send_wsgi_response("201 Created", [("X-Y", "z")], [b"ab", b"cd"], close=True)
+
+    srv = serve(handler, http_server={})
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as s:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    assert data == (b"HTTP/1.1 201 Created\r\nX-Y: z\r\nContent-Length: 4\r\n"
+                    b"Connection: close\r\n\r\nabcd")
+
+
+def test_send_wsgi_head_chunked(serve):
+    def handler(conn, ev, data):
+        if ev == MG_EV_HTTP_MSG:
+            conn.send_wsgi_head("200 OK", [("Content-Type", "text/plain")], chunked=True)
+            conn.http_chunk(b"hello ")
+            conn.http_chunk(b"world")
+            conn.http_chunk(b"")
+            conn.finish_response()
+
+    srv = serve(handler, http_server={})
+    with httpx.Client() as client:
+        assert client.get(srv.url + "/").text == "hello world"
+        assert client.get(srv.url + "/").text == "hello world"  # keep-alive continues
+
+
+@pytest.mark.parametrize("status,headers", [("200 OK\r\nX: y", []), ("200 OK", [("A", "b\nc")])])
+def test_send_wsgi_response_refuses_crlf(serve, status, headers):
+    errors = []
+
+    def handler(conn, ev, data):
+        if ev == MG_EV_HTTP_MSG:
+            try:
+                conn.send_wsgi_response(status, headers, b"x")
+            except ValueError as exc:
+                errors.append(exc)
+                conn.send_wsgi_response("500 Internal Server Error", [], b"")
+
+    srv = serve(handler, http_server={})
+    assert httpx.get(srv.url + "/").status_code == 500
+    assert errors
