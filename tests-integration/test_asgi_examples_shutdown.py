@@ -32,6 +32,13 @@ def test_sigterm_with_an_endless_sse_stream():
                 except httpx.RemoteProtocolError:
                     pass
         assert proc.wait(30) == 0
+        log = proc.stdout.read().decode(errors="replace")
+    # Cancelling the stream after the graceful timeout is the server's doing, not an
+    # application error: no traceback in the log.
+    assert "Traceback" not in log, log
+    # The stream got a 200 and data: it has an access-log line (uvicorn's format), even
+    # though it never completed.
+    assert '"GET /sse?interval=0.05 HTTP/1.1" 200' in log, log
 
 
 def test_sigterm_with_open_chat_websockets():
@@ -45,3 +52,5 @@ def test_sigterm_with_open_chat_websockets():
                     while True:  # drain join/leave notices until the server closes
                         client.recv(30)
         assert proc.wait(30) == 0
+        log = proc.stdout.read().decode(errors="replace")
+    assert "Traceback" not in log, log
