@@ -12,6 +12,7 @@ import httpx
 import pytest
 from apps.asgi_support import wait_for
 from cymongoose.asgi.testing import ServerThread
+from cymongoose.serving.accesslog import ACCESS_LOGGER_NAME
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
@@ -251,6 +252,17 @@ def test_sse_stream_stops_when_client_leaves(servers):
         assert len(read_events(r.iter_lines(), 3)) == 3
     wait_for(lambda: httpx.get(srv.url + "/stats").json()["disconnected"] > before,
              "the SSE handler to see http.disconnect")
+
+
+def test_sse_stream_closed_by_client_is_in_the_access_log(servers, caplog):
+    # Every response that started is logged (uvicorn's format, as uvicorn does on
+    # http.response.start), also a stream that ends because the client left.
+    srv = servers(sse)
+    with caplog.at_level(logging.INFO, logger=ACCESS_LOGGER_NAME):
+        with httpx.stream("GET", srv.url + "/sse", params={"interval": 0.05, "n": "x"}) as r:
+            assert len(read_events(r.iter_lines(), 2)) == 2
+        wait_for(lambda: any('"GET /sse?interval=0.05&n=x HTTP/1.1" 200' in m
+                             for m in caplog.messages), "the SSE request's access-log line")
 
 
 def test_sse_page(servers):
