@@ -51,6 +51,9 @@ def test_sigterm_with_open_chat_websockets():
                 with pytest.raises(ConnectionClosed):
                     while True:  # drain join/leave notices until the server closes
                         client.recv(30)
+                # A server going down says so (RFC 6455 7.4.1 1001 "going away", or IANA's
+                # 1012 "service restart" as uvicorn sends), not 1011 "internal error".
+                assert client.close_code in (1001, 1012), client.close_code
         assert proc.wait(30) == 0
         log = proc.stdout.read().decode(errors="replace")
     assert "Traceback" not in log, log
