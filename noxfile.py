@@ -52,9 +52,10 @@ def _core_wheel(session: nox.Session) -> Path:
 
 
 def _install(session: nox.Session, *names: str, extra: list[str] | None = None) -> None:
-    session.install(str(_core_wheel(session)))
+    # --force-reinstall: a reused venv would keep an older build of the same version.
+    session.install("--force-reinstall", "--no-deps", str(_core_wheel(session)))
     pure = [str(PACKAGES[n]) for n in names if n != "core"]
-    session.install("--no-deps", *pure) if pure else None
+    session.install("--force-reinstall", "--no-deps", *pure) if pure else None
     session.install(*TEST_DEPS, *(extra or []))
 
 
