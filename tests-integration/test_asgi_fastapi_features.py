@@ -246,3 +246,42 @@ def test_dependency_with_yield_is_cleaned_up(url):
     start = log.index(f"session {session} open")
     assert log[start:start + 3] == [f"session {session} open",
                                     f"handler saw session {session}", closed]
+
+
+# -- body size limit (413) -------------------------------------------------------------
+
+LIMIT = 64 * 1024
+
+
+@pytest.fixture(scope="module")
+def limited():
+    app, _ = make_app()
+    with ServerThread(app, max_body_size=LIMIT) as srv:
+        yield srv
+
+
+def test_body_within_the_limit(limited):
+    r = httpx.put(limited.url + "/raw", content=b"x" * LIMIT)
+    assert (r.status_code, r.json()["size"]) == (200, LIMIT)
+
+
+def test_body_over_the_limit_is_413(limited):
+    r = httpx.put(limited.url + "/raw", content=b"x" * (LIMIT + 1))
+    assert r.status_code == 413
+
+
+def test_chunked_body_over_the_limit_is_413(limited):
+    # The length is known only as the chunks arrive, after the app started reading. The
+    # whole request (~65 KB) is sent before reading, so nothing is left unread to make
+    # the server's close a reset.
+    body = b"".join(b"%x\r\n%s\r\n" % (n, b"z" * n) for n in (32768, 32768, 1)) + b"0\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", limited.port), timeout=15) as s:
+        s.sendall(b"PUT /raw HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" + body)
+        raw = b""
+        try:
+            while data := s.recv(65536):
+                raw += data
+        except ConnectionResetError:
+            pytest.fail(f"connection reset after {raw!r}; expected a 413 response")
+    assert raw, "connection closed without a response; expected 413"
+    assert split_response(raw)[0] == 413

@@ -153,3 +153,33 @@ def test_sse_client_disconnect_stops_the_stream(server):
 
     wait_for(stopped, "the SSE generator to be stopped after the client left")
     wait_for(lambda: record(server)["subscribers"] == 0, "the subscriber to be removed")
+
+
+# -- settings seen through Starlette ----------------------------------------------------
+
+
+def test_ws_message_over_ws_max_size_closes_1009():
+    app, _ = make_app()
+    with ServerThread(app, ws_max_size=64 * 1024) as srv:
+        with connect(f"ws://127.0.0.1:{srv.port}/ws", max_size=None) as ws:
+            ws.send("a" * 1000)
+            assert ws.recv(10) == "Echo: " + "a" * 1000
+            ws.send(b"\0" * (64 * 1024 + 1))
+            with pytest.raises(ConnectionClosed):
+                ws.recv(10)
+        assert ws.close_code == 1009  # RFC 6455 7.4.1: message too big
+
+
+def test_lifespan_startup_failure_is_raised_from_start():
+    from contextlib import asynccontextmanager
+
+    from starlette.applications import Starlette
+
+    @asynccontextmanager
+    async def lifespan(app):
+        raise RuntimeError("database unreachable")
+        yield
+
+    with pytest.raises(RuntimeError):
+        with ServerThread(Starlette(lifespan=lifespan)):
+            pass
