@@ -157,6 +157,20 @@ def bench(session: nox.Session) -> None:
     session.run("python", str(ROOT / "benchmarks" / "run.py"), *session.posargs)
 
 
+@nox.session
+def soak(session: nox.Session) -> None:
+    """tests-soak/soak.py: 1,000,000 checked requests per server (wrk), RSS growth <= 10%.
+
+    Not part of ``tests``: it takes many minutes. ``nox -s soak -- --requests 50000``.
+    """
+    import shutil
+
+    if not shutil.which("wrk"):
+        session.error("wrk is not installed: apt-get install wrk")
+    _install(session, *PACKAGES, extra=["psutil"])
+    session.run("python", str(ROOT / "tests-soak" / "soak.py"), *session.posargs)
+
+
 def _pyenv_pythons() -> None:
     """Let nox find every pyenv-installed Python: pyenv's shims answer only for the versions
     PYENV_VERSION lists (a shim sets it to the active one), so append the others."""
