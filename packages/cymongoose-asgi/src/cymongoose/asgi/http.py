@@ -149,6 +149,7 @@ class RequestCycle:
         "finished",
         "hc",
         "headers",
+        "http10",
         "is_head",
         "log",
         "paused",
@@ -185,6 +186,7 @@ class RequestCycle:
         self.close = close
         self.log = log
         self.is_head = scope["method"] == "HEAD"
+        self.http10 = scope["http_version"] == "1.0"
         self.started = False
         self.complete = False
         self.status = 200
@@ -317,6 +319,8 @@ class RequestCycle:
                     if body and not _has_content_length(headers):
                         headers = [*headers, (b"content-length", str(len(body)).encode())]
                     body = b""
+                if self.close or self.http10:
+                    headers = self._connection_header(headers)
                 am.call_in_poll_thread(
                     write_response, self.hc, self.status, headers, bytes(body), self.close
                 )
@@ -326,8 +330,13 @@ class RequestCycle:
             self.streaming = True
             headers = self.headers
             self.chunked = not self.is_head and not _has_content_length(headers)
+            if self.chunked and self.http10:
+                self.chunked = False  # HTTP/1.0 has no chunked coding: the close ends it
+                self.close = True
             if self.chunked:
                 headers = [*headers, _CHUNKED]
+            if self.close or self.http10:
+                headers = self._connection_header(headers)
             am.call_in_poll_thread(write_head, self.hc, self.status, headers)
         if body and not self.is_head:
             am.call_in_poll_thread(write_chunk, self.hc, bytes(body), self.chunked)
@@ -339,6 +348,14 @@ class RequestCycle:
             am.call_in_poll_thread(write_end, self.hc, self.chunked, self.close)
             self.finish()
             self._log()
+
+    def _connection_header(self, headers: list[Any]) -> list[Any]:
+        # RFC 9112 section 9.6 / 9.3: say when we close, and that an HTTP/1.0 keep-alive
+        # request was honoured.
+        for name, _ in headers:
+            if len(name) == 10 and name.lower() in (b"connection", "connection"):
+                return headers
+        return [*headers, (b"connection", b"close" if self.close else b"keep-alive")]
 
     async def _drain(self) -> None:
         hc = self.hc
