@@ -131,18 +131,39 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session
 def asan(session: nox.Session) -> None:
-    """The core's tests against a build of the extension under AddressSanitizer."""
+    """The core built with AddressSanitizer under every package's tests and tests-integration/.
+
+    Servers started by the tests as subprocesses inherit LD_PRELOAD, so they run
+    instrumented too. ``nox -s asan -- -k chunked`` narrows every pytest run.
+    """
+    import shutil
+
     libasan = session.run("gcc", "-print-file-name=libasan.so", silent=True,
                           external=True).strip()
     flags = {"CYMONGOOSE_CFLAGS": "-fsanitize=address -fno-omit-frame-pointer -g -O1",
              "CYMONGOOSE_LDFLAGS": "-fsanitize=address"}
     session.install("--no-cache-dir", "--force-reinstall", "--no-deps", str(CORE), env=flags)
-    session.install(*TEST_DEPS)
+    pure = [str(PACKAGES[n]) for n in ("aio", "wsgi", "asgi")]
+    session.install("--force-reinstall", "--no-deps", *pure)
+    session.install(*TEST_DEPS, *FRAMEWORKS)
     # Python's own allocations are not instrumented; leaks are reported by the soak test.
-    env = {"LD_PRELOAD": libasan, "ASAN_OPTIONS": "detect_leaks=0:abort_on_error=1",
-           "PYTHONMALLOC": "malloc"}
-    session.run("pytest", "-p", "no:cacheprovider", "--timeout=300", str(CORE / "tests"),
-                *session.posargs, env=env)
+    # A report aborts the process and is written to reports/asan.<pid>: also when it
+    # comes from a server subprocess whose test would not notice.
+    reports = Path(session.create_tmp()) / "asan-reports"
+    shutil.rmtree(reports, ignore_errors=True)
+    reports.mkdir()
+    env = {"LD_PRELOAD": libasan, "PYTHONMALLOC": "malloc",
+           "ASAN_OPTIONS": f"detect_leaks=0:abort_on_error=1:log_path={reports}/asan"}
+    try:
+        for path in [*(p / "tests" for p in PACKAGES.values()), ROOT / "tests-integration"]:
+            session.run("pytest", "-p", "no:cacheprovider", "--timeout=600", str(path),
+                        *session.posargs, env=env)
+    finally:
+        found = sorted(reports.iterdir())
+        for report in found:
+            session.log(f"{report}:\n{report.read_text(errors='replace')}")
+    if found:
+        session.error(f"AddressSanitizer reported {len(found)} error(s): see above")
 
 
 @nox.session
