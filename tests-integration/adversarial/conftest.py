@@ -9,6 +9,8 @@ Routes (both apps):
     /crlf          try to set a header whose value contains CR/LF
     /raise-before  raise before starting the response
     /raise-after   start a response, send 2 MiB of it, then raise
+    /headers       JSON {"client": peer address as the app sees it, "headers": [[name,
+                   value bytes hex]]} (ASGI: scope headers; WSGI: the HTTP_* environ keys)
     anything else  /info: JSON {"method", "path" (decoded path bytes, hex), "version",
                    "raw_path" (ASGI only, hex), "length", "sha256"} after reading the body
 ASGI only: any WebSocket path echoes messages.
@@ -73,6 +75,11 @@ def _info(method: str, path_bytes: bytes, version: str, body: bytes,
                        "sha256": hashlib.sha256(body).hexdigest()}).encode()
 
 
+def _headers(client: str, headers: list[tuple[str, bytes]]) -> bytes:
+    return json.dumps({"client": client,
+                       "headers": [[name, value.hex()] for name, value in headers]}).encode()
+
+
 # ------------------------------------------------------------------------- ASGI app
 
 def make_asgi_app(tracker: Tracker):
@@ -127,6 +134,10 @@ def make_asgi_app(tracker: Tracker):
             return
         body = await read_body(receive, path)
         if body is None:
+            return
+        if path == "/headers":
+            await respond(send, _headers(scope["client"][0], [
+                (name.decode("latin-1"), value) for name, value in scope["headers"]]))
             return
         if path == "/slow":
             await asyncio.sleep(float(query.get("s", "0.2")))
@@ -206,6 +217,11 @@ def make_wsgi_app(tracker: Tracker):
         if body is None:
             start_response("400 Bad Request", [("Content-Type", "text/plain")])
             return [b"short body"]
+        if path == "/headers":
+            out = _headers(environ["REMOTE_ADDR"], [
+                (k, v.encode("latin-1")) for k, v in environ.items() if k.startswith("HTTP_")])
+            start_response("200 OK", [("Content-Type", "application/json")])
+            return [out]
         if path == "/slow":
             time.sleep(float(query.get("s", "0.2")))
         if path == "/echo":

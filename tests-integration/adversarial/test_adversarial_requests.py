@@ -55,6 +55,22 @@ def test_malformed_request_400(server, data):
 
 
 @pytest.mark.parametrize(
+    "data, status",
+    [
+        (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 505),
+        (b"GET / HTTP/3.0\r\nHost: a\r\n\r\n", 505),
+        (b"GET / HTTP/1.1\r\nX: y\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: a\r\nHost: evil\r\n\r\n", 400),
+        (b"G<T / HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+    ],
+    ids=["http2-preface", "http3", "no-host", "two-hosts", "method-not-token"],
+)
+def test_request_line_and_host_refused(server, data, status):
+    # RFC 9110 section 15.6.6 (505); RFC 9112 section 3.2 (exactly one Host in HTTP/1.1).
+    assert_rejected(server, data, status)
+
+
+@pytest.mark.parametrize(
     "framing",
     [
         b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n",
@@ -180,6 +196,35 @@ def test_utf8_path_decoded(server, target):
     resp = request(server.port, b"GET " + target + b" HTTP/1.1\r\nHost: a\r\n\r\n")
     assert resp.status == 200
     assert json.loads(resp.body)["path"] == "/café".encode().hex()
+    server.assert_serves()
+
+
+# ---------------------------------------------------------------- header values and names
+
+@pytest.mark.parametrize("name", [b"X_Forwarded_For", b"X-Forwarded_For", b"x_forwarded_for"])
+def test_underscore_header_cannot_pose_as_proxy_header(server, name):
+    # The servers trust X-Forwarded-For from 127.0.0.1 (the default forwarded_allow_ips);
+    # a look-alike spelled with "_" must not be taken for it (WSGI: HTTP_X_FORWARDED_FOR).
+    resp = request(server.port, get("/headers", headers=name.decode() + ": 6.6.6.6\r\n"))
+    got = json.loads(resp.body)
+    assert resp.status == 200
+    assert got["client"] == "127.0.0.1"
+    assert [n for n, _ in got["headers"]
+            if n.lower() in ("x-forwarded-for", "http_x_forwarded_for")] == []
+
+
+def test_trusted_forwarded_for_still_applies(server):
+    resp = request(server.port, get("/headers", headers="X-Forwarded-For: 10.1.2.3\r\n"))
+    assert json.loads(resp.body)["client"] == "10.1.2.3"
+
+
+def test_obs_text_header_value_passed_through(server):
+    # RFC 9110 section 5.5: obs-text (0x80-0xFF) is allowed in field values; the app gets
+    # the bytes (ASGI) or their latin-1 decoding (WSGI, PEP 3333), never a crash.
+    resp = request(server.port, get("/headers", headers="X-Latin: caf\xe9\r\n"))
+    assert resp.status == 200
+    values = {n.lower(): v for n, v in json.loads(resp.body)["headers"]}
+    assert values.get("x-latin", values.get("http_x_latin")) == b"caf\xe9".hex()
     server.assert_serves()
 
 

@@ -241,6 +241,40 @@ def test_malformed_request_400(server, request_bytes):
     assert_serves(srv)
 
 
+@pytest.mark.parametrize(
+    "request_bytes, status",
+    [
+        (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 505),          # HTTP/2 connection preface
+        (b"GET / HTTP/3.0\r\nHost: a\r\n\r\n", 505),
+        (b"GET / HTTP/1.9\r\nHost: a\r\n\r\n", 505),
+        (b"GET / HTTP/0.9\r\nHost: a\r\n\r\n", 505),
+        (b"GET / HTTP/1.1\r\nX: y\r\n\r\n", 400),              # HTTP/1.1 without Host
+        (b"GET / HTTP/1.1\r\nHost: a\r\nhost: b\r\n\r\n", 400),  # two Hosts
+        (b"GET / HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n", 400),
+        (b"G<T / HTTP/1.1\r\nHost: a\r\n\r\n", 400),           # method is not a token
+        (b"G\xc3\xa9T / HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+    ],
+    ids=["http2-preface", "http3", "http1.9", "http0.9", "no-host", "two-hosts",
+         "two-hosts-1.0", "method-not-token", "method-utf8"],
+)
+def test_request_line_and_host_checked(server, request_bytes, status):
+    # RFC 9110 section 15.6.6 (505), RFC 9112 section 3.2 (Host), RFC 9110 section 9.1.
+    srv, app = server()
+    assert rejected(srv.port, request_bytes) == (status, True)
+    assert app.messages == []
+    assert_serves(srv)
+
+
+@pytest.mark.parametrize("request_line", [b"GET / HTTP/1.0", b"M-SEARCH * HTTP/1.1",
+                                          b"get /lower HTTP/1.1"])
+def test_request_line_accepted(server, request_line):
+    srv, app = server()
+    host = b"" if request_line.endswith(b"1.0") else b"Host: a\r\n"
+    status, _, _ = exchange(srv.port, request_line + b"\r\n" + host + b"\r\n")
+    assert status == 200
+    assert len(app.messages) == 1
+
+
 def _headers(n):
     return b"".join(b"X-H%d: v\r\n" % i for i in range(n))
 

@@ -37,6 +37,8 @@ cdef const char *_reason(int status) noexcept nogil:
         return "Request Header Fields Too Large"
     if status == 501:
         return "Not Implemented"
+    if status == 505:
+        return "HTTP Version Not Supported"
     return "Service Unavailable"
 
 
@@ -72,6 +74,27 @@ cdef size_t _header_lines(const char *p, size_t n) noexcept nogil:
         if p[i] == c'\n':
             lines += 1
     return lines - 2 if lines >= 2 else 0   # minus request line and blank line
+
+
+cdef int _request_error(mg_http_message *hm, size_t count) noexcept nogil:
+    """0 for an acceptable request line and Host, else the status that refuses it."""
+    cdef size_t i, hosts = 0
+    cdef char ch
+    # mg_http_parse guarantees "HTTP/d.d"; only 1.0 and 1.1 are spoken here (RFC 9110 15.6.6)
+    if hm.proto.buf[5] != c'1' or (hm.proto.buf[7] != c'0' and hm.proto.buf[7] != c'1'):
+        return 505
+    for i in range(hm.method.len):   # method = token (RFC 9110 section 9.1, 5.6.2)
+        ch = hm.method.buf[i]
+        if not (c'a' <= ch <= c'z' or c'A' <= ch <= c'Z' or c'0' <= ch <= c'9'
+                or memchr("!#$%&'*+-.^_`|~", ch, 15) != NULL):
+            return 400
+    for i in range(count if count < MG_MAX_HTTP_HEADERS else MG_MAX_HTTP_HEADERS):
+        if hm.headers[i].name.len == 4 and strncasecmp(hm.headers[i].name.buf, "Host", 4) == 0:
+            hosts += 1
+    # RFC 9112 section 3.2: exactly one Host in HTTP/1.1, at most one in HTTP/1.0
+    if hosts > 1 or (hosts == 0 and hm.proto.buf[7] == c'1'):
+        return 400
+    return 0
 
 
 cdef void _srv_body_length(mg_connection *c, ConnState *st) noexcept nogil:
@@ -196,7 +219,7 @@ cdef void _srv_input(mg_connection *c, ConnState *st) noexcept nogil:
     cdef size_t ofs = 0, avail, count, here
     cdef const char *buf
     cdef mg_str *h
-    cdef int n
+    cdef int n, status
     cdef bint chunked
     st.need_parse = 0
     if st.body_mode:
@@ -228,6 +251,10 @@ cdef void _srv_input(mg_connection *c, ConnState *st) noexcept nogil:
             count = _header_lines(buf, <size_t>n)
         if <size_t>n > srv.max_header_bytes or count > srv.max_header_count:
             _srv_reject(c, 431)
+            return
+        status = _request_error(&hm, count)
+        if status:
+            _srv_reject(c, status)
             return
         chunked = False
         h = mg_http_get_header(&hm, "Transfer-Encoding")
@@ -387,10 +414,12 @@ cdef void _srv_sweep(void *arg) noexcept nogil:
                 if st.request_start_ms and now - st.request_start_ms > st.srv.header_timeout_ms:
                     if c.pfn == _srv_pfn and not c.is_resp:
                         _srv_reject(c, 408)
+                        mg_attend(c)  # quiet connections: visit it on the next poll
                 elif (not c.is_resp and st.body_mode == 0 and c.pfn == _srv_pfn
                       and c.send.len == 0
                       and now - st.last_io_ms > st.srv.keep_alive_timeout_ms):
                     c.is_closing = 1
+                    mg_attend(c)
         c = c.next
 
 
