@@ -50,6 +50,18 @@ def test_many_pipelined_requests(server):
     server.assert_serves()
 
 
+def test_pipelined_burst(server):
+    # 1000 requests in one write: all answered, in order.
+    with RawConnection(server.port) as c:
+        c.send(b"".join(get(f"/b{i}") for i in range(1000)))
+        paths = []
+        while len(paths) < 1000 and (resp := c.response()) is not None:
+            paths.append(json.loads(resp.body)["path"])
+    assert paths == [f"/b{i}".encode().hex() for i in range(len(paths))]
+    assert len(paths) == 1000
+    server.assert_serves()
+
+
 def test_idle_keep_alive_closed_after_timeout(start_server):
     server = start_server(keep_alive_timeout_s=0.3)
     with RawConnection(server.port) as c:
