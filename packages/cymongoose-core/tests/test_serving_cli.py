@@ -164,3 +164,12 @@ def test_run_cli_app_import_error_returns_2(app_dir, spec, capsys):
 
     assert run_cli(parser_for("asgi"), [spec, "--log-level", "error"], serve, "x") == 2
     assert "Error loading app" in capsys.readouterr().err
+
+
+def test_loop_flag_asgi_only(capsys):
+    assert parse("asgi", "--loop", "asyncio").loop == "asyncio"
+    assert parse("asgi").loop == "auto"
+    with pytest.raises(SystemExit):
+        parse("asgi", "--loop", "trio")
+    with pytest.raises(SystemExit):
+        parse("wsgi", "--loop", "uvloop")

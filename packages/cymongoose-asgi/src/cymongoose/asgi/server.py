@@ -475,7 +475,31 @@ def serve(app: Any, url: str | None = None, config: ServerConfig | None = None,
     ``url`` (e.g. ``"http://0.0.0.0:8000"``) defaults to the config's host and port;
     ``config``/``options`` as for `ASGIServer`.
     """
+    cfg = make_config(config, options)
     try:
-        asyncio.run(_serve(app, url, config, options))
+        _run(_serve(app, url, cfg, {}), cfg.loop)
     except KeyboardInterrupt:
         pass
+
+
+def _run(coro: Any, loop: str) -> None:
+    """``asyncio.run`` on the chosen loop: uvloop when asked, or for ``"auto"`` when it is
+    installed (uvicorn's ``--loop auto``). Raises ImportError for ``"uvloop"`` without it."""
+    new_loop: Callable[[], asyncio.AbstractEventLoop] | None = None
+    if loop != "asyncio":
+        try:
+            import uvloop
+        except ImportError:
+            if loop == "uvloop":
+                raise
+        else:
+            new_loop = uvloop.new_event_loop
+    if new_loop is None:
+        asyncio.run(coro)
+        return
+    if not hasattr(asyncio, "Runner"):  # Python 3.10
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+        asyncio.run(coro)
+        return
+    with asyncio.Runner(loop_factory=new_loop) as runner:  # type: ignore[attr-defined]
+        runner.run(coro)

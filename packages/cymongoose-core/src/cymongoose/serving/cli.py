@@ -26,7 +26,7 @@ from dataclasses import MISSING, fields
 from typing import Any
 
 from ..importer import import_app
-from .config import LIFESPAN_MODES, LOG_LEVELS, ServerConfig
+from .config import LIFESPAN_MODES, LOG_LEVELS, LOOP_MODES, ServerConfig
 from .logconfig import configure_logging
 
 logger = logging.getLogger("cymongoose.serving")
@@ -52,6 +52,7 @@ _FIELD_OF_DEST = {
     "limit_request_header_size": "max_header_bytes",
     "limit_request_body": "max_body_size",
     "lifespan": "lifespan",
+    "loop": "loop",
     "ws_max_size": "ws_max_size",
     "ws_ping_interval": "ws_ping_interval_s",
     "ws_ping_timeout": "ws_ping_timeout_s",
@@ -141,6 +142,9 @@ def add_server_arguments(parser: argparse.ArgumentParser, server: str) -> None:
         asgi.add_argument("--lifespan", choices=LIFESPAN_MODES,
                           help="ASGI lifespan protocol: auto runs it if the app supports it "
                                f"(default {d('lifespan')})")
+        asgi.add_argument("--loop", choices=LOOP_MODES,
+                          help="event loop: auto uses uvloop when it is installed "
+                               f"(default {d('loop')})")
         asgi.add_argument("--ws-max-size", type=int, metavar="BYTES",
                           help="largest WebSocket message accepted; larger ones close the "
                                f"connection with 1009 (default {d('ws_max_size')})")

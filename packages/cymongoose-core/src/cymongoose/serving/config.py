@@ -14,6 +14,7 @@ from typing import Any
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 LIFESPAN_MODES = ("auto", "on", "off")
+LOOP_MODES = ("auto", "asyncio", "uvloop")
 # mongoose parses at most this many headers per request (MG_MAX_HTTP_HEADERS in our build).
 MAX_HEADER_COUNT_LIMIT = 100
 
@@ -107,6 +108,8 @@ class ServerConfig:
         ws_max_size: largest WebSocket message accepted (close 1009 beyond it).
         ws_ping_interval_s, ws_ping_timeout_s: WebSocket keep-alive pings (None: off).
         lifespan: ASGI lifespan protocol: auto|on|off.
+        loop: ASGI event loop: auto (uvloop when installed, as uvicorn does) | asyncio |
+            uvloop.
         threads: threads running WSGI apps (>= 0 here; the WSGI server itself needs >= 1).
         workers: processes (``--workers``); 1 serves in this process.
     """
@@ -132,6 +135,7 @@ class ServerConfig:
     ws_ping_interval_s: float | None = 20.0
     ws_ping_timeout_s: float | None = 20.0
     lifespan: str = "auto"
+    loop: str = "auto"
     threads: int = field(default_factory=default_threads)
     workers: int = 1
 
@@ -180,6 +184,9 @@ class ServerConfig:
         _check_float("ws_ping_interval_s", self.ws_ping_interval_s, positive=True,
                      optional=True)
         _check_float("ws_ping_timeout_s", self.ws_ping_timeout_s, positive=True, optional=True)
+        _check_str("loop", self.loop)
+        if self.loop not in LOOP_MODES:
+            raise ValueError(f"loop must be one of {', '.join(LOOP_MODES)}, got {self.loop!r}")
         _check_str("lifespan", self.lifespan)
         if self.lifespan not in LIFESPAN_MODES:
             raise ValueError(f"lifespan must be one of {', '.join(LIFESPAN_MODES)}, "
