@@ -21,7 +21,8 @@ PACKAGES = {
     "asgi": ROOT / "packages" / "cymongoose-asgi",
 }
 TEST_DEPS = ["pytest", "pytest-timeout", "httpx", "websockets", "cryptography", "trustme", "uvloop"]
-FRAMEWORKS = ["fastapi", "starlette", "flask", "python-multipart", "gunicorn", "django", "quart"]
+FRAMEWORKS = ["fastapi", "starlette", "flask", "python-multipart", "gunicorn", "django", "quart",
+              "bottle", "falcon"]
 
 nox.options.sessions = ["tests", "lint"]
 nox.options.reuse_existing_virtualenvs = True

@@ -257,3 +257,28 @@ def test_client_disconnect_mid_body_reaches_the_reading_app():
         # the server goes on serving
         assert httpx.post(srv.url, content=b"y" * 10).status_code == 200
     assert errors and isinstance(errors[0], ConnectionError)
+
+
+def test_many_large_uploads_on_one_keep_alive_connection():
+    """Each body overflows the read-ahead buffer (reading pauses) and may end while paused;
+    the connection must keep reading for the next request every time."""
+
+    def app(environ, start_response):
+        digest = hashlib.sha256()
+        while block := environ["wsgi.input"].read(1 << 16):
+            digest.update(block)
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [digest.hexdigest().encode()]
+
+    body = bytes(range(256)) * 7000  # 1.7 MiB
+    expected = hashlib.sha256(body).hexdigest()
+
+    def chunked():
+        for i in range(0, len(body), 100_000):
+            yield body[i : i + 100_000]
+
+    with ServerThread(app, workers=2, access_log=False) as srv:
+        with httpx.Client(base_url=srv.url, timeout=30) as client:
+            for i in range(150):
+                r = client.post("/", content=chunked() if i % 2 else body)
+                assert r.text == expected, i

@@ -732,15 +732,20 @@ class WSGIServer:
             state.reading_paused = True
             conn.pause_reading()
         if not data:
+            # The whole body is in: what follows is the next request, which the core holds
+            # back until this one is answered.
             state.receiving = None
-            if state.current is not req and state.reading_paused and req.body.complete:
-                # The response went out before the body ended (it was discarded).
-                self._resume(state)
+            self._resume(state)
 
     def _resume(self, state: _ConnState) -> None:
-        if state.reading_paused:
-            state.reading_paused = False
-            state.conn.resume_reading()
+        """Read the socket again, unless the body still arriving wants the pause."""
+        if not state.reading_paused:
+            return
+        receiving = state.receiving
+        if receiving is not None and receiving.body is not None and receiving.body.still_paused():
+            return
+        state.reading_paused = False
+        state.conn.resume_reading()
 
     def _on_writable(self, conn: Any) -> None:
         state = self._states.get(conn.id)
@@ -840,8 +845,7 @@ class WSGIServer:
             state.current = None
             conn.drain()
         elif kind == _RESUME:
-            if state.receiving is req and req.body is not None and not req.body.still_paused():
-                self._resume(state)
+            self._resume(state)
 
     def _finish(self, state: _ConnState, req: _Request) -> None:
         state.current = None
@@ -851,7 +855,7 @@ class WSGIServer:
             # The app answered without reading the whole body: skip the rest of it so that
             # the next request on this connection can be parsed.
             body.discard()
-            self._resume(state)
+        self._resume(state)
         if not req.keep_alive:
             state.pending.clear()
             state.conn.drain()
