@@ -112,9 +112,14 @@ def test_idle_keep_alive_connection_is_closed_after_timeout():
 
 
 @pytest.fixture(scope="module")
-def tls_files(tmp_path_factory):
+def tls_ca():
     trustme = pytest.importorskip("trustme")
-    ca = trustme.CA()
+    return trustme.CA()
+
+
+@pytest.fixture(scope="module")
+def tls_files(tls_ca, tmp_path_factory):
+    ca = tls_ca
     cert = ca.issue_cert("127.0.0.1", "localhost")
     d = tmp_path_factory.mktemp("tls")
     cert.private_key_pem.write_to_path(d / "key.pem")
@@ -139,6 +144,27 @@ def test_tls_from_certificate_files(tls_files):
                 env = r.json()
                 assert env["wsgi.url_scheme"] == "https"
                 assert env["body_size"] == 120_000
+
+
+def test_client_certificates_required_with_ssl_ca_certs(tls_ca, tls_files):
+    trustme = pytest.importorskip("trustme")
+    other_ca = trustme.CA()
+    with ServerThread(
+        environ_app,
+        ssl_certfile=str(tls_files / "cert.pem"),
+        ssl_keyfile=str(tls_files / "key.pem"),
+        ssl_ca_certs=str(tls_files / "ca.pem"),
+        access_log=False,
+    ) as srv:
+        ctx = ssl.create_default_context(cafile=str(tls_files / "ca.pem"))
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(srv.url, verify=ctx)  # no client certificate
+        other_ca.issue_cert("intruder@example.com").configure_cert(ctx)
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(srv.url, verify=ctx)  # signed by a CA the server does not trust
+        ctx = ssl.create_default_context(cafile=str(tls_files / "ca.pem"))
+        tls_ca.issue_cert("client@example.com").configure_cert(ctx)
+        assert httpx.get(srv.url, verify=ctx).status_code == 200
 
 
 def test_https_url_without_certificate_is_an_error():
@@ -307,3 +333,25 @@ def test_graceful_shutdown_gives_up_after_timeout():
     srv.stop()  # returns although the app never finishes
     client.join(30)
     assert failed  # the connection was closed under the client
+
+
+def test_serves_on_an_inherited_listening_socket():
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    port = sock.getsockname()[1]
+    server = WSGIServer(environ_app, fd=sock.fileno(), port=port, access_log=False)
+    conn = server.listen()  # no URL: the fd from the settings
+    assert conn.local_addr[1] == port
+    thread = threading.Thread(target=server.run, kwargs={"poll_ms": 20}, daemon=True)
+    thread.start()
+    try:
+        env = httpx.get(f"http://127.0.0.1:{port}/fd").json()
+        assert env["PATH_INFO"] == "/fd"
+        assert env["SERVER_PORT"] == str(port)
+    finally:
+        server.shutdown()
+        thread.join(30)
+        sock.close()
+    assert not thread.is_alive()
