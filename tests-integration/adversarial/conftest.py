@@ -248,16 +248,19 @@ def make_wsgi_app(tracker: Tracker):
 # ------------------------------------------------------------------------- servers
 
 class Served:
-    """A running server: ``kind`` ("asgi"/"wsgi"), ``port``, ``url``, ``tracker``,
-    ``errors`` (exceptions the server reported at the event-loop level)."""
+    """A running server: ``kind`` ("asgi": the ASGI server in its default, integrated
+    mode; "asgi-threaded"; "wsgi"), ``family`` ("asgi"/"wsgi"), ``port``, ``url``,
+    ``tracker``, ``errors`` (exceptions the server reported at the event-loop level)."""
 
     def __init__(self, kind: str, limits: dict) -> None:
         self.kind = kind
+        self.family = kind.partition("-")[0]
         self.tracker = Tracker()
         self.errors: list[BaseException] = []
         options = {**LIMITS, **limits, "error_handler": self.errors.append}
-        if kind == "asgi":
-            self.thread = ASGIServerThread(make_asgi_app(self.tracker), **options)
+        if self.family == "asgi":
+            mode = "threaded" if kind == "asgi-threaded" else "auto"
+            self.thread = ASGIServerThread(make_asgi_app(self.tracker), mode=mode, **options)
         else:
             self.thread = WSGIServerThread(make_wsgi_app(self.tracker), workers=8, **options)
         self.thread.__enter__()
@@ -278,8 +281,9 @@ class Served:
         assert self.errors == []
 
 
-@pytest.fixture(params=["asgi", "wsgi"])
+@pytest.fixture(params=["asgi", "asgi-threaded", "wsgi"])
 def kind(request) -> str:
+    """Every server configuration: ASGI (integrated and threaded AsyncManager), WSGI."""
     return request.param
 
 
@@ -305,9 +309,9 @@ def server(start_server) -> Served:
     return start_server()
 
 
-@pytest.fixture
-def asgi_server():
-    """The ASGI server alone (WebSocket cases: WSGI has no WebSocket)."""
-    served = Served("asgi", {"ws_max_size": 64 * 1024})
+@pytest.fixture(params=["asgi", "asgi-threaded"])
+def asgi_server(request):
+    """The ASGI server alone, in both modes (WebSocket cases: WSGI has no WebSocket)."""
+    served = Served(request.param, {"ws_max_size": 64 * 1024})
     yield served
     served.stop()

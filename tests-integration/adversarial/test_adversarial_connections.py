@@ -139,7 +139,7 @@ def test_client_disconnects_mid_response(server):
         head = c.sock.recv(65536)
         assert head.startswith(b"HTTP/1.1 200")
     # The app stops producing (ASGI: send() fails; WSGI: the iterable is closed).
-    finished = "end" if server.kind == "asgi" else "closed"
+    finished = "end" if server.family == "asgi" else "closed"
     assert server.tracker.wait(finished, "/big")
     server.assert_serves()
 

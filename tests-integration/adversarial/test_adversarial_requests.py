@@ -184,7 +184,7 @@ def test_percent_encoded_non_utf8_path_arrives(server):
     resp = request(server.port, get("/%FF%FEx"))
     assert resp.status == 200
     info = json.loads(resp.body)
-    if server.kind == "wsgi":  # PEP 3333: PATH_INFO holds the bytes, latin-1 decoded
+    if server.family == "wsgi":  # PEP 3333: PATH_INFO holds the bytes, latin-1 decoded
         assert info["path"] == b"/\xff\xfex".hex()
     else:  # ASGI: raw_path is the target as sent
         assert info["raw_path"] == b"/%FF%FEx".hex()
