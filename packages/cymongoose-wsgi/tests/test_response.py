@@ -329,3 +329,29 @@ def test_file_wrapper_closes_the_file(tmp_path):
     with ServerThread(app, workers=1, access_log=False) as srv:
         assert httpx.get(srv.url).content == data
     assert opened[0].closed
+
+
+def test_client_that_stops_reading_is_dropped_after_stream_timeout():
+    closed = threading.Event()
+    total = 200 * 1024 * 1024
+
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Type", "application/octet-stream")])
+        if environ["PATH_INFO"] == "/small":
+            return [b"small"]
+        return Tracked((b"s" * 65536 for _ in range(total // 65536)), closed)
+
+    with ServerThread(app, workers=1, access_log=False, stream_timeout=0.5) as srv:
+        with socket.create_connection(("127.0.0.1", srv.port), timeout=30) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert closed.wait(60)  # the worker gave up and closed the iterable
+            received = 0
+            try:
+                while chunk := sock.recv(1 << 20):
+                    received += len(chunk)
+            except ConnectionResetError:
+                pass
+            # the server let go of the connection long before the body was out
+            assert received < total // 4
+        assert httpx.get(srv.url + "/small", timeout=10).text == "small"  # worker free again

@@ -81,6 +81,10 @@ class _Cancelled(Exception):
     """The client went away while the app was running."""
 
 
+class StreamStalled(TimeoutError):
+    """A streamed response waited ``stream_timeout`` seconds for the client to take data."""
+
+
 class _Request:
     """One request; shared by the poll thread and the worker that runs it."""
 
@@ -323,7 +327,7 @@ class _Exchange:
                 if not cond.wait_for(
                     lambda: req.queued_bytes < STREAM_QUEUE_BYTES or req.cancelled, timeout_s
                 ):
-                    raise TimeoutError(
+                    raise StreamStalled(
                         f"streamed response stalled for {timeout_s} s "
                         f"({req.queued_bytes} bytes not yet taken by the client)"
                     )
@@ -374,7 +378,7 @@ class _Exchange:
         except ClientDisconnected:
             logger.debug("client disconnected while the app read the request body")
             return
-        except Exception:
+        except Exception as exc:
             if req.cancelled:
                 return
             logger.exception(
@@ -383,7 +387,8 @@ class _Exchange:
                 environ.get("PATH_INFO"),
             )
             if self.head_sent:
-                server._post(req, (_ABORT, req))
+                # A client that stopped reading gets no chance to drain what is queued.
+                server._post(req, (_ABORT, req, isinstance(exc, StreamStalled)))
                 self._log(self.code)
             else:
                 self.status = "500 Internal Server Error"
@@ -397,7 +402,7 @@ class _Exchange:
                     self.sent,
                     self.length,
                 )
-                server._post(req, (_ABORT, req))
+                server._post(req, (_ABORT, req, False))
             else:
                 server._post(req, (_END, req))
             self._log(self.code)
@@ -843,7 +848,10 @@ class WSGIServer:
             self._finish(state, req)
         elif kind == _ABORT:
             state.current = None
-            conn.drain()
+            if item[2]:
+                conn.close()
+            else:
+                conn.drain()  # the client gets what was sent, then sees the close
         elif kind == _RESUME:
             self._resume(state)
 
