@@ -115,6 +115,24 @@ def test_slowloris_does_not_starve_normal_clients(server):
     server.assert_serves()
 
 
+def test_stalled_request_bodies_do_not_starve_normal_clients(server):
+    # R-U-Dead-Yet: 24 uploads (three times the WSGI pool) send part of a 500 kB body and
+    # stall. A server that hands the request to the app before the body is there ties up
+    # an app thread per upload; normal clients must still be answered.
+    stalled = [RawConnection(server.port) for _ in range(24)]
+    try:
+        for c in stalled:
+            c.send(b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 500000\r\n\r\n"
+                   + b"x" * 100_000)
+        for i in range(5):
+            r = httpx.get(f"{server.url}/normal{i}", timeout=WAIT_S)
+            assert r.status_code == 200
+    finally:
+        for c in stalled:
+            c.close()
+    server.assert_serves()
+
+
 def test_client_disconnects_mid_head(server):
     with RawConnection(server.port) as c:
         c.send(b"GET /half HTTP/1.1\r\nHost: a\r\nX-Par")
