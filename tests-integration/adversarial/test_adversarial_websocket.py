@@ -7,6 +7,7 @@ The server runs with ``ws_max_size`` 64 KiB. Every case ends with
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import pytest
 import websockets
@@ -111,3 +112,22 @@ def test_client_vanishes_mid_frame(asgi_server):
         upgrade(c)
         c.send(ws_frame(2, b"x" * 1000)[:500])
     asgi_server.assert_serves()
+
+
+def test_graceful_shutdown_closes_websockets_going_away(asgi_server):
+    # RFC 6455 section 7.4.1: 1001 (going away) or, as uvicorn sends, 1012 (service
+    # restart); the app is told (websocket.disconnect) instead of being cancelled.
+    async def client():
+        async with websockets.connect(asgi_server.url.replace("http", "ws") + "/ws") as ws:
+            await ws.send("hi")
+            assert await ws.recv() == "hi"
+            stopper = threading.Thread(target=asgi_server.stop)
+            stopper.start()
+            with pytest.raises(websockets.ConnectionClosed) as info:
+                await ws.recv()
+            await asyncio.to_thread(stopper.join)
+            return info.value.rcvd.code if info.value.rcvd else None
+
+    code = asyncio.run(client())
+    assert code in (1001, 1012)
+    assert asgi_server.tracker.count(f"ws-close-{code}", "/ws") == 1
