@@ -9,6 +9,8 @@ Routes (both apps):
     /crlf          try to set a header whose value contains CR/LF
     /raise-before  raise before starting the response
     /raise-after   start a response, send 2 MiB of it, then raise
+    /cl-short      declare Content-Length: 20, send 5 bytes
+    /cl-long       declare Content-Length: 20, send 20 bytes and then a whole fake response
     /headers       JSON {"client": peer address as the app sees it, "headers": [[name,
                    value bytes hex]]} (ASGI: scope headers; WSGI: the HTTP_* environ keys)
     anything else  /info: JSON {"method", "path" (decoded path bytes, hex), "version",
@@ -33,6 +35,9 @@ from cymongoose.wsgi.testing import ServerThread as WSGIServerThread
 WAIT_S = 10.0
 PIECE = 64 * 1024
 RAISE_AFTER_BYTES = 2 * 1024 * 1024
+#: What /cl-long sends after declaring Content-Length: 20: a whole second response.
+FAKE_RESPONSE = (b"01234567890123456789"
+                 b"HTTP/1.1 200 OK\r\nX-Fake: yes\r\nContent-Length: 4\r\n\r\nfake")
 
 #: The limits every adversarial server runs with (ServerConfig field names).
 LIMITS = {
@@ -120,6 +125,12 @@ def make_asgi_app(tracker: Tracker):
             await send({"type": "http.response.start", "status": 200,
                         "headers": [(b"x-bad", b"a\r\nInjected: yes")]})
             await send({"type": "http.response.body", "body": b"never"})
+            return
+        if path in ("/cl-short", "/cl-long"):
+            await send({"type": "http.response.start", "status": 200,
+                        "headers": [(b"content-length", b"20")]})
+            await send({"type": "http.response.body",
+                        "body": b"short" if path == "/cl-short" else FAKE_RESPONSE})
             return
         if path in ("/big", "/raise-after"):
             n = int(query.get("n", RAISE_AFTER_BYTES))
@@ -210,6 +221,9 @@ def make_wsgi_app(tracker: Tracker):
         if path == "/crlf":
             start_response("200 OK", [("X-Bad", "a\r\nInjected: yes")])
             return [b"never"]
+        if path in ("/cl-short", "/cl-long"):
+            start_response("200 OK", [("Content-Length", "20")])
+            return [b"short" if path == "/cl-short" else FAKE_RESPONSE]
         if path in ("/big", "/raise-after"):
             start_response("200 OK", [("Content-Type", "application/octet-stream")])
             return stream(path, int(query.get("n", RAISE_AFTER_BYTES)), path == "/raise-after")

@@ -6,6 +6,8 @@ Every case ends with ``server.assert_serves()``: the server still answers a norm
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from rawhttp import RawConnection, get
 
@@ -52,4 +54,31 @@ def test_connection_reused_after_app_error(server):
         if first.header("connection") != "close":
             c.send(get("/next"))
             assert c.response().status == 200
+    server.assert_serves()
+
+
+def test_app_body_shorter_than_content_length(server):
+    # The client must not wait for bytes that never come, nor read the next response as
+    # the missing body: the server ends the connection.
+    with RawConnection(server.port) as c:
+        c.send(get("/cl-short") + get("/next"))
+        resp = c.response()
+        assert resp is not None and resp.status == 200
+        assert not resp.complete
+        assert c.closed_by_server()
+    server.assert_serves()
+
+
+def test_app_body_longer_than_content_length_never_desyncs(server):
+    # Bytes past the declared length must never reach the client as a response of their
+    # own (response splitting): truncated to Content-Length, or the connection ends.
+    with RawConnection(server.port) as c:
+        c.send(get("/cl-long") + get("/next"))
+        first = c.response()
+        assert first is not None and first.status == 200
+        assert first.body == b"01234567890123456789"
+        second = c.response()
+    assert second is None or second.header("x-fake") is None
+    if second is not None:
+        assert json.loads(second.body)["path"] == b"/next".hex()
     server.assert_serves()
