@@ -11,6 +11,11 @@ Routes (both apps):
     /raise-after   start a response, send 2 MiB of it, then raise
     /cl-short      declare Content-Length: 20, send 5 bytes
     /cl-long       declare Content-Length: 20, send 20 bytes and then a whole fake response
+    /status?code=N answer status N with the fake response as its body
+    /no-response   return without starting a response
+    /double-start  start the response twice
+ASGI only: /after-complete sends the fake response after the final body message.
+WSGI only: /str-body returns str instead of bytes.
     /headers       JSON {"client": peer address as the app sees it, "headers": [[name,
                    value bytes hex]]} (ASGI: scope headers; WSGI: the HTTP_* environ keys)
     anything else  /info: JSON {"method", "path" (decoded path bytes, hex), "version",
@@ -126,6 +131,24 @@ def make_asgi_app(tracker: Tracker):
                         "headers": [(b"x-bad", b"a\r\nInjected: yes")]})
             await send({"type": "http.response.body", "body": b"never"})
             return
+        if path == "/no-response":
+            return
+        if path == "/double-start":
+            start = {"type": "http.response.start", "status": 200, "headers": []}
+            await send(start)
+            await send(start)
+            return
+        if path == "/after-complete":
+            await send({"type": "http.response.start", "status": 200,
+                        "headers": [(b"content-length", b"4")]})
+            await send({"type": "http.response.body", "body": b"done"})
+            await send({"type": "http.response.body", "body": FAKE_RESPONSE[20:]})
+            return
+        if path == "/status":
+            await send({"type": "http.response.start", "status": int(query["code"]),
+                        "headers": []})
+            await send({"type": "http.response.body", "body": FAKE_RESPONSE[20:]})
+            return
         if path in ("/cl-short", "/cl-long"):
             await send({"type": "http.response.start", "status": 200,
                         "headers": [(b"content-length", b"20")]})
@@ -221,6 +244,18 @@ def make_wsgi_app(tracker: Tracker):
         if path == "/crlf":
             start_response("200 OK", [("X-Bad", "a\r\nInjected: yes")])
             return [b"never"]
+        if path == "/no-response":
+            return []
+        if path == "/double-start":
+            start_response("200 OK", [])
+            start_response("200 OK", [])
+            return [b"twice"]
+        if path == "/str-body":
+            start_response("200 OK", [("Content-Type", "text/plain")])
+            return ["not bytes"]
+        if path == "/status":
+            start_response(f"{query['code']} Whatever", [])
+            return [FAKE_RESPONSE[20:]]
         if path in ("/cl-short", "/cl-long"):
             start_response("200 OK", [("Content-Length", "20")])
             return [b"short" if path == "/cl-short" else FAKE_RESPONSE]
