@@ -55,6 +55,36 @@ def close_code(c: RawConnection) -> int | None:
             return int.from_bytes(frame[hlen:hlen + 2], "big") if n >= 2 else 1005
 
 
+HANDSHAKE = (b"GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n")
+KEY = b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        HANDSHAKE + b"Sec-WebSocket-Version: 13\r\n\r\n",
+        HANDSHAKE + b"Sec-WebSocket-Version: 8\r\n" + KEY + b"\r\n",
+        HANDSHAKE + KEY + b"\r\n",
+        HANDSHAKE + b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: !!!\r\n\r\n",
+        HANDSHAKE + b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: c2hvcnQ=\r\n\r\n",
+        HANDSHAKE.replace(b"HTTP/1.1", b"HTTP/1.0") + b"Sec-WebSocket-Version: 13\r\n"
+        + KEY + b"\r\n",
+    ],
+    ids=["no-key", "version-8", "no-version", "key-not-base64", "key-not-16-bytes",
+         "http10"],
+)
+def test_invalid_handshake_not_upgraded(asgi_server, data):
+    # RFC 6455 section 4.2.1: HTTP/1.1, a 16-byte base64 key and version 13, else 400
+    # (426 with Sec-WebSocket-Version: 13 for an unsupported version, section 4.4).
+    with RawConnection(asgi_server.port) as c:
+        c.send(data)
+        resp = c.response(head=True, interim=True)
+    assert resp is not None and resp.status != 101
+    if b"Version: 8" in data:
+        assert resp.status == 426 and resp.header("sec-websocket-version") == "13"
+    asgi_server.assert_serves()
+
+
 def test_message_above_limit_closed_1009(asgi_server):
     async def client():
         async with websockets.connect(asgi_server.url.replace("http", "ws") + "/ws") as ws:
