@@ -127,6 +127,35 @@ def test_frame_header_declaring_huge_length(asgi_server, declared):
     asgi_server.assert_serves()
 
 
+@pytest.mark.parametrize(
+    "frames, code",
+    [
+        (bytes([0x81, 5]) + b"hello", 1002),                      # unmasked client frame
+        (bytes([0xc1, 0x83]) + b"\0\0\0\0abc", 1002),             # RSV1 without extension
+        (ws_frame(3, b"x"), 1002),                                # reserved opcode
+        (ws_frame(9, b"p" * 126), 1002),                          # control frame > 125
+        (ws_frame(9, b"p", fin=False), 1002),                     # fragmented control
+        (ws_frame(0, b"abc"), 1002),                              # continuation, no start
+        (ws_frame(1, b"a", fin=False) + ws_frame(1, b"b"), 1002),  # new message mid-way
+        (ws_frame(8, (999).to_bytes(2, "big")), 1002),            # invalid close code
+        (ws_frame(8, b"\x03"), 1002),                             # 1-byte close payload
+        (ws_frame(1, b"\xff\xfe"), 1007),                         # text not UTF-8
+    ],
+    ids=["unmasked", "rsv1", "reserved-opcode", "big-control", "fragmented-control",
+         "orphan-continuation", "interleaved-message", "close-code-999", "close-1-byte",
+         "text-not-utf8"],
+)
+def test_protocol_violation_fails_connection(asgi_server, frames, code):
+    # RFC 6455 sections 5.1-5.5, 7.4.1, 8.1: the server fails the connection with 1002
+    # (protocol error) or 1007 (invalid payload data); the app never sees the frame.
+    with RawConnection(asgi_server.port, timeout_s=3) as c:
+        upgrade(c)
+        c.send(frames)
+        assert close_code(c) == code
+        assert c.closed_by_server()
+    asgi_server.assert_serves()
+
+
 def test_garbage_after_upgrade(asgi_server):
     with RawConnection(asgi_server.port) as c:
         upgrade(c)
