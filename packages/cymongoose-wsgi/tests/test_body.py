@@ -251,7 +251,7 @@ def test_client_disconnect_mid_body_reaches_the_reading_app():
     with ServerThread(app, workers=2, access_log=False) as srv:
         with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as sock:
             sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n")
-            sock.sendall(b"x" * 200_000)
+            sock.sendall(b"x" * 400_000)  # enough for the request to reach the app
             assert started.wait(30)  # the app is reading when the client goes
         assert done.wait(30)
         # the server goes on serving
@@ -282,3 +282,27 @@ def test_many_large_uploads_on_one_keep_alive_connection():
             for i in range(150):
                 r = client.post("/", content=chunked() if i % 2 else body)
                 assert r.text == expected, i
+
+
+def test_stalled_small_body_holds_no_app_thread_and_times_out(monkeypatch):
+    from cymongoose.wsgi import server as server_module
+
+    monkeypatch.setattr(server_module, "BODY_READ_TIMEOUT_S", 1.0)
+    calls = []
+
+    def app(environ, start_response):
+        calls.append(environ["PATH_INFO"])
+        environ["wsgi.input"].read()
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"ok"]
+
+    with ServerThread(app, workers=1, access_log=False) as srv:
+        with socket.create_connection(("127.0.0.1", srv.port), timeout=30) as stalled:
+            stalled.sendall(b"POST /stalled HTTP/1.1\r\nHost: x\r\nContent-Length: 500000\r\n\r\n")
+            stalled.sendall(b"x" * 100_000)
+            # the only app thread is still free for others
+            assert httpx.post(srv.url + "/normal", content=b"y" * 10, timeout=10).text == "ok"
+            head, body = read_response(stalled)
+            assert head.startswith(b"HTTP/1.1 408")
+            assert stalled.recv(1) == b""  # and the connection is closed
+    assert calls == ["/normal"]

@@ -355,3 +355,20 @@ def test_client_that_stops_reading_is_dropped_after_stream_timeout():
             # the server let go of the connection long before the body was out
             assert received < total // 4
         assert httpx.get(srv.url + "/small", timeout=10).text == "small"  # worker free again
+
+
+@pytest.mark.parametrize("status", ["100 Continue", "101 Switching Protocols"])
+def test_interim_status_from_app_is_an_error(status):
+    errors = []
+
+    def app(environ, start_response):
+        try:
+            start_response(status, [])
+        except ValueError as exc:
+            errors.append(exc)
+            raise
+        return [b"x"]
+
+    with ServerThread(app, workers=1, access_log=False) as srv:
+        assert httpx.get(srv.url).status_code == 500
+    assert "1xx" in str(errors[0])

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from io import BytesIO
 from typing import Any, BinaryIO
@@ -108,6 +109,7 @@ class RequestBody:
         "_on_drained",
         "_timeout_s",
         "received",
+        "last_feed",
     )
 
     def __init__(
@@ -128,13 +130,15 @@ class RequestBody:
         self._low_water = low_water
         self._on_drained = on_drained
         self._timeout_s = timeout_s
-        #: Bytes fed so far (poll thread).
+        #: Bytes fed so far, and ``time.monotonic()`` of the last feed (poll thread).
         self.received = 0
+        self.last_feed = time.monotonic()
 
     # -- poll thread ---------------------------------------------------------------------
 
     def feed(self, data: bytes) -> bool:
         """Append ``data`` (``b""``: end of body). Returns True when reading should pause."""
+        self.last_feed = time.monotonic()
         with self._cond:
             self.received += len(data)
             if not data:
@@ -151,6 +155,11 @@ class RequestBody:
     def complete(self) -> bool:
         """Whether the whole body has arrived."""
         return self._eof
+
+    @property
+    def ready(self) -> bool:
+        """Whether the body is worth a reader: complete, or ``low_water`` bytes waiting."""
+        return self._eof or self._paused or len(self._buf) >= self._low_water
 
     def still_paused(self) -> bool:
         """Whether a pause requested by :meth:`feed` is still wanted (poll thread)."""

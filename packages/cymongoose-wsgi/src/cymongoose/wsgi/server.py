@@ -92,6 +92,7 @@ class _Request:
         "conn_id",
         "environ",
         "body",
+        "deferred",
         "keep_alive",
         "is_head",
         "chunked",
@@ -107,6 +108,8 @@ class _Request:
         self.conn_id = conn_id
         self.environ: dict[str, Any] = {}
         self.body: RequestBody | None = None  # a streamed request body
+        # Current, but not handed to a worker until its body is in or fills the buffer.
+        self.deferred = False
         self.keep_alive = keep_alive
         self.is_head = is_head
         self.chunked = False
@@ -154,6 +157,10 @@ def _parse_status(status: str) -> int:
     code = status[:3]
     if len(status) < 4 or status[3] != " " or not code.isdigit() or not 100 <= int(code) <= 999:
         raise ValueError(f"WSGI status must look like '200 OK', got {status!r}")
+    if code[0] == "1":
+        # Interim responses (RFC 9110 section 15.2) are the server's business: 100 Continue
+        # is sent by the server, and WSGI has no way to take over the connection (101).
+        raise ValueError(f"a WSGI app cannot send a 1xx (interim) status, got {status!r}")
     return int(code)
 
 
@@ -222,7 +229,7 @@ class _Exchange:
         self.headers: list[tuple[str, str]] = []
         self.parts: list[bytes] = []
         self.size = 0  # body bytes produced by the app
-        self.no_body = False  # HEAD, 1xx, 204, 304: no body goes out
+        self.no_body = False  # HEAD, 204, 304: no body goes out
         self.streaming = False
         self.stream_eager = False
         self.head_sent = False
@@ -250,7 +257,7 @@ class _Exchange:
         self.headers = list(_check_headers(headers))
         self.code = code
         self.status = status
-        self.no_body = self.req.is_head or code in (204, 304) or code < 200
+        self.no_body = self.req.is_head or code == 204 or code == 304
         self.parts = []
         self.size = 0
         return self.write
@@ -417,7 +424,7 @@ class _Exchange:
         length = _content_length(headers)
         if self.no_body:
             body = b""
-            if code == 204 or code < 200:
+            if code == 204:
                 headers = _without(headers, "content-length")
             elif length is None and (req.is_head or code != 304):
                 headers = [*headers, ("Content-Length", str(self.size))]
@@ -437,7 +444,7 @@ class _Exchange:
                 req.keep_alive = False
         headers = self._connection_headers(headers)
         if self.no_body and _find_header(headers, "content-length") is None:
-            # 1xx/204/304 without a length: send_response would add "Content-Length: 0"
+            # 204/304 without a length: send_response would add "Content-Length: 0"
             self.server._post(req, (_HEAD, req, code, headers))
             self.server._post(req, (_END, req))
         else:
@@ -520,6 +527,7 @@ class WSGIServer:
         self._lock = threading.Lock()
         self._outbox: list[tuple[Any, ...]] = []  # guarded by _lock
         self._wake_target: int | None = None  # guarded by _lock: id of the wakeup in flight
+        self._sweep_timer: Any = None
         self._stop = threading.Event()
         self._stopping = False
         self._closed = False
@@ -575,6 +583,10 @@ class WSGIServer:
             raise ValueError(f"{url!r} needs ssl_certfile and ssl_keyfile")
         self._listeners.append(conn)
         self._start_threads()
+        if self._sweep_timer is None:
+            self._sweep_timer = self._mgr.timer_add(
+                1000, self._sweep_stalled_bodies, repeat=True
+            )
         return conn
 
     def _start_threads(self) -> None:
@@ -733,9 +745,13 @@ class WSGIServer:
         req = state.receiving if state is not None else None
         if req is None or req.body is None:
             return
-        if req.body.feed(data) and not state.reading_paused:
+        body = req.body
+        if body.feed(data) and not state.reading_paused:
             state.reading_paused = True
             conn.pause_reading()
+        if req.deferred and body.ready:
+            req.deferred = False
+            self._jobs.put(_Exchange(self, req))
         if not data:
             # The whole body is in: what follows is the next request, which the core holds
             # back until this one is answered.
@@ -772,7 +788,36 @@ class WSGIServer:
 
     def _dispatch(self, state: _ConnState, req: _Request) -> None:
         state.current = req
-        self._jobs.put(_Exchange(self, req))
+        body = req.body
+        if body is not None and not body.ready:
+            # A client that sends a little of its body and stalls must not hold an app
+            # thread (R-U-Dead-Yet): the request goes to the pool once the body is in, or
+            # once a quarter of the read-ahead buffer (BODY_BUFFER_BYTES / 4) has arrived.
+            req.deferred = True
+        else:
+            self._jobs.put(_Exchange(self, req))
+
+    def _sweep_stalled_bodies(self) -> None:
+        """Timer (poll thread): answer 408 to requests whose body stopped arriving before
+        any app thread took them."""
+        deadline = time.monotonic() - BODY_READ_TIMEOUT_S
+        for state in list(self._states.values()):
+            req = state.current
+            if req is not None and req.deferred and req.body is not None:
+                if req.body.last_feed < deadline:
+                    logger.info(
+                        "closing connection %d: request body stalled for %.0f s",
+                        state.conn.id,
+                        BODY_READ_TIMEOUT_S,
+                    )
+                    req.deferred = False
+                    state.current = None
+                    state.conn.send_response(
+                        408,
+                        [("Content-Type", "text/plain"), ("Connection", "close")],
+                        b"Request Timeout",
+                    )
+                    state.conn.drain()
 
     def _cancel(self, state: _ConnState) -> None:
         """The connection is gone: stop its requests' workers."""
