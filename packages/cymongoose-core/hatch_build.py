@@ -14,6 +14,7 @@ ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
 
 from build_support.fetch_mongoose import locate  # noqa: E402
+from build_support.patch_mongoose import apply_patches  # noqa: E402
 
 # Chosen for servers (README "Compile flags"): TLS built in, IPv6, larger header and
 # receive limits than mongoose's embedded defaults so browsers, proxies and uploads fit.
@@ -71,7 +72,10 @@ class CustomBuildHook(BuildHookInterface):
         # newer than the sources exists, which would mix sanitizer and plain builds.
         flags = "|".join(os.environ.get(v, "") for v in ("CYMONGOOSE_CFLAGS", "CYMONGOOSE_LDFLAGS"))
         tag = hashlib.sha256(flags.encode()).hexdigest()[:12]
-        built = _compile_extension(mongoose_dir, ROOT / "build" / tag)
+        # Our patches (patches/*.patch, each with its reason) go onto a copy of the
+        # verified pristine sources; the build stops if one no longer applies.
+        patched = apply_patches(mongoose_dir, ROOT / "patches", ROOT / "build" / "mongoose")
+        built = _compile_extension(patched, ROOT / "build" / tag)
         build_data["pure_python"] = False
         build_data["infer_tag"] = True
         if version == "editable":

@@ -1,5 +1,42 @@
 # Manager: owns one ``struct mg_mgr`` and routes C events to Python handlers.
 
+# Quiet connections (patches/0001-quiet-connections.patch, docs/design-scale.md): a
+# connection with is_quiet set is visited by mg_mgr_poll() only when epoll reports it,
+# while it has work pending, or after mg_attend(); others get MG_EV_POLL every
+# iteration as in pristine mongoose.
+cdef extern from *:
+    """
+    static inline void cym_set_quiet(struct mg_connection *c, int on) {
+      c->is_quiet = on ? 1U : 0U;
+    }
+    static inline int cym_is_quiet(const struct mg_connection *c) { return c->is_quiet; }
+    """
+    void mg_attend(mg_connection *c) nogil
+    void cym_set_quiet(mg_connection *c, int on) nogil
+    int cym_is_quiet(const mg_connection *c) nogil
+
+
+cdef inline void _touch(mg_connection *c) noexcept nogil:
+    # Python (or a timer) is about to change a connection outside its own visit: a
+    # quiet one must be visited on the next poll to act on the change.
+    if cym_is_quiet(c):
+        mg_attend(c)
+
+
+cdef inline bint _can_be_quiet(mg_connection *c, ConnState *st) noexcept nogil:
+    # Accepted connections whose Python handler does not see loop-iteration events
+    # (io_events False) and whose protocol handler does nothing on MG_EV_POLL while
+    # idle: ours (_srv_pfn), mongoose's WebSocket one, and mongoose's http_cb while no
+    # pipelined request waits in recv. serve_file/serve_dir's static handler, clients,
+    # MQTT and everything else keep MG_EV_POLL on every iteration.
+    if st.want_io or not c.is_accepted or c.pfn == NULL:
+        return False
+    if c.pfn == _srv_pfn or c.pfn == _ws_pfn:
+        return st.srv != NULL
+    if c.pfn == _mg_ws_cb:
+        return c.is_websocket
+    return c.pfn == _mg_http_cb and c.recv.len == 0
+
 
 cdef void _on_event(mg_connection *c, int ev, void *ev_data) noexcept nogil:
     cdef ConnState *st = <ConnState *>c.fn_data
@@ -8,6 +45,9 @@ cdef void _on_event(mg_connection *c, int ev, void *ev_data) noexcept nogil:
     if st.srv != NULL and st.c == c and (ev == MG_EV_POLL or ev == MG_EV_WRITE):
         if c.pfn == _mg_http_cb and c.is_accepted and c.pfn != NULL:
             c.pfn = _srv_pfn  # serve_file/serve_dir restored mongoose's http_cb
+    if st.c == c:
+        cym_set_quiet(c, _can_be_quiet(c, st))
+    if st.srv != NULL and st.c == c and (ev == MG_EV_POLL or ev == MG_EV_WRITE):
         if st.want_writable and c.send.len <= st.low_water:
             st.want_writable = 0
             with gil:
@@ -356,6 +396,8 @@ cdef class Manager:
         if kind == 0:
             c = mg_http_listen(&self._mgr, u, _on_event, st) if http else \
                 mg_listen(&self._mgr, u, _on_event, st)
+            if http and c != NULL:
+                _mg_http_cb_set(c.pfn)  # lets _can_be_quiet recognise mongoose's http_cb
         elif kind == 1:
             c = mg_http_connect(&self._mgr, u, _on_event, st) if http else \
                 mg_connect(&self._mgr, u, _on_event, st)

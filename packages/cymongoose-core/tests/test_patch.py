@@ -1,0 +1,62 @@
+"""The core's mongoose patches apply to the pinned sources, and a build stops when they don't."""
+
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+CORE = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(CORE))
+fetch = pytest.importorskip("build_support.fetch_mongoose")
+patching = pytest.importorskip("build_support.patch_mongoose")
+PATCHES = CORE / "patches"
+
+pytestmark = pytest.mark.skipif(shutil.which("patch") is None, reason="needs patch(1)")
+
+
+def test_every_patch_states_its_reason_before_the_diff():
+    patches = patching.patch_files(PATCHES)
+    assert [p.name for p in patches] == ["0001-quiet-connections.patch"]
+    for p in patches:
+        reason, _, diff = p.read_text().partition("\n--- a/")
+        assert "Why" in reason and diff, p.name
+
+
+def test_patches_apply_to_the_verified_pristine_sources(tmp_path):
+    pristine = fetch.locate(CORE)
+    out = patching.apply_patches(pristine, PATCHES, tmp_path / "patched")
+    header = (out / "mongoose.h").read_text()
+    assert "void mg_attend(struct mg_connection *c);" in header
+    assert "unsigned is_quiet : 1;" in header
+    assert "mg_attend" in (out / "mongoose.c").read_text()
+    fetch.verify(pristine)  # the pristine files themselves are left untouched
+
+
+def test_a_source_the_patch_no_longer_fits_stops_the_build(tmp_path):
+    pristine = fetch.locate(CORE)
+    changed = tmp_path / "changed"
+    changed.mkdir()
+    for name in ("mongoose.c", "mongoose.h"):
+        shutil.copy(pristine / name, changed / name)
+    source = (changed / "mongoose.c").read_text()
+    marker = "    if (c->recv.len >= sizeof(*id)) {\n"  # a line the patch changes
+    assert source.count(marker) == 1
+    (changed / "mongoose.c").write_text(source.replace(marker, marker.replace("(*id)", "(id)")))
+    dest = tmp_path / "dest"
+    with pytest.raises(patching.MongoosePatchError) as err:
+        patching.apply_patches(changed, PATCHES, dest)
+    assert "0001-quiet-connections.patch does not apply" in str(err.value)
+    assert not (dest / "mongoose.c").exists()  # nothing half-patched is left to compile
+
+
+def test_missing_patch_program_is_named(tmp_path, monkeypatch):
+    monkeypatch.setattr(patching.shutil, "which", lambda name: None)
+    with pytest.raises(patching.MongoosePatchError, match="'patch' program"):
+        patching.apply_patches(fetch.locate(CORE), PATCHES, tmp_path / "dest")
+
+
+def test_sdist_carries_the_patches():
+    tomllib = pytest.importorskip("tomllib")
+    config = tomllib.loads((CORE / "pyproject.toml").read_text())
+    assert "patches" in config["tool"]["hatch"]["build"]["targets"]["sdist"]["include"]
