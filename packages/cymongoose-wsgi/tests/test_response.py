@@ -372,3 +372,16 @@ def test_interim_status_from_app_is_an_error(status):
     with ServerThread(app, workers=1, access_log=False) as srv:
         assert httpx.get(srv.url).status_code == 500
     assert "1xx" in str(errors[0])
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_status_reason_phrase_is_the_apps(stream):
+    def app(environ, start_response):
+        start_response("404 Gone Fishing", [("Content-Type", "text/plain")])
+        if stream:
+            return (b for b in [b"not ", b"here"])
+        return [b"not here"]
+
+    with ServerThread(app, workers=1, access_log=False) as srv:
+        reply = raw_exchange(srv.port, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert reply.startswith(b"HTTP/1.1 404 Gone Fishing\r\n")

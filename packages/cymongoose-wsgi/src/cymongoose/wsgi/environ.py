@@ -16,7 +16,6 @@ import time
 from collections.abc import Callable, Iterator
 from io import BytesIO
 from typing import Any, BinaryIO
-from urllib.parse import unquote_to_bytes
 
 __all__ = [
     "ClientDisconnected",
@@ -25,34 +24,6 @@ __all__ = [
     "base_environ",
     "request_environ",
 ]
-
-# Header names (lower-cased bytes, as ``HttpMessage.parts()`` gives them) whose environ key
-# has no HTTP_ prefix (PEP 3333, CGI).
-_UNPREFIXED = {b"content-type": "CONTENT_TYPE", b"content-length": "CONTENT_LENGTH"}
-
-# Precomputed b"header-name" -> "HTTP_HEADER_NAME" for the names seen so far. Bounded so
-# that a client sending random header names cannot grow it without limit.
-_KEY_CACHE: dict[bytes, str | None] = dict(_UNPREFIXED)
-_KEY_CACHE_MAX = 1024
-
-
-def _environ_key(name: bytes) -> str | None:
-    """Return the environ key for the lower-cased header ``name``, or None to drop it.
-
-    Names containing ``_`` are dropped: they would be indistinguishable from ``-`` once
-    converted, which lets a client spoof headers set by a proxy (``X-Forwarded_For``).
-    """
-    key = _KEY_CACHE.get(name, False)
-    if key is not False:
-        return key  # type: ignore[return-value]
-    if b"_" in name:
-        key = None
-    else:
-        key = "HTTP_" + name.decode("latin-1").upper().replace("-", "_")
-    if len(_KEY_CACHE) < _KEY_CACHE_MAX:
-        _KEY_CACHE[name] = key
-    return key
-
 
 class ClientDisconnected(ConnectionError):
     """Raised by ``wsgi.input`` when the client closed the connection mid-body."""
@@ -294,55 +265,25 @@ def base_environ(
     }
 
 
-def request_environ(
-    base: dict[str, Any],
-    parts: tuple[str, bytes, bytes, str, list[tuple[bytes, bytes]], bytes],
-    wsgi_input: Any = None,
-) -> dict[str, Any]:
-    """Return a new environ for one request on top of ``base``.
+def request_environ(base: dict[str, Any], msg: Any, wsgi_input: Any = None) -> dict[str, Any]:
+    """Return a new environ for the request ``msg`` (an ``HttpMessage``) on top of ``base``.
 
-    ``parts`` is ``HttpMessage.parts()``: ``(method, path, query, proto, headers, body)``.
+    The CGI keys come from the core in one call (``HttpMessage.wsgi_environ``): PATH_INFO
+    percent-decoded and, like every header and QUERY_STRING, given as latin-1 code points
+    (PEP 3333, "Unicode Issues"); the ``base["SCRIPT_NAME"]`` prefix moved off PATH_INFO;
+    repeated headers joined with ``", "`` (``"; "`` for Cookie; RFC 9110 section 5.3);
+    header names with ``_`` dropped.
+
     ``wsgi_input`` replaces the default ``BytesIO(body)`` (a :class:`RequestBody` when the
-    body is streamed).
-
-    PATH_INFO is percent-decoded and, like every header and QUERY_STRING, given as latin-1
-    code points (PEP 3333, "Unicode Issues"). When ``base["SCRIPT_NAME"]`` is set and the
-    path starts with it, that prefix is moved from PATH_INFO to SCRIPT_NAME. Repeated headers
-    are joined with ``", "`` (``"; "`` for Cookie; RFC 9110 section 5.3). Header names with
-    ``_`` are dropped. A body already received in full gets a CONTENT_LENGTH of its size; a
-    streamed body without Content-Length gets ``wsgi.input_terminated = True``.
+    body is streamed). A body already received in full gets a CONTENT_LENGTH of its size
+    (a small chunked body has been de-chunked); a streamed body without Content-Length gets
+    ``wsgi.input_terminated = True``.
     """
-    method, path, query, proto, headers, body = parts
-    environ = base.copy()
-    environ["REQUEST_METHOD"] = method
-    if path[:1] != b"/" and (path[:7].lower() == b"http://" or path[:8].lower() == b"https://"):
-        # absolute-form request target (RFC 9112 section 3.2.2): keep only the path
-        slash = path.find(b"/", path.find(b"//") + 2)
-        path = path[slash:] if slash >= 0 else b"/"
-    path_info = unquote_to_bytes(path).decode("latin-1") if b"%" in path else path.decode("latin-1")
-    script_name = environ["SCRIPT_NAME"]
-    if script_name and path_info.startswith(script_name):
-        rest = path_info[len(script_name) :]
-        if not rest or rest[0] == "/":
-            path_info = rest
-    environ["PATH_INFO"] = path_info
-    environ["QUERY_STRING"] = query.decode("latin-1")
-    environ["SERVER_PROTOCOL"] = proto or "HTTP/1.0"
-    for name, value in headers:
-        key = _KEY_CACHE.get(name, False)
-        if key is False:
-            key = _environ_key(name)
-        if key is None:
-            continue
-        text = value.decode("latin-1")
-        if key in environ and key[0] == "H":  # repeated HTTP_* header
-            environ[key] += ("; " if key == "HTTP_COOKIE" else ", ") + text
-        else:
-            environ[key] = text
+    environ: dict[str, Any] = msg.wsgi_environ(base)
     if wsgi_input is None:
+        body = msg.body_bytes
         environ["wsgi.input"] = BytesIO(body)
         if body:
-            # The core has de-chunked and buffered the whole body: its size is known.
             environ["CONTENT_LENGTH"] = str(len(body))
     else:
         environ["wsgi.input"] = wsgi_input

@@ -72,9 +72,13 @@ _RESPONSE, _HEAD, _DATA, _END, _ABORT, _RESUME = range(6)
 
 _INTERNAL_ERROR_BODY = b"Internal Server Error"
 _ERROR_HEADERS = [("Content-Type", "text/plain; charset=utf-8")]
-_PROXY_HEADER_NAMES = frozenset(
-    (b"forwarded", b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host")
+_PROXY_HEADERS = (
+    (b"forwarded", "HTTP_FORWARDED"),
+    (b"x-forwarded-for", "HTTP_X_FORWARDED_FOR"),
+    (b"x-forwarded-proto", "HTTP_X_FORWARDED_PROTO"),
+    (b"x-forwarded-host", "HTTP_X_FORWARDED_HOST"),
 )
+_PROXY_KEYS = frozenset(key for _, key in _PROXY_HEADERS)
 
 
 class _Cancelled(Exception):
@@ -104,14 +108,14 @@ class _Request:
         "client",
     )
 
-    def __init__(self, conn_id: int, keep_alive: bool, is_head: bool) -> None:
+    def __init__(self, conn_id: int) -> None:
         self.conn_id = conn_id
         self.environ: dict[str, Any] = {}
+        self.keep_alive = True
+        self.is_head = False
         self.body: RequestBody | None = None  # a streamed request body
         # Current, but not handed to a worker until its body is in or fills the buffer.
         self.deferred = False
-        self.keep_alive = keep_alive
-        self.is_head = is_head
         self.chunked = False
         # Set by the poll thread under WSGIServer._lock when the connection closes.
         self.cancelled = False
@@ -119,8 +123,8 @@ class _Request:
         self.cond: threading.Condition | None = None
         self.queued_bytes = 0
         # For the access log.
-        self.path = b""
-        self.query = b""
+        self.path = ""
+        self.query = ""
         self.client: tuple[str, int] | None = None
 
 
@@ -130,6 +134,7 @@ class _ConnState:
     __slots__ = (
         "conn",
         "base",
+        "client",
         "trusted",
         "current",
         "pending",
@@ -139,9 +144,12 @@ class _ConnState:
         "writable_armed",
     )
 
-    def __init__(self, conn: Any, base: dict[str, Any], trusted: bool) -> None:
+    def __init__(
+        self, conn: Any, base: dict[str, Any], client: tuple[str, int], trusted: bool
+    ) -> None:
         self.conn = conn
         self.base = base
+        self.client = client  # the peer (host, port)
         self.trusted = trusted  # the peer may set proxy headers
         self.current: _Request | None = None
         self.pending: deque[_Request] = deque()
@@ -308,7 +316,7 @@ class _Exchange:
         headers = self._connection_headers(headers)
         req.cond = threading.Condition()
         self.head_sent = True
-        self.server._post(req, (_HEAD, req, self.code, headers))
+        self.server._post(req, (_HEAD, req, self.status, headers))
         parts, self.parts = self.parts, []
         if parts:
             self._send_block(parts[0] if len(parts) == 1 else b"".join(parts))
@@ -400,7 +408,8 @@ class _Exchange:
             else:
                 self.status = "500 Internal Server Error"
                 self.no_body = req.is_head
-                self._respond(500, list(_ERROR_HEADERS), _INTERNAL_ERROR_BODY)
+                self.code = 500
+                self._respond(list(_ERROR_HEADERS), _INTERNAL_ERROR_BODY)
             return
         if self.streaming:
             if self.length is not None and self.sent < self.length:
@@ -416,11 +425,12 @@ class _Exchange:
         else:
             parts = self.parts
             body = parts[0] if len(parts) == 1 else b"".join(parts)
-            self._respond(self.code, self.headers, body)
+            self._respond(self.headers, body)
 
-    def _respond(self, code: int, headers: list[tuple[str, str]], body: bytes) -> None:
+    def _respond(self, headers: list[tuple[str, str]], body: bytes) -> None:
         """Post a complete response; fixes up Content-Length as RFC 9110 section 8.6 says."""
         req = self.req
+        code = self.code
         length = _content_length(headers)
         if self.no_body:
             body = b""
@@ -444,11 +454,11 @@ class _Exchange:
                 req.keep_alive = False
         headers = self._connection_headers(headers)
         if self.no_body and _find_header(headers, "content-length") is None:
-            # 204/304 without a length: send_response would add "Content-Length: 0"
-            self.server._post(req, (_HEAD, req, code, headers))
+            # 204/304 without a length: a complete response would get "Content-Length: 0"
+            self.server._post(req, (_HEAD, req, self.status, headers))
             self.server._post(req, (_END, req))
         else:
-            self.server._post(req, (_RESPONSE, req, code, headers, body))
+            self.server._post(req, (_RESPONSE, req, self.status, headers, body))
         self._log(code)
 
     def _log(self, code: int) -> None:
@@ -686,25 +696,14 @@ class WSGIServer:
         remote = conn.remote_addr
         trusted = self._proxy is not None and self._proxy.is_trusted(remote[0])
         base = base_environ(conn.local_addr, remote, scheme, script_name=self.config.root_path)
-        state = self._states[conn.id] = _ConnState(conn, base, trusted)
+        state = self._states[conn.id] = _ConnState(conn, base, (remote[0], remote[1]), trusted)
         return state
 
     def _on_request(self, conn: Any, msg: Any) -> None:
         state = self._states.get(conn.id) or self._new_state(conn)
-        parts = msg.parts()
-        headers = parts[4]
-        connection = b""
-        for name, value in headers:
-            if name == b"connection":
-                connection = value.lower()
-        proto = parts[3]
-        if proto == "HTTP/1.1":
-            keep_alive = b"close" not in connection
-        else:
-            keep_alive = b"keep-alive" in connection
-        req = _Request(conn.id, keep_alive, parts[0] == "HEAD")
+        req = _Request(conn.id)
         body = None
-        if getattr(msg, "more_body", False):
+        if msg.more_body:
             body = req.body = RequestBody(
                 lambda: self._post(req, (_RESUME, req)),
                 high_water=BODY_BUFFER_BYTES,
@@ -712,13 +711,24 @@ class WSGIServer:
                 timeout_s=BODY_READ_TIMEOUT_S,
             )
             state.receiving = req
-        environ = req.environ = request_environ(state.base, parts, body)
-        req.path = parts[1]
-        req.query = parts[2]
-        remote = conn.remote_addr
-        client = (remote[0], remote[1])
-        if state.trusted and any(name in _PROXY_HEADER_NAMES for name, _ in headers):
+        environ = req.environ = request_environ(state.base, msg, body)  # CGI keys built in C
+        connection = environ.get("HTTP_CONNECTION")
+        if environ["SERVER_PROTOCOL"] == "HTTP/1.1":
+            req.keep_alive = connection is None or "close" not in connection.lower()
+        else:
+            req.keep_alive = connection is not None and "keep-alive" in connection.lower()
+        req.is_head = environ["REQUEST_METHOD"] == "HEAD"
+        if self._access_log:
+            req.path = msg.uri
+            req.query = msg.query
+        client = state.client
+        if state.trusted and not _PROXY_KEYS.isdisjoint(environ):
             assert self._proxy is not None
+            headers = [
+                (name, environ[key].encode("latin-1"))
+                for name, key in _PROXY_HEADERS
+                if key in environ
+            ]
             result = self._proxy.resolve(headers, client, environ["wsgi.url_scheme"])
             if result.client is not None:
                 client = result.client
@@ -867,10 +877,10 @@ class WSGIServer:
         kind, req = item[0], item[1]
         conn = state.conn
         if kind == _RESPONSE:
-            conn.send_response(item[2], item[3], item[4])
+            conn.send_wsgi_response(item[2], item[3], item[4])
             self._finish(state, req)
         elif kind == _HEAD:
-            conn.send_response_head(item[2], item[3])
+            conn.send_wsgi_head(item[2], item[3])
         elif kind == _DATA:
             data = item[2]
             if req.chunked:
