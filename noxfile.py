@@ -193,6 +193,17 @@ def soak(session: nox.Session) -> None:
     session.run("python", str(ROOT / "tests-soak" / "soak.py"), *session.posargs)
 
 
+@nox.session
+def fuzz(session: nox.Session) -> None:
+    """tests-fuzz/run.py: atheris on the core's HTTP parsing and the adapters' translation.
+
+    10 minutes in all by default (``nox -s fuzz -- --seconds 60``); fails on any crash,
+    hang or broken invariant, leaving the input in .nox/fuzz/<target>/.
+    """
+    _install(session, *PACKAGES, extra=["atheris"])
+    session.run("python", str(ROOT / "tests-fuzz" / "run.py"), *session.posargs)
+
+
 def _pyenv_pythons() -> None:
     """Let nox find every pyenv-installed Python: pyenv's shims answer only for the versions
     PYENV_VERSION lists (a shim sets it to the active one), so append the others."""
