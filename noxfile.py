@@ -138,6 +138,7 @@ def asan(session: nox.Session) -> None:
     instrumented too. ``nox -s asan -- -k chunked`` narrows every pytest run.
     """
     import shutil
+    from xml.etree import ElementTree
 
     libasan = session.run("gcc", "-print-file-name=libasan.so", silent=True,
                           external=True).strip()
@@ -155,16 +156,25 @@ def asan(session: nox.Session) -> None:
     reports.mkdir()
     env = {"LD_PRELOAD": libasan, "PYTHONMALLOC": "malloc",
            "ASAN_OPTIONS": f"detect_leaks=0:abort_on_error=1:log_path={reports}/asan"}
+    failed = []
     try:
+        # Every suite runs even when one fails: a failure must not hide a later report.
         for path in [*(p / "tests" for p in PACKAGES.values()), ROOT / "tests-integration"]:
-            session.run("pytest", "-p", "no:cacheprovider", "--timeout=600", str(path),
-                        *session.posargs, env=env)
-    finally:
+            junit = reports.parent / f"{path.parent.name}-{path.name}.xml"
+            session.run("pytest", "-p", "no:cacheprovider", "--timeout=600",
+                        f"--junitxml={junit}", str(path), *session.posargs, env=env,
+                        success_codes=[0, 1, 5])
+            suite = ElementTree.parse(junit).getroot().find("testsuite")
+            if suite is None or int(suite.get("failures", 0)) + int(suite.get("errors", 0)):
+                failed.append(str(path.relative_to(ROOT)))
+    finally:  # pytest itself aborted by a report: show it all the same
         found = sorted(reports.iterdir())
         for report in found:
             session.log(f"{report}:\n{report.read_text(errors='replace')}")
     if found:
         session.error(f"AddressSanitizer reported {len(found)} error(s): see above")
+    if failed:
+        session.error(f"tests failed under AddressSanitizer in: {', '.join(failed)}")
 
 
 @nox.session
