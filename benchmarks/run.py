@@ -6,6 +6,12 @@ measures it; rounds are interleaved and the median over rounds is reported.
 
     python benchmarks/run.py            # 3 rounds
     python benchmarks/run.py --quick    # 1 round, short durations
+    python benchmarks/run.py --workloads idle0,idle10k,idle0x64,idle10kx64,wsidle10k
+
+The idle workloads (issue 11) measure the hello route while a separate process
+(idle_clients.py, on the load CPU) holds 1,000 or 10,000 idle keep-alive connections or
+10,000 idle WebSockets open; each is reported against its no-idle twin, with the server's
+RSS growth per idle connection.
 """
 
 from __future__ import annotations
@@ -31,6 +37,11 @@ from pathlib import Path
 
 import psutil
 
+try:
+    import resource
+except ImportError:  # not POSIX
+    resource = None
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 APPS = HERE / "apps"
@@ -49,9 +60,12 @@ class Server:
     kind: str  # "c", "core", "asgi" or "wsgi": the class its rows are compared within
     websocket: bool
 
-    def argv(self, module: str, port: int, c_binary: Path | None) -> list[str]:
+    def argv(self, module: str, port: int, c_binary: Path | None,
+             long_keep_alive: bool = False) -> list[str]:
         spec, p = f"{module}:app", str(port)
         host = ["--host", "127.0.0.1", "--port", p]
+        if long_keep_alive:  # idle workloads: idle connections must outlive the run
+            host += IDLE_KEEP_ALIVE.get(self.name, [])
         return {
             "mongoose-c": [str(c_binary), p],
             "cymongoose-core": [PY, str(APPS / "core_app.py"), p],
@@ -69,6 +83,17 @@ class Server:
                              "--log-level", "warning", *host, spec],
         }[self.name]
 
+
+# Flags that keep idle keep-alive connections open for the idle workloads; servers
+# absent here (mongoose-c, cymongoose-core, granian) do not time idle connections out
+# within a run (idle_clients.py reports how many stayed open).
+IDLE_KEEP_ALIVE = {
+    "cymongoose-asgi": ["--timeout-keep-alive", "3600"],
+    "uvicorn": ["--timeout-keep-alive", "3600"],
+    "cymongoose-wsgi": ["--timeout-keep-alive", "3600"],
+}
+IDLE_SERVERS = ("mongoose-c", "cymongoose-core", "cymongoose-asgi", "uvicorn", "granian-asgi",
+                "cymongoose-wsgi", "granian-wsgi")
 
 SERVERS = [
     Server("mongoose-c", "c", True),
@@ -97,6 +122,11 @@ class Workload:
     method: str = "GET"
     body: bytes = b""
     websocket: bool = False
+    # Idle workloads: idle connections held open by idle_clients.py during the run
+    idle: int | None = None  # None: not an idle workload; 0: the no-idle twin
+    idle_websocket: bool = False  # the idle connections are WebSockets (path /ws)
+    base: str | None = None  # the no-idle workload this one is compared with
+    servers: tuple[str, ...] | None = None  # only these servers (None: every one)
 
 
 RAW = {"c": "", "core": "", "asgi": "raw_asgi", "wsgi": "raw_wsgi"}
@@ -119,6 +149,25 @@ WORKLOADS = [
     Workload("ws100", "WebSocket 32-byte echo, 100 connections", "/ws", 100,
              ("c", "core", "asgi"), RAW, websocket=True),
 ]
+
+
+def _idle_workloads() -> list[Workload]:
+    """hello with 0 / 1,000 / 10,000 idle keep-alive connections, at -c1 and -c64."""
+    out = []
+    for clients, suffix in ((1, ""), (64, "x64")):
+        base = f"idle0{suffix}"
+        for idle, label in ((0, "0"), (1000, "1k"), (10000, "10k")):
+            out.append(Workload(
+                f"idle{label}{suffix}", f"13-byte hello, {clients} client(s), {idle:,} idle "
+                "keep-alive connections", "/", clients, ALL, RAW, HELLO, idle=idle,
+                base=None if idle == 0 else base, servers=IDLE_SERVERS))
+    out.append(Workload("wsidle10k", "13-byte hello, 1 client, 10,000 idle WebSockets", "/",
+                        1, ("c", "core", "asgi"), RAW, HELLO, idle=10000, idle_websocket=True,
+                        base="idle0", servers=IDLE_SERVERS))
+    return out
+
+
+WORKLOADS += _idle_workloads()
 
 
 # --------------------------------------------------------------------------- processes
@@ -164,12 +213,14 @@ class RssSampler(threading.Thread):
 class Running:
     """One server process (own process group, pinned to SERVER_CPU)."""
 
-    def __init__(self, server: Server, module: str, c_binary: Path | None):
+    def __init__(self, server: Server, module: str, c_binary: Path | None,
+                 long_keep_alive: bool = False):
         self.port = free_port()
         self.log = tempfile.TemporaryFile()
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(
             [str(APPS), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep))
-        argv = ["taskset", "-c", SERVER_CPU, *server.argv(module, self.port, c_binary)]
+        argv = ["taskset", "-c", SERVER_CPU,
+                *server.argv(module, self.port, c_binary, long_keep_alive)]
         self.proc = subprocess.Popen(argv, cwd=APPS, env=env, stdin=subprocess.DEVNULL,
                                      stdout=self.log, stderr=subprocess.STDOUT,
                                      start_new_session=True)
@@ -208,6 +259,57 @@ class Running:
                     pass
                 self.proc.wait()
         self.log.close()
+
+
+def raise_nofile() -> int:
+    """Raise this process's soft RLIMIT_NOFILE to its hard limit (servers and idle
+    clients inherit it); return the soft limit now in force."""
+    if resource is None:
+        return 0
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        soft = hard
+    return soft
+
+
+def tree_rss(pid: int) -> int:
+    """Current RSS in bytes of a process and its children."""
+    try:
+        proc = psutil.Process(pid)
+        return sum(p.memory_info().rss for p in [proc, *proc.children(recursive=True)])
+    except psutil.Error:
+        return 0
+
+
+class IdleClients:
+    """idle_clients.py holding ``count`` idle connections (or WebSockets) to a server."""
+
+    def __init__(self, port: int, count: int, websocket: bool):
+        url = f"http://127.0.0.1:{port}{'/ws' if websocket else '/'}"
+        argv = ["taskset", "-c", LOAD_CPU, PY, str(HERE / "idle_clients.py"), url,
+                "--count", str(count), *(["--websocket"] if websocket else [])]
+        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True)
+        line = self.proc.stdout.readline()
+        if not line.startswith("READY "):
+            self.stop()
+            raise RuntimeError(f"idle clients: {line.strip()} {self.proc.stderr.read()[-300:]}")
+        self.ready = json.loads(line[len("READY "):])
+
+    def still_open(self) -> int:
+        self.proc.stdin.write("check\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        return json.loads(line[len("OPEN "):])["open"] if line.startswith("OPEN ") else -1
+
+    def stop(self) -> None:
+        try:
+            self.proc.stdin.close()
+            self.proc.wait(30)
+        except (OSError, subprocess.TimeoutExpired):
+            self.proc.kill()
+            self.proc.wait()
 
 
 def build_c_hello(tmp: Path) -> Path:
@@ -298,6 +400,8 @@ def measure(running: Running, server: Server, w: Workload, args, scripts, cell: 
             run_ws(running.port, w, args.warmup)
             running.rss.take()
             result = run_ws(running.port, w, args.duration)
+        elif w.idle is not None:
+            result = measure_idle(running, w, args, scripts[w.method])
         else:
             check_http(running.port, w)
             script = scripts[w.method]
@@ -319,13 +423,44 @@ def measure(running: Running, server: Server, w: Workload, args, scripts, cell: 
         print(f"  {w.name:8} {server.name:16} ERROR {cell.error}", flush=True)
 
 
+def measure_idle(running: Running, w: Workload, args, script: Path) -> dict:
+    """wrk on the hello route while ``w.idle`` idle connections are held open."""
+    check_http(running.port, w)
+    if args.warmup >= 1:
+        run_wrk(running.port, w, round(args.warmup), script)
+    else:
+        check_http(running.port, w, args.warmup)
+    before = tree_rss(running.proc.pid)
+    idle = IdleClients(running.port, w.idle, w.idle_websocket) if w.idle else None
+    try:
+        held = tree_rss(running.proc.pid)
+        check_http(running.port, w)
+        running.rss.take()
+        result = run_wrk(running.port, w, args.duration, script)
+        check_http(running.port, w)
+        result["idle"] = w.idle
+        if idle is not None:
+            result["idle_setup_s"] = idle.ready["seconds"]
+            result["idle_open_end"] = idle.still_open()
+            result["rss_per_idle"] = (held - before) / w.idle
+    finally:
+        if idle is not None:
+            idle.stop()
+    return result
+
+
 def run_round(servers, workloads, args, scripts, cells, c_binary) -> None:
     for server in servers:
         todo = [w for w in workloads if server.kind in w.kinds
-                and (server.websocket or not w.websocket)]
-        for module in dict.fromkeys(w.module[server.kind] for w in todo):
-            group = [w for w in todo if w.module[server.kind] == module]
-            running = Running(server, module, c_binary)
+                and (server.websocket or not w.websocket)
+                and (w.servers is None or server.name in w.servers)
+                and (server.websocket or not w.idle_websocket)]
+        # idle workloads get a server of their own, started with long keep-alive timeouts
+        for module, idle in dict.fromkeys((w.module[server.kind], w.idle is not None)
+                                          for w in todo):
+            group = [w for w in todo
+                     if w.module[server.kind] == module and (w.idle is not None) == idle]
+            running = Running(server, module, c_binary, long_keep_alive=idle)
             try:
                 running.wait_ready()
                 for w in group:
@@ -349,8 +484,11 @@ def summarise(cells: dict, workloads: list[Workload]) -> list[dict]:
             row = {"workload": wname, "server": sname, "kind": cell.kind, "error": cell.error,
                    "rounds": cell.rounds}
             if cell.rounds:
-                for key in ("rps", "p50_us", "p99_us"):
-                    row[key] = statistics.median(r[key] for r in cell.rounds)
+                for key in ("rps", "p50_us", "p99_us", "rss_per_idle", "idle_setup_s"):
+                    if key in cell.rounds[0]:
+                        row[key] = statistics.median(r[key] for r in cell.rounds)
+                if "idle_open_end" in cell.rounds[0]:
+                    row["idle_open_end"] = min(r["idle_open_end"] for r in cell.rounds)
                 row["errors"] = sum(r["errors"] for r in cell.rounds)
                 row["timeouts"] = sum(r["timeouts"] for r in cell.rounds)
                 row["rss"] = max(r["rss"] for r in cell.rounds)
@@ -369,7 +507,43 @@ def summarise(cells: dict, workloads: list[Workload]) -> list[dict]:
         c_rows = [r for r in same if r["server"] == "mongoose-c"]
         if c_rows:
             row["vs_c"] = row["rps"] / c_rows[0]["rps"]
+    bases = {w.name: w.base for w in workloads if w.base}
+    for row in rows:  # idle workloads: relative to the same server without idle connections
+        base = [r for r in ok if r["workload"] == bases.get(row["workload"])
+                and r["server"] == row["server"]]
+        if base and row.get("rps"):
+            row["p50_vs_no_idle"] = row["p50_us"] / base[0]["p50_us"]
+            row["p99_vs_no_idle"] = row["p99_us"] / base[0]["p99_us"]
+            row["rps_vs_no_idle"] = row["rps"] / base[0]["rps"]
     return rows
+
+
+def idle_markdown(rows: list[dict], workloads: list[Workload]) -> list[str]:
+    """The idle workloads side by side: each against the same server with no idle ones."""
+    idle = [w for w in workloads if w.base]
+    if not idle:
+        return []
+    lines = ["## idle connections: cost of a request with idle connections open (issue 11)",
+             "", "Ratios compare each row with the same server and client count without idle "
+             "connections (`idle0` / `idle0x64`). `RSS/idle` is the server's RSS growth while "
+             "the idle connections were opened, divided by their number; `open at end`: idle "
+             "connections the server had not closed when the measurement ended.", "",
+             "| workload | server | p50 ms | p99 ms | p50 × no-idle | p99 × no-idle "
+             "| req/s × no-idle | RSS/idle KiB | open at end |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for w in idle:
+        for r in rows:
+            if r["workload"] != w.name or r.get("rps") is None:
+                continue
+            ratio = {k: f"{r[k]:.2f}×" if k in r else "" for k in
+                     ("p50_vs_no_idle", "p99_vs_no_idle", "rps_vs_no_idle")}
+            per = f"{r['rss_per_idle'] / 1024:.1f}" if "rss_per_idle" in r else ""
+            lines.append(f"| {w.name} | {r['server']} | {r['p50_us'] / 1000:.3f} | "
+                         f"{r['p99_us'] / 1000:.2f} | {ratio['p50_vs_no_idle']} | "
+                         f"{ratio['p99_vs_no_idle']} | {ratio['rps_vs_no_idle']} | {per} | "
+                         f"{r.get('idle_open_end', '')} |")
+    lines.append("")
+    return lines
 
 
 def markdown(rows: list[dict], meta: dict, workloads: list[Workload]) -> str:
@@ -405,6 +579,7 @@ def markdown(rows: list[dict], meta: dict, workloads: list[Workload]) -> str:
                          f"{r['p99_us'] / 1000:.2f} | {et} | {r['rss'] / MIB:.1f} | {peer} | "
                          f"{vs_c} |")
         lines.append("")
+    lines += idle_markdown(rows, workloads)
     return "\n".join(lines)
 
 
@@ -457,6 +632,7 @@ def main(argv=None) -> int:
     if not shutil.which("taskset"):
         print("taskset is not installed: apt-get install util-linux", file=sys.stderr)
         return 2
+    raise_nofile()  # idle workloads: 10,000+ sockets in the server and in idle_clients.py
     servers = [s for s in SERVERS if not args.servers or s.name in args.servers.split(",")]
     workloads = [w for w in WORKLOADS
                  if not args.workloads or w.name in args.workloads.split(",")]
@@ -483,7 +659,9 @@ def main(argv=None) -> int:
         scripts["POST"].write_text((HERE / "wrk" / "echo.lua").read_text() + "\n" + report)
         cells = {(w.name, s.name): Cell(w.name, s.name, s.kind)
                  for w in workloads for s in servers
-                 if s.kind in w.kinds and (s.websocket or not w.websocket)}
+                 if s.kind in w.kinds and (s.websocket or not w.websocket)
+                 and (w.servers is None or s.name in w.servers)
+                 and (s.websocket or not w.idle_websocket)}
         for n in range(args.rounds):
             print(f"round {n + 1}/{args.rounds}", flush=True)
             run_round(servers, workloads, args, scripts, cells, c_binary)
