@@ -385,3 +385,46 @@ def test_status_reason_phrase_is_the_apps(stream):
     with ServerThread(app, workers=1, access_log=False) as srv:
         reply = raw_exchange(srv.port, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     assert reply.startswith(b"HTTP/1.1 404 Gone Fishing\r\n")
+
+
+@pytest.mark.parametrize(
+    ("offset", "length"), [(0, None), (1000, None), (500, 70_000), (0, 0)]
+)
+def test_file_wrapper_from_the_file_position_and_length(tmp_path, offset, length):
+    data = bytes(range(256)) * 2000
+    path = tmp_path / "f.bin"
+    path.write_bytes(data)
+    files = []
+
+    def app(environ, start_response):
+        f = open(path, "rb")
+        f.seek(offset)
+        files.append(f)
+        headers = [("Content-Type", "application/octet-stream")]
+        if length is not None:
+            headers.append(("Content-Length", str(length)))
+        start_response("200 OK", headers)
+        return environ["wsgi.file_wrapper"](f, 8192)
+
+    expected = data[offset:] if length is None else data[offset : offset + length]
+    with ServerThread(app, workers=1, access_log=False) as srv:
+        with httpx.Client() as client:
+            for _ in range(3):  # keep-alive across file responses
+                r = client.get(srv.url)
+                assert r.headers["content-length"] == str(len(expected))
+                assert r.content == expected
+            assert client.head(srv.url).content == b""
+    assert len(files) == 4 and all(f.closed for f in files)
+
+
+def test_file_wrapper_shorter_than_content_length_closes_the_connection(tmp_path):
+    path = tmp_path / "short.bin"
+    path.write_bytes(b"0123456789")
+
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "20")])
+        return environ["wsgi.file_wrapper"](open(path, "rb"))
+
+    with ServerThread(app, workers=1, access_log=False) as srv:
+        reply = raw_exchange(srv.port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert reply.endswith(b"\r\n\r\n0123456789")

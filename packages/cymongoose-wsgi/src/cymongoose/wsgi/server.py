@@ -24,8 +24,10 @@ answered in order.
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import signal
+import stat
 import threading
 import time
 from collections import deque
@@ -39,7 +41,7 @@ from cymongoose.serving.proxy import ProxyHeaders
 import cymongoose
 from cymongoose import MG_EV_ACCEPT, MG_EV_CLOSE, MG_EV_HTTP_MSG, MG_EV_WAKEUP, Manager, TlsOpts
 
-from .environ import ClientDisconnected, RequestBody, base_environ, request_environ
+from .environ import ClientDisconnected, FileWrapper, RequestBody, base_environ, request_environ
 
 __all__ = ["WSGIServer", "serve"]
 
@@ -68,7 +70,7 @@ EV_HTTP_BODY: int = getattr(cymongoose, "EV_HTTP_BODY", -1)
 EV_WRITABLE: int = getattr(cymongoose, "EV_WRITABLE", -2)
 
 # Outbox item kinds.
-_RESPONSE, _HEAD, _DATA, _END, _ABORT, _RESUME = range(6)
+_RESPONSE, _HEAD, _DATA, _END, _ABORT, _RESUME, _FILE = range(7)
 
 _INTERNAL_ERROR_BODY = b"Internal Server Error"
 _ERROR_HEADERS = [("Content-Type", "text/plain; charset=utf-8")]
@@ -369,6 +371,8 @@ class _Exchange:
         server = self.server
         try:
             result = server.app(environ, self.start_response)
+            if type(result) is FileWrapper and server._send_file and self._send_file(result):
+                return  # the poll thread sends the file and closes the wrapper
             try:
                 if type(result) is not list and type(result) is not tuple:
                     # Generators and other lazy iterables: send each block as it comes
@@ -426,6 +430,39 @@ class _Exchange:
             parts = self.parts
             body = parts[0] if len(parts) == 1 else b"".join(parts)
             self._respond(self.headers, body)
+
+    def _send_file(self, wrapper: FileWrapper) -> bool:
+        """Hand a ``wsgi.file_wrapper`` over a regular file to the core, which reads it
+        straight into the socket's buffer (``Connection.send_file``): the file's bytes never
+        pass through Python. Returns False (nothing done) when the ordinary path must serve
+        the response: no fileno, not a regular file, HEAD or a status without a body,
+        a Content-Length the file cannot fill, or a connection that closes afterwards."""
+        req = self.req
+        if self.status is None or self.no_body or not req.keep_alive or self.server._stopping:
+            return False
+        filelike = wrapper.filelike
+        try:
+            fd = filelike.fileno()
+            st = os.fstat(fd)
+            offset = filelike.tell()
+        except (AttributeError, OSError, ValueError):
+            return False
+        if not stat.S_ISREG(st.st_mode) or offset > st.st_size:
+            return False
+        headers = self.headers
+        length = _content_length(headers)
+        if length is None:
+            length = st.st_size - offset
+            headers = [*headers, ("Content-Length", str(length))]
+        elif length > st.st_size - offset:
+            return False  # too short for its Content-Length: let the ordinary path close
+        self.size = length
+        headers = self._connection_headers(headers)
+        if not self.server._post(req, (_FILE, req, self.status, headers, fd, offset, length,
+                                       wrapper)):
+            wrapper.close()  # the client has gone
+        self._log(self.code)
+        return True
 
     def _respond(self, headers: list[tuple[str, str]], body: bytes) -> None:
         """Post a complete response; fixes up Content-Length as RFC 9110 section 8.6 says."""
@@ -527,6 +564,8 @@ class WSGIServer:
         self.stream_timeout = float(stream_timeout)
         self.graceful_timeout_s = config.graceful_timeout_s
         self._access_log = access_log_enabled(config.access_log)
+        # Cores with Connection.send_file serve wsgi.file_wrapper files without Python.
+        self._send_file = hasattr(cymongoose.Connection, "send_file")
         self._proxy = ProxyHeaders(config.forwarded_allow_ips) if config.proxy_headers else None
         self._tls = self._load_tls(config)
         self._mgr = Manager(self._on_event, enable_wakeup=True, error_handler=error_handler)
@@ -863,6 +902,8 @@ class WSGIServer:
             req: _Request = item[1]
             state = states.get(req.conn_id)
             if state is None or state.current is not req:
+                if item[0] == _FILE:
+                    self._close_quietly(item[7])
                 continue  # connection closed meanwhile: drop
             try:
                 self._apply(state, item)
@@ -909,6 +950,21 @@ class WSGIServer:
                 conn.drain()  # the client gets what was sent, then sees the close
         elif kind == _RESUME:
             self._resume(state)
+        elif kind == _FILE:
+            try:
+                conn.send_wsgi_head(item[2], item[3])
+                conn.send_file(item[4], item[5], item[6])  # duplicates the descriptor
+            finally:
+                self._close_quietly(item[7])
+            self._finish(state, req)
+
+    @staticmethod
+    def _close_quietly(iterable: Any) -> None:
+        """Call a response iterable's close() on the poll thread (PEP 3333: always)."""
+        try:
+            iterable.close()
+        except Exception:
+            logger.exception("error in the close() of a WSGI response iterable")
 
     def _finish(self, state: _ConnState, req: _Request) -> None:
         state.current = None
@@ -938,16 +994,19 @@ class WSGIServer:
             except BaseException:  # never lose a worker thread
                 logger.exception("error in WSGI worker thread")
 
-    def _post(self, req: _Request, item: tuple[Any, ...]) -> None:
-        """Hand ``item`` to the poll thread; wake it unless a wakeup is already on its way."""
+    def _post(self, req: _Request, item: tuple[Any, ...]) -> bool:
+        """Hand ``item`` to the poll thread; wake it unless a wakeup is already on its way.
+
+        Returns False (item dropped) when the request's connection has closed."""
         with self._lock:
             if req.cancelled:
-                return
+                return False
             self._outbox.append(item)
             if self._wake_target is not None:
-                return
+                return True
             self._wake_target = req.conn_id
         self._wake(req.conn_id)
+        return True
 
     def _wake(self, conn_id: int | None) -> None:
         tried: set[int] = set()
