@@ -96,3 +96,46 @@ def test_send_wsgi_response_refuses_crlf(serve, status, headers):
     srv = serve(handler, http_server={})
     assert httpx.get(srv.url + "/").status_code == 500
     assert errors
+
+
+def test_send_file_range_and_pipelining(serve, tmp_path):
+    data = bytes(range(256)) * 12000  # ~3 MiB
+    path = tmp_path / "blob"
+    path.write_bytes(data)
+
+    def handler(conn, ev, msg):
+        if ev == MG_EV_HTTP_MSG:
+            if msg.uri == "/file":
+                conn.send_wsgi_head("200 OK", [("Content-Length", str(len(data) - 10))])
+                with open(path, "rb") as f:
+                    conn.send_file(f.fileno(), 10, len(data) - 10)  # closed right away
+            else:
+                conn.send_wsgi_response("200 OK", [], b"next")
+
+    srv = serve(handler, http_server={})
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=20) as s:
+        s.sendall(b"GET /file HTTP/1.1\r\nHost: x\r\n\r\nGET /n HTTP/1.1\r\nHost: x\r\n\r\n")
+        got = b""
+        while not got.endswith(b"next"):
+            chunk = s.recv(1 << 20)
+            assert chunk
+            got += chunk
+    head, _, rest = got.partition(b"\r\n\r\n")
+    assert rest[: len(data) - 10] == data[10:]
+    assert rest[len(data) - 10:].startswith(b"HTTP/1.1 200 OK")
+
+
+def test_send_file_needs_a_server_connection(serve):
+    errors = []
+
+    def handler(conn, ev, msg):
+        if ev == MG_EV_HTTP_MSG:
+            try:
+                conn.send_file(0, 0, 1)
+            except RuntimeError as exc:
+                errors.append(exc)
+            conn.send_wsgi_response("200 OK", [], b"ok")
+
+    srv = serve(handler)  # plain mongoose HTTP, no configure_http_server
+    assert httpx.get(srv.url + "/").text == "ok"
+    assert errors

@@ -8,6 +8,7 @@ from libc.stdlib cimport malloc, free
 from libc.string cimport memset, memchr, memmove, memcpy, strlen
 from libc.stdio cimport snprintf
 from libc.stdint cimport uint64_t
+from posix.unistd cimport close as posix_close, dup as posix_dup, pread as posix_pread
 
 from cymongoose.includes.mongoose cimport *
 
@@ -58,6 +59,9 @@ ctypedef struct ConnState:
     int paused
     int want_writable
     size_t low_water
+    int file_fd                   # Connection.send_file: read in C as the socket drains
+    uint64_t file_left            # bytes still to queue; the fd is open while > 0
+    uint64_t file_offset
 
 
 cdef class Manager

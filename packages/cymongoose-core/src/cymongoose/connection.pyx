@@ -231,6 +231,36 @@ cdef class Connection:
             headers = headers + [("Transfer-Encoding", "chunked")]
         self._write_response(_wsgi_head(status, headers, -1, close), False)
 
+    def send_file(self, int fd, unsigned long long offset, unsigned long long length) -> None:
+        """Send ``length`` bytes of the open file ``fd`` from ``offset``, after what is
+        already queued, and complete the response when the last byte is queued.
+
+        The file is read in C (``pread``) as the socket drains, never copied into Python;
+        ``fd`` is duplicated, so the caller may close its file at once. Pipelined requests
+        wait until the file is sent. Only on connections of a listener set up with
+        `configure_http_server`. Raises RuntimeError otherwise or while another file is
+        being sent, OSError if ``fd`` cannot be duplicated.
+        """
+        cdef mg_connection *c = self._get()
+        cdef ConnState *st = <ConnState *>c.fn_data
+        cdef int dupfd
+        if st == NULL or st.srv == NULL or not c.is_accepted:
+            raise RuntimeError("send_file() needs a connection of configure_http_server()")
+        if st.file_left:
+            raise RuntimeError(f"connection {self._id} is already sending a file")
+        if length == 0:
+            _response_done(c)
+            return
+        dupfd = posix_dup(fd)
+        if dupfd < 0:
+            import os
+            raise OSError(f"cannot duplicate file descriptor {fd}")
+        st.file_fd = dupfd
+        st.file_offset = offset
+        st.file_left = length
+        c.is_resp = 1
+        _srv_file_pump(c, st)
+
     def finish_response(self) -> None:
         """Mark a response whose body was written by hand (``send``) as complete."""
         _response_done(self._get())

@@ -11,6 +11,7 @@ cdef enum:
     _EV_HTTP_BODY = MG_EV_USER + 4096
     _EV_WRITABLE = MG_EV_USER + 4097
     _BODY_CHUNK = 65536         # bytes gathered per EV_HTTP_BODY while more are coming
+    _FILE_WINDOW = 262144       # Connection.send_file: bytes kept queued
     _CHUNK_LINE_MAX = 4096      # chunk-size line and trailer field limits
     _CS_SIZE = 0
     _CS_DATA = 1
@@ -340,26 +341,114 @@ cdef void _srv_pfn(mg_connection *c, int ev, void *ev_data) noexcept nogil:
             _srv_input(c, st)
         if st.paused:
             _epoll_reads(c, False)
+        if st.file_left:
+            _srv_file_pump(c, st)
     elif ev == MG_EV_WRITE:
         st.last_io_ms = mg_millis()
+        if st.file_left:
+            _srv_file_pump(c, st)
+
+
+cdef void _srv_file_pump(mg_connection *c, ConnState *st) noexcept nogil:
+    # Connection.send_file: keep about _FILE_WINDOW bytes queued, read straight into the
+    # send buffer; the response completes (pipelined requests go on) after the last byte.
+    cdef size_t want, room
+    cdef long got
+    cdef uint64_t offset
+    if c.is_closing or c.send.len >= _FILE_WINDOW:
+        return
+    want = _FILE_WINDOW - c.send.len
+    if want > st.file_left:
+        want = <size_t>st.file_left
+    if c.send.size - c.send.len < want and not mg_iobuf_resize(&c.send, c.send.len + want):
+        return
+    offset = st.file_offset
+    got = posix_pread(st.file_fd, c.send.buf + c.send.len, want, <long>offset)
+    if got <= 0:
+        # The file shrank or failed under us: the promised length cannot be kept.
+        _srv_file_end(st)
+        c.is_closing = 1
+        return
+    c.send.len += <size_t>got
+    st.file_offset += <uint64_t>got
+    st.file_left -= <uint64_t>got
+    if st.file_left == 0:
+        _srv_file_end(st)
+        c.is_resp = 0
+        st.need_parse = 1
+
+
+cdef inline void _srv_file_end(ConnState *st) noexcept nogil:
+    if st.file_fd >= 0:
+        posix_close(st.file_fd)
+    st.file_fd = -1
+    st.file_left = 0
+
+
+cdef void _ws_fail(mg_connection *c, int code) noexcept nogil:
+    # Fail the WebSocket connection (RFC 6455 section 7.1.7): a close frame with ``code``,
+    # nothing more read, and the handler told (MG_EV_WS_CTL carrying that close payload).
+    cdef char payload[2]
+    cdef mg_ws_message m
+    payload[0] = <char>(code >> 8)
+    payload[1] = <char>(code & 255)
+    mg_ws_send(c, payload, 2, WEBSOCKET_OP_CLOSE)
+    c.recv.len = 0
+    c.is_draining = 1
+    m.data.buf = payload
+    m.data.len = 2
+    m.flags = 128 | WEBSOCKET_OP_CLOSE
+    mg_call(c, MG_EV_WS_CTL, &m)
+
+
+cdef int _ws_frame_error(const unsigned char *f, size_t avail, size_t hlen, size_t plen,
+                         bint in_message) noexcept nogil:
+    """0, or 1002 for a client frame that breaks RFC 6455 section 5 (``f``: the frame,
+    ``avail`` bytes of it received; ``in_message``: a fragmented message is open)."""
+    cdef int op = f[0] & 15
+    cdef unsigned int code
+    if f[0] & 0x70 or not f[1] & 128:   # RSV bits with no extension agreed; unmasked (5.1)
+        return 1002
+    if op >= 8:                          # control frames: whole and short (5.5)
+        if op > WEBSOCKET_OP_PONG or not f[0] & 128 or plen > 125:
+            return 1002
+        if op == WEBSOCKET_OP_CLOSE and avail >= hlen and plen <= avail - hlen:
+            if plen == 1:
+                return 1002
+            if plen >= 2:                # a status code a peer may send (7.4.1, 7.4.2)
+                code = ((f[hlen] ^ f[hlen - 4]) << 8) | (f[hlen + 1] ^ f[hlen - 3])
+                if not (1000 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999):
+                    return 1002
+        return 0
+    # data frames: a continuation only inside a fragmented message, a new one only outside
+    if op > WEBSOCKET_OP_BINARY or (op == WEBSOCKET_OP_CONTINUE) != in_message:
+        return 1002
+    return 0
 
 
 cdef void _ws_pfn(mg_connection *c, int ev, void *ev_data) noexcept nogil:
     # In front of mongoose's mg_ws_cb: refuse frames beyond ws_max_size before they are
-    # buffered whole (RFC 6455 section 7.4.1, code 1009).
+    # buffered whole (RFC 6455 section 7.4.1, code 1009) and frames that break the
+    # protocol (1002).
     cdef ConnState *st = <ConnState *>c.fn_data
     cdef size_t limit, pos, plen, hlen, frag, size
     cdef unsigned char *p
-    cdef mg_ws_message m
-    cdef int i
+    cdef int i, err
+    cdef bint in_msg
+    if ev == MG_EV_READ and c.is_draining:
+        # Closing: what still arrives (e.g. the rest of a refused frame's payload) must
+        # not be parsed as frames.
+        c.recv.len = 0
+        return
     if ev == MG_EV_READ and st != NULL and st.c == c and st.srv != NULL \
-            and st.srv.ws_max_size and not c.is_draining:
+            and st.srv.ws_max_size:
         st.last_io_ms = mg_millis()
         limit = st.srv.ws_max_size
         # mg_ws_cb keeps a fragmented message at the front of recv as its first frame's
         # flags byte plus the data so far; pfn_data is that length, where new frames start.
         pos = <size_t>c.pfn_data
         frag = pos - 1 if pos else 0   # data bytes of the fragmented message so far
+        in_msg = pos != 0              # a fragmented message is open
         p = c.recv.buf
         while pos + 2 <= c.recv.len:
             plen = p[pos + 1] & 127
@@ -381,21 +470,17 @@ cdef void _ws_pfn(mg_connection *c, int ev, void *ev_data) noexcept nogil:
                     plen = (plen << 8) | p[pos + 2 + i]
             if p[pos + 1] & 128:
                 hlen += 4
+            err = _ws_frame_error(p + pos, c.recv.len - pos, hlen, plen, in_msg)
             # control frames (opcode bit 8) may come between fragments and do not add up
             size = plen if p[pos] & 8 or plen > limit else frag + plen
-            if size > limit:
-                mg_ws_send(c, "\x03\xf1", 2, WEBSOCKET_OP_CLOSE)
-                c.recv.len = 0
-                c.is_draining = 1
-                m.data.buf = "\x03\xf1"
-                m.data.len = 2
-                m.flags = 128 | WEBSOCKET_OP_CLOSE
-                mg_call(c, MG_EV_WS_CTL, &m)   # handlers see the close code 1009
+            if err or size > limit:
+                _ws_fail(c, err if err else 1009)   # handlers see the close code
                 return
-            if plen > c.recv.len - pos - hlen:
+            if pos + hlen > c.recv.len or plen > c.recv.len - pos - hlen:
                 break
             if not p[pos] & 8:
                 frag = 0 if p[pos] & 128 else frag + plen
+                in_msg = not p[pos] & 128
             pos += hlen + plen
     if _mg_ws_cb != NULL:
         _mg_ws_cb(c, ev, ev_data)
@@ -444,6 +529,8 @@ cdef inline void _mg_http_cb_set(mg_event_handler_t fn) noexcept nogil:
 
 cdef void _srv_release(ConnState *st) noexcept nogil:
     cdef ServerOpts *srv = st.srv
+    if st.file_left:
+        _srv_file_end(st)
     if srv == NULL:
         return
     st.srv = NULL
