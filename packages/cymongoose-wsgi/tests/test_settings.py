@@ -20,6 +20,7 @@ from cymongoose.wsgi.testing import ServerThread
 def environ_app(environ, start_response):
     out = {k: v for k, v in environ.items() if isinstance(v, str)}
     out["wsgi.url_scheme"] = environ["wsgi.url_scheme"]
+    out["wsgi.multiprocess"] = environ["wsgi.multiprocess"]
     out["body_size"] = len(environ["wsgi.input"].read())
     body = json.dumps(out).encode()
     start_response("200 OK", [("Content-Type", "application/json")])
@@ -204,6 +205,7 @@ def test_proxy_headers_ignored_from_untrusted_peer():
     assert env["REMOTE_ADDR"] == "127.0.0.1"
     assert env["wsgi.url_scheme"] == "http"
     assert env["HTTP_HOST"].startswith("127.0.0.1:")
+    assert env["wsgi.multiprocess"] is False
 
 
 def test_proxy_headers_off():
@@ -349,6 +351,7 @@ def test_serves_on_an_inherited_listening_socket():
     try:
         env = httpx.get(f"http://127.0.0.1:{port}/fd").json()
         assert env["PATH_INFO"] == "/fd"
+        assert env["wsgi.multiprocess"] is True  # as under gunicorn or --workers N
         assert env["SERVER_PORT"] == str(port)
     finally:
         server.shutdown()

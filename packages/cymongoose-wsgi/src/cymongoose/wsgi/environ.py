@@ -243,11 +243,13 @@ def base_environ(
     script_name: str = "",
     errors: Any = None,
     multithread: bool = True,
+    multiprocess: bool = False,
 ) -> dict[str, Any]:
     """The part of the environ that is the same for every request on one connection.
 
     ``script_name`` is the application's mount point (the ``root_path`` setting) as a
-    native string; ``errors`` is ``wsgi.errors`` (default ``sys.stderr``).
+    native string; ``errors`` is ``wsgi.errors`` (default ``sys.stderr``); ``multithread``
+    and ``multiprocess`` are the PEP 3333 flags of the same names.
     """
     return {
         "SERVER_NAME": local_addr[0],
@@ -259,7 +261,7 @@ def base_environ(
         "wsgi.url_scheme": url_scheme,
         "wsgi.errors": sys.stderr if errors is None else errors,
         "wsgi.multithread": multithread,
-        "wsgi.multiprocess": False,
+        "wsgi.multiprocess": multiprocess,
         "wsgi.run_once": False,
         "wsgi.file_wrapper": FileWrapper,
     }

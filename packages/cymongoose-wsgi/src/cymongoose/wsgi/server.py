@@ -564,6 +564,9 @@ class WSGIServer:
         self.stream_timeout = float(stream_timeout)
         self.graceful_timeout_s = config.graceful_timeout_s
         self._access_log = access_log_enabled(config.access_log)
+        # Other processes may run the same app: --workers N children and gunicorn workers
+        # (both serve an inherited socket).
+        self._multiprocess = config.workers > 1 or config.fd is not None
         # Cores with Connection.send_file serve wsgi.file_wrapper files without Python.
         self._send_file = hasattr(cymongoose.Connection, "send_file")
         self._proxy = ProxyHeaders(config.forwarded_allow_ips) if config.proxy_headers else None
@@ -734,7 +737,13 @@ class WSGIServer:
         scheme = "https" if conn.is_tls else "http"
         remote = conn.remote_addr
         trusted = self._proxy is not None and self._proxy.is_trusted(remote[0])
-        base = base_environ(conn.local_addr, remote, scheme, script_name=self.config.root_path)
+        base = base_environ(
+            conn.local_addr,
+            remote,
+            scheme,
+            script_name=self.config.root_path,
+            multiprocess=self._multiprocess,
+        )
         state = self._states[conn.id] = _ConnState(conn, base, (remote[0], remote[1]), trusted)
         return state
 
