@@ -700,10 +700,11 @@ class WSGIServer:
                 conn.close()
             except RuntimeError:
                 pass
-        listener_ids = {c.id for c in self._listeners}
+        # Not the listeners, nor the wakeup pipe that brings the running responses back.
+        keep = {c.id for c in self._listeners} | {self._mgr.wakeup_id}
         for conn in self._mgr.connections:
             state = self._states.get(conn.id)
-            if conn.id not in listener_ids and (state is None or state.current is None):
+            if conn.id not in keep and (state is None or state.current is None):
                 conn.drain()  # idle keep-alive connection (or no complete request yet)
         deadline = time.monotonic() + self.graceful_timeout_s
         while time.monotonic() < deadline:
