@@ -251,13 +251,16 @@ class _Exchange:
     ) -> Callable[[bytes], None]:
         """PEP 3333 ``start_response(status, response_headers, exc_info=None) -> write``.
 
-        With ``exc_info`` after the head was sent, re-raises that exception (the server
-        then closes the connection); before, it replaces status and headers. A second call
-        without ``exc_info`` raises AssertionError.
+        With ``exc_info`` once the app has produced body data, re-raises that exception
+        (the server then answers 500, or closes the connection if the head is out);
+        before, it replaces status and headers. A second call without ``exc_info`` raises
+        AssertionError; an invalid status or header list raises ValueError/TypeError.
         """
         if exc_info is not None:
             try:
-                if self.head_sent:
+                # PEP 3333: the head counts as sent once a non-empty block was produced
+                # (even if it still waits in our buffer).
+                if self.head_sent or self.size:
                     raise exc_info[1].with_traceback(exc_info[2])
             finally:
                 exc_info = None
