@@ -343,13 +343,14 @@ def test_413_without_100_continue(server):
     assert_serves(srv)
 
 
-def test_chunked_body_over_max_body_size_closes(server):
-    # A chunked body has no length up front: the server stops reading at the limit.
+def test_chunked_body_over_max_body_size_is_413(server):
+    # A chunked body has no length up front: at the limit the server stops reading and,
+    # as the handler has not started its response, answers 413 and closes.
     srv, app = server(max_body_size=1000)
     with connect(srv.port) as s:
         s.sendall(b"POST /up HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
                   b"800\r\n" + b"z" * 0x800 + b"\r\n0\r\n\r\n")
-        assert read_until_eof(s) == b""
+        assert read_until_eof(s).startswith(b"HTTP/1.1 413 ")
     assert app.messages == [("/up", True)]
     assert_serves(srv)
 
@@ -868,6 +869,76 @@ def test_ws_fragmented_message_over_limit_1009(serve, split):
         assert read_until_eof(s) in (b"", b"\x88\x00")
     assert (op, payload) == (8, b"\x03\xf1")
     assert (WEBSOCKET_OP_CLOSE, b"\x03\xf1") in ctl
+
+
+def ws_events_app(events):
+    """Accept /ws upgrades; record (event, opcode, data) of every WS_MSG and WS_CTL."""
+    def handler(conn, ev, data):
+        if ev == MG_EV_HTTP_MSG:
+            conn.ws_accept(data.header("Sec-WebSocket-Key"))
+        elif ev in (MG_EV_WS_MSG, MG_EV_WS_CTL):
+            events.append((ev, data.flags & 15, data.data))
+    return handler
+
+
+def test_ws_refused_frame_payload_never_parsed(serve):
+    # After 1009 the rest of the refused frame still arrives; it must not be read as
+    # frames (here it holds a complete text frame the handler must never see).
+    events = []
+    srv = serve(ws_events_app(events), http_server={"ws_max_size": 1024})
+    smuggled = ws_frame(1, b"smuggled") * 200
+    with connect(srv.port) as s:
+        ws_handshake(s)
+        s.sendall(ws_frame(2, b"")[:1] + bytes([0xfe]) + len(smuggled).to_bytes(2, "big")
+                  + b"\0\0\0\0")
+        op, payload, rest = read_ws_frame(s, b"")
+        s.sendall(smuggled)
+        assert read_until_eof(s) in (b"", b"\x88\x00")
+    assert (op, payload) == (8, b"\x03\xf1")
+    assert [e for e in events if e[0] == MG_EV_WS_MSG] == []
+    assert events == [(MG_EV_WS_CTL, WEBSOCKET_OP_CLOSE, b"\x03\xf1")]
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        bytes([0x81, 5]) + b"hello",                       # unmasked (section 5.1)
+        bytes([0xc1, 0x83]) + b"\0\0\0\0abc",              # RSV1, no extension (5.2)
+        ws_frame(3, b"x"),                                 # reserved opcode
+        ws_frame(9, b"p" * 126),                           # control frame > 125 (5.5)
+        ws_frame(9, b"p", fin=False),                      # fragmented control frame
+        ws_frame(0, b"abc"),                               # continuation, nothing open
+        ws_frame(1, b"a", fin=False) + ws_frame(2, b"b"),  # new message inside one (5.4)
+        ws_frame(8, (1005).to_bytes(2, "big")),            # reserved close code (7.4.1)
+        ws_frame(8, (2999).to_bytes(2, "big")),
+        ws_frame(8, b"\x03"),                              # 1-byte close payload (5.5.1)
+    ],
+    ids=["unmasked", "rsv1", "reserved-opcode", "big-control", "fragmented-control",
+         "orphan-continuation", "interleaved", "close-1005", "close-2999", "close-1-byte"],
+)
+def test_ws_protocol_violation_closes_1002(serve, frame):
+    events = []
+    srv = serve(ws_events_app(events), http_server={"ws_max_size": 1 << 20})
+    with connect(srv.port) as s:
+        ws_handshake(s)
+        s.sendall(frame)
+        op, payload, _ = read_ws_frame(s, b"")
+        assert read_until_eof(s) in (b"", b"\x88\x00")
+    assert (op, payload) == (8, b"\x03\xea")  # 1002
+    assert (MG_EV_WS_CTL, WEBSOCKET_OP_CLOSE, b"\x03\xea") in events
+    assert [e for e in events if e[0] == MG_EV_WS_MSG] == []
+
+
+@pytest.mark.parametrize("code", [1000, 1001, 1003, 1011, 1014, 3000, 4999])
+def test_ws_valid_close_codes_echoed(serve, code):
+    events = []
+    srv = serve(ws_events_app(events), http_server={"ws_max_size": 1 << 20})
+    with connect(srv.port) as s:
+        ws_handshake(s)
+        s.sendall(ws_frame(1, b"hi") + ws_frame(8, code.to_bytes(2, "big") + b"bye"))
+        op, payload, _ = read_ws_frame(s, b"")
+    assert op == 8 and payload[:2] == code.to_bytes(2, "big")
+    assert events[0] == (MG_EV_WS_MSG, 1, b"hi")
 
 
 # ---------------------------------------------------------------- listen(fd=)
