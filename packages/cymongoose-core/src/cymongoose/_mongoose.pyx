@@ -59,6 +59,7 @@ ctypedef struct ConnState:
     int paused
     int want_writable
     size_t low_water
+    int resp_written              # the current request's response has begun
     int file_fd                   # Connection.send_file: read in C as the socket drains
     uint64_t file_left            # bytes still to queue; the fd is open while > 0
     uint64_t file_offset

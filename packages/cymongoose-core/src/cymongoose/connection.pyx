@@ -164,8 +164,11 @@ cdef class Connection:
 
     cdef int _write_response(self, bytes wire, bint complete) except -1:
         cdef mg_connection *c = self._get()
+        cdef ConnState *st = <ConnState *>c.fn_data
         if not mg_send(c, <char *>wire, len(wire)):
             raise MemoryError(f"connection {self._id}: send buffer allocation failed")
+        if st != NULL:
+            st.resp_written = 1
         if complete:
             _response_done(c)
         return 0

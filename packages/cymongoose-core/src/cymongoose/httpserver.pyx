@@ -130,7 +130,7 @@ cdef void _srv_body_chunked(mg_connection *c, ConnState *st) noexcept nogil:
     cdef size_t pos = st.decoded, end = c.recv.len, k, size
     cdef char *nl
     cdef int d, digits
-    cdef bint finished = False, bad = False
+    cdef bint finished = False, bad = False, too_large = False
     while pos < end and not finished:
         if st.chunk_state == _CS_SIZE or st.chunk_state == _CS_TRAILER:
             nl = <char *>memchr(buf + pos, c'\n', end - pos)
@@ -165,7 +165,7 @@ cdef void _srv_body_chunked(mg_connection *c, ConnState *st) noexcept nogil:
                 st.chunk_state = _CS_TRAILER
             else:
                 if st.srv.max_body_size and st.body_total + size > st.srv.max_body_size:
-                    bad = True
+                    too_large = True
                     break
                 st.body_left = size
                 st.chunk_state = _CS_DATA
@@ -187,7 +187,12 @@ cdef void _srv_body_chunked(mg_connection *c, ConnState *st) noexcept nogil:
                 break
             pos += 2
             st.chunk_state = _CS_SIZE
-    if bad:
+    if too_large and not st.resp_written:
+        # Nothing of the response is out yet: answer 413 (the app sees the close).
+        st.body_mode = 0
+        _srv_reject(c, 413)
+        return
+    if bad or too_large:
         # The app already has the request: closing is the only honest signal.
         st.body_mode = 0
         c.recv.len = 0
@@ -284,6 +289,7 @@ cdef void _srv_input(mg_connection *c, ConnState *st) noexcept nogil:
             hm.body.len = 0
             hm.message.len = <size_t>n
             c.is_resp = 1
+            st.resp_written = 0
             st.more_body = 1
             mg_call(c, MG_EV_HTTP_MSG, &hm)
             if c.fn_data != <void *>st:
@@ -300,6 +306,7 @@ cdef void _srv_input(mg_connection *c, ConnState *st) noexcept nogil:
             break  # a small body still arriving: buffer it
         ofs += <size_t>n + hm.body.len
         c.is_resp = 1
+        st.resp_written = 0
         mg_call(c, MG_EV_HTTP_MSG, &hm)
         if c.fn_data != <void *>st:
             return

@@ -67,7 +67,7 @@ def _refuse(hc: HttpConnection, exc: Exception) -> None:
 def write_response(
     hc: HttpConnection, status: int, headers: list[Any], body: bytes, close: bool
 ) -> None:
-    if hc.closed or hc.conn.is_closing:
+    if hc.closed or hc.conn.is_closing or hc.conn.is_draining:
         return
     try:
         hc.conn.send_response(status, headers, body)
@@ -79,7 +79,7 @@ def write_response(
 
 
 def write_head(hc: HttpConnection, status: int, headers: list[Any]) -> None:
-    if hc.closed or hc.conn.is_closing:
+    if hc.closed or hc.conn.is_closing or hc.conn.is_draining:
         return
     try:
         hc.conn.send_response_head(status, headers)
@@ -201,6 +201,10 @@ class RequestCycle:
     async def run(self, app: Any) -> None:
         try:
             await app(self.scope, self.receive, self.send)
+        except asyncio.CancelledError:
+            # Graceful shutdown ran out of time (logged once by the server).
+            self._fail()
+            raise
         except BaseException as exc:
             logger.error("exception in ASGI application", exc_info=exc)
             self._fail()
@@ -338,6 +342,7 @@ class RequestCycle:
             if self.close or self.http10:
                 headers = self._connection_header(headers)
             am.call_in_poll_thread(write_head, self.hc, self.status, headers)
+            self._log()  # when the status goes out, as uvicorn: long streams are seen too
         if body and not self.is_head:
             am.call_in_poll_thread(write_chunk, self.hc, bytes(body), self.chunked)
             self.unflushed += len(body)
@@ -347,7 +352,6 @@ class RequestCycle:
             self.complete = True
             am.call_in_poll_thread(write_end, self.hc, self.chunked, self.close)
             self.finish()
-            self._log()
 
     def _connection_header(self, headers: list[Any]) -> list[Any]:
         # RFC 9112 section 9.6 / 9.3: say when we close, and that an HTTP/1.0 keep-alive

@@ -188,6 +188,9 @@ class ASGIServer:
         if tasks:
             await asyncio.wait(tasks, timeout=self.config.graceful_timeout_s)
         tasks = am.run_locked(self._running_tasks)
+        if tasks:
+            logger.warning("cancelling %d running task(s): graceful shutdown timeout "
+                           "(%.1f s) exceeded", len(tasks), self.config.graceful_timeout_s)
         for task in tasks:
             task.cancel()
         if tasks:
@@ -210,8 +213,9 @@ class ASGIServer:
 
     def _close_idle(self) -> None:
         for proto in list(self._conns.values()):
-            if isinstance(proto, HttpConnection) and proto.current is None \
-                    and not proto.requests and not proto.closed:
+            if isinstance(proto, WebSocketConnection):
+                proto.shutdown()
+            elif proto.current is None and not proto.requests and not proto.closed:
                 proto.conn.drain()
 
     def _close_all(self) -> None:

@@ -80,6 +80,13 @@ class WebSocketConnection:
         self.conn.ws_send(payload, OP_CLOSE)
         self.conn.drain()
 
+    def shutdown(self) -> None:
+        """Server stopping: close with 1012 (service restart, as uvicorn); the app gets
+        ``websocket.disconnect`` with that code once the connection is closed."""
+        if self.upgraded and not self.closed:
+            self.close_code = 1012
+            self._send_close(1012, "")
+
     def _want_writable(self) -> None:
         if not self.closed:
             self.conn.notify_writable(_SEND_LOW)
@@ -89,6 +96,9 @@ class WebSocketConnection:
     async def run(self, app: Any) -> None:
         try:
             await app(self.scope, self.receive, self.send)
+        except asyncio.CancelledError:
+            self._close(1012, "")  # graceful shutdown ran out of time
+            raise
         except BaseException as exc:
             logger.error("exception in ASGI application (websocket)", exc_info=exc)
             if self.accepted:
