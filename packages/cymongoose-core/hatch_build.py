@@ -80,6 +80,10 @@ class CustomBuildHook(BuildHookInterface):
         build_data["infer_tag"] = True
         if version == "editable":
             target = ROOT / "src" / "cymongoose" / built.name
-            target.write_bytes(built.read_bytes())
+            # A new file renamed over the old one: processes that have the old one
+            # mapped keep it (overwriting in place kills them with SIGBUS).
+            tmp = target.with_name(target.name + ".tmp")
+            tmp.write_bytes(built.read_bytes())
+            os.replace(tmp, target)
         else:
             build_data["force_include"][str(built)] = f"cymongoose/{built.name}"
