@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 
 import httpx
 import pytest
@@ -249,6 +250,18 @@ def test_expect_100_continue_refused_body_413_without_100(server):
         c.send(b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n"
                b"Expect: 100-continue\r\n\r\n" % (MAX_BODY + 1))
         assert c.response(interim=True).status == 413
+    server.assert_serves()
+
+
+def test_expect_100_continue_ignored_in_http10(server):
+    # RFC 9110 section 10.1.1: an HTTP/1.0 client would read "100 Continue" as its response.
+    with RawConnection(server.port) as c:
+        c.send(b"POST /echo HTTP/1.0\r\nContent-Length: 10\r\nExpect: 100-continue\r\n\r\n01234")
+        time.sleep(0.2)  # a wrong interim response would be on its way by now
+        c.send(b"56789")
+        resp = c.response(interim=True)
+    assert resp.status == 200
+    assert json.loads(resp.body)["length"] == 10
     server.assert_serves()
 
 

@@ -454,6 +454,18 @@ def test_expect_100_continue(server):
     assert json.loads(body)["sha256"] == hashlib.sha256(b"0123456789").hexdigest()
 
 
+def test_expect_100_continue_ignored_in_http10(server):
+    # RFC 9110 section 10.1.1: an HTTP/1.0 client would take the 100 for the response.
+    srv, _ = server()
+    with connect(srv.port) as s:
+        s.sendall(b"POST /e HTTP/1.0\r\nContent-Length: 10\r\nExpect: 100-continue\r\n\r\n")
+        s.sendall(b"01234")
+        time.sleep(0.2)  # give a wrong 100 Continue time to arrive before the rest
+        s.sendall(b"56789")
+        status, _, body, _ = read_response(s)
+    assert status == 200 and json.loads(body)["length"] == 10
+
+
 def test_expect_100_continue_not_sent_when_body_already_here(server):
     srv, _ = server()
     with connect(srv.port) as s:

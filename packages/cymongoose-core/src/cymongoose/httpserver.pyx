@@ -276,7 +276,8 @@ cdef void _srv_input(mg_connection *c, ConnState *st) noexcept nogil:
             _srv_reject(c, 413)
             return
         here = avail - <size_t>n
-        if chunked or hm.body.len > here:
+        # RFC 9110 section 10.1.1: a 100-continue expectation in HTTP/1.0 is ignored
+        if (chunked or hm.body.len > here) and hm.proto.buf[7] == c'1':
             h = mg_http_get_header(&hm, "Expect")
             if h != NULL and h.len == 12 and strncasecmp(h.buf, "100-continue", 12) == 0:
                 mg_send(c, "HTTP/1.1 100 Continue\r\n\r\n", 25)
