@@ -12,8 +12,6 @@ fetch = pytest.importorskip("build_support.fetch_mongoose")
 patching = pytest.importorskip("build_support.patch_mongoose")
 PATCHES = CORE / "patches"
 
-pytestmark = pytest.mark.skipif(shutil.which("patch") is None, reason="needs patch(1)")
-
 
 def test_every_patch_states_its_reason_before_the_diff():
     patches = patching.patch_files(PATCHES)
@@ -47,13 +45,17 @@ def test_a_source_the_patch_no_longer_fits_stops_the_build(tmp_path):
     with pytest.raises(patching.MongoosePatchError) as err:
         patching.apply_patches(changed, PATCHES, dest)
     assert "0001-quiet-connections.patch does not apply" in str(err.value)
+    assert "mongoose.c" in str(err.value)
     assert not (dest / "mongoose.c").exists()  # nothing half-patched is left to compile
 
 
-def test_missing_patch_program_is_named(tmp_path, monkeypatch):
-    monkeypatch.setattr(patching.shutil, "which", lambda name: None)
-    with pytest.raises(patching.MongoosePatchError, match="'patch' program"):
-        patching.apply_patches(fetch.locate(CORE), PATCHES, tmp_path / "dest")
+def test_a_patch_for_an_unknown_file_is_refused(tmp_path):
+    patches = tmp_path / "patches"
+    patches.mkdir()
+    (patches / "0001-x.patch").write_text("Why: test\n--- a/other.c\n+++ b/other.c\n"
+                                         "@@ -1 +1 @@\n-a\n+b\n")
+    with pytest.raises(patching.MongoosePatchError, match="unknown file 'other.c'"):
+        patching.apply_patches(fetch.locate(CORE), patches, tmp_path / "dest")
 
 
 def test_sdist_carries_the_patches():
