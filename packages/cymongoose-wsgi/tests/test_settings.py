@@ -52,7 +52,7 @@ def test_config_object_and_field_overrides():
 @pytest.mark.parametrize(
     ("kwargs", "error"),
     [
-        ({"workers": 0}, ValueError),
+        ({"workers": -1}, ValueError),
         ({"workers": 2, "threads": 3}, ValueError),
         ({"no_such_setting": 1}, TypeError),
         ({"max_header_count": 1000}, ValueError),

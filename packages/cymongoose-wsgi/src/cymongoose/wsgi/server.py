@@ -523,7 +523,8 @@ class WSGIServer:
             (``host``, ``port``, ``root_path``, ``keep_alive_timeout_s``, ...) override it.
         workers, threads: size of the thread pool running the app (the seed's ``workers``
             and the config's ``threads`` are the same thing here; processes are the CLI's
-            ``--workers``). Default: ``config.threads``.
+            ``--workers``). Default: ``config.threads``. 0: no pool, the app runs on the
+            poll thread (inline mode, for apps that never block; see ``inline.py``).
         error_handler: receives exceptions raised in the event loop (not app errors, which
             become 500 responses and are logged on the ``cymongoose.wsgi`` logger).
         stream_timeout: seconds a worker streaming a response waits for the client to take
@@ -555,10 +556,6 @@ class WSGIServer:
         if pool_size is not None:
             fields["threads"] = pool_size
         config = ServerConfig.from_kwargs(config, **fields)
-        if config.threads < 1:
-            raise ValueError(
-                f"threads must be >= 1 for the thread-pool server, got {config.threads!r}"
-            )
         if isinstance(stream_timeout, bool) or not stream_timeout > 0:
             raise ValueError(f"stream_timeout must be > 0 seconds, got {stream_timeout!r}")
         self.app = app
@@ -586,6 +583,11 @@ class WSGIServer:
         self._stop = threading.Event()
         self._stopping = False
         self._closed = False
+        if config.threads == 0:
+            # Inline mode: no pool, the app runs on the poll thread (see inline.py).
+            from .inline import InlineHandler
+
+            self._on_event = InlineHandler(self).on_event  # type: ignore[method-assign]
 
     @property
     def manager(self) -> Manager:
