@@ -177,7 +177,7 @@ cdef class Connection:
         """Write a complete HTTP/1.1 response in one buffer append.
 
         ``headers``: iterable of ``(name, value)`` pairs, bytes or str.
-        ``Content-Length`` is added unless present. Raises ValueError for a header
+        ``Content-Length`` is added unless present (not for 204 and 304). Raises ValueError for a header
         containing CR/LF/NUL or a status outside 100..999 (RFC 9112 section 4).
         """
         cdef bytes b = _as_bytes(body, "body")
@@ -189,7 +189,7 @@ cdef class Connection:
             if not has_len and n.lower() == b"content-length":
                 has_len = True
             parts += (n, b": ", _header_bytes(value, "header value"), _CRLF)
-        if not has_len:
+        if not has_len and status != 204 and status != 304:  # RFC 9110 8.6
             parts.append(b"Content-Length: %d\r\n" % len(b))
         parts += (_CRLF, b)
         self._write_response(b"".join(parts), True)

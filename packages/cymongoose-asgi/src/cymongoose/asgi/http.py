@@ -151,6 +151,8 @@ class RequestCycle:
         "headers",
         "http10",
         "is_head",
+        "length",
+        "no_body",
         "log",
         "paused",
         "request_done",
@@ -186,6 +188,8 @@ class RequestCycle:
         self.close = close
         self.log = log
         self.is_head = scope["method"] == "HEAD"
+        self.no_body = self.is_head
+        self.length: int | None = None  # the app's Content-Length, then what is left of it
         self.http10 = scope["http_version"] == "1.0"
         self.started = False
         self.complete = False
@@ -300,9 +304,14 @@ class RequestCycle:
             status = message["status"]
             if type(status) is not int:
                 raise TypeError(f"ASGI: status must be an int, got {status!r}")
+            if not 200 <= status <= 999:
+                raise RuntimeError(f"ASGI: status {status} is not a final status (200..999)")
             self.started = True
             self.status = status
-            self.headers = list(message.get("headers", ()))
+            self.headers = headers = list(message.get("headers", ()))
+            self.length = _content_length(headers)
+            # RFC 9110 sections 9.3.2, 15.3.5, 15.4.5: no content on the wire.
+            self.no_body = self.is_head or status == 204 or status == 304
             return
         if kind != "http.response.body":
             raise RuntimeError(f"ASGI: unexpected message type {kind!r} for an http scope")
@@ -315,14 +324,17 @@ class RequestCycle:
         body = message.get("body", b"")
         more_body = message.get("more_body", False)
         am = self.am
+        length = self.length
         if not self.streaming:
             if not more_body:
                 self.complete = True
                 headers = self.headers
-                if self.is_head:
-                    if body and not _has_content_length(headers):
+                if self.no_body:
+                    if body and length is None and self.is_head:
                         headers = [*headers, (b"content-length", str(len(body)).encode())]
                     body = b""
+                elif length is not None and length != len(body):
+                    body = self._fit(body, length, True)
                 if self.close or self.http10:
                     headers = self._connection_header(headers)
                 am.call_in_poll_thread(
@@ -333,7 +345,7 @@ class RequestCycle:
                 return
             self.streaming = True
             headers = self.headers
-            self.chunked = not self.is_head and not _has_content_length(headers)
+            self.chunked = not self.no_body and length is None
             if self.chunked and self.http10:
                 self.chunked = False  # HTTP/1.0 has no chunked coding: the close ends it
                 self.close = True
@@ -343,15 +355,32 @@ class RequestCycle:
                 headers = self._connection_header(headers)
             am.call_in_poll_thread(write_head, self.hc, self.status, headers)
             self._log()  # when the status goes out, as uvicorn: long streams are seen too
-        if body and not self.is_head:
+        if body and not self.no_body:
+            if length is not None:
+                body = self._fit(body, length, not more_body)
+                self.length = length - len(body)
             am.call_in_poll_thread(write_chunk, self.hc, bytes(body), self.chunked)
             self.unflushed += len(body)
             if self.unflushed > _SEND_HIGH and more_body:
                 await self._drain()
+        elif not more_body and length and not self.no_body:
+            self._fit(b"", length, True)
         if not more_body:
             self.complete = True
             am.call_in_poll_thread(write_end, self.hc, self.chunked, self.close)
             self.finish()
+
+    def _fit(self, body: bytes, length: int, last: bool) -> bytes:
+        """Keep the body within the app's Content-Length (RFC 9112 section 6.3): extra bytes
+        are dropped; a short last piece ends the connection, so that the client does not
+        wait for bytes that never come nor read the next response as body."""
+        if len(body) > length:
+            logger.error("ASGI application sent more than its Content-Length: truncated")
+            return body[:length]
+        if last and len(body) < length:
+            logger.error("ASGI application sent less than its Content-Length: closing")
+            self.close = True
+        return body
 
     def _connection_header(self, headers: list[Any]) -> list[Any]:
         # RFC 9112 section 9.6 / 9.3: say when we close, and that an HTTP/1.0 keep-alive
@@ -371,8 +400,12 @@ class RequestCycle:
         self.unflushed = 0
 
 
-def _has_content_length(headers: list[Any]) -> bool:
-    for name, _ in headers:
+def _content_length(headers: list[Any]) -> int | None:
+    """The app's Content-Length as an int, None when absent; ValueError when invalid."""
+    for name, value in headers:
         if len(name) == 14 and name.lower() in (b"content-length", "content-length"):
-            return True
-    return False
+            text = value.decode("latin-1") if isinstance(value, bytes) else str(value)
+            if not text.isdigit():
+                raise ValueError(f"ASGI: invalid content-length header {value!r}")
+            return int(text)
+    return None

@@ -12,6 +12,7 @@ threads (``call_soon_threadsafe``, batched wakeups).
 from __future__ import annotations
 
 import asyncio
+import base64
 import dataclasses
 import logging
 import signal
@@ -259,7 +260,13 @@ class ASGIServer:
             if isinstance(ws, WebSocketConnection):
                 op = data.flags & 15
                 if op == OP_TEXT:
-                    message = {"type": "websocket.receive", "text": data.text}
+                    try:
+                        text = data.data.decode("utf-8")
+                    except UnicodeDecodeError:  # RFC 6455 section 8.1: fail with 1007
+                        ws.close_code = 1007
+                        ws._send_close(1007, "invalid UTF-8")
+                        return
+                    message = {"type": "websocket.receive", "text": text}
                 elif op == OP_BINARY:
                     message = {"type": "websocket.receive", "bytes": data.data}
                 else:
@@ -352,22 +359,34 @@ class ASGIServer:
         self._call_soon(self._on_request, proto, cycle)
 
     def _on_websocket(self, conn: Any, scope: dict[str, Any], headers: list[Any]) -> None:
-        key = ""
+        key = version = b""
         protocols = []
         for name, value in headers:
             if name == b"sec-websocket-key":
-                key = value.decode("latin-1")
+                key = value
+            elif name == b"sec-websocket-version":
+                version = value
             elif name == b"sec-websocket-protocol":
                 protocols.extend(p.strip() for p in value.decode("latin-1").split(","))
-        if not key:
-            conn.send_response(400, [(b"connection", b"close")], b"Sec-WebSocket-Key missing")
+        # RFC 6455 section 4.2.1: HTTP/1.1, version 13 and a 16-byte base64 key, else
+        # 400 (426 naming the version we speak, section 4.4).
+        if version.strip() != b"13":
+            if version:
+                conn.send_response(426, [(b"sec-websocket-version", b"13"),
+                                         (b"connection", b"close")], b"Upgrade Required")
+            else:
+                conn.send_response(400, [(b"connection", b"close")], b"Bad WebSocket version")
+            conn.drain()
+            return
+        if scope["http_version"] != "1.1" or not _valid_ws_key(key):
+            conn.send_response(400, [(b"connection", b"close")], b"Bad WebSocket handshake")
             conn.drain()
             return
         scope["type"] = "websocket"
         scope["scheme"] = "wss" if scope["scheme"] == "https" else "ws"
         scope["subprotocols"] = [p for p in protocols if p]
         assert self._am is not None
-        ws = WebSocketConnection(self._am, conn, scope, key)
+        ws = WebSocketConnection(self._am, conn, scope, key.decode("latin-1"))
         self._conns[conn.id] = ws
         self._call_soon(self._start_websocket, ws)
 
@@ -406,6 +425,13 @@ class ASGIServer:
 
     def _start_websocket(self, ws: WebSocketConnection) -> None:
         self._spawn(ws.run(self.app))
+
+
+def _valid_ws_key(key: bytes) -> bool:
+    try:
+        return len(base64.b64decode(key.strip(), validate=True)) == 16
+    except ValueError:
+        return False
 
 
 def _call_now(fn: Callable[..., Any], *args: Any) -> None:
