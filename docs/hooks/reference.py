@@ -274,7 +274,7 @@ def _field_of_dest(dest: str) -> str | None:
     except ImportError:
         mapping: dict[str, str] = {}
     else:
-        mapping = getattr(cli, "FIELD_OF_DEST", None) or getattr(cli, "_FIELD_OF_DEST", {})
+        mapping = cli.FIELD_OF_DEST
     field = mapping.get(dest, dest)
     return field if field in _config_fields() else None
 

@@ -132,7 +132,7 @@ def url_port(url) -> int:
 
 
 def url_host(url) -> str:
-    """Host of ``url`` without port or IPv6 brackets (``mg_url_host``)."""
+    """Host of ``url`` without the port; an IPv6 address keeps its brackets (``mg_url_host``)."""
     cdef bytes u = _cstr_arg(url, "url")
     return _str(mg_url_host(u))
 

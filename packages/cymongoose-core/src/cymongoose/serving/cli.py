@@ -32,7 +32,7 @@ from .logconfig import configure_logging
 logger = logging.getLogger("cymongoose.serving")
 
 # argparse dest -> ServerConfig field
-_FIELD_OF_DEST = {
+FIELD_OF_DEST = {
     "host": "host",
     "port": "port",
     "fd": "fd",
@@ -171,7 +171,7 @@ def config_from_args(
     ``parser`` is given, exits through ``parser.error`` (status 2) with the message.
     """
     values: dict[str, Any] = {}
-    for dest, name in _FIELD_OF_DEST.items():
+    for dest, name in FIELD_OF_DEST.items():
         value = getattr(args, dest, None)
         if value is None:
             continue
