@@ -7,6 +7,40 @@ import pytest
 
 from cymongoose.wsgi import WSGIServer
 
+#: Every server test runs in both modes: the app in a thread pool, and on the poll thread.
+WSGI_MODES = ("pooled", "inline")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "pooled_only(reason): the test needs an app that blocks (waits on another thread), "
+        "which only the pooled mode serves; skipped in inline mode (threads=0)",
+    )
+
+
+@pytest.fixture(scope="module", params=WSGI_MODES, autouse=True)
+def wsgi_mode(request: pytest.FixtureRequest) -> Iterator[str]:
+    """"pooled" (as the test asks) or "inline": every WSGIServer made with threads=0."""
+    if request.param == "pooled":
+        yield "pooled"
+        return
+    original = WSGIServer.__init__
+
+    def inline_init(self, app, config=None, *, workers=None, threads=None, **kwargs):
+        original(self, app, config, threads=0, **kwargs)  # the pool size asked is ignored
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(WSGIServer, "__init__", inline_init)
+        yield "inline"
+
+
+@pytest.fixture(autouse=True)
+def _skip_pooled_only(request: pytest.FixtureRequest, wsgi_mode: str) -> None:
+    marker = request.node.get_closest_marker("pooled_only")
+    if marker is not None and wsgi_mode == "inline":
+        pytest.skip(f"pooled mode only: {marker.args[0] if marker.args else marker.kwargs}")
+
 
 @pytest.fixture
 def serve_app() -> Iterator[Callable[..., str]]:

@@ -173,6 +173,7 @@ def test_expect_100_continue(reader_url):
         assert json.loads(out)["size"] == len(body)
 
 
+@pytest.mark.pooled_only("inline mode receives the whole body before the app runs")
 def test_upload_larger_than_memory_budget_is_streamed_with_backpressure():
     """A slow app: the server stops reading, so the client cannot push the whole body."""
     release = threading.Event()
@@ -230,6 +231,7 @@ def test_body_not_read_by_the_app_is_skipped_and_keep_alive_continues():
     assert len(clients) == 1  # one connection throughout
 
 
+@pytest.mark.pooled_only("inline mode receives the whole body before the app runs")
 def test_client_disconnect_mid_body_reaches_the_reading_app():
     errors = []
     started = threading.Event()

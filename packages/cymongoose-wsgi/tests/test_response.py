@@ -69,6 +69,7 @@ def test_second_start_response_without_exc_info_is_an_error():
         assert httpx.get(srv.url).status_code == 500
 
 
+@pytest.mark.pooled_only("the app blocks")
 def test_write_callable_sends_before_the_app_returns():
     release = threading.Event()
 
@@ -122,6 +123,7 @@ def test_close_called_after_normal_response(length):
         assert closed.wait(10)
 
 
+@pytest.mark.pooled_only("the app blocks")
 def test_close_called_when_client_disconnects_mid_stream():
     closed = threading.Event()
     unblock = threading.Event()

@@ -41,7 +41,7 @@ def test_hello(serve_app):
     assert r.headers["content-length"] == "13"
 
 
-def test_environ(serve_app):
+def test_environ(serve_app, wsgi_mode):
     url = serve_app(environ_app)
     r = httpx.get(url + "/a%20b/%C3%A9?x=1&y=%20", headers={"X-Custom": "v1", "Accept": "a/b"})
     env = r.json()
@@ -60,7 +60,7 @@ def test_environ(serve_app):
     assert env["HTTP_HOST"] == url.removeprefix("http://")
     assert env["wsgi.version"] == [1, 0]
     assert env["wsgi.url_scheme"] == "http"
-    assert env["wsgi.multithread"] is True
+    assert env["wsgi.multithread"] is (wsgi_mode == "pooled")  # inline: one thread
     assert env["wsgi.multiprocess"] is False
     assert env["wsgi.run_once"] is False
     assert "CONTENT_LENGTH" not in env or env["CONTENT_LENGTH"] in ("", "0")

@@ -38,6 +38,7 @@ def status_of(port: int, request: bytes) -> int:
     return int(data.split(b" ", 2)[1])
 
 
+@pytest.mark.pooled_only("pool size settings")
 def test_config_object_and_field_overrides():
     config = ServerConfig(root_path="/base", threads=3, access_log=False)
     server = WSGIServer(environ_app, config, threads=2)
@@ -49,6 +50,7 @@ def test_config_object_and_field_overrides():
         server.close()
 
 
+@pytest.mark.pooled_only("pool size settings")
 @pytest.mark.parametrize(
     ("kwargs", "error"),
     [
@@ -64,6 +66,7 @@ def test_invalid_settings_are_rejected(kwargs, error):
         WSGIServer(environ_app, **kwargs)
 
 
+@pytest.mark.pooled_only("pool size settings")
 def test_seed_style_positional_url_and_workers_keyword():
     # serve(app, url, workers=8) and WSGIServer(app, workers=8) as in the seed document
     server = WSGIServer(environ_app, workers=8, access_log=False)
@@ -249,6 +252,7 @@ def test_access_log_off(caplog):
     assert not [r for r in caplog.records if r.name == "cymongoose.access"]
 
 
+@pytest.mark.pooled_only("the app blocks")
 def test_pool_size_bounds_concurrency():
     running = 0
     peak = 0
@@ -277,6 +281,7 @@ def test_pool_size_bounds_concurrency():
     assert peak == 3
 
 
+@pytest.mark.pooled_only("the app blocks")
 def test_graceful_shutdown_finishes_in_flight_requests():
     started = threading.Event()
     release = threading.Event()
@@ -310,6 +315,7 @@ def test_graceful_shutdown_finishes_in_flight_requests():
     assert results[0].headers["connection"] == "close"
 
 
+@pytest.mark.pooled_only("the app blocks")
 def test_graceful_shutdown_gives_up_after_timeout():
     started = threading.Event()
 

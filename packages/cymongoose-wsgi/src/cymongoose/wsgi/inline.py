@@ -25,7 +25,7 @@ loop that must never wait:
 * ``close()`` of the response iterable is always called: at the end of the response, on an
   error, and when the client disconnects while the iteration is suspended.
 * A response stream whose client takes nothing for ``stream_timeout`` seconds, and a request
-  body that stops arriving for ``BODY_READ_TIMEOUT_S`` seconds (answered 408), close the
+  body that stops arriving for ``server.BODY_READ_TIMEOUT_S`` seconds (answered 408), close the
   connection.
 """
 
@@ -44,13 +44,13 @@ from cymongoose.serving.accesslog import log_access
 import cymongoose
 from cymongoose import MG_EV_ACCEPT, MG_EV_CLOSE, MG_EV_HTTP_MSG
 
+from . import server as _server
 from .environ import FileWrapper, base_environ
 from .server import (
     _ERROR_HEADERS,
     _INTERNAL_ERROR_BODY,
     _PROXY_HEADERS,
     _PROXY_KEYS,
-    BODY_READ_TIMEOUT_S,
     STREAM_THRESHOLD_BYTES,
     _check_headers,
     _content_length,
@@ -301,6 +301,7 @@ class _Exchange:
                 and not self.no_body
                 and not self.head_sent
                 and self.keep_alive
+                and len(result) == 1
                 and self.environ["SERVER_PROTOCOL"] == "HTTP/1.1"
                 and not self.handler.server._stopping
             ):
@@ -549,7 +550,7 @@ class InlineHandler:
         if msg.more_body:
             # The app cannot wait for the body on this thread: receive it first.
             ex.spool = SpooledTemporaryFile(max_size=BODY_MEMORY_BYTES)
-            ex.deadline = time.monotonic() + BODY_READ_TIMEOUT_S
+            ex.deadline = time.monotonic() + _server.BODY_READ_TIMEOUT_S
             state.receiving = ex
             self._arm_sweep()
             return
@@ -579,7 +580,7 @@ class InlineHandler:
         spool = ex.spool
         if data:
             spool.write(data)
-            ex.deadline = time.monotonic() + BODY_READ_TIMEOUT_S
+            ex.deadline = time.monotonic() + _server.BODY_READ_TIMEOUT_S
             return
         # The whole body is in: run the app.
         state.receiving = None
@@ -621,9 +622,7 @@ class InlineHandler:
 
     def _arm_sweep(self) -> None:
         if self._sweep_timer is None:
-            self._sweep_timer = self.server.manager.timer_add(
-                SWEEP_MS, self._sweep, repeat=True
-            )
+            self._sweep_timer = self.server.manager.timer_add(SWEEP_MS, self._sweep, repeat=True)
 
     def _sweep(self) -> None:
         """Timer (poll thread): drop uploads and response streams that stopped moving."""
@@ -637,12 +636,13 @@ class InlineHandler:
                 logger.info(
                     "closing connection %d: request body stalled for %.0f s",
                     conn.id,
-                    BODY_READ_TIMEOUT_S,
+                    _server.BODY_READ_TIMEOUT_S,
                 )
                 state.receiving = None
                 ex.code = 408
                 conn.send_response(
-                    408, [("Content-Type", "text/plain"), ("Connection", "close")],
+                    408,
+                    [("Content-Type", "text/plain"), ("Connection", "close")],
                     b"Request Timeout",
                 )
                 self._finish(state, ex, abort=True)
