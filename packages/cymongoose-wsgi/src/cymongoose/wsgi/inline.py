@@ -120,6 +120,7 @@ class _Exchange:
     deadline = 0.0  # time.monotonic() after which a stalled body/stream is dropped
     cancelled = False  # the connection has closed
     logged = False
+    flushing = False  # the response is complete, its tail still in the send buffer
     keep_alive = True
     is_head = False
     client: Any = None  # (host, port) for the access log, after proxy headers
@@ -380,7 +381,7 @@ class _Exchange:
             if self.chunked:
                 conn.http_chunk(b"")
             conn.finish_response()
-            self.handler._finish(self.state, self)
+            self.handler._finish(self.state, self, flush=True)
             return
         parts = self.parts
         self.parts = None
@@ -503,6 +504,9 @@ class InlineHandler:
                 ex = state.current
                 if ex.iterator is not None:
                     ex.pump()
+                elif ex.flushing:
+                    ex.flushing = False
+                    state.current = None
         elif ev == EV_HTTP_BODY:
             self._on_body(conn, data)
         elif ev == MG_EV_CLOSE:
@@ -594,15 +598,25 @@ class InlineHandler:
         ex.deadline = 0.0
         ex.run()
 
-    def _finish(self, state: _Conn, ex: _Exchange, abort: bool = False) -> None:
-        """The response is complete (or given up): next request, or close."""
-        if state.current is ex:
+    def _finish(
+        self, state: _Conn, ex: _Exchange, abort: bool = False, flush: bool = False
+    ) -> None:
+        """The response is complete (or given up): next request, or close.
+
+        With ``flush`` (the end of a streamed response) the request stays ``current`` until
+        the send buffer is empty, so that a graceful shutdown waits for the stream's tail.
+        """
+        conn = state.conn
+        if flush and ex.keep_alive and conn.send_len:
+            ex.flushing = True
+            conn.notify_writable(0)
+        elif state.current is ex:
             state.current = None
         if ex.spool is not None:
             ex.spool.close()
             ex.spool = None
         if abort or not ex.keep_alive:
-            state.conn.drain()  # the client gets what was written, then the close
+            conn.drain()  # the client gets what was written, then the close
 
     def _on_close(self, conn: Any) -> None:
         state = conn.userdata

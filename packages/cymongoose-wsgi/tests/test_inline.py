@@ -1,0 +1,238 @@
+"""What only the inline mode (threads=0, the app on the poll thread) has to get right: the
+loop keeps serving while a client is slow, request bodies are received before the app
+runs, and streams in flight survive graceful shutdown. The rest of the suite runs in both
+modes (see conftest.py)."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+
+import httpx
+import pytest
+
+from cymongoose.wsgi import WSGIServer, inline
+from cymongoose.wsgi.testing import ServerThread
+
+
+@pytest.fixture(scope="module")
+def wsgi_mode() -> str:
+    """This module always serves inline (threads=0): run it once, not per mode."""
+    return "inline"
+
+
+def read_head(sock: socket.socket) -> bytes:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(4096)
+        assert chunk, "closed before the response head"
+        data += chunk
+    return data
+
+
+def test_threads_zero_runs_the_app_on_the_poll_thread():
+    seen = []
+
+    def app(environ, start_response):
+        seen.append((threading.current_thread().name, environ["wsgi.multithread"]))
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"inline"]
+
+    with ServerThread(app, threads=0, access_log=False) as srv:
+        assert srv.server.workers == 0
+        assert httpx.get(srv.url).text == "inline"
+    assert seen == [("wsgi-test-server", False)]
+
+
+def test_slow_reader_does_not_block_other_clients():
+    produced = []
+    block = b"z" * 65536
+    blocks = 400  # 25 MiB: far more than socket buffers and the send high-water mark
+
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Type", "application/octet-stream")])
+        if environ["PATH_INFO"] == "/hello":
+            return [b"hello"]
+
+        def gen():
+            for i in range(blocks):
+                produced.append(i)
+                yield block
+
+        return gen()
+
+    with ServerThread(app, threads=0, access_log=False) as srv:
+        with socket.create_connection(("127.0.0.1", srv.port), timeout=30) as slow:
+            slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+            slow.sendall(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert read_head(slow).startswith(b"HTTP/1.1 200")
+            # The slow client reads nothing more; the loop still answers everybody else.
+            with httpx.Client(base_url=srv.url, timeout=10) as client:
+                for _ in range(20):
+                    assert client.get("/hello").text == "hello"
+            # The generator waits for the socket instead of filling memory.
+            assert len(produced) < blocks // 4
+            data = b""
+            while not data.endswith(b"\r\n0\r\n\r\n"):  # the end of the chunked body
+                chunk = slow.recv(1 << 20)
+                assert chunk, "closed before the end of the body"
+                data = data[-16:] + chunk
+    assert len(produced) == blocks
+
+
+def test_large_upload_is_received_before_the_app_runs():
+    body = hashlib.sha256(b"seed").digest() * (3 * 65536 // 32 * 8)  # 6 MiB
+    calls = []
+
+    def app(environ, start_response):
+        stream = environ["wsgi.input"]
+        data = stream.read()
+        calls.append((environ.get("CONTENT_LENGTH"), len(data)))
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [hashlib.sha256(data).hexdigest().encode()]
+
+    def chunked():
+        for i in range(0, len(body), 300_000):
+            yield body[i : i + 300_000]
+
+    expected = hashlib.sha256(body).hexdigest()
+    with ServerThread(app, threads=0, access_log=False) as srv:
+        with httpx.Client(base_url=srv.url, timeout=60) as client:
+            assert client.post("/", content=body).text == expected
+            assert client.post("/", content=chunked()).text == expected  # no Content-Length
+    size = str(len(body))
+    assert calls == [(size, len(body)), (size, len(body))]
+
+
+def test_body_memory_is_bounded_by_spilling_to_a_file(monkeypatch):
+    monkeypatch.setattr(inline, "BODY_MEMORY_BYTES", 100_000)
+    seen = []
+
+    def app(environ, start_response):
+        stream = environ["wsgi.input"]
+        seen.append(bool(getattr(stream, "_rolled", False)))  # the spool went to disk
+        data = stream.read()
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [str(len(data)).encode()]
+
+    with ServerThread(app, threads=0, access_log=False) as srv:
+        assert httpx.post(srv.url, content=b"d" * 1_000_000, timeout=30).text == "1000000"
+    assert seen == [True]
+
+
+def test_client_gone_mid_upload_never_reaches_the_app():
+    calls = []
+
+    def app(environ, start_response):
+        calls.append(environ["PATH_INFO"])
+        environ["wsgi.input"].read()
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"ok"]
+
+    with ServerThread(app, threads=0, access_log=False) as srv:
+        with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as sock:
+            sock.sendall(b"POST /gone HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n")
+            sock.sendall(b"x" * 400_000)
+        assert httpx.post(srv.url + "/next", content=b"y", timeout=10).text == "ok"
+    assert calls == ["/next"]
+
+
+def test_graceful_shutdown_lets_a_suspended_stream_finish():
+    block = b"g" * 65536
+    blocks = 200
+    closed = threading.Event()
+
+    class Body:
+        def __iter__(self):
+            for _ in range(blocks):
+                yield block
+
+        def close(self):
+            closed.set()
+
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Type", "application/octet-stream")])
+        return Body()
+
+    srv = ServerThread(app, threads=0, access_log=False, graceful_timeout_s=30)
+    srv.__enter__()
+    try:
+        with socket.create_connection(("127.0.0.1", srv.port), timeout=30) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            data = read_head(sock)
+            srv.server.shutdown()  # while the stream waits for this client
+            while chunk := sock.recv(1 << 20):
+                data += chunk
+    finally:
+        srv.stop()
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert b"transfer-encoding: chunked" in head.lower()
+    assert body.endswith(b"0\r\n\r\n")  # the whole stream, then the close
+    assert body.count(block) == blocks
+    assert closed.is_set()
+
+
+def test_pipelined_requests_after_a_suspended_stream():
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        if environ["PATH_INFO"] == "/stream":
+            return (b"s" * 65536 for _ in range(50))
+        return [environ["PATH_INFO"].encode()]
+
+    with ServerThread(app, threads=0, access_log=False) as srv:
+        with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as sock:
+            sock.sendall(
+                b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n"
+                b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n"
+                b"GET /b HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            )
+            data = b""
+            while chunk := sock.recv(1 << 20):
+                data += chunk
+    assert data.count(b"HTTP/1.1 200") == 3
+    assert data.endswith(b"\r\n\r\n/b")
+    assert data.index(b"\r\n\r\n/a") < data.index(b"\r\n\r\n/b")
+    assert data.count(b"s" * 65536) == 50
+
+
+def test_cli_threads_zero(tmp_path):
+    (tmp_path / "inlineapp.py").write_text(
+        textwrap.dedent(
+            """
+            import threading
+
+            def app(environ, start_response):
+                start_response("200 OK", [("Content-Type", "text/plain")])
+                return [str(environ["wsgi.multithread"]).encode()]
+            """
+        )
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cymongoose.wsgi", "inlineapp:app", "--port", "0", "--threads", "0"],
+        cwd=tmp_path,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = proc.stderr.readline()
+        match = re.search(r"http://127\.0\.0\.1:(\d+)", line)
+        assert match, line
+        assert httpx.get(f"http://127.0.0.1:{match.group(1)}/").text == "False"
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_negative_threads_is_an_error():
+    with pytest.raises(ValueError, match="threads"):
+        WSGIServer(lambda environ, start_response: [], threads=-1)
