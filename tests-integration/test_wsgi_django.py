@@ -16,6 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from wsgi_modes import wsgi_mode  # noqa: F401  (each test: pooled and inline)
 
 pytest.importorskip("django")
 
@@ -70,10 +71,12 @@ SETTINGS = {
 
 
 @pytest.fixture(scope="module", params=["plain", "validated"])
-def base_url(request):
+def base_url(request, wsgi_mode):  # noqa: F811  (the fixture imported above)
     args = [sys.executable, "-m", "apps.wsgi_django_server", json.dumps(SETTINGS)]
     if request.param == "validated":
         args.append("--validate")
+    if wsgi_mode == "inline":
+        args.append("--inline")
     proc = subprocess.Popen(args, cwd=HERE, stdout=subprocess.PIPE, text=True)
     try:
         line = proc.stdout.readline()

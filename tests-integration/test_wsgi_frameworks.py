@@ -15,6 +15,7 @@ pytest.importorskip("bottle")
 pytest.importorskip("falcon")
 
 from apps import wsgi_bottle, wsgi_falcon  # noqa: E402
+from wsgi_modes import wsgi_mode  # noqa: F401  (each test: pooled and inline)
 
 pytestmark = pytest.mark.timeout(120)
 

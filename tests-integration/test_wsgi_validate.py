@@ -16,6 +16,7 @@ import httpx
 import pytest
 from adversarial.conftest import Tracker, make_wsgi_app
 from cymongoose.wsgi.testing import ServerThread
+from wsgi_modes import wsgi_mode  # noqa: F401  (each test: pooled and inline)
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:

@@ -21,7 +21,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.fixture(scope="module", params=WSGI_MODES, autouse=True)
 def wsgi_mode(request: pytest.FixtureRequest) -> Iterator[str]:
-    """"pooled" (as the test asks) or "inline": every WSGIServer made with threads=0."""
+    """Mode "pooled" (pool size as the test asks) or "inline" (every WSGIServer: threads=0)."""
     if request.param == "pooled":
         yield "pooled"
         return
