@@ -12,6 +12,7 @@ cdef enum:
     _EV_WRITABLE = MG_EV_USER + 4097
     _BODY_CHUNK = 65536         # bytes gathered per EV_HTTP_BODY while more are coming
     _FILE_WINDOW = 262144       # Connection.send_file: bytes kept queued
+    _IDLE_BUFFERS_MS = 1000     # idle this long: the sweep frees a connection's buffers
     _CHUNK_LINE_MAX = 4096      # chunk-size line and trailer field limits
     _CS_SIZE = 0
     _CS_DATA = 1
@@ -513,6 +514,16 @@ cdef void _srv_sweep(void *arg) noexcept nogil:
                       and now - st.last_io_ms > st.srv.keep_alive_timeout_ms):
                     c.is_closing = 1
                     mg_attend(c)
+            if (st != NULL and st.c == c and st.srv != NULL and not c.is_closing
+                    and c.recv.len == 0 and c.send.len == 0 and not c.is_resp
+                    and st.body_mode == 0 and st.file_left == 0
+                    and now - st.last_io_ms > _IDLE_BUFFERS_MS):
+                # Idle a while: give the empty buffers back (memory per idle connection).
+                # Not per request: freeing zeroes them.
+                if c.recv.size:
+                    mg_iobuf_free(&c.recv)
+                if c.send.size:
+                    mg_iobuf_free(&c.send)
         c = c.next
 
 

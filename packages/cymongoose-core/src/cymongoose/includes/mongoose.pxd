@@ -148,6 +148,7 @@ cdef extern from "mongoose.h" nogil:
     int mg_log_level
     void mg_iobuf_del(mg_iobuf *, size_t offset, size_t len)
     bint mg_iobuf_resize(mg_iobuf *, size_t)
+    void mg_iobuf_free(mg_iobuf *)
     int mg_http_parse(const char *s, size_t len, mg_http_message *)
     void mg_call(mg_connection *c, int ev, void *ev_data)
 
