@@ -298,7 +298,8 @@ def make_wsgi_app(tracker: Tracker):
 
 class Served:
     """A running server: ``kind`` ("asgi": the ASGI server in its default, integrated
-    mode; "asgi-threaded"; "wsgi"), ``family`` ("asgi"/"wsgi"), ``port``, ``url``,
+    mode; "asgi-threaded"; "wsgi": a pool of 8 app threads; "wsgi-inline": the app on the
+    poll thread), ``family`` ("asgi"/"wsgi"), ``port``, ``url``,
     ``tracker``, ``errors`` (exceptions the server reported at the event-loop level)."""
 
     def __init__(self, kind: str, limits: dict) -> None:
@@ -311,7 +312,9 @@ class Served:
             mode = "threaded" if kind == "asgi-threaded" else "auto"
             self.thread = ASGIServerThread(make_asgi_app(self.tracker), mode=mode, **options)
         else:
-            self.thread = WSGIServerThread(make_wsgi_app(self.tracker), workers=8, **options)
+            threads = 0 if kind == "wsgi-inline" else 8
+            self.thread = WSGIServerThread(make_wsgi_app(self.tracker), threads=threads,
+                                           **options)
         self.thread.__enter__()
         self.port = self.thread.port
         self.url = f"http://127.0.0.1:{self.port}"
@@ -330,9 +333,10 @@ class Served:
         assert self.errors == []
 
 
-@pytest.fixture(params=["asgi", "asgi-threaded", "wsgi"])
+@pytest.fixture(params=["asgi", "asgi-threaded", "wsgi", "wsgi-inline"])
 def kind(request) -> str:
-    """Every server configuration: ASGI (integrated and threaded AsyncManager), WSGI."""
+    """Every server configuration: ASGI (integrated and threaded AsyncManager), WSGI
+    (thread pool and inline)."""
     return request.param
 
 

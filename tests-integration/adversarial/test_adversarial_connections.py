@@ -141,14 +141,19 @@ def test_client_disconnects_mid_head(server):
 
 
 def test_client_disconnects_mid_body(server):
+    # Inline WSGI gathers a streamed body before calling the app: the app never runs.
+    # Elsewhere the app is reading the body when the client goes; it learns of it and ends.
     with RawConnection(server.port) as c:
         c.send(b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 1000000\r\n\r\n")
         c.send(b"x" * 300_000)
-        assert server.tracker.wait("start", "/echo")
-    # The app reading the body learns that the client is gone; it is not left waiting.
-    assert server.tracker.wait("disconnect", "/echo")
-    assert server.tracker.wait("end", "/echo")
+        if server.kind != "wsgi-inline":
+            assert server.tracker.wait("start", "/echo")
     server.assert_serves()
+    if server.kind == "wsgi-inline":
+        assert server.tracker.count("start", "/echo") == 0
+    else:
+        assert server.tracker.wait("disconnect", "/echo")
+        assert server.tracker.wait("end", "/echo")
 
 
 def test_client_disconnects_mid_response(server):
