@@ -179,13 +179,15 @@ def asan(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """benchmarks/run.py: cymongoose vs uvicorn, granian, gunicorn and raw C mongoose (wrk)."""
+    """benchmarks/run.py: cymongoose vs uvicorn, granian, gunicorn, bjoern, fastwsgi and raw C
+    mongoose (wrk)."""
     import shutil
 
     if not shutil.which("wrk"):
         session.error("wrk is not installed: apt-get install wrk")
     _install(session, *PACKAGES, extra=[*FRAMEWORKS, "uvicorn", "uvloop", "httptools",
-                                        "granian", "gunicorn", "psutil"])
+                                        "granian", "gunicorn", "bjoern-binary", "fastwsgi",
+                                        "psutil"])
     session.run("python", str(ROOT / "benchmarks" / "run.py"), *session.posargs)
 
 

@@ -1,4 +1,5 @@
-"""Benchmark cymongoose against uvicorn, granian, gunicorn and raw C mongoose in one run.
+"""Benchmark cymongoose against uvicorn, granian, gunicorn, bjoern, fastwsgi and raw C mongoose
+in one run.
 
 Every server runs one process pinned to CPU 0; wrk (or ws_client.py) runs on CPU 1.
 Each round starts every server in turn, checks each workload's response, warms it up and
@@ -77,6 +78,13 @@ class Server:
                              "--loop", "uvloop", "--log-level", "warning", *host, spec],
             "cymongoose-wsgi": [PY, "-m", "cymongoose.wsgi", spec, *host, "--threads", "4",
                                 "--no-access-log", "--log-level", "warning"],
+            "cymongoose-wsgi-inline": [PY, "-m", "cymongoose.wsgi", spec, *host, "--threads", "0",
+                                       "--no-access-log", "--log-level", "warning"],
+            # No CLI of their own: each runs the module's app from a one-line program.
+            "bjoern": [PY, "-c", f"import bjoern, {module}; "
+                       f"bjoern.run({module}.app, '127.0.0.1', {port})"],
+            "fastwsgi": [PY, "-c", f"import fastwsgi, {module}; "
+                         f"fastwsgi.run({module}.app, host='127.0.0.1', port={port})"],
             "gunicorn": [PY, "-m", "gunicorn", "-k", "gthread", "--threads", "4", "-w", "1",
                          "-b", f"127.0.0.1:{p}", "--log-level", "warning", spec],
             "granian-wsgi": [PY, "-m", "granian", "--interface", "wsgi", "--workers", "1",
@@ -104,6 +112,11 @@ SERVERS = [
     Server("cymongoose-wsgi", "wsgi", False),
     Server("gunicorn", "wsgi", False),
     Server("granian-wsgi", "wsgi", False),
+    # The app on the event-loop thread (issue 10): cymongoose-wsgi --threads 0 and the two
+    # C WSGI servers that work that way.
+    Server("cymongoose-wsgi-inline", "wsgi", False),
+    Server("bjoern", "wsgi", False),
+    Server("fastwsgi", "wsgi", False),
 ]
 
 
@@ -586,7 +599,8 @@ def markdown(rows: list[dict], meta: dict, workloads: list[Workload]) -> str:
 def versions() -> dict:
     out = {}
     for dist in ("cymongoose-core", "cymongoose-asgi", "cymongoose-wsgi", "uvicorn", "uvloop",
-                 "httptools", "granian", "gunicorn", "fastapi", "flask", "websockets"):
+                 "httptools", "granian", "gunicorn", "bjoern-binary", "fastwsgi", "fastapi",
+                 "flask", "websockets"):
         try:
             out[dist] = importlib.metadata.version(dist)
         except importlib.metadata.PackageNotFoundError:

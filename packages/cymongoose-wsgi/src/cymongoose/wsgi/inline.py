@@ -296,30 +296,37 @@ class _Exchange:
         except Exception:
             self._failed()
             return
-        if type(result) is list or type(result) is tuple:
+        if type(result) is list and len(result) == 1 and type(result[0]) is bytes:
+            status = self.status
             if (
-                self.status is not None
+                status is not None
                 and not self.no_body
                 and not self.head_sent
                 and self.keep_alive
-                and len(result) == 1
                 and self.environ["SERVER_PROTOCOL"] == "HTTP/1.1"
                 and not self.handler.server._stopping
             ):
-                # The hot path: hello world ends here, in one send.
-                for name, _ in self.headers:
-                    if len(name) == 14 and name.lower() == "content-length":
-                        break
+                # The hot path (hello world, most framework responses): one send.
+                body = result[0]
+                headers = self.headers
+                for name, value in headers:
+                    if (
+                        len(name) == 14
+                        and name.lower() == "content-length"
+                        and value != str(len(body))
+                    ):
+                        break  # the general path below truncates or closes
                 else:
                     try:
-                        self.state.conn.send_wsgi_response(self.status, self.headers, result)
-                    except TypeError:
-                        self._failed()  # a block that is not bytes: nothing was written
+                        self.state.conn.send_wsgi_response(status, headers, body)
+                    except Exception:
+                        self._failed()
                         return
                     if self.handler.access_log:
                         self._log()
                     self.handler._finish(self.state, self)
                     return
+        if type(result) is list or type(result) is tuple:
             self.result = result
             self.iterator = iter(result)
         elif type(result) is FileWrapper and self.handler.send_file and self._send_file(result):
