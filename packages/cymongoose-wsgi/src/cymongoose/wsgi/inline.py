@@ -76,17 +76,60 @@ SEND_LOW_WATER_BYTES = 64 << 10
 SWEEP_MS = 1000
 
 
+# start_response() checks what the pooled mode checks (server._parse_status and
+# _check_headers), with what was already found valid remembered: apps send the same status
+# strings and header names again and again. Both caches stop growing at _CACHE_MAX entries.
+_CACHE_MAX = 1024
+_STATUS_CODES: dict[str, int] = {}
+_HEADER_NAMES: set[str] = set()
+
+
+def _valid_headers(headers: Any) -> list[tuple[str, str]]:
+    """``headers`` if it is a PEP 3333 header list without CR/LF (and ``:`` in names);
+    raises TypeError/ValueError as ``server._check_headers`` does otherwise."""
+    if type(headers) is list:
+        names = _HEADER_NAMES
+        for item in headers:
+            if type(item) is not tuple or len(item) != 2:
+                break
+            name, value = item
+            if (
+                type(name) is not str
+                or name not in names
+                or type(value) is not str
+                or "\n" in value
+                or "\r" in value
+            ):
+                break
+        else:
+            return headers
+    _check_headers(headers)
+    if len(_HEADER_NAMES) < _CACHE_MAX:
+        _HEADER_NAMES.update(name for name, _ in headers)
+    return headers
+
+
+def _keep_alive(protocol: str, connection: str | None) -> bool:
+    """Whether the connection stays open after this response (RFC 9112 section 9.3)."""
+    if protocol == "HTTP/1.1":
+        return connection is None or "close" not in connection.lower()
+    return connection is not None and "keep-alive" in connection.lower()
+
+
 class _Conn:
     """Per-connection state (poll thread only). Also kept in ``WSGIServer._states`` under
     the connection id, where the server's graceful stop looks for ``current``."""
 
-    __slots__ = ("conn", "base", "client", "trusted", "current", "receiving")
+    __slots__ = ("handler", "conn", "base", "client", "trusted", "current", "receiving")
 
     # Read by WSGIServer._cancel() on close(): inline connections never queue requests
     # (the core parses the next pipelined request only once this one is answered).
     pending: list[Any] = []
 
-    def __init__(self, conn: Any, base: dict[str, Any], client: Any, trusted: bool) -> None:
+    def __init__(
+        self, handler: InlineHandler, conn: Any, base: dict[str, Any], client: Any, trusted: bool
+    ) -> None:
+        self.handler = handler
         self.conn = conn
         self.base = base
         self.client = client
@@ -98,9 +141,12 @@ class _Conn:
 class _Exchange:
     """One request and its response, run on the poll thread (PEP 3333 server side).
 
-    A plain class (no ``__slots__``): the rarely used fields stay class-level defaults, so a
-    hello-world request writes only the few attributes it needs.
+    A plain class (no ``__slots__``, no ``__init__``): the rarely used fields stay
+    class-level defaults, so a hello-world request writes only ``state`` and ``environ``.
     """
+
+    state: _Conn
+    environ: dict[str, Any]
 
     # Defaults; the instance overrides what it uses.
     status: str | None = None
@@ -123,7 +169,7 @@ class _Exchange:
     flushing = False  # the response is complete, its tail still in the send buffer
     keep_alive = True
     is_head = False
-    client: Any = None  # (host, port) for the access log, after proxy headers
+    client: Any = None  # (host, port) from the proxy headers, if they say
     path = ""
     query = ""
     # Read by WSGIServer (_cancel, _sweep_stalled_bodies) for entries of its _states.
@@ -131,10 +177,9 @@ class _Exchange:
     cond = None
     deferred = False
 
-    def __init__(self, handler: InlineHandler, state: _Conn, environ: dict[str, Any]) -> None:
-        self.handler = handler
-        self.state = state
-        self.environ = environ
+    @property
+    def handler(self) -> InlineHandler:
+        return self.state.handler
 
     # -- the PEP 3333 callables ----------------------------------------------------------
 
@@ -156,8 +201,12 @@ class _Exchange:
                 exc_info = None
         elif self.status is not None:
             raise AssertionError("start_response() called a second time without exc_info")
-        code = _parse_status(status)
-        self.headers = _check_headers(headers)
+        code = _STATUS_CODES.get(status) if type(status) is str else None
+        if code is None:
+            code = _parse_status(status)  # raises for an invalid status
+            if len(_STATUS_CODES) < _CACHE_MAX:
+                _STATUS_CODES[status] = code
+        self.headers = _valid_headers(headers)
         self.code = code
         self.status = status
         if code == 204 or code == 304 or self.is_head:
@@ -279,7 +328,7 @@ class _Exchange:
             self.logged = True
             environ = self.environ
             log_access(
-                self.client,
+                self.client if self.client is not None else self.state.client,
                 environ["REQUEST_METHOD"],
                 self.path,
                 self.query,
@@ -291,8 +340,9 @@ class _Exchange:
 
     def run(self) -> None:
         """Call the app and answer; a streamed answer may be left suspended (``iterator``)."""
+        handler = self.state.handler
         try:
-            result = self.handler.app(self.environ, self.start_response)
+            result = handler.app(self.environ, self.start_response)
         except Exception:
             self._failed()
             return
@@ -304,7 +354,7 @@ class _Exchange:
                 and not self.head_sent
                 and self.keep_alive
                 and self.environ["SERVER_PROTOCOL"] == "HTTP/1.1"
-                and not self.handler.server._stopping
+                and not handler.server._stopping
             ):
                 # The hot path (hello world, most framework responses): one send.
                 body = result[0]
@@ -322,9 +372,9 @@ class _Exchange:
                     except Exception:
                         self._failed()
                         return
-                    if self.handler.access_log:
+                    if handler.access_log:
                         self._log()
-                    self.handler._finish(self.state, self)
+                    handler._finish(self.state, self)
                     return
         if type(result) is list or type(result) is tuple:
             self.result = result
@@ -504,7 +554,33 @@ class InlineHandler:
     def on_event(self, conn: Any, ev: int, data: Any) -> None:
         """The mongoose event handler (poll thread)."""
         if ev == MG_EV_HTTP_MSG:
-            self._on_request(conn, data)
+            # The hot path, kept in this one frame.
+            state = conn.userdata
+            if state is None:
+                state = self._new_state(conn)
+            environ = data.wsgi_environ(state.base)  # the CGI keys, built in C
+            ex = _Exchange()
+            ex.state = state
+            ex.environ = environ
+            state.current = ex
+            connection = environ.get("HTTP_CONNECTION")
+            if connection is not None or environ["SERVER_PROTOCOL"] != "HTTP/1.1":
+                ex.keep_alive = _keep_alive(environ["SERVER_PROTOCOL"], connection)
+            if environ["REQUEST_METHOD"] == "HEAD":
+                ex.is_head = True
+            if self.access_log:
+                ex.path = data.uri
+                ex.query = data.query
+            if state.trusted and not _PROXY_KEYS.isdisjoint(environ):
+                self._proxy_headers(ex)
+            if data.more_body:
+                self._receive(ex)
+                return
+            # As environ.request_environ() does for a body that arrived whole.
+            environ["wsgi.input"] = (
+                BytesIO(data.body_bytes) if "CONTENT_LENGTH" in environ else BytesIO()
+            )
+            ex.run()
         elif ev == EV_WRITABLE:
             state = conn.userdata
             if state is not None and state.current is not None:
@@ -534,47 +610,25 @@ class InlineHandler:
             multiprocess=server._multiprocess,
         )
         trusted = proxy is not None and proxy.is_trusted(remote[0])
-        state = _Conn(conn, base, (remote[0], remote[1]), trusted)
+        state = _Conn(self, conn, base, (remote[0], remote[1]), trusted)
         conn.userdata = state
         self._states[conn.id] = state
         return state
 
-    def _on_request(self, conn: Any, msg: Any) -> None:
-        state = conn.userdata
-        if state is None:
-            state = self._new_state(conn)
-        environ = msg.wsgi_environ(state.base)  # the CGI keys, built in C
-        ex = _Exchange(self, state, environ)
-        state.current = ex
-        connection = environ.get("HTTP_CONNECTION")
-        if environ["SERVER_PROTOCOL"] == "HTTP/1.1":
-            ex.keep_alive = connection is None or "close" not in connection.lower()
-        else:
-            ex.keep_alive = connection is not None and "keep-alive" in connection.lower()
-        ex.is_head = environ["REQUEST_METHOD"] == "HEAD"
-        ex.client = state.client
-        if self.access_log:
-            ex.path = msg.uri
-            ex.query = msg.query
-        if state.trusted and not _PROXY_KEYS.isdisjoint(environ):
-            self._proxy_headers(ex)
-        if msg.more_body:
-            # The app cannot wait for the body on this thread: receive it first.
-            ex.spool = SpooledTemporaryFile(max_size=BODY_MEMORY_BYTES)
-            ex.deadline = time.monotonic() + _server.BODY_READ_TIMEOUT_S
-            state.receiving = ex
-            self._arm_sweep()
-            return
-        # As environ.request_environ() does for a body that arrived whole.
-        environ["wsgi.input"] = BytesIO(msg.body_bytes)
-        ex.run()
+    def _receive(self, ex: _Exchange) -> None:
+        """The app cannot wait for a streamed body on this thread: receive it first."""
+        ex.spool = SpooledTemporaryFile(max_size=BODY_MEMORY_BYTES)
+        ex.deadline = time.monotonic() + _server.BODY_READ_TIMEOUT_S
+        ex.state.receiving = ex
+        self._arm_sweep()
 
     def _proxy_headers(self, ex: _Exchange) -> None:
         environ = ex.environ
         headers = [
             (name, environ[key].encode("latin-1")) for name, key in _PROXY_HEADERS if key in environ
         ]
-        result = self.server._proxy.resolve(headers, ex.client, environ["wsgi.url_scheme"])
+        client = ex.state.client
+        result = self.server._proxy.resolve(headers, client, environ["wsgi.url_scheme"])
         if result.client is not None:
             ex.client = result.client
             environ["REMOTE_ADDR"] = result.client[0]
