@@ -1026,3 +1026,18 @@ def test_configure_http_server_needs_http_listener():
         with pytest.raises(RuntimeError, match="HTTP listener"):
             client.configure_http_server()
 
+
+
+def test_stalled_streamed_body_is_closed_after_header_timeout(serve):
+    # A body that stops arriving must not hold the connection forever (slow POST).
+    got = []
+
+    def handler(conn, ev, data):
+        if ev == MG_EV_HTTP_MSG:
+            got.append(data.more_body)
+
+    srv = serve(handler, http_server={"header_timeout_ms": 300, "stream_threshold": 10})
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as s:
+        s.sendall(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 100000\r\n\r\n" + b"x" * 50)
+        assert s.recv(100) == b""  # closed by the server, no response
+    assert got == [True]

@@ -505,7 +505,12 @@ cdef void _srv_sweep(void *arg) noexcept nogil:
         if c.fn == _on_event and c.is_accepted and not c.is_closing:
             st = <ConnState *>c.fn_data
             if st != NULL and st.c == c and st.srv != NULL and not c.is_websocket:
-                if st.request_start_ms and now - st.request_start_ms > st.srv.header_timeout_ms:
+                if (st.body_mode and not st.paused and c.pfn == _srv_pfn
+                        and now - st.last_io_ms > st.srv.header_timeout_ms):
+                    # A streamed request body that stopped arriving: the app sees the close.
+                    c.is_closing = 1
+                    mg_attend(c)
+                elif st.request_start_ms and now - st.request_start_ms > st.srv.header_timeout_ms:
                     if c.pfn == _srv_pfn and not c.is_resp:
                         _srv_reject(c, 408)
                         mg_attend(c)  # quiet connections: visit it on the next poll

@@ -45,6 +45,7 @@ cdef void _on_event(mg_connection *c, int ev, void *ev_data) noexcept nogil:
     if st.srv != NULL and st.c == c and (ev == MG_EV_POLL or ev == MG_EV_WRITE):
         if c.pfn == _mg_http_cb and c.is_accepted and c.pfn != NULL:
             c.pfn = _srv_pfn  # serve_file/serve_dir restored mongoose's http_cb
+            st.need_parse = 1  # and cleared is_resp: a pipelined request may wait
     if st.c == c:
         cym_set_quiet(c, _can_be_quiet(c, st))
     if st.srv != NULL and st.c == c and (ev == MG_EV_POLL or ev == MG_EV_WRITE):
