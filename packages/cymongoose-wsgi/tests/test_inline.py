@@ -236,3 +236,31 @@ def test_cli_threads_zero(tmp_path):
 def test_negative_threads_is_an_error():
     with pytest.raises(ValueError, match="threads"):
         WSGIServer(lambda environ, start_response: [], threads=-1)
+
+
+@pytest.mark.parametrize("where", ["header", "close"])
+def test_errors_found_after_the_app_returned_give_500(where):
+    class Body:
+        def __iter__(self):
+            yield b"body"
+
+        def close(self):
+            if where == "close":
+                raise RuntimeError("close failed")
+
+    def app(environ, start_response):
+        if environ["PATH_INFO"] == "/ok":
+            start_response("200 OK", [("Content-Type", "text/plain")])
+            return [b"ok"]
+        value = "a\0b" if where == "header" else "fine"  # NUL: refused when written
+        # With its Content-Length the body is buffered: nothing is out when close() runs.
+        headers = [("Content-Type", "text/plain"), ("Content-Length", "4"), ("X-Value", value)]
+        start_response("200 OK", headers)
+        return Body()
+
+    with ServerThread(app, threads=0, access_log=False) as srv:
+        with httpx.Client(base_url=srv.url, timeout=10) as client:
+            r = client.get("/")
+            assert r.status_code == 500
+            assert "x-value" not in r.headers
+            assert client.get("/ok").text == "ok"

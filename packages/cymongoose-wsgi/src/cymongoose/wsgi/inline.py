@@ -424,7 +424,7 @@ class _Exchange:
             return
         self.iterator = None
         if not self._close_result():
-            self._abort()
+            self._failed(log=False)  # close() raised (logged) before the head went out
             return
         if self.head_sent:
             if self.length is not None and self.sent < self.length:
@@ -443,7 +443,11 @@ class _Exchange:
         parts = self.parts
         self.parts = None
         body = b"" if not parts else parts[0] if len(parts) == 1 else b"".join(parts)
-        self._respond(body)
+        try:
+            self._respond(body)
+        except Exception:
+            self._failed()  # a header the core refuses (NUL): nothing was written
+            return
         self.handler._finish(self.state, self)
 
     def _close_result(self) -> bool:
@@ -460,14 +464,15 @@ class _Exchange:
             return self.head_sent
         return True
 
-    def _failed(self) -> None:
+    def _failed(self, log: bool = True) -> None:
         """The app raised: 500 if nothing is written yet, else close the connection."""
         environ = self.environ
-        logger.exception(
-            "Exception in WSGI application (%s %s)",
-            environ.get("REQUEST_METHOD"),
-            environ.get("PATH_INFO"),
-        )
+        if log:
+            logger.exception(
+                "Exception in WSGI application (%s %s)",
+                environ.get("REQUEST_METHOD"),
+                environ.get("PATH_INFO"),
+            )
         self.iterator = None
         self._close_result()
         if self.head_sent:
