@@ -264,3 +264,25 @@ def test_errors_found_after_the_app_returned_give_500(where):
             assert r.status_code == 500
             assert "x-value" not in r.headers
             assert client.get("/ok").text == "ok"
+
+
+@pytest.mark.parametrize(
+    ("header", "value"),
+    [
+        ("Forwarded", "for=198.51.100.1;proto=https"),
+        ("X-Forwarded-For", "198.51.100.1"),
+        ("X-Forwarded-Proto", "https"),
+        ("X-Forwarded-Host", "example.com"),
+    ],
+)
+def test_each_proxy_header_alone_is_honoured(header, value):
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        keys = ("REMOTE_ADDR", "wsgi.url_scheme", "HTTP_HOST")
+        return [" ".join(environ[key] for key in keys).encode()]
+
+    with ServerThread(app, threads=0, access_log=False) as srv:
+        plain = httpx.get(srv.url).text
+        proxied = httpx.get(srv.url, headers={header: value}).text
+    assert plain.startswith("127.0.0.1 http 127.0.0.1:")
+    assert proxied != plain

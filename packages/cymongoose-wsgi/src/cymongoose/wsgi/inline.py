@@ -50,7 +50,6 @@ from .server import (
     _ERROR_HEADERS,
     _INTERNAL_ERROR_BODY,
     _PROXY_HEADERS,
-    _PROXY_KEYS,
     STREAM_THRESHOLD_BYTES,
     _check_headers,
     _content_length,
@@ -576,7 +575,12 @@ class InlineHandler:
             if self.access_log:
                 ex.path = data.uri
                 ex.query = data.query
-            if state.trusted and not _PROXY_KEYS.isdisjoint(environ):
+            if state.trusted and (  # the keys of server._PROXY_KEYS, looked up one by one
+                "HTTP_X_FORWARDED_FOR" in environ
+                or "HTTP_FORWARDED" in environ
+                or "HTTP_X_FORWARDED_PROTO" in environ
+                or "HTTP_X_FORWARDED_HOST" in environ
+            ):
                 self._proxy_headers(ex)
             if data.more_body:
                 self._receive(ex)
