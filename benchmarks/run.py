@@ -100,6 +100,7 @@ IDLE_KEEP_ALIVE = {
     "uvicorn": ["--timeout-keep-alive", "3600"],
     "cymongoose-wsgi": ["--timeout-keep-alive", "3600"],
 }
+IDLE_SETTLE_S = 2.0  # idle connections sit this long before the server's RSS is taken
 IDLE_SERVERS = ("mongoose-c", "cymongoose-core", "cymongoose-asgi", "uvicorn", "granian-asgi",
                 "cymongoose-wsgi", "granian-wsgi")
 
@@ -446,6 +447,8 @@ def measure_idle(running: Running, w: Workload, args, script: Path) -> dict:
     before = tree_rss(running.proc.pid)
     idle = IdleClients(running.port, w.idle, w.idle_websocket) if w.idle else None
     try:
+        if idle is not None:
+            time.sleep(IDLE_SETTLE_S)  # idle means idle: servers may trim idle connections
         held = tree_rss(running.proc.pid)
         check_http(running.port, w)
         running.rss.take()
