@@ -205,7 +205,22 @@ class _Exchange:
             code = _parse_status(status)  # raises for an invalid status
             if len(_STATUS_CODES) < _CACHE_MAX:
                 _STATUS_CODES[status] = code
-        self.headers = _valid_headers(headers)
+        # _valid_headers(headers), inline: the names seen before, str values without CR/LF.
+        if type(headers) is list:
+            names = _HEADER_NAMES
+            for item in headers:
+                if type(item) is not tuple or len(item) != 2:
+                    break
+                name, value = item
+                if name not in names or type(value) is not str or "\n" in value or "\r" in value:
+                    break
+            else:
+                names = None
+            if names is not None:
+                _valid_headers(headers)
+        else:
+            _valid_headers(headers)  # raises TypeError
+        self.headers = headers
         self.code = code
         self.status = status
         if code == 204 or code == 304 or self.is_head:
@@ -373,7 +388,7 @@ class _Exchange:
                         return
                     if handler.access_log:
                         self._log()
-                    handler._finish(self.state, self)
+                    self.state.current = None  # _finish(), for a kept-alive bodiless request
                     return
         if type(result) is list or type(result) is tuple:
             self.result = result
