@@ -210,14 +210,12 @@ class _Exchange:
             names = _HEADER_NAMES
             for item in headers:
                 if type(item) is not tuple or len(item) != 2:
+                    _valid_headers(headers)
                     break
                 name, value = item
                 if name not in names or type(value) is not str or "\n" in value or "\r" in value:
+                    _valid_headers(headers)  # raises, or remembers new names
                     break
-            else:
-                names = None
-            if names is not None:
-                _valid_headers(headers)
         else:
             _valid_headers(headers)  # raises TypeError
         self.headers = headers
