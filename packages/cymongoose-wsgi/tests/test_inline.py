@@ -6,6 +6,7 @@ modes (see conftest.py)."""
 from __future__ import annotations
 
 import hashlib
+import io
 import re
 import signal
 import socket
@@ -286,3 +287,29 @@ def test_each_proxy_header_alone_is_honoured(header, value):
         proxied = httpx.get(srv.url, headers={header: value}).text
     assert plain.startswith("127.0.0.1 http 127.0.0.1:")
     assert proxied != plain
+
+
+def test_file_wrapper_is_sent_by_the_core_without_reads_in_python(tmp_path):
+    data = bytes(range(256)) * 4096  # 1 MiB
+    path = tmp_path / "data.bin"
+    path.write_bytes(data)
+    opened = []
+
+    class NoPythonReads(io.FileIO):
+        def read(self, size=-1):
+            raise AssertionError("file bytes went through Python")
+
+    def app(environ, start_response):
+        f = NoPythonReads(str(path))
+        opened.append(f)
+        start_response("200 OK", [("Content-Type", "application/octet-stream")])
+        return environ["wsgi.file_wrapper"](f)
+
+    with ServerThread(app, threads=0, access_log=False) as srv:
+        with httpx.Client(base_url=srv.url, timeout=30) as client:
+            for _ in range(3):  # keep-alive goes on after each file
+                r = client.get("/")
+                assert r.content == data
+                assert r.headers["content-length"] == str(len(data))
+    assert len(opened) == 3
+    assert all(f.closed for f in opened)
