@@ -313,3 +313,25 @@ def test_file_wrapper_is_sent_by_the_core_without_reads_in_python(tmp_path):
                 assert r.headers["content-length"] == str(len(data))
     assert len(opened) == 3
     assert all(f.closed for f in opened)
+
+
+@pytest.mark.parametrize("length", [None, "15"])
+def test_write_callable_then_returned_blocks(length):
+    def app(environ, start_response):
+        headers = [("Content-Type", "text/plain")]
+        if length:
+            headers.append(("Content-Length", length))
+        write = start_response("200 OK", headers)
+        write(b"written ")
+        write(b"and ")
+        return [b"ret"]
+
+    with ServerThread(app, threads=0, access_log=False) as srv:
+        with httpx.Client(base_url=srv.url, timeout=10) as client:
+            r = client.get("/")
+            assert r.text == "written and ret"
+            if length:
+                assert r.headers["content-length"] == length
+            else:
+                assert r.headers["transfer-encoding"] == "chunked"
+            assert client.get("/").text == "written and ret"  # keep-alive goes on
