@@ -26,12 +26,14 @@ cdef inline void _touch(mg_connection *c) noexcept nogil:
 cdef inline bint _can_be_quiet(mg_connection *c, ConnState *st) noexcept nogil:
     # Accepted connections whose Python handler does not see loop-iteration events
     # (io_events False) and whose protocol handler does nothing on MG_EV_POLL while
-    # idle: ours (_srv_pfn), mongoose's WebSocket one, and mongoose's http_cb while no
-    # pipelined request waits in recv. serve_file/serve_dir's static handler, clients,
+    # idle: ours (_srv_pfn) and mongoose's http_cb while no pipelined request waits in
+    # recv, and mongoose's WebSocket one. serve_file/serve_dir's static handler, clients,
     # MQTT and everything else keep MG_EV_POLL on every iteration.
     if st.want_io or not c.is_accepted or c.pfn == NULL:
         return False
-    if c.pfn == _srv_pfn or c.pfn == _ws_pfn:
+    if c.pfn == _srv_pfn:  # not while a file is sent or a pipelined request waits
+        return st.srv != NULL and not st.file_left and not (st.need_parse and c.recv.len)
+    if c.pfn == _ws_pfn:
         return st.srv != NULL
     if c.pfn == _mg_ws_cb:
         return c.is_websocket
