@@ -77,6 +77,8 @@ class Result:
     rss_warm: int = 0
     rss_end: int = 0
     rss_peak: int = 0
+    #: RSS once a second during the main phase (after the warm-up).
+    rss_samples: list[int] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
     @property
@@ -226,7 +228,8 @@ def soak_one(kind: str, args: argparse.Namespace, workdir: Path) -> Result:
         for t in (load, *threads):
             t.start()
         while any(t.is_alive() for t in (load, *threads)):
-            result.rss_peak = max(result.rss_peak, rss_bytes(proc.pid))
+            result.rss_samples.append(rss_bytes(proc.pid))
+            result.rss_peak = max(result.rss_peak, result.rss_samples[-1])
             load.join(1.0)
         for t in threads:
             t.join()
@@ -274,6 +277,12 @@ def report(results: list[Result], args: argparse.Namespace, load: tuple[float, f
             f"| {r.rss_start / MIB:.1f} MiB | {r.rss_warm / MIB:.1f} MiB "
             f"| {r.rss_end / MIB:.1f} MiB | {r.rss_peak / MIB:.1f} MiB "
             f"| {r.rss_growth * 100:+.1f}% |")
+    for r in results:
+        samples = r.rss_samples
+        if samples:
+            quarters = [samples[min(len(samples) - 1, len(samples) * q // 4)] for q in (1, 2, 3)]
+            lines.append(f"- {r.server}: RSS at 1/4, 1/2, 3/4 of the main phase: "
+                         + ", ".join(f"{q / MIB:.1f} MiB" for q in quarters))
     for r in results:
         for error in r.errors:
             lines.append(f"- {r.server}: {error}")
