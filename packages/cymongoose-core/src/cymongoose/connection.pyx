@@ -171,6 +171,8 @@ cdef class Connection:
             st.resp_written = 1
         if complete:
             _response_done(c)
+            if st != NULL and st.srv != NULL:
+                _srv_flush_now(c, st)
         return 0
 
     def send_response(self, int status, headers, body=b"") -> None:
@@ -266,7 +268,11 @@ cdef class Connection:
 
     def finish_response(self) -> None:
         """Mark a response whose body was written by hand (``send``) as complete."""
-        _response_done(self._get())
+        cdef mg_connection *c = self._get()
+        cdef ConnState *st = <ConnState *>c.fn_data
+        _response_done(c)
+        if st != NULL and st.srv != NULL:
+            _srv_flush_now(c, st)
 
     def reply(self, int status_code, body=b"", headers=None) -> None:
         """Send a full HTTP response (like ``mg_http_reply``).

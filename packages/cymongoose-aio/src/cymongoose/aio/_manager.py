@@ -534,6 +534,22 @@ class AsyncManager:
             f"schedule() takes a coroutine or a callable, got {type(coro_or_callback).__name__}"
         )
 
+    def poll_thread_caller(self) -> Callable[..., None]:
+        """A function that does what `call_in_poll_thread` does, for callers on the event
+        loop's thread: in integrated mode it calls ``callback(*args)`` at once (exceptions
+        propagate to the caller) and schedules the coalesced ``poll(0)``, with no thread
+        check per call; in threaded mode it is `call_in_poll_thread`. For hot paths that
+        write to connections many times per request (the ASGI server)."""
+        if not self._integrated:
+            return self.call_in_poll_thread
+        flush_soon = self._flush_soon
+
+        def call(callback: Callable[..., Any], *args: Any) -> None:
+            callback(*args)
+            flush_soon()
+
+        return call
+
     def call_in_poll_thread(self, callback: Callable[..., Any], *args: Any) -> None:
         """Run ``callback(*args)`` on the poll thread soon, in call order; thread-safe.
 

@@ -14,12 +14,10 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
 from cymongoose.serving.accesslog import access_logger, log_access
-
-if TYPE_CHECKING:
-    from cymongoose.aio import AsyncManager
 
 logger = logging.getLogger("cymongoose.asgi")
 
@@ -138,7 +136,7 @@ class RequestCycle:
     """
 
     __slots__ = (
-        "am",
+        "call",
         "body",
         "body_done",
         "body_queued",
@@ -166,14 +164,14 @@ class RequestCycle:
 
     def __init__(
         self,
-        am: AsyncManager,
+        call: Callable[..., None],
         hc: HttpConnection,
         scope: dict[str, Any],
         body: bytes | None,
         close: bool,
         log: bool,
     ) -> None:
-        self.am = am
+        self.call = call  # AsyncManager.poll_thread_caller()
         self.hc = hc
         self.scope = scope
         # body None: it streams in (feed_body); else the whole body.
@@ -225,7 +223,7 @@ class RequestCycle:
             self.finish()
             if self.paused:  # the app left the body unread: let the core drain it
                 self.paused = False
-                self.am.call_in_poll_thread(set_reading, self.hc, True)
+                self.call(set_reading, self.hc, True)
 
     def _fail(self) -> None:
         if self.hc.closed or self.complete:
@@ -233,16 +231,17 @@ class RequestCycle:
         self.complete = True
         if not self.started:
             self.status = 500
-            self.am.call_in_poll_thread(
+            self.call(
                 write_response, self.hc, 500, _ERROR_500_HEADERS, _ERROR_500_BODY, True
             )
-            self._log()
+            if self.log:
+                self._log()
         else:
             # Part of the response is on the wire: closing is the only honest signal.
-            self.am.call_in_poll_thread(close_connection, self.hc)
+            self.call(close_connection, self.hc)
 
     def _log(self) -> None:
-        if self.log and access_logger.isEnabledFor(logging.INFO):
+        if access_logger.isEnabledFor(logging.INFO):
             scope = self.scope
             log_access(scope["client"], scope["method"], scope["raw_path"],
                        scope["query_string"], scope["http_version"], self.status)
@@ -257,7 +256,7 @@ class RequestCycle:
             self.body_queued += len(data)
             if self.body_queued > _BODY_HIGH and not self.paused:
                 self.paused = True
-                self.am.call_in_poll_thread(set_reading, self.hc, False)
+                self.call(set_reading, self.hc, False)
         else:
             self.body_done = True
         waiter = self.body_waiter
@@ -280,7 +279,7 @@ class RequestCycle:
                 self.body_queued -= len(chunk)
                 if self.paused and self.body_queued < _BODY_LOW:
                     self.paused = False
-                    self.am.call_in_poll_thread(set_reading, self.hc, True)
+                    self.call(set_reading, self.hc, True)
                 more = bool(self.body) or not self.body_done
                 if not more:
                     self.request_done = True
@@ -323,7 +322,7 @@ class RequestCycle:
             return  # spec: messages after a disconnect are ignored
         body = message.get("body", b"")
         more_body = message.get("more_body", False)
-        am = self.am
+        call = self.call
         length = self.length
         if not self.streaming:
             if not more_body:
@@ -337,11 +336,12 @@ class RequestCycle:
                     body = self._fit(body, length, True)
                 if self.close or self.http10:
                     headers = self._connection_header(headers)
-                am.call_in_poll_thread(
+                call(
                     write_response, self.hc, self.status, headers, bytes(body), self.close
                 )
                 self.finish()
-                self._log()
+                if self.log:
+                    self._log()
                 return
             self.streaming = True
             headers = self.headers
@@ -353,13 +353,14 @@ class RequestCycle:
                 headers = [*headers, _CHUNKED]
             if self.close or self.http10:
                 headers = self._connection_header(headers)
-            am.call_in_poll_thread(write_head, self.hc, self.status, headers)
-            self._log()  # when the status goes out, as uvicorn: long streams are seen too
+            call(write_head, self.hc, self.status, headers)
+            if self.log:  # when the status goes out, as uvicorn: long streams are seen too
+                self._log()
         if body and not self.no_body:
             if length is not None:
                 body = self._fit(body, length, not more_body)
                 self.length = length - len(body)
-            am.call_in_poll_thread(write_chunk, self.hc, bytes(body), self.chunked)
+            call(write_chunk, self.hc, bytes(body), self.chunked)
             self.unflushed += len(body)
             if self.unflushed > _SEND_HIGH and more_body:
                 await self._drain()
@@ -367,7 +368,7 @@ class RequestCycle:
             self._fit(b"", length, True)
         if not more_body:
             self.complete = True
-            am.call_in_poll_thread(write_end, self.hc, self.chunked, self.close)
+            call(write_end, self.hc, self.chunked, self.close)
             self.finish()
 
     def _fit(self, body: bytes, length: int, last: bool) -> bytes:
@@ -395,7 +396,7 @@ class RequestCycle:
         if hc.closed:
             return
         waiter = hc.writable = asyncio.get_running_loop().create_future()
-        self.am.call_in_poll_thread(want_writable, hc)
+        self.call(want_writable, hc)
         await waiter
         self.unflushed = 0
 

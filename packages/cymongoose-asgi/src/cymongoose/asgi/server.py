@@ -145,6 +145,7 @@ class ASGIServer:
         loop = self._loop
         self._call_soon = _call_now if am.mode == "integrated" else loop.call_soon_threadsafe
         self._eager = _eager_task_factory(loop)
+        self._poll_call = am.poll_thread_caller()
         try:
             if cfg.lifespan != "off":
                 self._lifespan = Lifespan(self.app, self._state)
@@ -351,7 +352,7 @@ class ASGIServer:
         assert self._am is not None
         more_body = msg.more_body
         cycle = RequestCycle(
-            self._am, proto, scope, None if more_body else body,
+            self._poll_call, proto, scope, None if more_body else body,
             not keep_alive or self._stopping, self._log,
         )
         if more_body:

@@ -149,6 +149,10 @@ cdef extern from "mongoose.h" nogil:
     void mg_iobuf_del(mg_iobuf *, size_t offset, size_t len)
     bint mg_iobuf_resize(mg_iobuf *, size_t)
     void mg_iobuf_free(mg_iobuf *)
+    long mg_io_send(mg_connection *c, const void *buf, size_t len)
+    enum:
+        MG_IO_ERR
+        MG_IO_WAIT
     int mg_http_parse(const char *s, size_t len, mg_http_message *)
     void mg_call(mg_connection *c, int ev, void *ev_data)
 
