@@ -121,3 +121,9 @@ def test_logging_goes_to_gunicorns_handlers(listener):
 def test_no_socket_is_an_error():
     with pytest.raises(RuntimeError, match="no listening socket"):
         config_from_gunicorn(gunicorn_cfg(), [], Log(), "asgi")
+
+
+def test_gunicorn_threads_zero_is_inline_mode(listener):
+    log = Log()
+    config = config_from_gunicorn(gunicorn_cfg(threads=0), [listener], log, "wsgi")
+    assert config.threads == 0

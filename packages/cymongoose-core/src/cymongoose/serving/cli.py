@@ -157,7 +157,8 @@ def add_server_arguments(parser: argparse.ArgumentParser, server: str) -> None:
     else:
         wsgi = parser.add_argument_group("WSGI")
         wsgi.add_argument("--threads", type=int, metavar="COUNT",
-                          help="threads running the WSGI app "
+                          help="threads running the WSGI app; 0 runs it on the event loop "
+                               "thread (inline mode, for apps that do not block) "
                                f"(default {d('threads')} on this machine: min(32, cpus*4+4))")
 
 

@@ -11,7 +11,8 @@ its graceful shutdown (stop accepting, finish in-flight requests within
 Settings mapped: ``bind`` (the first socket; more are ignored with a warning),
 ``keepalive``, ``graceful_timeout``, ``limit_request_fields`` (capped at 100),
 ``limit_request_field_size`` (applied to the whole header block, never below 64 KiB),
-``worker_connections``, ``threads`` (WSGI; 1, gunicorn's default, means our default pool),
+``worker_connections``, ``threads`` (WSGI; 1, gunicorn's default, means our default
+pool; 0 runs the app on the poll thread, the inline mode),
 ``certfile``/``keyfile``/``ca_certs``, ``forwarded_allow_ips``, ``accesslog``, and the
 ``SCRIPT_NAME`` environment variable as ``root_path``. ``max_requests`` is not supported
 and is ignored with a log line.
@@ -81,8 +82,10 @@ def config_from_gunicorn(cfg: Any, sockets: list[Any], log: Any, server: str) ->
         keepalive = 1.0
     fields_limit = int(getattr(cfg, "limit_request_fields", 100) or 100)
     field_size = int(getattr(cfg, "limit_request_field_size", 0) or 0)
-    threads = int(getattr(cfg, "threads", 1) or 1)
-    if server == "wsgi" and threads <= 1:
+    threads = int(getattr(cfg, "threads", 1))
+    if threads < 0:
+        threads = 1
+    if server == "wsgi" and threads == 1:
         threads = default_threads()
         log.info("threads=1 (gunicorn's default): running the app in %d threads", threads)
     certfile = getattr(cfg, "certfile", None) if getattr(cfg, "is_ssl", False) else None

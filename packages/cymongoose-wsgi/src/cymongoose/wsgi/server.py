@@ -721,7 +721,13 @@ class WSGIServer:
                 state.conn.drain()
             except RuntimeError:
                 pass
-        self._mgr.poll(0)
+        # Draining connections close once their send buffers are empty: keep polling
+        # (within the deadline) so that what the responses queued reaches the clients.
+        while True:
+            self._mgr.poll(0 if time.monotonic() >= deadline else min(poll_ms, 50))
+            if time.monotonic() >= deadline or not any(
+                    c.id not in keep for c in self._mgr.connections):
+                break
 
     # -- poll thread -------------------------------------------------------------------
 
@@ -776,7 +782,10 @@ class WSGIServer:
             req.path = msg.uri
             req.query = msg.query
         client = state.client
-        if state.trusted and not _PROXY_KEYS.isdisjoint(environ):
+        if state.trusted and (
+            "HTTP_X_FORWARDED_FOR" in environ or "HTTP_FORWARDED" in environ
+            or "HTTP_X_FORWARDED_PROTO" in environ or "HTTP_X_FORWARDED_HOST" in environ
+        ):
             assert self._proxy is not None
             headers = [
                 (name, environ[key].encode("latin-1"))
