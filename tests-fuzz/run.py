@@ -9,7 +9,9 @@ Targets (one atheris/libFuzzer process each, one after the other; share of the t
 the checked-in seeds (``corpus/core_http`` or ``corpus/adapters``, never written to) and
 a work corpus under ``--workdir`` (default ``.nox/fuzz``) that grows from run to run. A
 failing input is saved as ``<workdir>/<target>/crash-*`` (or ``timeout-*``: one input took
-over 60 s); re-run it with ``python tests-fuzz/fuzz_<target>.py <that file>``.
+over 60 s); re-run it with ``python tests-fuzz/fuzz_<target>.py <that file>``. After a
+failure the target starts again for the time left, so that one session lists every
+distinct failure it can reach (it stops early when the same one recurs three times).
 """
 
 from __future__ import annotations
@@ -28,27 +30,65 @@ TARGETS = {  # name: (script, seed corpus, share of the time)
 }
 
 
-def run_target(name: str, seconds: int, workdir: Path) -> tuple[bool, str]:
-    """Fuzz one target for ``seconds``; return (passed, summary)."""
+def _fuzz_once(name: str, seconds: int, out: Path, attempt: int) -> tuple[int, str, float]:
+    """One libFuzzer run; return (exit status, its log, seconds taken)."""
     script, seeds, _share = TARGETS[name]
-    out = workdir / name
     corpus = out / "corpus"
     corpus.mkdir(parents=True, exist_ok=True)
-    log = out / "fuzz.log"
+    log = out / f"fuzz-{attempt}.log"
     command = [sys.executable, str(HERE / script), str(corpus), str(HERE / "corpus" / seeds),
                f"-dict={HERE / 'http.dict'}", f"-max_total_time={seconds}", "-timeout=60",
                "-rss_limit_mb=4096", "-print_final_stats=1", f"-artifact_prefix={out}/"]
     started = time.monotonic()
     with open(log, "wb") as f:
         code = subprocess.call(command, stdout=f, stderr=subprocess.STDOUT, cwd=HERE)
-    elapsed = time.monotonic() - started
-    text = log.read_text(errors="replace")
-    runs = next((ln for ln in reversed(text.splitlines()) if ln.startswith("Done ")), "")
-    cov = next((ln for ln in reversed(text.splitlines()) if " cov: " in ln), "")
-    summary = f"{name}: {runs or 'no run count'} ({elapsed:.0f} s); last: {cov.strip()[:120]}"
-    if code != 0:
-        return False, f"{summary}\n  FAILED (exit {code}), log {log}:\n{text[-3000:]}"
-    return True, summary
+    return code, log.read_text(errors="replace"), time.monotonic() - started
+
+
+def _failure(text: str) -> str:
+    """The first line of what went wrong, from a libFuzzer log."""
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        if "Uncaught Python exception" in line and i + 1 < len(lines):
+            return lines[i + 1].strip()[:300]
+        if line.startswith("==") and "ERROR:" in line:
+            return line.strip()[:300]
+    return "unknown failure (see the log)"
+
+
+def run_target(name: str, seconds: int, workdir: Path) -> tuple[bool, str]:
+    """Fuzz one target for ``seconds``; return (passed, summary).
+
+    libFuzzer stops at the first failure; the target is then started again for the time
+    left (atheris has no fork mode), so one run can report several different failures.
+    It gives up early when the same failure comes back at once three times.
+    """
+    out = workdir / name
+    deadline = time.monotonic() + seconds
+    failures: list[str] = []
+    runs = 0
+    attempt = 0
+    repeats = 0
+    while (left := round(deadline - time.monotonic())) >= 5:
+        attempt += 1
+        code, text, _elapsed = _fuzz_once(name, left, out, attempt)
+        done = next((ln for ln in reversed(text.splitlines()) if ln.startswith("Done ")), "")
+        execs = next((ln for ln in text.splitlines()
+                      if ln.startswith("stat::number_of_executed_units:")), "")
+        runs += int(done.split()[1]) if done else int(execs.split()[-1]) if execs else 0
+        if code == 0:
+            break
+        failure = _failure(text)
+        repeats = repeats + 1 if failures and failures[-1] == failure else 1
+        failures.append(failure)
+        if repeats >= 3:
+            break
+    distinct = list(dict.fromkeys(failures))
+    summary = f"{name}: {runs} inputs in {seconds} s, {len(failures)} failing runs"
+    if distinct:
+        summary += ", failures (inputs and logs in " + str(out) + "):\n" + "\n".join(
+            f"  - {f}" for f in distinct)
+    return not failures, summary
 
 
 def main(argv: list[str] | None = None) -> int:
