@@ -1041,3 +1041,10 @@ def test_stalled_streamed_body_is_closed_after_header_timeout(serve):
         s.sendall(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 100000\r\n\r\n" + b"x" * 50)
         assert s.recv(100) == b""  # closed by the server, no response
     assert got == [True]
+
+
+def test_bare_cr_in_request_line_is_400(serve):
+    srv = serve(lambda conn, ev, data: None, http_server={})
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as s:
+        s.sendall(b"GET /a\rb HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert s.recv(100).startswith(b"HTTP/1.1 400 ")

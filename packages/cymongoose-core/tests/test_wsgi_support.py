@@ -139,3 +139,40 @@ def test_send_file_needs_a_server_connection(serve):
     srv = serve(handler)  # plain mongoose HTTP, no configure_http_server
     assert httpx.get(srv.url + "/").text == "ok"
     assert errors
+
+
+def test_environ_keeps_an_invalid_escape_and_decodes_the_rest(serve):
+    srv = serve(environ_handler, http_server={})
+    env = httpx.get(srv.url + "/app/caf%C3%A9/%zz").json()
+    assert env["PATH_INFO"] == "/caf\u00c3\u00a9/%zz"
+
+
+def test_wsgi_headers_go_out_as_latin1(serve):
+    def handler(conn, ev, data):
+        if ev == MG_EV_HTTP_MSG:
+            try:
+                conn.send_wsgi_response("200 OK", [("X-Snow", "\u2603")], b"")
+            except ValueError:
+                conn.send_wsgi_response("200 OK", [("X-Name", "caf\u00e9")], b"ok")
+
+    srv = serve(handler, http_server={})
+    r = httpx.get(srv.url + "/")
+    assert r.text == "ok"
+    assert (b"X-Name", b"caf\xe9") in r.headers.raw
+
+
+@pytest.mark.parametrize("name", ["", "Bad Name", "X:Y", "caf\u00e9"])
+def test_header_name_must_be_a_token(serve, name):
+    refused = []
+
+    def handler(conn, ev, data):
+        if ev == MG_EV_HTTP_MSG:
+            try:
+                conn.send_response(200, [(name, "v")], b"x")
+            except ValueError:
+                refused.append(name)
+                conn.send_response(500, [], b"")
+
+    srv = serve(handler, http_server={})
+    assert httpx.get(srv.url + "/").status_code == 500
+    assert refused == [name]

@@ -11,6 +11,18 @@ cdef inline bytes _header_bytes(object v, str what):
     return b
 
 
+# RFC 9110 section 5.6.2: a field name is a token.
+cdef bytes _TOKEN_CHARS = (b"!#$%&'*+-.^_`|~0123456789"
+                           b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+
+
+cdef inline bytes _header_name(object v):
+    cdef bytes b = _as_bytes(v, "header name")
+    if not b or b.translate(None, _TOKEN_CHARS):
+        raise ValueError(f"header name {b!r} is not a token (RFC 9110 section 5.6.2)")
+    return b
+
+
 cdef bytes _status_line(int status):
     if status < 100 or status > 999:
         raise ValueError(f"HTTP status {status} is not in 100..999")
@@ -187,7 +199,7 @@ cdef class Connection:
         cdef bint has_len = False
         cdef bytes n
         for name, value in headers:
-            n = _header_bytes(name, "header name")
+            n = _header_name(name)
             if not has_len and n.lower() == b"content-length":
                 has_len = True
             parts += (n, b": ", _header_bytes(value, "header value"), _CRLF)
@@ -200,7 +212,7 @@ cdef class Connection:
         """Write only the status line and headers; the body follows (e.g. ``http_chunk``)."""
         cdef list parts = [_status_line(status)]
         for name, value in headers:
-            parts += (_header_bytes(name, "header name"), b": ",
+            parts += (_header_name(name), b": ",
                       _header_bytes(value, "header value"), _CRLF)
         parts.append(_CRLF)
         self._write_response(b"".join(parts), False)
@@ -317,7 +329,7 @@ cdef class Connection:
             extra = b""
         elif isinstance(extra_headers, dict):
             extra = b"".join(
-                _header_bytes(k, "header name") + b": " + _header_bytes(v, "header value") + _CRLF
+                _header_name(k) + b": " + _header_bytes(v, "header value") + _CRLF
                 for k, v in extra_headers.items())
         else:
             extra = _as_bytes(extra_headers, "extra_headers")
@@ -338,7 +350,7 @@ cdef class Connection:
         cdef mg_connection *c = self._get()
         cdef bytes k = _header_bytes(key, "Sec-WebSocket-Key")
         cdef bytes extra = b"".join(
-            _header_bytes(n, "header name") + b": " + _header_bytes(v, "header value") + _CRLF
+            _header_name(n) + b": " + _header_bytes(v, "header value") + _CRLF
             for n, v in headers)
         cdef mg_http_message hm
         memset(&hm, 0, sizeof(hm))

@@ -238,6 +238,11 @@ cdef void _srv_input(mg_connection *c, ConnState *st) noexcept nogil:
         avail = c.recv.len - ofs
         n = mg_http_parse(buf, avail, &hm)
         if n == 0:
+            if mg_http_get_request_len(<unsigned char *>buf, avail) > 0:
+                # The head is complete, yet mg_http_parse wants more: it is malformed
+                # (e.g. a bare CR in the request line).
+                _srv_reject(c, 400)
+                return
             if avail > srv.max_header_bytes:
                 _srv_reject(c, 431)
             elif st.request_start_ms == 0:

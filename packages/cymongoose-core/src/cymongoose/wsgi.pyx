@@ -2,6 +2,8 @@
 # one buffer append, for the WSGI server's hot path (mechanism here, policy in
 # cymongoose.wsgi).
 
+from urllib.parse import unquote_to_bytes as _unquote_to_bytes
+
 cdef dict _ENVIRON_KEYS = {}      # header name as sent -> environ key, or None (dropped)
 cdef Py_ssize_t _ENVIRON_KEYS_MAX = 2048
 
@@ -50,8 +52,8 @@ cdef str _path_info(mg_str uri):
     # PEP 3333 "Unicode Issues": percent-decoded bytes as latin-1 code points.
     cdef bytes out = PyBytes_FromStringAndSize(NULL, uri.len)
     cdef int n = mg_url_decode(uri.buf, uri.len, <char *>out, uri.len + 1, 0)
-    if n < 0:
-        return _latin1(uri)
+    if n < 0:  # an invalid escape: keep it, decode the valid ones (as unquote_to_bytes)
+        return _unquote_to_bytes(PyBytes_FromStringAndSize(uri.buf, uri.len)).decode("latin-1")
     return PyUnicode_DecodeLatin1(<char *>out, n, NULL)
 
 
@@ -84,15 +86,25 @@ cdef dict _wsgi_environ(mg_http_message *hm, dict base):
     return environ
 
 
+cdef bytes _native(object v, str what):
+    # PEP 3333 "Unicode Issues": native strings go on the wire as latin-1.
+    if isinstance(v, str):
+        try:
+            v = (<str>v).encode("latin-1")
+        except UnicodeEncodeError:
+            raise ValueError(f"{what} {v!r} is not latin-1 (PEP 3333)") from None
+    return _header_bytes(v, what)
+
+
 cdef bytes _wsgi_head(str status, list headers, Py_ssize_t content_length, bint close):
-    cdef list parts = [b"HTTP/1.1 ", _header_bytes(status, "status"), _CRLF]
+    cdef list parts = [b"HTTP/1.1 ", _native(status, "status"), _CRLF]
     cdef bint has_len = False
     cdef bytes name
     for pair in headers:
-        name = _header_bytes(pair[0], "header name")
+        name = _header_name(_native(pair[0], "header name"))
         if not has_len and len(name) == 14 and name.lower() == b"content-length":
             has_len = True
-        parts += (name, b": ", _header_bytes(pair[1], "header value"), _CRLF)
+        parts += (name, b": ", _native(pair[1], "header value"), _CRLF)
     if not has_len and content_length >= 0:
         parts.append(b"Content-Length: %d\r\n" % content_length)
     if close:

@@ -118,9 +118,9 @@ def set_reading(hc: HttpConnection, on: bool) -> None:
             hc.conn.pause_reading()
 
 
-def close_connection(hc: HttpConnection) -> None:
+def drain_connection(hc: HttpConnection) -> None:
     if not hc.closed:
-        hc.conn.close()
+        hc.conn.drain()
 
 
 # -- the request/response cycle: runs on the asyncio thread ------------------------------
@@ -237,8 +237,9 @@ class RequestCycle:
             if self.log:
                 self._log()
         else:
-            # Part of the response is on the wire: closing is the only honest signal.
-            self.call(close_connection, self.hc)
+            # Part of the response is on the wire: ending the connection (after what was
+            # sent, without the rest) is the only honest signal.
+            self.call(drain_connection, self.hc)
 
     def _log(self) -> None:
         if access_logger.isEnabledFor(logging.INFO):

@@ -154,6 +154,7 @@ cdef extern from "mongoose.h" nogil:
         MG_IO_ERR
         MG_IO_WAIT
     int mg_http_parse(const char *s, size_t len, mg_http_message *)
+    int mg_http_get_request_len(const unsigned char *buf, size_t buf_len)
     void mg_call(mg_connection *c, int ev, void *ev_data)
 
     # Utilities
