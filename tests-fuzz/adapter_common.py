@@ -52,6 +52,8 @@ class Directives:
     #: ``(path, query)`` of the request target when the request line is plainly
     #: ``METHOD /target HTTP/1.x`` (else None: the oracle does not guess how it parses).
     target: tuple[bytes, bytes] | None = None
+    #: The request line's method token.
+    method: bytes = b""
 
     @property
     def status_code(self) -> int | None:
@@ -117,6 +119,7 @@ def build_request(data: bytes, request_id: int) -> tuple[bytes, bytes, bytes, Di
             kept.append(line)
     method = lines[0].split(b" ", 1)[0]
     directives = parse_directives(kept[1:])
+    directives.method = method
     words = lines[0].split(b" ")
     if (len(words) == 3 and words[1][:1] == b"/" and words[2] in (b"HTTP/1.1", b"HTTP/1.0")
             and TOKEN.match(words[0]) and not re.search(rb"[\x00-\x20\x7f]", words[1])):

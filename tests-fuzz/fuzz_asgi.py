@@ -54,8 +54,6 @@ def check_scope(scope: dict[str, Any]) -> None:
             return
     if scope["http_version"] not in ("1.0", "1.1"):
         problem(f"http_version {scope['http_version']!r}")
-    if scope["method"] != scope["method"].upper():
-        problem(f"method {scope['method']!r} is not upper-case")
     for item in scope["headers"]:
         if not (type(item) in (tuple, list) and len(item) == 2
                 and type(item[0]) is bytes and type(item[1]) is bytes):
@@ -96,6 +94,9 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if name == b"x-fuzz-id":
             request_id = value
     d = DIRECTIVES.get(request_id, ac.Directives())
+    # Methods are case-sensitive tokens (RFC 9110 section 9.1): passed on as sent.
+    if d.target is not None and scope["method"] != d.method.decode("latin-1"):
+        PROBLEMS.append(f"scope: method {scope['method']!r} for {d.method!r}")
     if d.target is not None and (scope["raw_path"], scope["query_string"]) != d.target:
         PROBLEMS.append(f"scope: raw_path {scope['raw_path']!r}, query_string "
                         f"{scope['query_string']!r} for the target {d.target!r}")

@@ -71,6 +71,9 @@ def app(environ: dict[str, Any], start_response: Any) -> Any:
         path, query = d.target
         want = unquote_to_bytes(path).decode("latin-1")
         got = environ["SCRIPT_NAME"] + environ["PATH_INFO"]
+        if environ["REQUEST_METHOD"] != d.method.decode("latin-1"):
+            PROBLEMS.append(f"environ: REQUEST_METHOD {environ['REQUEST_METHOD']!r} "
+                            f"for {d.method!r}")
         if got != want or environ["QUERY_STRING"] != query.decode("latin-1"):
             PROBLEMS.append(f"environ: SCRIPT_NAME + PATH_INFO {got!r}, QUERY_STRING "
                             f"{environ['QUERY_STRING']!r} for the target {path!r} ? {query!r}")
