@@ -679,9 +679,14 @@ def main(argv=None) -> int:
                  if s.kind in w.kinds and (s.websocket or not w.websocket)
                  and (w.servers is None or s.name in w.servers)
                  and (s.websocket or not w.idle_websocket)}
-        for n in range(args.rounds):
-            print(f"round {n + 1}/{args.rounds}", flush=True)
-            run_round(servers, workloads, args, scripts, cells, c_binary)
+        try:
+            for n in range(args.rounds):
+                print(f"round {n + 1}/{args.rounds}", flush=True)
+                run_round(servers, workloads, args, scripts, cells, c_binary)
+        except KeyboardInterrupt:
+            # Ctrl-C (SIGINT) keeps what was measured: the report covers the rounds so far.
+            print("interrupted: reporting the measurements made so far", flush=True)
+            meta["interrupted"] = True
     rows = summarise(cells, workloads)
     meta["elapsed_s"] = round(time.monotonic() - started, 1)
     text = markdown(rows, meta, workloads)
