@@ -24,8 +24,8 @@ cdef inline bytes _header_name(object v):
 
 
 cdef bytes _status_line(int status):
-    if status < 100 or status > 999:
-        raise ValueError(f"HTTP status {status} is not in 100..999")
+    if status < 100 or status > 599:  # RFC 9110 section 15: 1xx to 5xx
+        raise ValueError(f"HTTP status {status} is not in 100..599")
     return b"HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, b"Unknown"))
 
 
@@ -192,7 +192,7 @@ cdef class Connection:
 
         ``headers``: iterable of ``(name, value)`` pairs, bytes or str.
         ``Content-Length`` is added unless present (not for 204 and 304). Raises ValueError for a header
-        containing CR/LF/NUL or a status outside 100..999 (RFC 9112 section 4).
+        containing CR/LF/NUL or a status outside 100..599 (RFC 9112 section 4).
         """
         cdef bytes b = _as_bytes(body, "body")
         cdef list parts = [_status_line(status)]

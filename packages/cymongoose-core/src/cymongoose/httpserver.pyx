@@ -56,6 +56,9 @@ cdef void _srv_reject(mg_connection *c, int status) noexcept nogil:
     c.recv.len = 0
     c.is_draining = 1
     c.is_resp = 0
+    if c.fn_data != NULL and (<ConnState *>c.fn_data).c == c:
+        # Out now: nothing else would wake an integrated (asyncio-driven) loop for it.
+        _srv_flush_now(c, <ConnState *>c.fn_data)
 
 
 cdef inline void _deliver(mg_connection *c, int ev, const char *buf, size_t n) noexcept nogil:
@@ -89,6 +92,12 @@ cdef int _request_error(mg_http_message *hm, size_t count) noexcept nogil:
         ch = hm.method.buf[i]
         if not (c'a' <= ch <= c'z' or c'A' <= ch <= c'Z' or c'0' <= ch <= c'9'
                 or memchr("!#$%&'*+-.^_`|~", ch, 15) != NULL):
+            return 400
+    # RFC 9112 section 3.2: origin-form ("/..."), absolute-form, or asterisk-form ("*",
+    # left to the app: OPTIONS, and SSDP's M-SEARCH).
+    if hm.uri.buf[0] != c'/' and not (hm.uri.len == 1 and hm.uri.buf[0] == c'*'):
+        if not ((hm.uri.len > 7 and strncasecmp(hm.uri.buf, "http://", 7) == 0) or
+                  (hm.uri.len > 8 and strncasecmp(hm.uri.buf, "https://", 8) == 0)):
             return 400
     for i in range(count if count < MG_MAX_HTTP_HEADERS else MG_MAX_HTTP_HEADERS):
         if hm.headers[i].name.len == 4 and strncasecmp(hm.headers[i].name.buf, "Host", 4) == 0:
@@ -423,6 +432,7 @@ cdef void _ws_fail(mg_connection *c, int code) noexcept nogil:
     payload[1] = <char>(code & 255)
     mg_ws_send(c, payload, 2, WEBSOCKET_OP_CLOSE)
     c.recv.len = 0
+    c.pfn_data = NULL  # mongoose's fragment offset into the emptied buffer
     c.is_draining = 1
     m.data.buf = payload
     m.data.len = 2

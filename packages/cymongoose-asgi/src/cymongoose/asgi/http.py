@@ -304,8 +304,8 @@ class RequestCycle:
             status = message["status"]
             if type(status) is not int:
                 raise TypeError(f"ASGI: status must be an int, got {status!r}")
-            if not 200 <= status <= 999:
-                raise RuntimeError(f"ASGI: status {status} is not a final status (200..999)")
+            if not 200 <= status <= 599:
+                raise RuntimeError(f"ASGI: status {status} is not a final status (200..599)")
             self.started = True
             self.status = status
             self.headers = headers = list(message.get("headers", ()))

@@ -167,7 +167,7 @@ def _parse_status(status: str) -> int:
     if not isinstance(status, str):
         raise TypeError(f"WSGI status must be a str like '200 OK', got {status!r}")
     code = status[:3]
-    if len(status) < 4 or status[3] != " " or not code.isdigit() or not 100 <= int(code) <= 999:
+    if len(status) < 4 or status[3] != " " or not code.isdigit() or not 100 <= int(code) <= 599:
         raise ValueError(f"WSGI status must look like '200 OK', got {status!r}")
     if code[0] == "1":
         # Interim responses (RFC 9110 section 15.2) are the server's business: 100 Continue
@@ -946,10 +946,17 @@ class WSGIServer:
         kind, req = item[0], item[1]
         conn = state.conn
         if kind == _RESPONSE:
-            conn.send_wsgi_response(item[2], item[3], item[4])
+            try:
+                conn.send_wsgi_response(item[2], item[3], item[4])
+            except ValueError as exc:
+                self._refused(conn, exc)
             self._finish(state, req)
         elif kind == _HEAD:
-            conn.send_wsgi_head(item[2], item[3])
+            try:
+                conn.send_wsgi_head(item[2], item[3])
+            except ValueError as exc:
+                state.current = None
+                self._refused(conn, exc)
         elif kind == _DATA:
             data = item[2]
             if req.chunked:
@@ -985,6 +992,14 @@ class WSGIServer:
             finally:
                 self._close_quietly(item[7])
             self._finish(state, req)
+
+    @staticmethod
+    def _refused(conn: Any, exc: ValueError) -> None:
+        # The core refused the app's status or headers (not a token, not latin-1, ...):
+        # a 500 instead, never the malformed head.
+        logger.error("invalid response from WSGI application: %s", exc)
+        conn.send_wsgi_response("500 Internal Server Error", list(_ERROR_HEADERS),
+                                _INTERNAL_ERROR_BODY, close=True)
 
     @staticmethod
     def _close_quietly(iterable: Any) -> None:
