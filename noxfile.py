@@ -187,6 +187,7 @@ def bench(session: nox.Session) -> None:
         session.error("wrk is not installed: apt-get install wrk")
     _install(session, *PACKAGES, extra=[*FRAMEWORKS, "uvicorn", "uvloop", "httptools",
                                         "granian", "gunicorn", "bjoern-binary", "fastwsgi",
+                                        "setuptools<81",  # fastwsgi imports pkg_resources
                                         "psutil"])
     session.run("python", str(ROOT / "benchmarks" / "run.py"), *session.posargs)
 
