@@ -32,8 +32,6 @@ loop that must never wait:
 from __future__ import annotations
 
 import logging
-import os
-import stat
 import time
 from io import BytesIO
 from tempfile import SpooledTemporaryFile
@@ -56,6 +54,7 @@ from .server import (
     _find_header,
     _parse_status,
     _without,
+    file_region,
 )
 
 __all__ = ["InlineHandler"]
@@ -516,22 +515,10 @@ class _Exchange:
             or self.handler.server._stopping
         ):
             return False
-        filelike = wrapper.filelike
-        try:
-            fd = filelike.fileno()
-            st = os.fstat(fd)
-            offset = filelike.tell()
-        except (AttributeError, OSError, ValueError):
+        region = file_region(wrapper, self.headers)
+        if region is None:
             return False
-        if not stat.S_ISREG(st.st_mode) or offset > st.st_size:
-            return False
-        headers = self.headers
-        length = _content_length(headers)
-        if length is None:
-            length = st.st_size - offset
-            headers = [*headers, ("Content-Length", str(length))]
-        elif length > st.st_size - offset:
-            return False  # too short for its Content-Length: the ordinary path closes
+        fd, offset, length, headers = region
         self.size = length
         headers = self._connection_headers(headers)
         conn = self.state.conn

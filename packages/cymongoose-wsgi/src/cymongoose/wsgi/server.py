@@ -214,6 +214,31 @@ def _content_length(headers: list[tuple[str, str]]) -> int | None:
     return int(value)
 
 
+def file_region(
+    wrapper: FileWrapper, headers: list[tuple[str, str]]
+) -> tuple[int, int, int, list[tuple[str, str]]] | None:
+    """``(fd, offset, length, headers)`` for sending a ``wsgi.file_wrapper`` with
+    ``Connection.send_file``: the rest of a regular file from its current position, and
+    the headers with a Content-Length. None when it cannot: no fileno, not a regular file,
+    or a Content-Length the file is too short for (the ordinary path then closes)."""
+    filelike = wrapper.filelike
+    try:
+        fd = filelike.fileno()
+        st = os.fstat(fd)
+        offset = filelike.tell()
+    except (AttributeError, OSError, ValueError):
+        return None
+    if not stat.S_ISREG(st.st_mode) or offset > st.st_size:
+        return None
+    length = _content_length(headers)
+    if length is None:
+        length = st.st_size - offset
+        headers = [*headers, ("Content-Length", str(length))]
+    elif length > st.st_size - offset:
+        return None
+    return fd, offset, length, headers
+
+
 class _Exchange:
     """Runs the app for one request on a worker thread (PEP 3333 server side)."""
 
@@ -445,22 +470,10 @@ class _Exchange:
         req = self.req
         if self.status is None or self.no_body or not req.keep_alive or self.server._stopping:
             return False
-        filelike = wrapper.filelike
-        try:
-            fd = filelike.fileno()
-            st = os.fstat(fd)
-            offset = filelike.tell()
-        except (AttributeError, OSError, ValueError):
+        region = file_region(wrapper, self.headers)
+        if region is None:
             return False
-        if not stat.S_ISREG(st.st_mode) or offset > st.st_size:
-            return False
-        headers = self.headers
-        length = _content_length(headers)
-        if length is None:
-            length = st.st_size - offset
-            headers = [*headers, ("Content-Length", str(length))]
-        elif length > st.st_size - offset:
-            return False  # too short for its Content-Length: let the ordinary path close
+        fd, offset, length, headers = region
         self.size = length
         headers = self._connection_headers(headers)
         if not self.server._post(req, (_FILE, req, self.status, headers, fd, offset, length,
