@@ -29,8 +29,11 @@ DEFINES = [
 
 
 def _compile_extension(mongoose_dir: Path, build_temp: Path) -> Path:
-    from Cython.Build import cythonize
+    # setuptools first: Cython imports the stdlib distutils (Python < 3.12), and a
+    # setuptools imported after it fails its distutils check in a virtualenv that
+    # seeds its own setuptools (AssertionError: .../distutils/core.py).
     from setuptools import Distribution, Extension
+    from Cython.Build import cythonize  # isort: skip
 
     pkg = ROOT / "src" / "cymongoose"
     extra = os.environ.get("CYMONGOOSE_CFLAGS", "").split()
