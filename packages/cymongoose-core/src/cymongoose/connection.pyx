@@ -11,11 +11,6 @@ cdef inline bytes _header_bytes(object v, str what):
     return b
 
 
-# RFC 9110 section 5.6.2: a field name is a token.
-cdef bytes _TOKEN_CHARS = (b"!#$%&'*+-.^_`|~0123456789"
-                           b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
-
-
 cdef inline bytes _header_name(object v):
     cdef bytes b = _as_bytes(v, "header name")
     if not b or b.translate(None, _TOKEN_CHARS):
@@ -36,6 +31,17 @@ cdef inline void _response_done(mg_connection *c) noexcept:
     if st != NULL:
         st.need_parse = 1
         st.last_io_ms = mg_millis()  # keep-alive idle time counts from here
+
+
+cdef inline void _response_written(mg_connection *c, bint complete) noexcept:
+    # Bookkeeping after a response (or its head) went into the send buffer.
+    cdef ConnState *st = <ConnState *>c.fn_data
+    if st != NULL:
+        st.resp_written = 1
+    if complete:
+        _response_done(c)
+        if st != NULL and st.srv != NULL:
+            _srv_flush_now(c, st)
 
 
 cdef inline void _ws_guard(mg_connection *c) noexcept:
@@ -176,15 +182,9 @@ cdef class Connection:
 
     cdef int _write_response(self, bytes wire, bint complete) except -1:
         cdef mg_connection *c = self._get()
-        cdef ConnState *st = <ConnState *>c.fn_data
         if not mg_send(c, <char *>wire, len(wire)):
             raise MemoryError(f"connection {self._id}: send buffer allocation failed")
-        if st != NULL:
-            st.resp_written = 1
-        if complete:
-            _response_done(c)
-            if st != NULL and st.srv != NULL:
-                _srv_flush_now(c, st)
+        _response_written(c, complete)
         return 0
 
     def send_response(self, int status, headers, body=b"") -> None:
@@ -235,7 +235,10 @@ cdef class Connection:
             b = b"".join(body)
         else:
             b = _as_bytes(body, "body")
-        self._write_response(_wsgi_head(status, headers, len(b), close) + b, True)
+        if _wsgi_emit(c, status, headers, <char *>b, len(b), len(b), close) == 0:
+            _response_written(c, True)
+        else:
+            self._write_response(_wsgi_head(status, headers, len(b), close) + b, True)
         if close:
             c.is_draining = 1
 
@@ -246,7 +249,10 @@ cdef class Connection:
         end it with `finish_response`. Errors as `send_wsgi_response`."""
         if chunked:
             headers = headers + [("Transfer-Encoding", "chunked")]
-        self._write_response(_wsgi_head(status, headers, -1, close), False)
+        if _wsgi_emit(self._get(), status, headers, NULL, 0, -1, close) == 0:
+            _response_written(self._c, False)
+        else:
+            self._write_response(_wsgi_head(status, headers, -1, close), False)
 
     def send_file(self, int fd, unsigned long long offset, unsigned long long length) -> None:
         """Send ``length`` bytes of the open file ``fd`` from ``offset``, after what is
