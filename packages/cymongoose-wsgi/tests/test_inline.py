@@ -335,3 +335,82 @@ def test_write_callable_then_returned_blocks(length):
             else:
                 assert r.headers["transfer-encoding"] == "chunked"
             assert client.get("/").text == "written and ret"  # keep-alive goes on
+
+
+# -- the core's C fast path (WsgiFastPath) and the Python path on one connection -----------
+
+
+def test_keep_alive_connection_mixes_plain_and_special_requests(caplog):
+    """Plain requests are answered in C, the others by Python: HEAD, a Connection header,
+    a generator, write(), 204, a status not seen before; all on one connection, in order,
+    each in the access log."""
+
+    def app(environ, start_response):
+        path = environ["PATH_INFO"]
+        if path == "/gen":
+            def body():
+                start_response("200 OK", [("Content-Type", "text/plain")])
+                yield b"gen"
+            return body()
+        if path == "/write":
+            write = start_response("200 OK", [("Content-Type", "text/plain")])
+            write(b"written ")
+            return [b"returned"]
+        if path == "/empty":
+            start_response("204 No Content", [])
+            return [b""]
+        if path == "/teapot":
+            start_response("418 I'm a teapot", [("Content-Length", "3")])
+            return [b"tea"]
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "5")])
+        return [b"plain"]
+
+    requests = [
+        ("GET", "/", {}, 200, b"plain"),
+        ("HEAD", "/", {}, 200, b""),
+        ("GET", "/", {"Connection": "keep-alive"}, 200, b"plain"),
+        ("GET", "/gen", {}, 200, b"gen"),
+        ("GET", "/write", {}, 200, b"written returned"),
+        ("GET", "/empty", {}, 204, b""),
+        ("GET", "/teapot?x=1", {}, 418, b"tea"),
+        ("GET", "/again", {}, 200, b"plain"),
+    ]
+    with caplog.at_level("INFO", logger="cymongoose.access"):
+        with ServerThread(app, threads=0, access_log=True) as srv:
+            with httpx.Client() as client:
+                for method, path, headers, status, body in requests:
+                    r = client.request(method, srv.url + path, headers=headers)
+                    assert (r.status_code, r.content) == (status, body), path
+                    assert r.headers.get("connection") != "close"
+                    if method == "HEAD":
+                        assert r.headers["content-length"] == "5"
+    lines = [r.getMessage() for r in caplog.records if r.name == "cymongoose.access"]
+    assert len(lines) == len(requests)
+    assert '"GET /teapot?x=1 HTTP/1.1" 418' in lines[6]
+    assert '"GET /again HTTP/1.1" 200' in lines[7]
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["second start_response", "non-latin-1 header", "NUL in header", "no start_response"],
+)
+def test_broken_responses_get_500_and_the_server_goes_on(case, caplog):
+    def app(environ, start_response):
+        if environ["PATH_INFO"] == "/ok":
+            start_response("200 OK", [("Content-Type", "text/plain")])
+            return [b"ok"]
+        if case == "second start_response":
+            start_response("200 OK", [])
+            start_response("200 OK", [])
+        elif case == "non-latin-1 header":
+            start_response("200 OK", [("X-Name", "\u20ac")])
+        elif case == "NUL in header":
+            start_response("200 OK", [("X-Name", "a\0b")])
+        return [b"body"]
+
+    with ServerThread(app, threads=0, access_log=False) as srv:
+        with httpx.Client() as client:
+            r = client.get(srv.url + "/broken")
+            assert r.status_code == 500
+            assert b"body" not in r.content
+            assert client.get(srv.url + "/ok").text == "ok"

@@ -241,6 +241,44 @@ class Connection:
     def close(self) -> None: ...
     def drain(self) -> None: ...
 
+class WsgiConnState:
+    """Per-connection data of the inline WSGI fast path (``Connection.userdata``)."""
+
+    base: dict[str, Any]
+    fast: bool
+    proxied: bool
+
+class WsgiStartResponse:
+    """PEP 3333 ``start_response`` of a request begun by :class:`WsgiFastPath`."""
+
+    status: str | None
+    headers: list[tuple[str, str]] | None
+    code: int
+    written: list[bytes] | None
+    delegate: Any
+    uri: str | None
+    query: str | None
+    def __call__(
+        self, status: str, headers: list[tuple[str, str]], exc_info: Any = None
+    ) -> Callable[[bytes], None]: ...
+    def write(self, data: bytes) -> None: ...
+
+class WsgiFastPath:
+    """Event handler of an inline WSGI server answering the common request in C."""
+
+    fallback: Callable[[Connection, int, Any], Any]
+    enabled: bool
+    def __init__(
+        self,
+        app: Callable[..., Any],
+        fallback: Callable[[Connection, int, Any], Any],
+        resume: Callable[[Connection, dict[str, Any], WsgiStartResponse, Any, bool], Any],
+        check_status: Callable[[str], int],
+        check_headers: Callable[[Any], Any],
+        log: Callable[[WsgiConnState, dict[str, Any], str, str, int], Any] | None = None,
+    ) -> None: ...
+    def __call__(self, conn: Connection, ev: int, data: Any) -> Any: ...
+
 class Manager:
     def __init__(
         self,

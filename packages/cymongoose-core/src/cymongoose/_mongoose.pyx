@@ -5,7 +5,7 @@ from cpython.bytes cimport PyBytes_FromStringAndSize
 from cpython.unicode cimport PyUnicode_DecodeUTF8, PyUnicode_DecodeLatin1
 from cpython.ref cimport PyObject, Py_INCREF, Py_DECREF
 from libc.stdlib cimport malloc, free
-from libc.string cimport memset, memchr, memmove, memcpy, strlen
+from libc.string cimport memset, memchr, memmove, memcpy, memcmp, strlen
 from libc.stdio cimport snprintf
 from libc.stdint cimport uint64_t
 from posix.unistd cimport close as posix_close, dup as posix_dup, pread as posix_pread
@@ -75,6 +75,7 @@ include "wsgi_head.pyx"
 include "mqtt.pyx"
 include "tls.pyx"
 include "connection.pyx"
+include "wsgi_inline.pyx"
 include "timers.pyx"
 include "manager.pyx"
 include "httpserver.pyx"

@@ -114,11 +114,19 @@ def _keep_alive(protocol: str, connection: str | None) -> bool:
     return connection is not None and "keep-alive" in connection.lower()
 
 
-class _Conn:
+# The core's fast path (WsgiFastPath) answers common requests in C; it reads the
+# connection's ``base`` environ and ``fast`` flag from this class's instances.
+_ConnBase: Any = getattr(cymongoose, "WsgiConnState", None)
+_FastPath: Any = getattr(cymongoose, "WsgiFastPath", None)
+
+
+class _Conn(_ConnBase if _ConnBase is not None else object):  # type: ignore[misc]
     """Per-connection state (poll thread only). Also kept in ``WSGIServer._states`` under
     the connection id, where the server's graceful stop looks for ``current``."""
 
-    __slots__ = ("handler", "conn", "base", "client", "trusted", "current", "receiving")
+    __slots__ = ("handler", "conn", "client", "trusted", "current", "receiving") + (
+        ("base", "fast", "proxied") if _ConnBase is None else ()
+    )
 
     # Read by WSGIServer._cancel() on close(): inline connections never queue requests
     # (the core parses the next pipelined request only once this one is answered).
@@ -132,6 +140,8 @@ class _Conn:
         self.base = base
         self.client = client
         self.trusted = trusted
+        self.fast = True
+        self.proxied = trusted  # requests with proxy headers take the Python path
         self.current: _Exchange | None = None  # the request being answered
         self.receiving: _Exchange | None = None  # its body is still arriving
 
@@ -351,12 +361,16 @@ class _Exchange:
 
     def run(self) -> None:
         """Call the app and answer; a streamed answer may be left suspended (``iterator``)."""
-        handler = self.state.handler
         try:
-            result = handler.app(self.environ, self.start_response)
+            result = self.state.handler.app(self.environ, self.start_response)
         except Exception:
             self._failed()
             return
+        self.answer(result)
+
+    def answer(self, result: Any) -> None:
+        """Answer with the app's ``result`` (PEP 3333 response iterable)."""
+        handler = self.state.handler
         if type(result) is list and len(result) == 1 and type(result[0]) is bytes:
             status = self.status
             if (
@@ -554,6 +568,59 @@ class InlineHandler:
         self.send_file: bool = server._send_file
         self._states: dict[int, _Conn] = server._states
         self._sweep_timer: Any = None
+        #: The event handler to install: the core's C fast path in front of on_event.
+        self.fast_path: Any = None
+        self.handler: Any = self.on_event
+        if _FastPath is not None:
+            self.fast_path = self.handler = _FastPath(
+                self.app,
+                self.on_event,
+                self.resume,
+                _server._parse_status,
+                _server._check_headers,
+                self._log_fast if self.access_log else None,
+            )
+
+    def resume(
+        self, conn: Any, environ: dict[str, Any], start: Any, result: Any, failed: bool
+    ) -> None:
+        """The fast path called the app; answer as the Python path does (see
+        ``cymongoose.WsgiFastPath``). ``start`` forwards to the new exchange from now on."""
+        state = conn.userdata
+        ex = _Exchange()
+        ex.state = state
+        ex.environ = environ
+        state.current = ex
+        start.delegate = ex
+        if start.status is not None:
+            ex.status = start.status
+            ex.headers = start.headers
+            ex.code = code = start.code
+            if code == 204 or code == 304:
+                ex.no_body = True
+        if self.access_log:
+            ex.path = start.uri
+            ex.query = start.query
+        if failed:
+            ex._failed()
+            return
+        if start.written:
+            ex.eager = True
+            try:
+                for data in start.written:
+                    ex._block(data)
+            except Exception:
+                ex._failed()
+                return
+        ex.answer(result)
+
+    def _log_fast(
+        self, state: _Conn, environ: dict[str, Any], path: str, query: str, code: int
+    ) -> None:
+        log_access(
+            state.client, environ["REQUEST_METHOD"], path, query, environ["SERVER_PROTOCOL"][5:],
+            code,
+        )
 
     def on_event(self, conn: Any, ev: int, data: Any) -> None:
         """The mongoose event handler (poll thread)."""

@@ -598,11 +598,14 @@ class WSGIServer:
         self._stop = threading.Event()
         self._stopping = False
         self._closed = False
+        self._fast_path: Any = None  # inline mode: the core's WsgiFastPath
         if config.threads == 0:
             # Inline mode: no pool, the app runs on the poll thread (see inline.py).
             from .inline import InlineHandler
 
-            self._on_event = InlineHandler(self).on_event  # type: ignore[method-assign]
+            inline = InlineHandler(self)
+            self._fast_path = inline.fast_path
+            self._on_event = inline.handler  # type: ignore[method-assign]
 
     @property
     def manager(self) -> Manager:
@@ -706,17 +709,23 @@ class WSGIServer:
         if self._closed:
             return
         self._closed = True
-        self._stopping = True
+        self._begin_stop()
         for state in self._states.values():
             self._cancel(state)
         self._mgr.close()
         for _ in self._threads:
             self._jobs.put(None)
 
+    def _begin_stop(self) -> None:
+        # Responses say "Connection: close" from now on: the Python path writes them.
+        self._stopping = True
+        if self._fast_path is not None:
+            self._fast_path.enabled = False
+
     def _graceful_stop(self, poll_ms: int) -> None:
         """Stop accepting, close idle connections, let running requests finish (up to
         ``graceful_timeout_s``), then close what is left."""
-        self._stopping = True
+        self._begin_stop()
         for conn in self._listeners:
             try:
                 conn.close()

@@ -1,0 +1,242 @@
+# The request cycle of an inline WSGI server (the app on the poll thread) in C for the
+# common case: environ, app call, start_response and a one-block response, with no
+# Python frame of the server's own. Everything else (streamed bodies and responses,
+# HEAD, HTTP/1.0, Connection headers, proxies, errors) is handed to the Python
+# server, which keeps the policy; see cymongoose.wsgi.inline.
+
+from io import BytesIO as _BytesIO
+
+cdef class WsgiFastPath
+
+
+cdef dict _STATUS_OK = {}       # status string -> code, as check_status() found them
+cdef set _HEADER_NAMES_OK = set()
+cdef Py_ssize_t _CHECK_CACHE_MAX = 1024
+
+
+cdef class WsgiConnState:
+    """Per-connection data the inline fast path reads from ``Connection.userdata``.
+
+    ``base``: the per-connection environ keys (dict), copied for each request;
+    ``fast``: False sends every request of the connection to the Python path;
+    ``proxied``: True sends those with ``Forwarded`` or ``X-Forwarded-For/-Proto/-Host``
+    there (a trusted proxy's headers). Subclassed by the WSGI server's connection state.
+    """
+    cdef public dict base
+    cdef public bint fast
+    cdef public bint proxied
+
+
+cdef bint _proxy_header(mg_str name) noexcept nogil:
+    if name.len == 9:
+        return strncasecmp(name.buf, "forwarded", 9) == 0
+    if name.len < 15 or strncasecmp(name.buf, "x-forwarded-", 12) != 0:
+        return False
+    return (name.len == 15 and strncasecmp(name.buf + 12, "for", 3) == 0) or \
+        (name.len == 16 and strncasecmp(name.buf + 12, "host", 4) == 0) or \
+        (name.len == 17 and strncasecmp(name.buf + 12, "proto", 5) == 0)
+
+
+cdef class WsgiStartResponse:
+    """PEP 3333 ``start_response(status, response_headers, exc_info=None)`` of a request
+    begun by `WsgiFastPath`.
+
+    Until ``delegate`` is set it records ``status``, ``headers``, ``code`` and what the
+    ``write()`` callable was given (``written``: list of bytes, or None); after, every
+    call goes to ``delegate.start_response`` / ``delegate.write`` (the Python server
+    took the request over). Raises AssertionError for a second call without
+    ``exc_info`` and for body data before start_response; TypeError/ValueError from
+    the server's checks of status and headers.
+    """
+    cdef public object status
+    cdef public object headers
+    cdef public int code
+    cdef public list written
+    cdef public object delegate
+    cdef public object uri     # the request target and query (str), for the access log
+    cdef public object query
+    cdef WsgiFastPath _fp
+
+    def __call__(self, status, headers, exc_info=None):
+        if self.delegate is not None:
+            return self.delegate.start_response(status, headers, exc_info)
+        if exc_info is not None:
+            try:
+                if self.written:
+                    raise exc_info[1].with_traceback(exc_info[2])
+            finally:
+                exc_info = None
+        elif self.status is not None:
+            raise AssertionError("start_response() called a second time without exc_info")
+        code = _STATUS_OK.get(status) if type(status) is str else None
+        if code is None:
+            code = self._fp._check_status(status)
+            if len(_STATUS_OK) < _CHECK_CACHE_MAX:
+                _STATUS_OK[status] = code
+        if not _known_headers(headers):
+            self._fp._check_headers(headers)
+            if len(_HEADER_NAMES_OK) < _CHECK_CACHE_MAX:
+                _HEADER_NAMES_OK.update([item[0] for item in headers])
+        self.status = status
+        self.headers = headers
+        self.code = code
+        return self.write
+
+    def write(self, data):
+        """The legacy ``write(data)`` callable (PEP 3333)."""
+        if self.delegate is not None:
+            return self.delegate.write(data)
+        if self.status is None:
+            raise AssertionError("the WSGI app produced body data before start_response()")
+        if type(data) is not bytes:
+            if not isinstance(data, (bytes, bytearray, memoryview)):
+                raise TypeError(f"WSGI body blocks must be bytes, got {type(data).__name__}")
+            data = bytes(data)
+        if self.written is None:
+            self.written = [data]
+        else:
+            self.written.append(data)
+
+
+cdef bint _known_headers(object headers):
+    # A list of (str, str) pairs with names checked before and values without CR/LF.
+    cdef const char *p
+    cdef Py_ssize_t n
+    if type(headers) is not list:
+        return False
+    for item in <list>headers:
+        if type(item) is not tuple or len(<tuple>item) != 2:
+            return False
+        name = (<tuple>item)[0]
+        value = (<tuple>item)[1]
+        if type(name) is not str or name not in _HEADER_NAMES_OK:
+            return False
+        if not _latin1_view(value, &p, &n):
+            return type(value) is str and "\r" not in value and "\n" not in value
+        if memchr(p, 13, n) != NULL or memchr(p, 10, n) != NULL:
+            return False
+    return True
+
+
+cdef inline bint _is(mg_str s, const char *lit, size_t n) noexcept nogil:
+    return s.len == n and memcmp(s.buf, lit, n) == 0
+
+
+cdef class WsgiFastPath:
+    """Event handler of an inline WSGI server that answers the common request in C.
+
+    ``WsgiFastPath(app, fallback, resume, check_status, check_headers, log=None)``:
+
+    * ``app``: the WSGI callable, called on the poll thread;
+    * ``fallback(conn, ev, data)``: the Python handler for every other event, and for
+      requests the fast path leaves alone: a body that streams, HEAD, a protocol other
+      than HTTP/1.1, a ``Connection`` header, proxy headers on a ``proxied``
+      connection, a connection whose ``userdata`` is not a `WsgiConnState` with
+      ``fast`` set;
+    * ``resume(conn, environ, start_response, result, failed)``: the Python server
+      finishes a request the fast path began — ``result`` is what the app returned
+      (None and ``failed`` True when it raised; called inside the ``except`` block, so
+      ``sys.exc_info()`` is the app's exception) — whenever the answer is not one block
+      of bytes: iterables, ``write()``, 204/304, a Content-Length that does not match,
+      a header the core refuses;
+    * ``check_status(status) -> int`` and ``check_headers(headers)``: the server's
+      PEP 3333 checks, called for statuses and header names not seen before (raising
+      TypeError/ValueError);
+    * ``log(state, environ, uri, query, code)``: the access log, if any.
+
+    ``enabled`` (True) turns the fast path off and on (graceful shutdown turns it off).
+    The fast answer: ``environ`` = a copy of the connection's ``base`` plus the
+    request's keys (`HttpMessage.wsgi_environ`) and ``wsgi.input``; the response head
+    and body are written with one append to the send buffer (no ``Content-Length``
+    added when the app sent one).
+    """
+    cdef object app
+    cdef public object fallback
+    cdef object resume
+    cdef object _check_status
+    cdef object _check_headers
+    cdef object log
+    cdef public bint enabled
+
+    def __init__(self, app, fallback, resume, check_status, check_headers, log=None):
+        for name, f in (("app", app), ("fallback", fallback), ("resume", resume),
+                        ("check_status", check_status), ("check_headers", check_headers)):
+            if not callable(f):
+                raise TypeError(f"{name} must be callable, not {type(f).__name__}")
+        if log is not None and not callable(log):
+            raise TypeError(f"log must be callable or None, not {type(log).__name__}")
+        self.app = app
+        self.fallback = fallback
+        self.resume = resume
+        self._check_status = check_status
+        self._check_headers = check_headers
+        self.log = log
+        self.enabled = True
+
+    def __call__(self, conn, ev, data):
+        # Reached only when called from Python; the Manager routes events in C.
+        return self.fallback(conn, ev, data)
+
+    cdef bint _serve(self, Connection conn, mg_connection *c, mg_http_message *hm,
+                     ConnState *st) except -1:
+        """Answer ``hm`` or leave it (False) to ``fallback``; True once the app ran."""
+        cdef int i
+        cdef bint proxied
+        cdef object state = conn.userdata
+        if not self.enabled or not isinstance(state, WsgiConnState) or \
+                not (<WsgiConnState>state).fast:
+            return False
+        if st.more_body or not _is(hm.proto, "HTTP/1.1", 8) or _is(hm.method, "HEAD", 4):
+            return False
+        proxied = (<WsgiConnState>state).proxied
+        for i in range(MG_MAX_HTTP_HEADERS):
+            if hm.headers[i].name.len == 0:
+                break
+            if hm.headers[i].name.len == 10 and \
+                    strncasecmp(hm.headers[i].name.buf, "connection", 10) == 0:
+                return False
+            if proxied and _proxy_header(hm.headers[i].name):
+                return False
+        cdef dict environ = _wsgi_environ(hm, (<WsgiConnState>state).base)
+        environ["wsgi.input"] = (_BytesIO(_bytes(hm.body)) if "CONTENT_LENGTH" in environ
+                                 else _BytesIO())
+        cdef WsgiStartResponse start = WsgiStartResponse.__new__(WsgiStartResponse)
+        start._fp = self
+        if self.log is not None:
+            start.uri = _str(hm.uri)
+            start.query = _str(hm.query)
+        try:
+            result = self.app(environ, start)
+        except Exception:
+            self.resume(conn, environ, start, None, True)
+            return True
+        if not self._answer(conn, c, start, result):
+            self.resume(conn, environ, start, result, False)
+            return True
+        if self.log is not None:
+            self.log(state, environ, start.uri, start.query, start.code)
+        return True
+
+    cdef bint _answer(self, Connection conn, mg_connection *c, WsgiStartResponse start,
+                      object result) except -1:
+        # The one-block answer, or False (nothing written) for resume() to do.
+        cdef bytes body
+        if start.status is None or start.written is not None or start.code == 204 or \
+                start.code == 304 or type(result) is not list or len(<list>result) != 1:
+            return False
+        item = (<list>result)[0]
+        if type(item) is not bytes:
+            return False
+        body = <bytes>item
+        for pair in <list>start.headers:
+            name = (<tuple>pair)[0]
+            if len(<str>name) == 14 and (<str>name).lower() == "content-length":
+                if (<tuple>pair)[1] != str(len(body)):
+                    return False  # resume() truncates, or closes after a short body
+        if c.is_closing:
+            return False
+        if _wsgi_emit(c, start.status, start.headers, <char *>body, len(body), len(body),
+                      False) != 0:
+            return False
+        _response_written(c, True)
+        return True
