@@ -414,3 +414,69 @@ def test_broken_responses_get_500_and_the_server_goes_on(case, caplog):
             assert r.status_code == 500
             assert b"body" not in r.content
             assert client.get(srv.url + "/ok").text == "ok"
+
+
+class _Body:
+    """A lazy response iterable (not a list) that records its close()."""
+
+    def __init__(self, blocks, closed, fail_close=False):
+        self.blocks = blocks
+        self.closed = closed
+        self.fail_close = fail_close
+
+    def __iter__(self):
+        for block in self.blocks:
+            if isinstance(block, Exception):
+                raise block
+            yield block
+
+    def close(self):
+        self.closed.append(True)
+        if self.fail_close:
+            raise RuntimeError("close failed")
+
+
+@pytest.mark.parametrize(
+    ("blocks", "length", "fail_close", "status", "body"),
+    [
+        ([b"ab", b"cd"], "4", False, 200, b"abcd"),  # announced length: buffered, one write
+        ([b"ab", b"cdef"], "4", False, 200, b"abcd"),  # more than announced: truncated
+        ([b"ab", ValueError("mid-body")], "4", False, 500, None),
+        ([b"ab", "str block"], "4", False, 500, None),
+        ([b"ab", b"cd"], "4", True, 500, None),
+        ([b"ab", b"cd"], None, False, 200, b"abcd"),  # no length: streamed (chunked)
+    ],
+)
+def test_lazy_iterables_answered_and_closed(blocks, length, fail_close, status, body):
+    closed: list[bool] = []
+
+    def app(environ, start_response):
+        headers = [("Content-Type", "text/plain")]
+        if length is not None:
+            headers.append(("Content-Length", length))
+        start_response("200 OK", headers)
+        return _Body(blocks, closed, fail_close)
+
+    with ServerThread(app, threads=0, access_log=False) as srv:
+        with httpx.Client() as client:
+            r = client.get(srv.url)
+            assert r.status_code == status
+            if body is not None:
+                assert r.content == body
+            assert client.get(srv.url).status_code == status  # the server goes on
+    assert closed == [True, True]
+
+
+def test_lazy_iterable_shorter_than_its_length_closes_the_connection():
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Length", "10")])
+        return _Body([b"abc"], [])
+
+    with ServerThread(app, threads=0, access_log=False) as srv:
+        with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as sock:
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            data = b""
+            while chunk := sock.recv(65536):
+                data += chunk
+    assert data.startswith(b"HTTP/1.1 200")
+    assert data.endswith(b"\r\n\r\nabc")  # what there was, then the close

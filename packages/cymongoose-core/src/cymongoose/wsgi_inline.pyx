@@ -55,6 +55,9 @@ cdef class WsgiStartResponse:
     cdef public object delegate
     cdef public object uri     # the request target and query (str), for the access log
     cdef public object query
+    # A lazy response taken over mid-iteration: the blocks taken so far and the iterator.
+    cdef public list prefix
+    cdef public object iterator
     cdef WsgiFastPath _fp
 
     def __call__(self, status, headers, exc_info=None):
@@ -142,7 +145,12 @@ cdef class WsgiFastPath:
     * ``check_status(status) -> int`` and ``check_headers(headers)``: the server's
       PEP 3333 checks, called for statuses and header names not seen before (raising
       TypeError/ValueError);
-    * ``log(state, environ, uri, query, code)``: the access log, if any.
+    * ``log(state, environ, uri, query, code)``: the access log, if any;
+    * ``file_wrapper``: the type of ``wsgi.file_wrapper`` objects, always resumed;
+    * ``buffer_limit``: a lazy iterable announcing a ``Content-Length`` up to this many
+      bytes is iterated here, its ``close()`` called, and answered in one block (PEP
+      3333 "Buffering and Streaming"); one that produces something else is resumed
+      mid-iteration with ``start_response.prefix`` (blocks taken) and ``.iterator``.
 
     ``enabled`` (True) turns the fast path off and on (graceful shutdown turns it off).
     The fast answer: ``environ`` = a copy of the connection's ``base`` plus the
@@ -156,9 +164,12 @@ cdef class WsgiFastPath:
     cdef object _check_status
     cdef object _check_headers
     cdef object log
+    cdef object file_wrapper
+    cdef Py_ssize_t buffer_limit
     cdef public bint enabled
 
-    def __init__(self, app, fallback, resume, check_status, check_headers, log=None):
+    def __init__(self, app, fallback, resume, check_status, check_headers, log=None, *,
+                 file_wrapper=None, Py_ssize_t buffer_limit=1 << 20):
         for name, f in (("app", app), ("fallback", fallback), ("resume", resume),
                         ("check_status", check_status), ("check_headers", check_headers)):
             if not callable(f):
@@ -171,6 +182,8 @@ cdef class WsgiFastPath:
         self._check_status = check_status
         self._check_headers = check_headers
         self.log = log
+        self.file_wrapper = file_wrapper
+        self.buffer_limit = buffer_limit
         self.enabled = True
 
     def __call__(self, conn, ev, data):
@@ -210,24 +223,84 @@ cdef class WsgiFastPath:
         except Exception:
             self.resume(conn, environ, start, None, True)
             return True
-        if not self._answer(conn, c, start, result):
+        if type(result) is not list and (
+                self.file_wrapper is None or type(result) is not self.file_wrapper):
+            result = self._drain(conn, environ, start, result)
+            if result is None:
+                return True
+        if start.iterator is not None or not self._answer(conn, c, start, result):
             self.resume(conn, environ, start, result, False)
             return True
         if self.log is not None:
             self.log(state, environ, start.uri, start.query, start.code)
         return True
 
+    cdef object _drain(self, Connection conn, dict environ, WsgiStartResponse start,
+                       object result):
+        # A lazy iterable with a small Content-Length, as the list of its blocks (its
+        # close() called); ``result`` itself when it is not one. None when iterating or
+        # close() raised: then close() was called and resume() told, with the exception.
+        cdef Py_ssize_t length = -1, total = 0
+        cdef list parts = []
+        cdef bint closed = False
+        if start.status is None or start.written is not None:
+            return result
+        for pair in <list>start.headers:
+            name = (<tuple>pair)[0]
+            if len(<str>name) == 14 and (<str>name).lower() == "content-length":
+                value = (<tuple>pair)[1]
+                if not (<str>value).isascii() or not (<str>value).isdigit() or \
+                        len(<str>value) > 18:
+                    return result
+                length = int(value)
+        if length < 0 or length > self.buffer_limit:
+            return result
+        try:
+            iterator = iter(result)
+            for item in iterator:
+                parts.append(item)
+                if type(item) is not bytes:
+                    break
+                total += len(<bytes>item)
+                if total > length:
+                    break
+            else:
+                closed = True
+                close = getattr(result, "close", None)
+                if close is not None:
+                    close()
+                return parts
+        except Exception:
+            if not closed:
+                try:
+                    close = getattr(result, "close", None)
+                    if close is not None:
+                        close()
+                except Exception:
+                    pass  # the iteration's exception is the one reported
+            self.resume(conn, environ, start, None, True)
+            return None
+        start.prefix = parts  # not the announced blocks: the Python path goes on
+        start.iterator = iterator
+        return result
+
     cdef bint _answer(self, Connection conn, mg_connection *c, WsgiStartResponse start,
                       object result) except -1:
         # The one-block answer, or False (nothing written) for resume() to do.
         cdef bytes body
         if start.status is None or start.written is not None or start.code == 204 or \
-                start.code == 304 or type(result) is not list or len(<list>result) != 1:
+                start.code == 304 or type(result) is not list or not result:
             return False
-        item = (<list>result)[0]
-        if type(item) is not bytes:
-            return False
-        body = <bytes>item
+        if len(<list>result) == 1:
+            item = (<list>result)[0]
+            if type(item) is not bytes:
+                return False
+            body = <bytes>item
+        else:
+            for item in <list>result:
+                if type(item) is not bytes:
+                    return False
+            body = b"".join(<list>result)
         for pair in <list>start.headers:
             name = (<tuple>pair)[0]
             if len(<str>name) == 14 and (<str>name).lower() == "content-length":

@@ -34,6 +34,7 @@ from __future__ import annotations
 import logging
 import time
 from io import BytesIO
+from itertools import chain
 from tempfile import SpooledTemporaryFile
 from typing import Any
 
@@ -579,6 +580,8 @@ class InlineHandler:
                 _server._parse_status,
                 _server._check_headers,
                 self._log_fast if self.access_log else None,
+                file_wrapper=FileWrapper,
+                buffer_limit=STREAM_THRESHOLD_BYTES,
             )
 
     def resume(
@@ -612,6 +615,13 @@ class InlineHandler:
             except Exception:
                 ex._failed()
                 return
+        if start.iterator is not None:
+            # A lazy iterable that did not produce the blocks its Content-Length announced:
+            # go on with its iteration here, from the blocks already taken.
+            ex.result = result
+            ex.iterator = chain(start.prefix, start.iterator)
+            ex.pump()
+            return
         ex.answer(result)
 
     def _log_fast(
