@@ -480,3 +480,36 @@ def test_lazy_iterable_shorter_than_its_length_closes_the_connection():
                 data += chunk
     assert data.startswith(b"HTTP/1.1 200")
     assert data.endswith(b"\r\n\r\nabc")  # what there was, then the close
+
+
+def test_keep_alive_after_streamed_upload_and_streamed_response():
+    """A streamed response finished from the loop's writable event, after a streamed
+    request body: the connection stays open for the next request (mongoose once read the
+    empty send buffer's write as an error and closed it)."""
+    upload = bytes(range(256)) * 4096
+
+    def app(environ, start_response):
+        if environ["PATH_INFO"] == "/upload":
+            size = str(len(environ["wsgi.input"].read())).encode()
+            start_response("200 OK", [("Content-Length", str(len(size)))])
+            return [size]
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return (f"part {i}\n".encode() for i in range(5))
+
+    def response(sock: socket.socket) -> bytes:
+        data = read_head(sock)
+        while not data.endswith(b"\r\n0\r\n\r\n") and not data.endswith(b"1048576"):
+            chunk = sock.recv(65536)
+            assert chunk, f"closed after {data!r}"
+            data += chunk
+        return data
+
+    with ServerThread(app, threads=0, access_log=False) as srv:
+        for _ in range(5):
+            with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as sock:
+                sock.sendall(b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n"
+                             % len(upload) + upload)
+                assert response(sock).endswith(b"1048576")
+                for _ in range(3):
+                    sock.sendall(b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n")
+                    assert b"part 4" in response(sock)

@@ -383,6 +383,10 @@ cdef void _srv_flush_now(mg_connection *c, ConnState *st) noexcept nogil:
     if n > 0:
         mg_iobuf_del(&c.send, 0, <size_t>n)
         st.last_io_ms = mg_millis()
+        if c.send.len == 0:
+            # epoll may have reported the socket writable in this iteration: mongoose
+            # would then send the empty buffer, read send()'s 0 as an error and close.
+            c.is_writable = 0
     elif n == MG_IO_ERR:
         c.is_closing = 1  # as mongoose does on a failed write
 
