@@ -71,7 +71,7 @@ cdef class Manager
 include "constants.pxi"
 include "messages.pyx"
 include "wsgi.pyx"
-include "wsgi_head.pyx"
+include "emit.pyx"
 include "mqtt.pyx"
 include "tls.pyx"
 include "connection.pyx"

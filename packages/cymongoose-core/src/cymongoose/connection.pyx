@@ -18,10 +18,21 @@ cdef inline bytes _header_name(object v):
     return b
 
 
-cdef bytes _status_line(int status):
+cdef list _STATUS_LINES = [None] * 600  # status -> b"HTTP/1.1 200 OK" (no CRLF)
+
+
+cdef bytes _status_text(int status):
     if status < 100 or status > 599:  # RFC 9110 section 15: 1xx to 5xx
         raise ValueError(f"HTTP status {status} is not in 100..599")
-    return b"HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, b"Unknown"))
+    line = _STATUS_LINES[status]
+    if line is None:
+        line = _STATUS_LINES[status] = b"HTTP/1.1 %d %s" % (
+            status, _REASONS.get(status, b"Unknown"))
+    return <bytes>line
+
+
+cdef bytes _status_line(int status):
+    return _status_text(status) + _CRLF
 
 
 cdef inline void _response_done(mg_connection *c) noexcept:
@@ -195,7 +206,14 @@ cdef class Connection:
         containing CR/LF/NUL or a status outside 100..599 (RFC 9112 section 4).
         """
         cdef bytes b = _as_bytes(body, "body")
-        cdef list parts = [_status_line(status)]
+        cdef bytes line = _status_text(status)
+        cdef mg_connection *c = self._get()
+        if type(headers) is list and _emit(
+                c, line, b"", <list>headers, <char *>b, len(b),
+                -1 if status == 204 or status == 304 else len(b), False) == 0:
+            _response_written(c, True)
+            return
+        cdef list parts = [line, _CRLF]
         cdef bint has_len = False
         cdef bytes n
         for name, value in headers:
@@ -210,7 +228,13 @@ cdef class Connection:
 
     def send_response_head(self, int status, headers) -> None:
         """Write only the status line and headers; the body follows (e.g. ``http_chunk``)."""
-        cdef list parts = [_status_line(status)]
+        cdef bytes line = _status_text(status)
+        cdef mg_connection *c = self._get()
+        if type(headers) is list and _emit(c, line, b"", <list>headers, NULL, 0, -1,
+                                           False) == 0:
+            _response_written(c, False)
+            return
+        cdef list parts = [line, _CRLF]
         for name, value in headers:
             parts += (_header_name(name), b": ",
                       _header_bytes(value, "header value"), _CRLF)

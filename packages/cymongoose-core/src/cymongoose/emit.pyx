@@ -1,8 +1,9 @@
-# A WSGI response head (and body) written straight into a connection's send buffer:
-# no intermediate bytes objects, one copy of each string. The common case only (str
-# status and header pairs of 1-byte-kind strings); anything else returns -1 and the
-# caller takes the general path (_wsgi_head), which encodes, checks and raises.
+# A response head (and body) written straight into a connection's send buffer: no
+# intermediate bytes objects, one copy of each string. The common case only (bytes, or
+# str of the 1-byte kind, in a list of 2-tuples or 2-lists); anything else returns -1 and
+# the caller takes its general path, which encodes, checks and raises.
 
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.unicode cimport PyUnicode_KIND, PyUnicode_1BYTE_DATA, PyUnicode_GET_LENGTH
 
 # RFC 9110 section 5.6.2: a field name is a token. (Also used by connection.pyx.)
@@ -21,6 +22,21 @@ cdef inline bint _latin1_view(object s, const char **buf, Py_ssize_t *n) noexcep
     buf[0] = <const char *>PyUnicode_1BYTE_DATA(s)
     n[0] = PyUnicode_GET_LENGTH(s)
     return True
+
+
+cdef inline bint _wire_view(object s, const char **buf, Py_ssize_t *n) noexcept:
+    # bytes as they are, or a str as its latin-1 bytes (_latin1_view).
+    if type(s) is bytes:
+        buf[0] = PyBytes_AS_STRING(s)
+        n[0] = PyBytes_GET_SIZE(s)
+        return True
+    return _latin1_view(s, buf, n)
+
+
+cdef inline bint _pair(object item) noexcept:
+    if type(item) is tuple:
+        return len(<tuple>item) == 2
+    return type(item) is list and len(<list>item) == 2
 
 
 cdef inline bint _clean_value(const char *p, Py_ssize_t n) noexcept nogil:
@@ -49,32 +65,36 @@ cdef inline char *_put(char *out, const char *p, Py_ssize_t n) noexcept nogil:
     return out + n
 
 
-cdef int _wsgi_emit(mg_connection *c, object status, list headers, const char *body,
-                    Py_ssize_t body_len, Py_ssize_t content_length, bint close) except -2:
-    """Append ``HTTP/1.1 <status>``, the headers, ``Content-Length: <content_length>``
-    (if >= 0 and the app gave none), ``Connection: close`` (if ``close``), the blank
-    line and ``body`` to ``c.send``. Returns 0, or -1 (nothing written) when the
-    general path must do it: a non-str or non-latin-1 string, an invalid character,
-    a pair that is not a 2-tuple. Raises MemoryError if the buffer cannot grow."""
+cdef int _emit(mg_connection *c, object first, object status, list headers,
+               const char *body, Py_ssize_t body_len, Py_ssize_t content_length,
+               bint close) except -2:
+    """Append ``first`` + ``status`` (the status line without CRLF, in two parts), the
+    headers, ``Content-Length: <content_length>`` (if >= 0 and the headers have none),
+    ``Connection: close`` (if ``close``), the blank line and ``body`` to ``c.send``.
+    Returns 0, or -1 (nothing written) when the general path must do it: a string that
+    is not bytes or latin-1 str, a field name that is not a token, CR/LF/NUL in a value,
+    an item that is not a pair. Raises MemoryError if the buffer cannot grow."""
+    cdef const char *fbuf
     cdef const char *sbuf
     cdef const char *p
-    cdef Py_ssize_t slen, n, nlen, vlen, total, i, count = len(headers)
+    cdef Py_ssize_t flen, slen, n, nlen, vlen, total, i, count = len(headers)
     cdef bint has_len = False
     cdef char digits[24]
     cdef int dlen = 0
     cdef char *out
-    if not _latin1_view(status, &sbuf, &slen) or not _clean_value(sbuf, slen):
+    if not _wire_view(first, &fbuf, &flen) or not _wire_view(status, &sbuf, &slen) or \
+            not _clean_value(fbuf, flen) or not _clean_value(sbuf, slen):
         return -1
-    total = 9 + slen + 2 + 2 + body_len  # "HTTP/1.1 " status CRLF ... CRLF body
+    total = flen + slen + 2 + 2 + body_len  # status line CRLF ... CRLF body
     for i in range(count):
         pair = headers[i]
-        if type(pair) is not tuple or len(<tuple>pair) != 2:
+        if not _pair(pair):
             return -1
-        if not _latin1_view((<tuple>pair)[0], &p, &nlen) or not _token(p, nlen):
+        if not _wire_view(pair[0], &p, &nlen) or not _token(p, nlen):
             return -1
         if nlen == 14 and strncasecmp(p, "content-length", 14) == 0:
             has_len = True
-        if not _latin1_view((<tuple>pair)[1], &p, &vlen) or not _clean_value(p, vlen):
+        if not _wire_view(pair[1], &p, &vlen) or not _clean_value(p, vlen):
             return -1
         total += nlen + 2 + vlen + 2
     if not has_len and content_length >= 0:
@@ -86,15 +106,15 @@ cdef int _wsgi_emit(mg_connection *c, object status, list headers, const char *b
             not mg_iobuf_resize(&c.send, c.send.len + <size_t>total):
         raise MemoryError(f"connection {c.id}: send buffer allocation failed")
     out = <char *>c.send.buf + c.send.len
-    out = _put(out, "HTTP/1.1 ", 9)
+    out = _put(out, fbuf, flen)
     out = _put(out, sbuf, slen)
     out = _put(out, "\r\n", 2)
     for i in range(count):
         pair = headers[i]
-        _latin1_view((<tuple>pair)[0], &p, &n)
+        _wire_view(pair[0], &p, &n)
         out = _put(out, p, n)
         out = _put(out, ": ", 2)
-        _latin1_view((<tuple>pair)[1], &p, &n)
+        _wire_view(pair[1], &p, &n)
         out = _put(out, p, n)
         out = _put(out, "\r\n", 2)
     if dlen:
@@ -108,3 +128,15 @@ cdef int _wsgi_emit(mg_connection *c, object status, list headers, const char *b
         out = _put(out, body, body_len)
     c.send.len += <size_t>total
     return 0
+
+
+cdef bytes _HTTP11 = b"HTTP/1.1 "
+
+
+cdef inline int _wsgi_emit(mg_connection *c, object status, list headers, const char *body,
+                           Py_ssize_t body_len, Py_ssize_t content_length,
+                           bint close) except -2:
+    # A PEP 3333 response: str status ("200 OK") and str header pairs.
+    if type(status) is not str:
+        return -1
+    return _emit(c, _HTTP11, status, headers, body, body_len, content_length, close)
