@@ -389,6 +389,15 @@ cdef class Connection:
         hm.headers[0].value = _mgs(k)
         mg_ws_upgrade(c, &hm, "%s", <char *>extra)
         _ws_guard(c)
+        cdef ConnState *st = <ConnState *>c.fn_data
+        if st != NULL and st.srv != NULL:
+            # Most WebSockets sit idle: send the 101 now and hold no empty buffers
+            # (16 KiB each) meanwhile; the next frame allocates again.
+            _srv_flush_now(c, st)
+            if c.send.len == 0 and c.send.size:
+                mg_iobuf_free(&c.send)
+            if c.recv.len == 0 and c.recv.size:
+                mg_iobuf_free(&c.recv)
 
     def configure_http_server(self, *, int max_header_count=100,
                               Py_ssize_t max_header_bytes=65536, Py_ssize_t max_body_size=0,
