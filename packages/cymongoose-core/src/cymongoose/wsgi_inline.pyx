@@ -48,16 +48,16 @@ cdef class WsgiStartResponse:
     ``exc_info`` and for body data before start_response; TypeError/ValueError from
     the server's checks of status and headers.
     """
-    cdef public object status
-    cdef public object headers
-    cdef public int code
-    cdef public list written
+    cdef readonly object status
+    cdef readonly object headers
+    cdef readonly int code
+    cdef readonly list written
     cdef public object delegate
-    cdef public object uri     # the request target and query (str), for the access log
-    cdef public object query
+    cdef readonly object uri     # the request target and query (str), for the access log
+    cdef readonly object query
     # A lazy response taken over mid-iteration: the blocks taken so far and the iterator.
-    cdef public list prefix
-    cdef public object iterator
+    cdef readonly list prefix
+    cdef readonly object iterator
     cdef WsgiFastPath _fp
 
     def __call__(self, status, headers, exc_info=None):
@@ -246,9 +246,14 @@ cdef class WsgiFastPath:
         if start.status is None or start.written is not None:
             return result
         for pair in <list>start.headers:
+            # Checked again: the app may have changed its list since start_response.
+            if type(pair) is not tuple or len(<tuple>pair) != 2:
+                return result
             name = (<tuple>pair)[0]
+            value = (<tuple>pair)[1]
+            if type(name) is not str or type(value) is not str:
+                return result
             if len(<str>name) == 14 and (<str>name).lower() == "content-length":
-                value = (<tuple>pair)[1]
                 if not (<str>value).isascii() or not (<str>value).isdigit() or \
                         len(<str>value) > 18:
                     return result
@@ -302,6 +307,9 @@ cdef class WsgiFastPath:
                     return False
             body = b"".join(<list>result)
         for pair in <list>start.headers:
+            if type(pair) is not tuple or len(<tuple>pair) != 2 or \
+                    type((<tuple>pair)[0]) is not str:
+                return False
             name = (<tuple>pair)[0]
             if len(<str>name) == 14 and (<str>name).lower() == "content-length":
                 if (<tuple>pair)[1] != str(len(body)):
