@@ -16,11 +16,12 @@ the response). The response body is the request body.
 
 Oracle (:func:`check_answer`): the answer is exactly one well-framed HTTP/1.1 response
 (after any ``100 Continue``), with no bytes after it. When the app's status and headers
-are valid (RFC 9110: status 200..599 but not 204/304, header names are tokens, values
-without CR/LF/NUL), the response has that status, those headers in order and the request
-body; when they are not, it is a 500 (or the connection closed with nothing sent). A
-header the app did not set, other than the server's framing and connection headers, is
-never allowed: that would be response splitting.
+are valid (RFC 9110: status 200..599, header names are tokens, values without
+CR/LF/NUL), the response has that status, those headers in order and the request body
+(no body for 204 and 304, RFC 9110 sections 15.3.5 and 15.4.5: the servers drop it);
+when they are not, it is a 500 (or the connection closed with nothing sent). A header
+the app did not set, other than the server's framing and connection headers, is never
+allowed: that would be response splitting.
 """
 
 from __future__ import annotations
@@ -74,7 +75,7 @@ class Directives:
             code = int(match.group(1)) if match else None
         else:
             code = self.status_code
-        if code is None or not 200 <= code <= 599 or code in (204, 304):
+        if code is None or not 200 <= code <= 599:
             return False
         return all(TOKEN.match(n) and not re.search(rb"[\r\n\x00]", v)
                    for n, v in self.headers)
@@ -284,7 +285,7 @@ def check_answer(raw: bytes, method: bytes, body: bytes, d: Directives, server: 
                         if n not in SERVER_HEADERS]
         if got != want_headers:
             raise OracleError(f"headers {got!r}, app set {want_headers!r}")
-        if method != b"HEAD" and resp.body != body:
+        if method != b"HEAD" and want not in (204, 304) and resp.body != body:
             raise OracleError(f"body of {len(resp.body)} bytes, app sent {len(body)}")
     elif resp.status != 500:
         bad = _invalid_beyond_tolerance(d, server)
@@ -316,7 +317,7 @@ def _invalid_beyond_tolerance(d: Directives, server: str) -> str:
         return f"status {d.status!r}"
     if not 100 <= code <= 999:
         return f"status {code}"
-    if code < 200 or code in (204, 304) or code > 599:
+    if code < 200 or code > 599:
         return f"status {code} as a final response"
     return ""
 

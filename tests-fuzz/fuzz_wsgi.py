@@ -50,7 +50,13 @@ def check_environ_ok(environ: dict[str, Any], where: str) -> None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", WSGIWarning)
-            check_environ(environ)
+            if environ.get("PATH_INFO") == "*":
+                # The asterisk-form target (RFC 9112 section 3.2.4: OPTIONS *, SSDP's
+                # M-SEARCH *), which the core passes on: PATH_INFO "*" as gunicorn gives
+                # it; wsgiref's check wants every PATH_INFO to start with "/".
+                check_environ({**environ, "PATH_INFO": "/"})
+            else:
+                check_environ(environ)
     except AssertionError as exc:
         PROBLEMS.append(f"{where}: check_environ: {exc}")
     for key, value in environ.items():

@@ -246,3 +246,60 @@ def test_keep_alive_latency(mode):
                     got += chunk
             elapsed = time.perf_counter() - start
     assert elapsed < 0.5, f"50 keep-alive requests took {elapsed:.3f}s"
+
+
+async def bad_header_streaming_app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"x-bad", b"a\r\nInjected: yes")]})
+    for piece in (b"HTTP/1.1 200 OK\r\n", b"X-Fake: 1\r\n\r\n"):
+        await send({"type": "http.response.body", "body": piece, "more_body": True})
+    await send({"type": "http.response.body", "body": b""})
+
+
+@pytest.mark.parametrize("mode", ["auto", "threaded"])
+def test_refused_head_of_streamed_response_sends_only_500(mode, caplog):
+    """The core refuses the head (CR/LF in a header) when the first body piece streams it:
+    a 500, then the close; none of the body pieces the app goes on sending."""
+    with caplog.at_level(logging.CRITICAL, logger="cymongoose.asgi"):
+        with ServerThread(bad_header_streaming_app, mode=mode) as server:
+            with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+                sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+                data = b""
+                while chunk := sock.recv(65536):
+                    data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 500 ")
+    assert body == b"Internal Server Error"
+    assert b"Injected" not in data and b"X-Fake" not in data
+
+
+async def head_failing_app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    if scope["path"] == "/raise":
+        raise ValueError("app failure")
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"x-bad", b"a\r\nInjected: yes")]})
+    await send({"type": "http.response.body", "body": b"body",
+                "more_body": scope["path"] == "/refused-streamed"})
+    await send({"type": "http.response.body", "body": b""})
+
+
+@pytest.mark.parametrize("mode", ["auto", "threaded"])
+@pytest.mark.parametrize("path", ["/raise", "/refused", "/refused-streamed"])
+def test_500_to_head_has_no_body(mode, path, caplog):
+    """RFC 9110 section 9.3.2: the 500 for an app that raised or set a header the core
+    refuses has no content for HEAD (the client would read it as the next response)."""
+    with caplog.at_level(logging.CRITICAL, logger="cymongoose.asgi"):
+        with ServerThread(head_failing_app, mode=mode) as server:
+            with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+                sock.sendall(f"HEAD {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+                data = b""
+                while chunk := sock.recv(65536):
+                    data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 500 ")
+    assert b"Injected" not in data
+    assert body == b""

@@ -430,3 +430,20 @@ def test_file_wrapper_shorter_than_content_length_closes_the_connection(tmp_path
     with ServerThread(app, workers=1, access_log=False) as srv:
         reply = raw_exchange(srv.port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
     assert reply.endswith(b"\r\n\r\n0123456789")
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+def test_refused_head_500_has_no_body_for_head(method):
+    # A header the core refuses when it writes it (NUL): a 500 instead; for HEAD without
+    # its content (RFC 9110 section 9.3.2), which the client would read as the next response.
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain"), ("X-Value", "a\0b")])
+        return [b"body"]
+
+    with ServerThread(app, workers=1, access_log=False) as srv:
+        data = raw_exchange(srv.port, f"{method} / HTTP/1.1\r\nHost: x\r\n"
+                                      "Connection: close\r\n\r\n".encode())
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 500 ")
+    assert b"x-value" not in head.lower()
+    assert body == (b"" if method == "HEAD" else b"Internal Server Error")

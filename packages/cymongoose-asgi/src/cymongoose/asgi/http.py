@@ -23,6 +23,9 @@ logger = logging.getLogger("cymongoose.asgi")
 
 _ERROR_500_HEADERS = [(b"content-type", b"text/plain; charset=utf-8"), (b"connection", b"close")]
 _ERROR_500_BODY = b"Internal Server Error"
+# HEAD (RFC 9110 section 9.3.2): the same head, no content.
+_ERROR_500_HEAD_HEADERS = [*_ERROR_500_HEADERS,
+                           (b"content-length", str(len(_ERROR_500_BODY)).encode())]
 _CHUNKED = (b"transfer-encoding", b"chunked")
 # Request bodies: stop reading the socket above HIGH queued bytes, resume below LOW.
 _BODY_HIGH = 1 << 20
@@ -55,38 +58,48 @@ class HttpConnection:
 # -- writers: run on the poll thread ----------------------------------------------------
 
 
-def _refuse(hc: HttpConnection, exc: Exception) -> None:
+def _refuse(hc: HttpConnection, exc: Exception, head: bool) -> None:
     # The core refused the app's status or headers (CR/LF, bad status): never on the wire.
     logger.error("invalid response from ASGI application: %s", exc)
-    hc.conn.send_response(500, _ERROR_500_HEADERS, _ERROR_500_BODY)
+    if head:
+        hc.conn.send_response(500, _ERROR_500_HEAD_HEADERS, b"")
+    else:
+        hc.conn.send_response(500, _ERROR_500_HEADERS, _ERROR_500_BODY)
     hc.conn.drain()
 
 
 def write_response(
-    hc: HttpConnection, status: int, headers: list[Any], body: bytes, close: bool
+    hc: HttpConnection, status: int, headers: list[Any], body: bytes, close: bool,
+    head: bool = False,
 ) -> None:
     if hc.closed or hc.conn.is_closing or hc.conn.is_draining:
         return
     try:
         hc.conn.send_response(status, headers, body)
     except (ValueError, TypeError) as exc:
-        _refuse(hc, exc)
+        _refuse(hc, exc, head)
         return
     if close:
         hc.conn.drain()
 
 
-def write_head(hc: HttpConnection, status: int, headers: list[Any]) -> None:
+def write_head(hc: HttpConnection, status: int, headers: list[Any], head: bool = False) -> None:
     if hc.closed or hc.conn.is_closing or hc.conn.is_draining:
         return
     try:
         hc.conn.send_response_head(status, headers)
     except (ValueError, TypeError) as exc:
-        _refuse(hc, exc)
+        _refuse(hc, exc, head)
+
+
+def _ended(hc: HttpConnection) -> bool:
+    # Closing or draining: the response is over (or was refused by _refuse, which wrote a
+    # whole 500): nothing more of it may reach the wire after what was sent.
+    return hc.closed or hc.conn.is_closing or hc.conn.is_draining
 
 
 def write_chunk(hc: HttpConnection, data: bytes, chunked: bool) -> None:
-    if hc.closed or not data:
+    if not data or _ended(hc):
         return
     if chunked:
         hc.conn.http_chunk(data)
@@ -95,7 +108,7 @@ def write_chunk(hc: HttpConnection, data: bytes, chunked: bool) -> None:
 
 
 def write_end(hc: HttpConnection, chunked: bool, close: bool) -> None:
-    if hc.closed:
+    if _ended(hc):
         return
     conn = hc.conn
     if chunked:
@@ -231,9 +244,12 @@ class RequestCycle:
         self.complete = True
         if not self.started:
             self.status = 500
-            self.call(
-                write_response, self.hc, 500, _ERROR_500_HEADERS, _ERROR_500_BODY, True
-            )
+            if self.is_head:
+                self.call(write_response, self.hc, 500, _ERROR_500_HEAD_HEADERS, b"", True)
+            else:
+                self.call(
+                    write_response, self.hc, 500, _ERROR_500_HEADERS, _ERROR_500_BODY, True
+                )
             if self.log:
                 self._log()
         else:
@@ -338,7 +354,8 @@ class RequestCycle:
                 if self.close or self.http10:
                     headers = self._connection_header(headers)
                 call(
-                    write_response, self.hc, self.status, headers, bytes(body), self.close
+                    write_response, self.hc, self.status, headers, bytes(body), self.close,
+                    self.is_head,
                 )
                 self.finish()
                 if self.log:
@@ -354,7 +371,7 @@ class RequestCycle:
                 headers = [*headers, _CHUNKED]
             if self.close or self.http10:
                 headers = self._connection_header(headers)
-            call(write_head, self.hc, self.status, headers)
+            call(write_head, self.hc, self.status, headers, self.is_head)
             if self.log:  # when the status goes out, as uvicorn: long streams are seen too
                 self._log()
         if body and not self.no_body:

@@ -971,14 +971,14 @@ class WSGIServer:
             try:
                 conn.send_wsgi_response(item[2], item[3], item[4])
             except ValueError as exc:
-                self._refused(conn, exc)
+                self._refused(conn, exc, req.is_head)
             self._finish(state, req)
         elif kind == _HEAD:
             try:
                 conn.send_wsgi_head(item[2], item[3])
             except ValueError as exc:
                 state.current = None
-                self._refused(conn, exc)
+                self._refused(conn, exc, req.is_head)
         elif kind == _DATA:
             data = item[2]
             if req.chunked:
@@ -1016,12 +1016,18 @@ class WSGIServer:
             self._finish(state, req)
 
     @staticmethod
-    def _refused(conn: Any, exc: ValueError) -> None:
+    def _refused(conn: Any, exc: ValueError, head: bool) -> None:
         # The core refused the app's status or headers (not a token, not latin-1, ...):
-        # a 500 instead, never the malformed head.
+        # a 500 instead, never the malformed head. HEAD: the same head, no content.
         logger.error("invalid response from WSGI application: %s", exc)
-        conn.send_wsgi_response("500 Internal Server Error", list(_ERROR_HEADERS),
-                                _INTERNAL_ERROR_BODY, close=True)
+        if head:
+            conn.send_wsgi_response(
+                "500 Internal Server Error",
+                [*_ERROR_HEADERS, ("Content-Length", str(len(_INTERNAL_ERROR_BODY)))],
+                b"", close=True)
+        else:
+            conn.send_wsgi_response("500 Internal Server Error", list(_ERROR_HEADERS),
+                                    _INTERNAL_ERROR_BODY, close=True)
 
     @staticmethod
     def _close_quietly(iterable: Any) -> None:
