@@ -63,6 +63,10 @@ ctypedef struct ConnState:
     int file_fd                   # Connection.send_file: read in C as the socket drains
     uint64_t file_left            # bytes still to queue; the fd is open while > 0
     uint64_t file_offset
+    # Complete responses waiting for the end of the poll iteration (httpserver.pyx
+    # _flush_later): a list through the manager's mg_mgr.userdata.
+    ConnState *flush_next
+    int flush_queued
 
 
 cdef class Manager

@@ -52,7 +52,7 @@ cdef inline void _response_written(mg_connection *c, bint complete) noexcept:
     if complete:
         _response_done(c)
         if st != NULL and st.srv != NULL:
-            _srv_flush_now(c, st)
+            _flush_later(c, st)
 
 
 cdef inline void _ws_guard(mg_connection *c) noexcept:
@@ -314,7 +314,7 @@ cdef class Connection:
         cdef ConnState *st = <ConnState *>c.fn_data
         _response_done(c)
         if st != NULL and st.srv != NULL:
-            _srv_flush_now(c, st)
+            _flush_later(c, st)
 
     def reply(self, int status_code, body=b"", headers=None) -> None:
         """Send a full HTTP response (like ``mg_http_reply``).

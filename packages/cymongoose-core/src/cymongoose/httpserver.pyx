@@ -388,6 +388,44 @@ cdef void _srv_pfn(mg_connection *c, int ev, void *ev_data) noexcept nogil:
             _srv_file_pump(c, st)
 
 
+cdef inline void _flush_later(mg_connection *c, ConnState *st) noexcept nogil:
+    # A complete response goes to the socket when this poll iteration's handlers are
+    # done (Manager.poll calls _flush_queued): the app's work for every ready request
+    # first, then the send()s together. Sending each at once interleaved the kernel's
+    # loopback/TCP work with the app's and cost a framework app about a quarter of its
+    # throughput; leaving it to mongoose costs two epoll_ctl calls and an iteration.
+    if st.flush_queued or c.is_tls or not c.is_accepted:
+        return
+    st.flush_queued = 1
+    st.flush_next = <ConnState *>c.mgr.userdata
+    c.mgr.userdata = <void *>st
+
+
+cdef void _flush_queued(mg_mgr *mgr) noexcept nogil:
+    cdef ConnState *st = <ConnState *>mgr.userdata
+    cdef ConnState *nxt
+    mgr.userdata = NULL
+    while st != NULL:
+        nxt = st.flush_next
+        st.flush_next = NULL
+        st.flush_queued = 0
+        if st.c != NULL:
+            _srv_flush_now(st.c, st)
+        st = nxt
+
+
+cdef void _flush_forget(mg_mgr *mgr, ConnState *st) noexcept nogil:
+    # ``st`` is about to be freed: out of the list.
+    cdef ConnState **link = <ConnState **>&mgr.userdata
+    while link[0] != NULL:
+        if link[0] == st:
+            link[0] = st.flush_next
+            break
+        link = &link[0].flush_next
+    st.flush_queued = 0
+    st.flush_next = NULL
+
+
 cdef void _srv_flush_now(mg_connection *c, ConnState *st) noexcept nogil:
     # A complete response goes to the socket at once instead of at the next poll: saves
     # the EPOLLOUT arm/disarm (two epoll_ctl calls) and a loop iteration per response.

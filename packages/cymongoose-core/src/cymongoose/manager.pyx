@@ -177,6 +177,8 @@ cdef void _forget(mg_connection *c, ConnState *st) noexcept:
     c.fn_data = NULL
     conn._c = NULL
     mgr._conns.pop(c.id, None)
+    if st.flush_queued:
+        _flush_forget(c.mgr, st)
     _srv_release(st)
     free(st)
     Py_DECREF(conn)
@@ -295,7 +297,9 @@ cdef class Manager:
             if self._wakeups:
                 self._deliver_wakeups()
             with nogil:
+                _flush_queued(&self._mgr)  # written outside poll (asyncio tasks, threads)
                 mg_mgr_poll(&self._mgr, timeout_ms)
+                _flush_queued(&self._mgr)
             if self._wakeups:
                 self._deliver_wakeups()
         finally:
