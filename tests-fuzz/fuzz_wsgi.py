@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
 import sys
 import threading
 import warnings
@@ -108,8 +109,10 @@ SERVER: ServerThread | None = None
 def test_one_input(data: bytes) -> None:
     global SERVER
     if SERVER is None:
-        SERVER = ServerThread(app, workers=2, access_log=False,
-                              keep_alive_timeout_s=1).__enter__()
+        # FUZZ_WSGI_THREADS=0 (run.py's wsgi_inline target): the inline mode.
+        inline = os.environ.get("FUZZ_WSGI_THREADS") == "0"
+        SERVER = ServerThread(app, **({"threads": 0} if inline else {"workers": 2}),
+                              access_log=False, keep_alive_timeout_s=1).__enter__()
     request_id = str(next(_ids))
     request, method, body, d = ac.build_request(data, int(request_id))
     DIRECTIVES[request_id] = d

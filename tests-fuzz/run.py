@@ -4,8 +4,9 @@
     python tests-fuzz/run.py --seconds 60 --targets core_http
 
 Targets (one atheris/libFuzzer process each, one after the other; share of the time):
-``core_http`` (40%: the core's HTTP server protocol, ``fuzz_core_http.py``), ``asgi`` and
-``wsgi`` (30% each: the adapters' request and response translation). Each starts from
+``core_http`` (40%: the core's HTTP server protocol, ``fuzz_core_http.py``), ``asgi``,
+``wsgi`` and ``wsgi_inline`` (20% each: the adapters' request and response translation;
+``wsgi_inline`` runs ``fuzz_wsgi.py`` on the inline mode). Each starts from
 the checked-in seeds (``corpus/core_http`` or ``corpus/adapters``, never written to) and
 a work corpus under ``--workdir`` (default ``.nox/fuzz``) that grows from run to run. A
 failing input is saved as ``<workdir>/<target>/crash-*`` (or ``timeout-*``: one input took
@@ -17,6 +18,7 @@ distinct failure it can reach (it stops early when the same one recurs three tim
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import time
@@ -25,8 +27,11 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 TARGETS = {  # name: (script, seed corpus, share of the time)
     "core_http": ("fuzz_core_http.py", "core_http", 0.4),
-    "asgi": ("fuzz_asgi.py", "adapters", 0.3),
-    "wsgi": ("fuzz_wsgi.py", "adapters", 0.3),
+    "asgi": ("fuzz_asgi.py", "adapters", 0.2),
+    "wsgi": ("fuzz_wsgi.py", "adapters", 0.2),
+    # The same target on the inline mode (threads=0), where the core's C fast path
+    # (WsgiFastPath) answers most requests.
+    "wsgi_inline": ("fuzz_wsgi.py", "adapters", 0.2),
 }
 
 
@@ -40,8 +45,9 @@ def _fuzz_once(name: str, seconds: int, out: Path, attempt: int) -> tuple[int, s
                f"-dict={HERE / 'http.dict'}", f"-max_total_time={seconds}", "-timeout=60",
                "-rss_limit_mb=4096", "-print_final_stats=1", f"-artifact_prefix={out}/"]
     started = time.monotonic()
+    env = {**os.environ, "FUZZ_WSGI_THREADS": "0" if name == "wsgi_inline" else ""}
     with open(log, "wb") as f:
-        code = subprocess.call(command, stdout=f, stderr=subprocess.STDOUT, cwd=HERE)
+        code = subprocess.call(command, stdout=f, stderr=subprocess.STDOUT, cwd=HERE, env=env)
     return code, log.read_text(errors="replace"), time.monotonic() - started
 
 
