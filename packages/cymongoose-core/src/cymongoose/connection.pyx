@@ -31,10 +31,6 @@ cdef bytes _status_text(int status):
     return <bytes>line
 
 
-cdef bytes _status_line(int status):
-    return _status_text(status) + _CRLF
-
-
 cdef inline void _response_done(mg_connection *c) noexcept:
     # Lets the next pipelined request be parsed (mongoose: on MG_EV_POLL; ours: need_parse).
     cdef ConnState *st = <ConnState *>c.fn_data

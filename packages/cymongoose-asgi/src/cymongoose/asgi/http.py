@@ -58,9 +58,17 @@ class HttpConnection:
 # -- writers: run on the poll thread ----------------------------------------------------
 
 
-def _refuse(hc: HttpConnection, exc: Exception, head: bool) -> None:
-    # The core refused the app's status or headers (CR/LF, bad status): never on the wire.
-    logger.error("invalid response from ASGI application: %s", exc)
+def _ended(hc: HttpConnection) -> bool:
+    # Closing or draining: the response is over (or was refused by _refuse, which wrote a
+    # whole 500): nothing more of it may reach the wire after what was sent.
+    return hc.closed or hc.conn.is_closing or hc.conn.is_draining
+
+
+def write_error(hc: HttpConnection, head: bool) -> None:
+    """A 500 in place of the response, then the close; for HEAD the same head without
+    content (RFC 9110 section 9.3.2)."""
+    if _ended(hc):
+        return
     if head:
         hc.conn.send_response(500, _ERROR_500_HEAD_HEADERS, b"")
     else:
@@ -68,11 +76,17 @@ def _refuse(hc: HttpConnection, exc: Exception, head: bool) -> None:
     hc.conn.drain()
 
 
+def _refuse(hc: HttpConnection, exc: Exception, head: bool) -> None:
+    # The core refused the app's status or headers (CR/LF, bad status): never on the wire.
+    logger.error("invalid response from ASGI application: %s", exc)
+    write_error(hc, head)
+
+
 def write_response(
     hc: HttpConnection, status: int, headers: list[Any], body: bytes, close: bool,
     head: bool = False,
 ) -> None:
-    if hc.closed or hc.conn.is_closing or hc.conn.is_draining:
+    if _ended(hc):
         return
     try:
         hc.conn.send_response(status, headers, body)
@@ -84,18 +98,12 @@ def write_response(
 
 
 def write_head(hc: HttpConnection, status: int, headers: list[Any], head: bool = False) -> None:
-    if hc.closed or hc.conn.is_closing or hc.conn.is_draining:
+    if _ended(hc):
         return
     try:
         hc.conn.send_response_head(status, headers)
     except (ValueError, TypeError) as exc:
         _refuse(hc, exc, head)
-
-
-def _ended(hc: HttpConnection) -> bool:
-    # Closing or draining: the response is over (or was refused by _refuse, which wrote a
-    # whole 500): nothing more of it may reach the wire after what was sent.
-    return hc.closed or hc.conn.is_closing or hc.conn.is_draining
 
 
 def write_chunk(hc: HttpConnection, data: bytes, chunked: bool) -> None:
@@ -244,12 +252,7 @@ class RequestCycle:
         self.complete = True
         if not self.started:
             self.status = 500
-            if self.is_head:
-                self.call(write_response, self.hc, 500, _ERROR_500_HEAD_HEADERS, b"", True)
-            else:
-                self.call(
-                    write_response, self.hc, 500, _ERROR_500_HEADERS, _ERROR_500_BODY, True
-                )
+            self.call(write_error, self.hc, self.is_head)
             if self.log:
                 self._log()
         else:

@@ -75,39 +75,6 @@ SEND_LOW_WATER_BYTES = 64 << 10
 SWEEP_MS = 1000
 
 
-# start_response() checks what the pooled mode checks (server._parse_status and
-# _check_headers), with what was already found valid remembered: apps send the same status
-# strings and header names again and again. Both caches stop growing at _CACHE_MAX entries.
-_CACHE_MAX = 1024
-_STATUS_CODES: dict[str, int] = {}
-_HEADER_NAMES: set[str] = set()
-
-
-def _valid_headers(headers: Any) -> list[tuple[str, str]]:
-    """``headers`` if it is a PEP 3333 header list without CR/LF (and ``:`` in names);
-    raises TypeError/ValueError as ``server._check_headers`` does otherwise."""
-    if type(headers) is list:
-        names = _HEADER_NAMES
-        for item in headers:
-            if type(item) is not tuple or len(item) != 2:
-                break
-            name, value = item
-            if (
-                type(name) is not str
-                or name not in names
-                or type(value) is not str
-                or "\n" in value
-                or "\r" in value
-            ):
-                break
-        else:
-            return headers
-    _check_headers(headers)
-    if len(_HEADER_NAMES) < _CACHE_MAX:
-        _HEADER_NAMES.update(name for name, _ in headers)
-    return headers
-
-
 def _keep_alive(protocol: str, connection: str | None) -> bool:
     """Whether the connection stays open after this response (RFC 9112 section 9.3)."""
     if protocol == "HTTP/1.1":
@@ -210,24 +177,9 @@ class _Exchange:
                 exc_info = None
         elif self.status is not None:
             raise AssertionError("start_response() called a second time without exc_info")
-        code = _STATUS_CODES.get(status) if type(status) is str else None
-        if code is None:
-            code = _parse_status(status)  # raises for an invalid status
-            if len(_STATUS_CODES) < _CACHE_MAX:
-                _STATUS_CODES[status] = code
-        # _valid_headers(headers), inline: the names seen before, str values without CR/LF.
-        if type(headers) is list:
-            names = _HEADER_NAMES
-            for item in headers:
-                if type(item) is not tuple or len(item) != 2:
-                    _valid_headers(headers)
-                    break
-                name, value = item
-                if name not in names or type(value) is not str or "\n" in value or "\r" in value:
-                    _valid_headers(headers)  # raises, or remembers new names
-                    break
-        else:
-            _valid_headers(headers)  # raises TypeError
+        # The checks of the pooled mode; the core's fast path caches what they passed.
+        code = _parse_status(status)  # raises for an invalid status
+        _check_headers(headers)  # raises TypeError/ValueError
         self.headers = headers
         self.code = code
         self.status = status
