@@ -10,10 +10,33 @@ cdef extern from *:
       c->is_quiet = on ? 1U : 0U;
     }
     static inline int cym_is_quiet(const struct mg_connection *c) { return c->is_quiet; }
+    #if MG_ENABLE_EPOLL && !MG_ENABLE_FREERTOS_TCP
+    #define CYM_WAIT_HOOK 1
+    #else
+    #define CYM_WAIT_HOOK 0
+    #endif
     """
+    enum: CYM_WAIT_HOOK  # the poll loop calls mg_mgr.wait_begin/wait_end (patch 0002)
     void mg_attend(mg_connection *c) nogil
     void cym_set_quiet(mg_connection *c, int on) nogil
     int cym_is_quiet(const mg_connection *c) nogil
+
+
+cdef extern from "Python.h":
+    ctypedef struct PyThreadState:
+        pass
+    PyThreadState *PyEval_SaveThread() nogil
+    void PyEval_RestoreThread(PyThreadState *) nogil
+
+
+# Manager.poll holds the GIL through an iteration; mongoose calls these around its
+# wait for I/O (patch 0002), the only place other threads get it during a poll.
+cdef void *_wait_begin(mg_mgr *mgr) noexcept nogil:
+    return <void *>PyEval_SaveThread()
+
+
+cdef void _wait_end(mg_mgr *mgr, void *ts) noexcept nogil:
+    PyEval_RestoreThread(<PyThreadState *>ts)
 
 
 cdef inline void _touch(mg_connection *c) noexcept nogil:
@@ -296,10 +319,22 @@ cdef class Manager:
                 self._release_cancelled()
             if self._wakeups:
                 self._deliver_wakeups()
-            with nogil:
+            if CYM_WAIT_HOOK:
+                # The GIL stays with this thread except while mongoose waits for I/O:
+                # events that run Python do not each take it back from the app's
+                # threads (a hand-off, two context switches, per event on one CPU).
+                self._mgr.wait_begin = _wait_begin
+                self._mgr.wait_end = _wait_end
                 _flush_queued(&self._mgr)  # written outside poll (asyncio tasks, threads)
                 mg_mgr_poll(&self._mgr, timeout_ms)
                 _flush_queued(&self._mgr)
+                self._mgr.wait_begin = NULL
+                self._mgr.wait_end = NULL
+            else:
+                with nogil:
+                    _flush_queued(&self._mgr)
+                    mg_mgr_poll(&self._mgr, timeout_ms)
+                    _flush_queued(&self._mgr)
             if self._wakeups:
                 self._deliver_wakeups()
         finally:

@@ -35,6 +35,8 @@ cdef extern from "mongoose.h" nogil:
         void *userdata
         mg_timer *timers
         int epoll_fd
+        void *(*wait_begin)(mg_mgr *) noexcept nogil  # patch 0002
+        void (*wait_end)(mg_mgr *, void *) noexcept nogil
 
     struct mg_connection:
         mg_connection *next
