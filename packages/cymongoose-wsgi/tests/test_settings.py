@@ -302,8 +302,10 @@ def test_graceful_shutdown_finishes_in_flight_requests():
     client.start()
     assert started.wait(30)
     srv.server.shutdown()
-    # new connections are refused once the listener is closed; the running request is not
-    with pytest.raises(httpx.ConnectError):
+    # New connections are refused once the listener is closed; the running request is not.
+    # A connection accepted just before that, whose request had not arrived when the stop
+    # began, is closed like an idle one (as uvicorn does): the client sees a disconnect.
+    with pytest.raises((httpx.ConnectError, httpx.RemoteProtocolError)):
         for _ in range(200):  # the poll thread closes the listener on its next iteration
             httpx.get(srv.url + "/fast", timeout=5)
             release.wait(0.05)

@@ -242,11 +242,12 @@ class Connection:
     def drain(self) -> None: ...
 
 class WsgiConnState:
-    """Per-connection data of the inline WSGI fast path (``Connection.userdata``)."""
+    """Per-connection data of the WSGI fast path (``Connection.userdata``)."""
 
     base: dict[str, Any]
     fast: bool
     proxied: bool
+    busy: bool
 
 class WsgiStartResponse:
     """PEP 3333 ``start_response`` of a request begun by :class:`WsgiFastPath`."""
@@ -258,16 +259,21 @@ class WsgiStartResponse:
     delegate: Any
     uri: str | None
     query: str | None
+    conn: Connection | None
+    environ: dict[str, Any] | None
+    prefix: list[Any] | None
+    iterator: Any
     def __call__(
         self, status: str, headers: list[tuple[str, str]], exc_info: Any = None
     ) -> Callable[[bytes], None]: ...
     def write(self, data: bytes) -> None: ...
 
 class WsgiFastPath:
-    """Event handler of an inline WSGI server answering the common request in C."""
+    """Event handler of a WSGI server answering the common request in C."""
 
     fallback: Callable[[Connection, int, Any], Any]
     enabled: bool
+    pool_supported: bool
     def __init__(
         self,
         app: Callable[..., Any],
@@ -276,8 +282,13 @@ class WsgiFastPath:
         check_status: Callable[[str], int],
         check_headers: Callable[[Any], Any],
         log: Callable[[WsgiConnState, dict[str, Any], str, str, int], Any] | None = None,
+        *,
+        file_wrapper: type | None = None,
+        buffer_limit: int = 1 << 20,
+        submit: Callable[[WsgiStartResponse], Any] | None = None,
     ) -> None: ...
     def __call__(self, conn: Connection, ev: int, data: Any) -> Any: ...
+    def run(self, start: WsgiStartResponse) -> None: ...
 
 class Manager:
     def __init__(

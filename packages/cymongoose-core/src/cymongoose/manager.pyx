@@ -39,6 +39,17 @@ cdef void _wait_end(mg_mgr *mgr, void *ts) noexcept nogil:
     PyEval_RestoreThread(<PyThreadState *>ts)
 
 
+cdef inline void _wake_poll(Manager mgr) noexcept:
+    # Called with the GIL held by a thread that wrote into a connection's send buffer
+    # while poll() waits (patch 0002): end the wait so that the data is sent. One nudge
+    # per poll() call; if poll() is not waiting, it sends the data when its handler
+    # returns or when the next poll() begins.
+    if mgr._wake_sent or not mgr._wakeup_enabled or not mgr._open or mgr._freeing:
+        return
+    mgr._wake_sent = True
+    mg_wakeup(&mgr._mgr, mgr._wakeup_id, NULL, 0)
+
+
 cdef inline void _touch(mg_connection *c) noexcept nogil:
     # Python (or a timer) is about to change a connection outside its own visit: a
     # quiet one must be visited on the next poll to act on the change.
@@ -220,6 +231,8 @@ cdef class Manager:
     cdef bint _polling
     cdef bint _wakeup_enabled
     cdef bint _wake_pending
+    cdef bint _wake_sent   # a thread has nudged the wakeup pipe since this poll began
+    cdef bint _freeing     # close(): mg_mgr_free is running
     cdef unsigned long _wakeup_id
     cdef unsigned long long _calls  # Python callbacks made by poll(), MG_EV_POLL excluded
     cdef object _handler
@@ -325,6 +338,7 @@ cdef class Manager:
                 # threads (a hand-off, two context switches, per event on one CPU).
                 self._mgr.wait_begin = _wait_begin
                 self._mgr.wait_end = _wait_end
+                self._wake_sent = False
                 _flush_queued(&self._mgr)  # written outside poll (asyncio tasks, threads)
                 mg_mgr_poll(&self._mgr, timeout_ms)
                 _flush_queued(&self._mgr)
@@ -606,10 +620,12 @@ cdef class Manager:
         self._cancelled.clear()
         self._sweep = NULL  # mg_mgr_free releases it
         self._polling = True
+        self._freeing = True
         try:
             mg_mgr_free(&self._mgr)
         finally:
             self._polling = False
+            self._freeing = False
             self._open = False
             self._wakeups.clear()
 

@@ -1,8 +1,11 @@
-# The request cycle of an inline WSGI server (the app on the poll thread) in C for the
-# common case: environ, app call, start_response and a one-block response, with no
-# Python frame of the server's own. Everything else (streamed bodies and responses,
-# HEAD, HTTP/1.0, Connection headers, proxies, errors) is handed to the Python
-# server, which keeps the policy; see cymongoose.wsgi.inline.
+# The request cycle of a WSGI server in C for the common case: environ, app call,
+# start_response and a one-block response, with no Python frame of the server's own.
+# Inline servers run it on the poll thread; pooled ones build the environ there and run
+# the rest on an app thread, which writes the response into the send buffer itself (the
+# GIL is the manager's lock: poll() holds it except while it waits, patch 0002).
+# Everything else (streamed bodies and responses, HEAD, HTTP/1.0, Connection headers,
+# proxies, errors) is handed to the Python server, which keeps the policy; see
+# cymongoose.wsgi.inline and cymongoose.wsgi.server.
 
 from io import BytesIO as _BytesIO
 
@@ -20,11 +23,14 @@ cdef class WsgiConnState:
     ``base``: the per-connection environ keys (dict), copied for each request;
     ``fast``: False sends every request of the connection to the Python path;
     ``proxied``: True sends those with ``Forwarded`` or ``X-Forwarded-For/-Proto/-Host``
-    there (a trusted proxy's headers). Subclassed by the WSGI server's connection state.
+    there (a trusted proxy's headers); ``busy``: a pooled fast path has queued or is
+    running a request of this connection. Subclassed by the WSGI server's connection
+    state.
     """
     cdef public dict base
     cdef public bint fast
     cdef public bint proxied
+    cdef public bint busy
 
 
 cdef bint _proxy_header(mg_str name) noexcept nogil:
@@ -55,6 +61,8 @@ cdef class WsgiStartResponse:
     cdef public object delegate
     cdef readonly object uri     # the request target and query (str), for the access log
     cdef readonly object query
+    cdef readonly object conn    # pooled: the request's Connection and environ, for run()
+    cdef readonly dict environ
     # A lazy response taken over mid-iteration: the blocks taken so far and the iterator.
     cdef readonly list prefix
     cdef readonly object iterator
@@ -152,6 +160,13 @@ cdef class WsgiFastPath:
       3333 "Buffering and Streaming"); one that produces something else is resumed
       mid-iteration with ``start_response.prefix`` (blocks taken) and ``.iterator``.
 
+    ``submit(start_response)``: given, the server is pooled: the request's environ is
+    built on the poll thread and ``submit`` queues its `WsgiStartResponse` (``conn``,
+    ``environ``) for an app thread, which passes it to :meth:`run`; ``resume`` is then
+    called on that thread. Only where ``pool_supported`` (the epoll build, whose
+    ``poll()`` holds the GIL except while it waits); elsewhere requests go to
+    ``fallback``.
+
     ``enabled`` (True) turns the fast path off and on (graceful shutdown turns it off).
     The fast answer: ``environ`` = a copy of the connection's ``base`` plus the
     request's keys (`HttpMessage.wsgi_environ`) and ``wsgi.input``; the response head
@@ -166,16 +181,22 @@ cdef class WsgiFastPath:
     cdef object log
     cdef object file_wrapper
     cdef Py_ssize_t buffer_limit
+    cdef object submit
     cdef public bint enabled
 
+    pool_supported = bool(CYM_WAIT_HOOK)
+
     def __init__(self, app, fallback, resume, check_status, check_headers, log=None, *,
-                 file_wrapper=None, Py_ssize_t buffer_limit=1 << 20):
+                 file_wrapper=None, Py_ssize_t buffer_limit=1 << 20, submit=None):
         for name, f in (("app", app), ("fallback", fallback), ("resume", resume),
                         ("check_status", check_status), ("check_headers", check_headers)):
             if not callable(f):
                 raise TypeError(f"{name} must be callable, not {type(f).__name__}")
         if log is not None and not callable(log):
             raise TypeError(f"log must be callable or None, not {type(log).__name__}")
+        if submit is not None and not callable(submit):
+            raise TypeError(f"submit must be callable or None, not {type(submit).__name__}")
+        self.submit = submit
         self.app = app
         self.fallback = fallback
         self.resume = resume
@@ -199,6 +220,8 @@ cdef class WsgiFastPath:
         if not self.enabled or not isinstance(state, WsgiConnState) or \
                 not (<WsgiConnState>state).fast:
             return False
+        if self.submit is not None and not CYM_WAIT_HOOK:
+            return False
         if st.more_body or not _is(hm.proto, "HTTP/1.1", 8) or _is(hm.method, "HEAD", 4):
             return False
         proxied = (<WsgiConnState>state).proxied
@@ -218,22 +241,49 @@ cdef class WsgiFastPath:
         if self.log is not None:
             start.uri = _str(hm.uri)
             start.query = _str(hm.query)
+        if self.submit is not None:
+            start.conn = conn
+            start.environ = environ
+            (<WsgiConnState>state).busy = True
+            self.submit(start)
+        else:
+            self._respond(conn, state, environ, start)
+        return True
+
+    def run(self, WsgiStartResponse start not None):
+        """Answer a request queued by a pooled fast path (``submit``); call it on an app
+        thread. Nothing is done for a connection closed meanwhile. The response is
+        written into the send buffer and the waiting ``poll()`` woken; ``resume`` is
+        called for what the fast path leaves to the server, as inline."""
+        conn = start.conn
+        if not isinstance(conn, Connection):
+            raise TypeError("run() takes a start_response queued by this fast path")
+        state = (<Connection>conn).userdata
+        try:
+            if (<Connection>conn)._c != NULL:
+                self._respond(<Connection>conn, state, start.environ, start)
+        finally:
+            if isinstance(state, WsgiConnState):
+                (<WsgiConnState>state).busy = False
+
+    cdef int _respond(self, Connection conn, object state, dict environ,
+                      WsgiStartResponse start) except -1:
         try:
             result = self.app(environ, start)
         except Exception:
             self.resume(conn, environ, start, None, True)
-            return True
+            return 0
         if type(result) is not list and (
                 self.file_wrapper is None or type(result) is not self.file_wrapper):
             result = self._drain(conn, environ, start, result)
             if result is None:
-                return True
-        if start.iterator is not None or not self._answer(conn, c, start, result):
+                return 0
+        if start.iterator is not None or not self._answer(conn, start, result):
             self.resume(conn, environ, start, result, False)
-            return True
+            return 0
         if self.log is not None:
             self.log(state, environ, start.uri, start.query, start.code)
-        return True
+        return 0
 
     cdef object _drain(self, Connection conn, dict environ, WsgiStartResponse start,
                        object result):
@@ -289,10 +339,11 @@ cdef class WsgiFastPath:
         start.iterator = iterator
         return result
 
-    cdef bint _answer(self, Connection conn, mg_connection *c, WsgiStartResponse start,
+    cdef bint _answer(self, Connection conn, WsgiStartResponse start,
                       object result) except -1:
         # The one-block answer, or False (nothing written) for resume() to do.
         cdef bytes body
+        cdef mg_connection *c
         if start.status is None or start.written is not None or start.code == 204 or \
                 start.code == 304 or type(result) is not list or not result:
             return False
@@ -314,10 +365,15 @@ cdef class WsgiFastPath:
             if len(<str>name) == 14 and (<str>name).lower() == "content-length":
                 if (<tuple>pair)[1] != str(len(body)):
                     return False  # resume() truncates, or closes after a short body
-        if c.is_closing:
-            return False
+        c = conn._c
+        if c == NULL or c.is_closing or c.is_draining or conn._mgr._freeing or \
+                not self.enabled:  # stopping (pooled: the app ran meanwhile): the server says
+            return False           # "Connection: close"
         if _wsgi_emit(c, start.status, start.headers, <char *>body, len(body), len(body),
                       False) != 0:
             return False
         _response_written(c, True)
+        if self.submit is not None:  # an app thread, outside the connection's visit
+            _touch(c)
+            _wake_poll(conn._mgr)
         return True

@@ -4,6 +4,11 @@ Threads and hand-offs (see design.md, "Threads and hops"):
 
 * The poll thread receives ``MG_EV_HTTP_MSG``, builds the environ (plain Python objects)
   and queues the request for the pool. It never blocks.
+* The common request (HTTP/1.1, no body to stream, a response in one block) never runs
+  the server's Python: the core's ``WsgiFastPath`` builds the environ and queues it, and
+  on the worker calls the app and writes the response into the send buffer itself, under
+  the GIL, which ``Manager.poll()`` holds except while it waits for I/O. What it cannot
+  answer it hands to :meth:`_Exchange.resume`, which goes on as below.
 * A worker runs the app and appends the finished response (or, for streamed bodies, the
   head and each block) to one shared outbox, then wakes the poll thread with an empty
   ``Manager.wakeup()``. Payloads never travel through mongoose's wakeup pipe, and at most
@@ -33,6 +38,7 @@ import sys
 import threading
 import time
 from collections import deque
+from itertools import chain
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -72,7 +78,7 @@ EV_HTTP_BODY: int = getattr(cymongoose, "EV_HTTP_BODY", -1)
 EV_WRITABLE: int = getattr(cymongoose, "EV_WRITABLE", -2)
 
 # Outbox item kinds.
-_RESPONSE, _HEAD, _DATA, _END, _ABORT, _RESUME, _FILE = range(7)
+_RESPONSE, _HEAD, _DATA, _END, _ABORT, _RESUME, _FILE, _ADOPT = range(8)
 
 _INTERNAL_ERROR_BODY = b"Internal Server Error"
 _ERROR_HEADERS = [("Content-Type", "text/plain; charset=utf-8")]
@@ -132,12 +138,18 @@ class _Request:
         self.client: tuple[str, int] | None = None
 
 
-class _ConnState:
-    """Per-connection bookkeeping; touched by the poll thread only."""
+# The core's fast path answers common requests in C; it reads the connection's ``base``
+# environ and ``fast`` flag from this class's instances (Connection.userdata).
+_ConnBase: Any = getattr(cymongoose, "WsgiConnState", None)
+_FastPath: Any = getattr(cymongoose, "WsgiFastPath", None)
+
+
+class _ConnState(_ConnBase if _ConnBase is not None else object):  # type: ignore[misc]
+    """Per-connection bookkeeping; touched by the poll thread only (``busy``: by the
+    core's fast path, under the GIL)."""
 
     __slots__ = (
         "conn",
-        "base",
         "client",
         "trusted",
         "current",
@@ -146,7 +158,7 @@ class _ConnState:
         "reading_paused",
         "uncredited",
         "writable_armed",
-    )
+    ) + (("base", "fast", "proxied", "busy") if _ConnBase is None else ())
 
     def __init__(
         self, conn: Any, base: dict[str, Any], client: tuple[str, int], trusted: bool
@@ -155,6 +167,9 @@ class _ConnState:
         self.base = base
         self.client = client  # the peer (host, port)
         self.trusted = trusted  # the peer may set proxy headers
+        self.fast = True  # the core's fast path may answer this connection's requests
+        self.proxied = trusted  # ...except those carrying a trusted proxy's headers
+        self.busy = False
         self.current: _Request | None = None
         self.pending: deque[_Request] = deque()
         self.receiving: _Request | None = None  # its body is still arriving
@@ -394,15 +409,43 @@ class _Exchange:
         return headers
 
     def run(self) -> None:
-        req = self.req
-        if req.cancelled:
+        if self.req.cancelled:
             return  # the client left while the request waited for a thread
+        self._serve(None, None)
+
+    def resume(self, start: Any, result: Any, failed: bool) -> None:
+        """Go on with a request the core's fast path began on this worker (see
+        ``cymongoose.WsgiFastPath``): the app was called with ``start``, returned ``result``
+        or raised (``failed``, called in the ``except`` block). ``start`` forwards to this
+        exchange from now on."""
+        start.delegate = self
+        if start.status is not None:
+            self.status = start.status
+            self.headers = list(start.headers)
+            self.code = code = start.code
+            self.no_body = code == 204 or code == 304
+        if failed:
+            self._failed(sys.exc_info()[1])
+            return
+        self._serve(result, start)
+
+    def _serve(self, result: Any, start: Any) -> None:
+        # start: None to call the app here; else the fast path's start_response, whose
+        # write() blocks and lazy iteration are taken over.
+        req = self.req
         environ = req.environ
         server = self.server
         try:
-            result = server.app(environ, self.start_response)
+            if start is None:
+                result = server.app(environ, self.start_response)
+            elif start.written:
+                for data in start.written:
+                    self.write(data)
             if type(result) is FileWrapper and server._send_file and self._send_file(result):
                 return  # the poll thread sends the file and closes the wrapper
+            blocks = result
+            if start is not None and start.iterator is not None:
+                blocks = chain(start.prefix, start.iterator)  # the blocks taken, then the rest
             try:
                 if type(result) is not list and type(result) is not tuple:
                     # Generators and other lazy iterables: send each block as it comes
@@ -414,7 +457,7 @@ class _Exchange:
                         or not length.isdigit()
                         or int(length) > STREAM_THRESHOLD_BYTES
                     )
-                for data in result:
+                for data in blocks:
                     self._body(data)
             finally:
                 close = getattr(result, "close", None)
@@ -422,28 +465,8 @@ class _Exchange:
                     close()
             if self.status is None:
                 raise AssertionError("the WSGI app returned without calling start_response()")
-        except _Cancelled:
-            return
-        except ClientDisconnected:
-            logger.debug("client disconnected while the app read the request body")
-            return
         except Exception as exc:
-            if req.cancelled:
-                return
-            logger.exception(
-                "Exception in WSGI application (%s %s)",
-                environ.get("REQUEST_METHOD"),
-                environ.get("PATH_INFO"),
-            )
-            if self.head_sent:
-                # A client that stopped reading gets no chance to drain what is queued.
-                server._post(req, (_ABORT, req, isinstance(exc, StreamStalled)))
-                self._log(self.code)
-            else:
-                self.status = "500 Internal Server Error"
-                self.no_body = req.is_head
-                self.code = 500
-                self._respond(list(_ERROR_HEADERS), _INTERNAL_ERROR_BODY)
+            self._failed(exc)
             return
         if self.streaming:
             if self.length is not None and self.sent < self.length:
@@ -460,6 +483,33 @@ class _Exchange:
             parts = self.parts
             body = parts[0] if len(parts) == 1 else b"".join(parts)
             self._respond(self.headers, body)
+
+    def _failed(self, exc: BaseException | None) -> None:
+        """The app (or its iterable) raised ``exc``: a 500, or an abort once the head is out.
+        Called in the ``except`` block (the log shows the traceback)."""
+        req = self.req
+        if isinstance(exc, _Cancelled):
+            return
+        if isinstance(exc, ClientDisconnected):
+            logger.debug("client disconnected while the app read the request body")
+            return
+        if req.cancelled:
+            return
+        environ = req.environ
+        logger.exception(
+            "Exception in WSGI application (%s %s)",
+            environ.get("REQUEST_METHOD"),
+            environ.get("PATH_INFO"),
+        )
+        if self.head_sent:
+            # A client that stopped reading gets no chance to drain what is queued.
+            self.server._post(req, (_ABORT, req, isinstance(exc, StreamStalled)))
+            self._log(self.code)
+        else:
+            self.status = "500 Internal Server Error"
+            self.no_body = req.is_head
+            self.code = 500
+            self._respond(list(_ERROR_HEADERS), _INTERNAL_ERROR_BODY)
 
     def _send_file(self, wrapper: FileWrapper) -> bool:
         """Hand a ``wsgi.file_wrapper`` over a regular file to the core, which reads it
@@ -598,7 +648,7 @@ class WSGIServer:
         self._stop = threading.Event()
         self._stopping = False
         self._closed = False
-        self._fast_path: Any = None  # inline mode: the core's WsgiFastPath
+        self._fast_path: Any = None  # the core's WsgiFastPath, in front of _on_event
         if config.threads == 0:
             # Inline mode: no pool, the app runs on the poll thread (see inline.py).
             from .inline import InlineHandler
@@ -606,6 +656,19 @@ class WSGIServer:
             inline = InlineHandler(self)
             self._fast_path = inline.fast_path
             self._on_event = inline.handler  # type: ignore[method-assign]
+        elif _FastPath is not None and getattr(_FastPath, "pool_supported", False):
+            self._fast_path = _FastPath(
+                app,
+                self._on_event,
+                self._resume_fast,
+                _parse_status,
+                _check_headers,
+                self._log_fast if self._access_log else None,
+                file_wrapper=FileWrapper,
+                buffer_limit=STREAM_THRESHOLD_BYTES,
+                submit=self._jobs.put,
+            )
+            self._on_event = self._fast_path  # type: ignore[method-assign]
 
     @property
     def manager(self) -> Manager:
@@ -735,11 +798,12 @@ class WSGIServer:
         keep = {c.id for c in self._listeners} | {self._mgr.wakeup_id}
         for conn in self._mgr.connections:
             state = self._states.get(conn.id)
-            if conn.id not in keep and (state is None or state.current is None):
+            if conn.id not in keep and (state is None or not self._in_flight(state)):
                 conn.drain()  # idle keep-alive connection (or no complete request yet)
         deadline = time.monotonic() + self.graceful_timeout_s
         while time.monotonic() < deadline:
-            if not any(s.current is not None for s in self._states.values()):
+            # The outbox may hold a fast-path request handed over (_ADOPT) but not applied.
+            if not self._outbox and not any(map(self._in_flight, self._states.values())):
                 break
             self._mgr.poll(min(poll_ms, 50))
         for state in list(self._states.values()):
@@ -755,6 +819,10 @@ class WSGIServer:
                     c.id not in keep for c in self._mgr.connections):
                 break
 
+    @staticmethod
+    def _in_flight(state: _ConnState) -> bool:
+        return state.current is not None or state.busy
+
     # -- poll thread -------------------------------------------------------------------
 
     def _on_event(self, conn: Any, ev: int, data: Any) -> None:
@@ -768,8 +836,11 @@ class WSGIServer:
             self._on_writable(conn)
         elif ev == MG_EV_CLOSE:
             self._on_close(conn)
-        elif ev == MG_EV_ACCEPT and self._tls is not None:
-            conn.tls_init(self._tls)
+        elif ev == MG_EV_ACCEPT:
+            if self._tls is not None:
+                conn.tls_init(self._tls)
+            if self._fast_path is not None:
+                self._new_state(conn)  # the fast path needs it from the first request
 
     def _new_state(self, conn: Any) -> _ConnState:
         scheme = "https" if conn.is_tls else "http"
@@ -783,6 +854,7 @@ class WSGIServer:
             multiprocess=self._multiprocess,
         )
         state = self._states[conn.id] = _ConnState(conn, base, (remote[0], remote[1]), trusted)
+        conn.userdata = state  # where the core's fast path finds it
         return state
 
     def _on_request(self, conn: Any, msg: Any) -> None:
@@ -951,6 +1023,9 @@ class WSGIServer:
         for item in items:
             req: _Request = item[1]
             state = states.get(req.conn_id)
+            if item[0] == _ADOPT:
+                self._adopt(state, req)
+                continue
             if state is None or state.current is not req:
                 if item[0] == _FILE:
                     self._close_quietly(item[7])
@@ -963,6 +1038,18 @@ class WSGIServer:
                     state.conn.close()
                 except RuntimeError:
                     pass
+
+    def _adopt(self, state: _ConnState | None, req: _Request) -> None:
+        """A request the core's fast path began is the connection's current one from now
+        on (the core parses nothing more on it until it is answered)."""
+        if state is not None and state.current is None:
+            state.current = req
+            return
+        with self._lock:  # the connection has gone: stop the worker
+            req.cancelled = True
+        if req.cond is not None:
+            with req.cond:
+                req.cond.notify_all()
 
     def _apply(self, state: _ConnState, item: tuple[Any, ...]) -> None:
         kind, req = item[0], item[1]
@@ -1056,14 +1143,41 @@ class WSGIServer:
 
     def _worker_loop(self) -> None:
         get = self._jobs.get
+        run_fast = self._fast_path.run if self._fast_path is not None else None
         while True:
             job = get()
             if job is None:
                 return
             try:
-                job.run()
+                if type(job) is _Exchange:
+                    job.run()
+                else:  # a start_response queued by the core's fast path
+                    run_fast(job)
             except BaseException:  # never lose a worker thread
                 logger.exception("error in WSGI worker thread")
+
+    def _resume_fast(
+        self, conn: Any, environ: dict[str, Any], start: Any, result: Any, failed: bool
+    ) -> None:
+        """Worker: finish a request the core's fast path began (``WsgiFastPath`` resume);
+        its answer then goes through the outbox like any other."""
+        state = conn.userdata
+        req = _Request(conn.id)
+        req.environ = environ  # HTTP/1.1, no Connection header: keep-alive
+        req.client = state.client
+        if self._access_log:
+            req.path = start.uri
+            req.query = start.query
+        self._post(req, (_ADOPT, req))
+        _Exchange(self, req).resume(start, result, failed)
+
+    def _log_fast(
+        self, state: _ConnState, environ: dict[str, Any], path: str, query: str, code: int
+    ) -> None:
+        log_access(
+            state.client, environ["REQUEST_METHOD"], path, query, environ["SERVER_PROTOCOL"][5:],
+            code,
+        )
 
     def _post(self, req: _Request, item: tuple[Any, ...]) -> bool:
         """Hand ``item`` to the poll thread; wake it unless a wakeup is already on its way.

@@ -1,0 +1,175 @@
+"""What only the pooled mode has to get right now that the core answers the common request
+itself (the app on a pool thread, the response written from there): requests run on the
+pool, a blocked app holds only its own connection, a request whose client left is not
+run, and requests the fast path hands back to the server keep their order. The rest of the
+suite runs in both modes (see conftest.py)."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import httpx
+import pytest
+
+from cymongoose.wsgi.testing import ServerThread
+
+
+@pytest.fixture(scope="module")
+def wsgi_mode() -> str:
+    """This module always serves pooled: run it once, not per mode."""
+    return "pooled"
+
+
+def read_response(sock: socket.socket, buf: bytearray) -> bytes:
+    """One response (Content-Length or chunked body) from ``buf`` and then the socket."""
+
+    def fill(done) -> None:
+        while not done():
+            chunk = sock.recv(65536)
+            assert chunk, "closed before the end of the response"
+            buf.extend(chunk)
+
+    fill(lambda: b"\r\n\r\n" in buf)
+    head = bytes(buf).partition(b"\r\n\r\n")[0]
+    start = len(head) + 4
+    if b"transfer-encoding: chunked" in head.lower():
+        fill(lambda: buf.find(b"\r\n0\r\n\r\n", start - 2) >= 0)
+        end = buf.find(b"\r\n0\r\n\r\n", start - 2) + 7
+    else:
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        end = start + length
+        fill(lambda: len(buf) >= end)
+    response = bytes(buf[:end])
+    del buf[:end]
+    return response
+
+
+def test_requests_run_on_pool_threads():
+    seen = []
+
+    def app(environ, start_response):
+        seen.append((threading.current_thread().name, environ["wsgi.multithread"]))
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"pooled"]
+
+    with ServerThread(app, threads=2, access_log=False) as srv:
+        with httpx.Client(base_url=srv.url, timeout=10) as client:
+            for _ in range(20):
+                assert client.get("/").text == "pooled"
+    assert len(seen) == 20
+    assert all(name.startswith("cymongoose-wsgi-") and multithread for name, multithread in seen)
+
+
+def test_blocked_app_holds_only_its_own_connection():
+    release = threading.Event()
+    started = threading.Event()
+
+    def app(environ, start_response):
+        if environ["PATH_INFO"] == "/slow":
+            started.set()
+            release.wait(30)
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [environ["PATH_INFO"].encode()]
+
+    with ServerThread(app, threads=2, access_log=False) as srv:
+        slow: list[httpx.Response] = []
+        waiter = threading.Thread(target=lambda: slow.append(httpx.get(srv.url + "/slow",
+                                                                      timeout=30)))
+        waiter.start()
+        try:
+            assert started.wait(10)
+            with httpx.Client(base_url=srv.url, timeout=10) as client:
+                for _ in range(10):
+                    assert client.get("/fast").text == "/fast"
+            assert not slow  # still held by its app
+        finally:
+            release.set()
+            waiter.join(30)
+    assert slow[0].text == "/slow"
+
+
+def test_request_whose_client_left_while_queued_is_not_run():
+    release = threading.Event()
+    started = threading.Event()
+    ran = []
+
+    def app(environ, start_response):
+        ran.append(environ["PATH_INFO"])
+        if environ["PATH_INFO"] == "/slow":
+            started.set()
+            release.wait(30)
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"ok"]
+
+    with ServerThread(app, threads=1, access_log=False) as srv:
+        slow: list[httpx.Response] = []
+        waiter = threading.Thread(target=lambda: slow.append(httpx.get(srv.url + "/slow",
+                                                                      timeout=30)))
+        waiter.start()
+        try:
+            assert started.wait(10)
+            # The only app thread is busy: this request waits in the queue, then its
+            # client goes away.
+            with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as gone:
+                gone.sendall(b"GET /gone HTTP/1.1\r\nHost: x\r\n\r\n")
+            deadline = time.monotonic() + 10
+            while len(srv.server._states) > 1 and time.monotonic() < deadline:
+                time.sleep(0.01)  # until the poll thread has seen the close
+            assert len(srv.server._states) == 1
+            release.set()
+            with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as probe:
+                probe.sendall(b"GET /after HTTP/1.1\r\nHost: x\r\n\r\n")
+                assert read_response(probe, bytearray()).startswith(b"HTTP/1.1 200")
+        finally:
+            release.set()
+            waiter.join(30)
+    assert slow[0].status_code == 200
+    assert ran == ["/slow", "/after"]
+
+
+def test_pipelined_requests_of_both_paths_are_answered_in_order():
+    def app(environ, start_response):
+        path = environ["PATH_INFO"]
+        if path == "/gen":  # a generator: the fast path hands it to the server
+            start_response("200 OK", [("Content-Type", "text/plain")])
+            return (part for part in [b"gen", b"erated"])
+        if path == "/empty":
+            start_response("204 No Content", [])
+            return []
+        if path == "/fail":
+            raise RuntimeError("boom")
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [path.encode()]
+
+    requests = [
+        ("GET", "/one"), ("GET", "/gen"), ("HEAD", "/head"), ("GET", "/empty"),
+        ("GET", "/fail"), ("GET", "/two"),
+    ]
+    wire = b"".join(f"{m} {p} HTTP/1.1\r\nHost: x\r\n\r\n".encode() for m, p in requests)
+    with ServerThread(app, threads=4, access_log=False) as srv:
+        with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as sock:
+            sock.sendall(wire)
+            buf = bytearray()
+            answers = []
+            for method, _ in requests:
+                if method == "HEAD":
+                    while b"\r\n\r\n" not in buf:
+                        buf += sock.recv(65536)
+                    head, _, rest = bytes(buf).partition(b"\r\n\r\n")
+                    answers.append(head + b"\r\n\r\n")
+                    buf[:] = rest
+                else:
+                    answers.append(read_response(sock, buf))
+    statuses = [a.split(b"\r\n", 1)[0] for a in answers]
+    assert statuses == [b"HTTP/1.1 200 OK", b"HTTP/1.1 200 OK", b"HTTP/1.1 200 OK",
+                        b"HTTP/1.1 204 No Content", b"HTTP/1.1 500 Internal Server Error",
+                        b"HTTP/1.1 200 OK"]
+    assert answers[0].endswith(b"/one") and answers[5].endswith(b"/two")
+    assert answers[1].endswith(b"3\r\ngen\r\n6\r\nerated\r\n0\r\n\r\n")
+    assert b"Content-Length: 5" in answers[2]  # HEAD: the length of the GET body, none sent
