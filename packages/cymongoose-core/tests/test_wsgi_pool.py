@@ -8,7 +8,6 @@ import socket
 import threading
 
 import pytest
-
 from cymongoose import MG_EV_ACCEPT, MG_EV_WAKEUP, Manager, WsgiConnState, WsgiFastPath
 
 pytestmark = pytest.mark.skipif(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from contextlib import contextmanager
 
 import httpx
 import pytest
@@ -50,6 +51,39 @@ def read_response(sock: socket.socket, buf: bytearray) -> bytes:
     return response
 
 
+class SlowApp:
+    """The app: ``/slow`` waits for ``release``; any other path answers at once."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.started = threading.Event()
+        self.ran: list[str] = []
+
+    def __call__(self, environ, start_response):
+        self.ran.append(environ["PATH_INFO"])
+        if environ["PATH_INFO"] == "/slow":
+            self.started.set()
+            self.release.wait(30)
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [environ["PATH_INFO"].encode()]
+
+
+@contextmanager
+def slow_request(srv: ServerThread, app: SlowApp):
+    """GET /slow from another thread until the block ends; yields its response list."""
+    slow: list[httpx.Response] = []
+    waiter = threading.Thread(target=lambda: slow.append(httpx.get(srv.url + "/slow",
+                                                                  timeout=30)))
+    waiter.start()
+    try:
+        assert app.started.wait(10)
+        yield slow
+    finally:
+        app.release.set()
+        waiter.join(30)
+    assert slow[0].text == "/slow"
+
+
 def test_requests_run_on_pool_threads():
     seen = []
 
@@ -67,53 +101,19 @@ def test_requests_run_on_pool_threads():
 
 
 def test_blocked_app_holds_only_its_own_connection():
-    release = threading.Event()
-    started = threading.Event()
-
-    def app(environ, start_response):
-        if environ["PATH_INFO"] == "/slow":
-            started.set()
-            release.wait(30)
-        start_response("200 OK", [("Content-Type", "text/plain")])
-        return [environ["PATH_INFO"].encode()]
-
+    app = SlowApp()
     with ServerThread(app, threads=2, access_log=False) as srv:
-        slow: list[httpx.Response] = []
-        waiter = threading.Thread(target=lambda: slow.append(httpx.get(srv.url + "/slow",
-                                                                      timeout=30)))
-        waiter.start()
-        try:
-            assert started.wait(10)
+        with slow_request(srv, app) as slow:
             with httpx.Client(base_url=srv.url, timeout=10) as client:
                 for _ in range(10):
                     assert client.get("/fast").text == "/fast"
             assert not slow  # still held by its app
-        finally:
-            release.set()
-            waiter.join(30)
-    assert slow[0].text == "/slow"
 
 
 def test_request_whose_client_left_while_queued_is_not_run():
-    release = threading.Event()
-    started = threading.Event()
-    ran = []
-
-    def app(environ, start_response):
-        ran.append(environ["PATH_INFO"])
-        if environ["PATH_INFO"] == "/slow":
-            started.set()
-            release.wait(30)
-        start_response("200 OK", [("Content-Type", "text/plain")])
-        return [b"ok"]
-
+    app = SlowApp()
     with ServerThread(app, threads=1, access_log=False) as srv:
-        slow: list[httpx.Response] = []
-        waiter = threading.Thread(target=lambda: slow.append(httpx.get(srv.url + "/slow",
-                                                                      timeout=30)))
-        waiter.start()
-        try:
-            assert started.wait(10)
+        with slow_request(srv, app):
             # The only app thread is busy: this request waits in the queue, then its
             # client goes away.
             with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as gone:
@@ -122,15 +122,10 @@ def test_request_whose_client_left_while_queued_is_not_run():
             while len(srv.server._states) > 1 and time.monotonic() < deadline:
                 time.sleep(0.01)  # until the poll thread has seen the close
             assert len(srv.server._states) == 1
-            release.set()
-            with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as probe:
-                probe.sendall(b"GET /after HTTP/1.1\r\nHost: x\r\n\r\n")
-                assert read_response(probe, bytearray()).startswith(b"HTTP/1.1 200")
-        finally:
-            release.set()
-            waiter.join(30)
-    assert slow[0].status_code == 200
-    assert ran == ["/slow", "/after"]
+        with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as probe:
+            probe.sendall(b"GET /after HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert read_response(probe, bytearray()).startswith(b"HTTP/1.1 200")
+    assert app.ran == ["/slow", "/after"]
 
 
 def test_pipelined_requests_of_both_paths_are_answered_in_order():

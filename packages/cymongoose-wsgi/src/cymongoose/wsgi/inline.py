@@ -531,7 +531,7 @@ class InlineHandler:
                 self.resume,
                 _server._parse_status,
                 _server._check_headers,
-                self._log_fast if self.access_log else None,
+                _server.log_fast_path if self.access_log else None,
                 file_wrapper=FileWrapper,
                 buffer_limit=STREAM_THRESHOLD_BYTES,
             )
@@ -575,14 +575,6 @@ class InlineHandler:
             ex.pump()
             return
         ex.answer(result)
-
-    def _log_fast(
-        self, state: _Conn, environ: dict[str, Any], path: str, query: str, code: int
-    ) -> None:
-        log_access(
-            state.client, environ["REQUEST_METHOD"], path, query, environ["SERVER_PROTOCOL"][5:],
-            code,
-        )
 
     def on_event(self, conn: Any, ev: int, data: Any) -> None:
         """The mongoose event handler (poll thread)."""

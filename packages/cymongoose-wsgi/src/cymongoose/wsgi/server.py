@@ -38,8 +38,8 @@ import sys
 import threading
 import time
 from collections import deque
-from itertools import chain
 from collections.abc import Callable, Iterable
+from itertools import chain
 from typing import Any
 
 from cymongoose.serving.accesslog import access_log_enabled, log_access
@@ -663,7 +663,7 @@ class WSGIServer:
                 self._resume_fast,
                 _parse_status,
                 _check_headers,
-                self._log_fast if self._access_log else None,
+                log_fast_path if self._access_log else None,
                 file_wrapper=FileWrapper,
                 buffer_limit=STREAM_THRESHOLD_BYTES,
                 submit=self._jobs.put,
@@ -1171,14 +1171,6 @@ class WSGIServer:
         self._post(req, (_ADOPT, req))
         _Exchange(self, req).resume(start, result, failed)
 
-    def _log_fast(
-        self, state: _ConnState, environ: dict[str, Any], path: str, query: str, code: int
-    ) -> None:
-        log_access(
-            state.client, environ["REQUEST_METHOD"], path, query, environ["SERVER_PROTOCOL"][5:],
-            code,
-        )
-
     def _post(self, req: _Request, item: tuple[Any, ...]) -> bool:
         """Hand ``item`` to the poll thread; wake it unless a wakeup is already on its way.
 
@@ -1216,6 +1208,16 @@ class WSGIServer:
                     None,
                 )
                 self._wake_target = conn_id
+
+
+def log_fast_path(
+    state: _ConnState, environ: dict[str, Any], path: str, query: str, code: int
+) -> None:
+    """The access log of a request the core's fast path answered (``WsgiFastPath`` log)."""
+    log_access(
+        state.client, environ["REQUEST_METHOD"], path, query, environ["SERVER_PROTOCOL"][5:],
+        code,
+    )
 
 
 def _limit_malloc_arenas(threads: int) -> None:
