@@ -77,6 +77,17 @@ cdef void _srv_reject(mg_connection *c, int status) noexcept nogil:
         _srv_flush_now(c, <ConnState *>c.fn_data)
 
 
+cdef inline void _consume(mg_iobuf *io, size_t n) noexcept nogil:
+    # mg_iobuf_del(io, 0, n) without zeroing the bytes freed at the end: that pass over
+    # the buffer (a 1 MiB body: 1 MiB more written per request) was a fifth of the CPU
+    # of a 1 MiB upload or download. The buffer is zeroed when mongoose frees it.
+    if n >= io.len:
+        io.len = 0
+        return
+    memmove(io.buf, io.buf + n, io.len - n)
+    io.len -= n
+
+
 cdef inline void _deliver(mg_connection *c, int ev, const char *buf, size_t n) noexcept nogil:
     cdef mg_str s
     s.buf = <char *>buf
@@ -133,7 +144,7 @@ cdef void _srv_body_length(mg_connection *c, ConnState *st) noexcept nogil:
     _deliver(c, _EV_HTTP_BODY, <char *>c.recv.buf, k)
     if c.fn_data != <void *>st:
         return
-    mg_iobuf_del(&c.recv, 0, k)
+    _consume(&c.recv, k)
     if st.body_left == 0:
         st.body_mode = 0
         _deliver(c, _EV_HTTP_BODY, NULL, 0)
@@ -232,7 +243,7 @@ cdef void _srv_body_chunked(mg_connection *c, ConnState *st) noexcept nogil:
         _deliver(c, _EV_HTTP_BODY, <char *>c.recv.buf, k)
         if c.fn_data != <void *>st:
             return
-        mg_iobuf_del(&c.recv, 0, k)
+        _consume(&c.recv, k)
     if finished:
         st.body_mode = 0
         _deliver(c, _EV_HTTP_BODY, NULL, 0)
@@ -327,7 +338,7 @@ cdef void _srv_input(mg_connection *c, ConnState *st) noexcept nogil:
             if c.fn_data != <void *>st:
                 return
             st.more_body = 0
-            mg_iobuf_del(&c.recv, 0, ofs + <size_t>n)
+            _consume(&c.recv, ofs + <size_t>n)
             ofs = 0
             if _alive(c, st):
                 _srv_body(c, st)
@@ -345,7 +356,7 @@ cdef void _srv_input(mg_connection *c, ConnState *st) noexcept nogil:
         if c.pfn != _srv_pfn:
             break  # upgraded (ws_accept) or handed to mongoose: what follows is not HTTP
     if ofs:
-        mg_iobuf_del(&c.recv, 0, ofs)
+        _consume(&c.recv, ofs)
     if c.is_websocket and c.pfn != _srv_pfn and c.pfn != NULL and c.recv.len \
             and _alive(c, st):
         c.pfn(c, MG_EV_READ, NULL)  # frames sent right behind the upgrade request
@@ -435,7 +446,7 @@ cdef void _srv_flush_now(mg_connection *c, ConnState *st) noexcept nogil:
         return
     n = mg_io_send(c, c.send.buf, c.send.len)
     if n > 0:
-        mg_iobuf_del(&c.send, 0, <size_t>n)
+        _consume(&c.send, <size_t>n)
         st.last_io_ms = mg_millis()
         if c.send.len == 0:
             # epoll may have reported the socket writable in this iteration: mongoose
