@@ -77,6 +77,8 @@ class App:
                     up.paused = True
                     self.paused_event.set()
                 return
+            if data.uri == "/raise":
+                raise RuntimeError("a bug in the handler")
             if data.uri == "/slow":
                 self.held[conn.id] = conn
                 self.held_event.set()
@@ -262,6 +264,14 @@ def test_request_line_and_host_checked(server, request_bytes, status):
     srv, app = server()
     assert rejected(srv.port, request_bytes) == (status, True)
     assert app.messages == []
+    assert_serves(srv)
+
+
+def test_handler_that_raises_before_answering_gives_500_and_close(server):
+    srv, _ = server()
+    assert rejected(srv.port, b"GET /raise HTTP/1.1\r\nHost: x\r\n\r\n") == (500, True)
+    assert [str(e) for e in srv.errors] == ["a bug in the handler"]
+    srv.errors.clear()
     assert_serves(srv)
 
 

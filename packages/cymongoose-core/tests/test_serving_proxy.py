@@ -138,3 +138,11 @@ def test_forwarded_from_untrusted_peer_is_ignored():
 
 def test_no_client_is_left_alone():
     assert ProxyHeaders("*").resolve(h(x_forwarded_for="1.2.3.4"), None) == (None, "http", None)
+
+
+@pytest.mark.parametrize("port", [b"\xb9", b"\xb2\xb3", b"8o"])
+def test_a_port_that_is_not_ascii_digits_counts_as_none(port):
+    # Found by the fuzzer: b"\xb9" is "¹" in latin-1, which passes str.isdigit() but not int().
+    headers = [(b"forwarded", b"for=203.0.113.7:" + port)]
+    result = ProxyHeaders("127.0.0.1").resolve(headers, PEER)
+    assert result.client == ("203.0.113.7", 0)

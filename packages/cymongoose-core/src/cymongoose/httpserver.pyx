@@ -53,6 +53,8 @@ cdef const char *_reason(int status) noexcept nogil:
         return "Content Too Large"
     if status == 431:
         return "Request Header Fields Too Large"
+    if status == 500:
+        return "Internal Server Error"
     if status == 501:
         return "Not Implemented"
     if status == 505:

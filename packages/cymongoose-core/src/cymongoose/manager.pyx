@@ -182,6 +182,11 @@ cdef void _dispatch(mg_connection *c, int ev, void *ev_data) noexcept:
                 data = None
             handler(conn, ev, data)
     except BaseException as exc:
+        if ev == MG_EV_HTTP_MSG and st.srv != NULL and st.c == c and not st.resp_written \
+                and not c.is_closing and not c.is_websocket:
+            # The request's handler failed before it answered: the client gets a 500 and
+            # the connection closes, instead of waiting for an answer that never comes.
+            _srv_reject(c, 500)
         mgr._report(exc)
     finally:
         if hmsg is not None:

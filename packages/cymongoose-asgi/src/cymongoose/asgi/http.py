@@ -427,7 +427,7 @@ def _content_length(headers: list[Any]) -> int | None:
     for name, value in headers:
         if len(name) == 14 and name.lower() in (b"content-length", "content-length"):
             text = value.decode("latin-1") if isinstance(value, bytes) else str(value)
-            if not text.isdigit():
+            if not (text.isascii() and text.isdigit()):
                 raise ValueError(f"ASGI: invalid content-length header {value!r}")
             return int(text)
     return None

@@ -179,7 +179,7 @@ def config_from_args(
         if dest in _ZERO_IS_NONE and value == 0:
             value = None
         values[name] = value
-    if "workers" not in values and os.environ.get("WEB_CONCURRENCY", "").isdigit():
+    if "workers" not in values and os.environ.get("WEB_CONCURRENCY", "").isdecimal():
         values["workers"] = int(os.environ["WEB_CONCURRENCY"])
     try:
         return ServerConfig(**values)

@@ -54,7 +54,8 @@ def _split_node(node: str) -> tuple[str, int]:
         host, _, port = node.partition(":")
     else:
         host, port = node, ""
-    return host, int(port) if port.isdigit() and int(port) <= 65535 else 0
+    # isascii(): str.isdigit() also accepts digits such as '¹' that int() refuses.
+    return host, int(port) if port.isascii() and port.isdigit() and int(port) <= 65535 else 0
 
 
 def _split_list(value: str) -> list[str]:

@@ -371,7 +371,9 @@ class _Exchange:
                 # length (PEP 3333, "Buffering and Streaming").
                 length = _find_header(self.headers, "content-length")
                 self.eager = (
-                    length is None or not length.isdigit() or int(length) > STREAM_THRESHOLD_BYTES
+                    length is None
+                    or not (length.isascii() and length.isdigit())
+                    or int(length) > STREAM_THRESHOLD_BYTES
                 )
             else:
                 self.eager = True

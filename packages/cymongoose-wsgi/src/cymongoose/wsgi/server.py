@@ -182,7 +182,8 @@ def _parse_status(status: str) -> int:
     if not isinstance(status, str):
         raise TypeError(f"WSGI status must be a str like '200 OK', got {status!r}")
     code = status[:3]
-    if len(status) < 4 or status[3] != " " or not code.isdigit() or not 100 <= int(code) <= 599:
+    if len(status) < 4 or status[3] != " " or not (code.isascii() and code.isdigit()) \
+            or not 100 <= int(code) <= 599:
         raise ValueError(f"WSGI status must look like '200 OK', got {status!r}")
     if code[0] == "1":
         # Interim responses (RFC 9110 section 15.2) are the server's business: 100 Continue
@@ -224,7 +225,7 @@ def _content_length(headers: list[tuple[str, str]]) -> int | None:
     if value is None:
         return None
     value = value.strip()
-    if not value.isdigit():
+    if not (value.isascii() and value.isdigit()):
         raise ValueError(f"WSGI app set an invalid Content-Length: {value!r}")
     return int(value)
 
@@ -454,7 +455,7 @@ class _Exchange:
                     length = _find_header(self.headers, "content-length") if self.status else None
                     self.stream_eager = (
                         length is None
-                        or not length.isdigit()
+                        or not (length.isascii() and length.isdigit())
                         or int(length) > STREAM_THRESHOLD_BYTES
                     )
                 for data in blocks:
