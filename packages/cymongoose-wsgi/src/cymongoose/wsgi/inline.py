@@ -372,7 +372,7 @@ class _Exchange:
                 length = _find_header(self.headers, "content-length")
                 self.eager = (
                     length is None
-                    or not (length.isascii() and length.isdigit())
+                    or not _server._digits(length)
                     or int(length) > STREAM_THRESHOLD_BYTES
                 )
             else:

@@ -178,11 +178,16 @@ class _ConnState(_ConnBase if _ConnBase is not None else object):  # type: ignor
         self.writable_armed = False
 
 
+def _digits(text: str) -> bool:
+    """ASCII digits only: str.isdigit() also accepts ones such as '¹' that int() refuses."""
+    return text.isascii() and text.isdigit()
+
+
 def _parse_status(status: str) -> int:
     if not isinstance(status, str):
         raise TypeError(f"WSGI status must be a str like '200 OK', got {status!r}")
     code = status[:3]
-    if len(status) < 4 or status[3] != " " or not (code.isascii() and code.isdigit()) \
+    if len(status) < 4 or status[3] != " " or not _digits(code) \
             or not 100 <= int(code) <= 599:
         raise ValueError(f"WSGI status must look like '200 OK', got {status!r}")
     if code[0] == "1":
@@ -225,7 +230,7 @@ def _content_length(headers: list[tuple[str, str]]) -> int | None:
     if value is None:
         return None
     value = value.strip()
-    if not (value.isascii() and value.isdigit()):
+    if not _digits(value):
         raise ValueError(f"WSGI app set an invalid Content-Length: {value!r}")
     return int(value)
 
@@ -455,7 +460,7 @@ class _Exchange:
                     length = _find_header(self.headers, "content-length") if self.status else None
                     self.stream_eager = (
                         length is None
-                        or not (length.isascii() and length.isdigit())
+                        or not _digits(length)
                         or int(length) > STREAM_THRESHOLD_BYTES
                     )
                 for data in blocks:
