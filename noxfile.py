@@ -52,12 +52,13 @@ def _core_wheel(session: nox.Session) -> Path:
     return wheels[0]
 
 
-def _install(session: nox.Session, *names: str, extra: list[str] | None = None) -> None:
+def _install(session: nox.Session, *names: str, extra: list[str] | None = None,
+             test_deps: bool = True) -> None:
     # --force-reinstall: a reused venv would keep an older build of the same version.
     session.install("--force-reinstall", "--no-deps", str(_core_wheel(session)))
     pure = [str(PACKAGES[n]) for n in names if n != "core"]
     session.install("--force-reinstall", "--no-deps", *pure) if pure else None
-    session.install(*TEST_DEPS, *(extra or []))
+    session.install(*(TEST_DEPS if test_deps else []), *(extra or []))
 
 
 def _pytest(session: nox.Session, *paths: Path) -> None:
@@ -119,7 +120,7 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def demo(session: nox.Session) -> None:
     """Serve examples/demo_app.py (FastAPI routes + WebSocket chat) on http://127.0.0.1:8000."""
-    _install(session, *PACKAGES, extra=["fastapi"])
+    _install(session, "core", "aio", "asgi", extra=["fastapi"], test_deps=False)
     session.run("python", str(ROOT / "examples" / "demo_app.py"), *session.posargs)
 
 

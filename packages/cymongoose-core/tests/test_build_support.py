@@ -30,3 +30,27 @@ def test_override_directory_with_pristine_files_is_used(tmp_path, monkeypatch):
         shutil.copy(good / name, tmp_path / name)
     monkeypatch.setenv("CYMONGOOSE_MONGOOSE_DIR", str(tmp_path))
     assert fetch.locate(CORE) == tmp_path
+
+
+def test_index_lookup_imports_no_pip_internals_nor_distutils(tmp_path):
+    """With no index configured the fetch uses pip's default index, read without
+    importing pip (whose internals import the stdlib distutils and break a setuptools
+    imported after them in the same build)."""
+    import os
+    import subprocess
+
+    env = {**os.environ, "PIP_CONFIG_FILE": os.devnull}
+    env.pop("PIP_INDEX_URL", None)
+    probe = ("import sys; sys.path.insert(0, sys.argv[1]);"
+             "from build_support import fetch_mongoose as f;"
+             "print(f._index_url());"
+             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('pip', 'distutils')))")
+    out = subprocess.run([sys.executable, "-c", probe, str(CORE)], env=env,
+                         capture_output=True, text=True, check=True).stdout.split("\n")
+    assert out[0] == "https://pypi.org/simple"
+    assert out[1] == "[]"
+
+
+def test_cache_directory_follows_cymongoose_cache_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("CYMONGOOSE_CACHE_DIR", str(tmp_path))
+    assert fetch.cache_dir() == tmp_path / fetch.MONGOOSE_VERSION
