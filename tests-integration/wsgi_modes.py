@@ -24,8 +24,8 @@ def wsgi_mode(request: pytest.FixtureRequest) -> Iterator[str]:
         return
     original = WSGIServer.__init__
 
-    def inline_init(self, app, config=None, *, workers=None, threads=None, **kwargs):
-        original(self, app, config, threads=0, **kwargs)
+    def inline_init(self, app, workers=None, *args, threads=None, **kwargs):
+        original(self, app, None, *args, threads=0, **kwargs)  # the pool size asked is ignored
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(WSGIServer, "__init__", inline_init)

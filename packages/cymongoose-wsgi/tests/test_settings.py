@@ -41,7 +41,7 @@ def status_of(port: int, request: bytes) -> int:
 @pytest.mark.pooled_only("pool size settings")
 def test_config_object_and_field_overrides():
     config = ServerConfig(root_path="/base", threads=3, access_log=False)
-    server = WSGIServer(environ_app, config, threads=2)
+    server = WSGIServer(environ_app, config=config, threads=2)
     try:
         assert server.workers == 2
         assert server.config.root_path == "/base"

@@ -588,36 +588,49 @@ class _Exchange:
 class WSGIServer:
     """Serve a PEP 3333 application on a mongoose event loop.
 
+    The positional parameters are cymongoose 0.2.x's, in its order:
+    ``WSGIServer(app, workers, error_handler, stream_timeout)``; the settings added since
+    are keyword-only.
+
     Args:
         app: the WSGI callable ``app(environ, start_response) -> iterable of bytes``.
-        config: a :class:`cymongoose.serving.config.ServerConfig`; keyword ``fields``
-            (``host``, ``port``, ``root_path``, ``keep_alive_timeout_s``, ...) override it.
-        workers, threads: size of the thread pool running the app (the seed's ``workers``
-            and the config's ``threads`` are the same thing here; processes are the CLI's
-            ``--workers``). Default: ``config.threads``. 0: no pool, the app runs on the
-            poll thread (inline mode, for apps that never block; see ``inline.py``).
+        workers: size of the thread pool running the app (0.2.x's name; ``threads`` is
+            the same thing under the name the config and ``--threads`` use; processes are
+            the CLI's ``--workers``). Default: ``config.threads``. 0: no pool, the app runs
+            on the poll thread (inline mode, for apps that never block; see ``inline.py``).
         error_handler: receives exceptions raised in the event loop (not app errors, which
             become 500 responses and are logged on the ``cymongoose.wsgi`` logger).
         stream_timeout: seconds a worker streaming a response waits for the client to take
             data before it gives up (and the connection is closed).
+        config: a :class:`cymongoose.serving.config.ServerConfig`; keyword ``fields``
+            (``host``, ``port``, ``root_path``, ``keep_alive_timeout_s``, ...) override it.
+        threads: the pool size, as ``workers`` (give one of the two).
 
     On shutdown, in-flight requests get ``graceful_timeout_s`` seconds to finish. Raises
-    TypeError/ValueError (from ServerConfig) for invalid settings.
+    TypeError/ValueError (from ServerConfig) for invalid settings, and the errors of
+    :func:`cymongoose.serving.tls.load_tls` (FileNotFoundError, PermissionError, ...
+    naming the file) when a TLS file cannot be read.
     """
 
     def __init__(
         self,
         app: WSGIApp,
-        config: ServerConfig | None = None,
-        *,
         workers: int | None = None,
-        threads: int | None = None,
         error_handler: Callable[[BaseException], Any] | None = None,
         stream_timeout: float = 5.0,
+        *,
+        config: ServerConfig | None = None,
+        threads: int | None = None,
         **fields: Any,
     ) -> None:
         if not callable(app):
             raise TypeError(f"app must be a WSGI callable, got {app!r}")
+        for name, size in (("workers", workers), ("threads", threads)):
+            if size is not None and (isinstance(size, bool) or not isinstance(size, int)):
+                hint = ("; pass a ServerConfig as config=..."
+                        if isinstance(size, ServerConfig) else "")
+                raise TypeError(f"{name} (the thread pool size) must be an int or None, "
+                                f"got {size!r}{hint}")
         if workers is not None and threads is not None and workers != threads:
             raise ValueError(
                 f"workers={workers!r} and threads={threads!r} both set the thread pool size; "
@@ -1242,25 +1255,36 @@ def _limit_malloc_arenas(threads: int) -> None:
 
 def serve(
     app: WSGIApp,
-    config: ServerConfig | str | None = None,
-    *,
+    url: str | None = None,
     workers: int | None = None,
+    stream_timeout: float = 5.0,
+    *,
+    config: ServerConfig | None = None,
     threads: int | None = None,
+    error_handler: Callable[[BaseException], Any] | None = None,
     **fields: Any,
 ) -> None:
     """Serve ``app`` until SIGINT/SIGTERM (blocking), then shut down gracefully.
 
-    ``config`` is a :class:`~cymongoose.serving.config.ServerConfig`, or a URL
-    (``"http://127.0.0.1:8000"``, as in ``serve(app, url, workers=8)``); keyword ``fields``
-    override config fields; ``workers``/``threads`` size the thread pool. Other
-    :class:`WSGIServer` keywords (``error_handler``, ``stream_timeout``) pass through.
+    The positional parameters are cymongoose 0.2.x's, in its order:
+    ``serve(app, url, workers, stream_timeout)``. ``url`` (``"http://0.0.0.0:8000"``)
+    defaults to the config's host and port (``http://127.0.0.1:8000``); ``workers`` (or
+    ``threads``) sizes the thread pool; ``config``, keyword ``fields`` (ServerConfig field
+    names) and ``error_handler`` are as for :class:`WSGIServer`. Raises what
+    :class:`WSGIServer` and :meth:`WSGIServer.listen` raise (OSError, ``ListenError``,
+    when it cannot listen).
     """
-    url = None
-    if isinstance(config, str):
-        url, config = config, None
-    server_kwargs = {k: fields.pop(k) for k in ("error_handler", "stream_timeout") if k in fields}
-    server = WSGIServer(app, config, workers=workers, threads=threads, **server_kwargs, **fields)
-    conn = server.listen(url)
+    if url is not None and not isinstance(url, str):
+        raise TypeError(f"url must be a str such as 'http://127.0.0.1:8000', got {url!r}"
+                        + ("; pass a ServerConfig as config=..."
+                           if isinstance(url, ServerConfig) else ""))
+    server = WSGIServer(app, workers, error_handler, stream_timeout, config=config,
+                        threads=threads, **fields)
+    try:
+        conn = server.listen(url)
+    except BaseException:
+        server.close()
+        raise
     host, port = conn.local_addr[0], conn.local_addr[1]
     scheme = "https" if server._tls is not None else "http"
     logger.info(
