@@ -2,9 +2,9 @@
 
 The sources are a dependency, never committed. Search order (design.md):
 ``$CYMONGOOSE_MONGOOSE_DIR``; ``mongoose/`` inside an unpacked sdist; the user cache
-(``~/.cache/cymongoose/7.23``, or ``$CYMONGOOSE_CACHE_DIR/7.23``); otherwise the sdist of ``cymongoose==0.2.5`` from the
-package index pip is configured to use, of which only ``mongoose.c``, ``mongoose.h``
-and ``LICENSE`` are extracted.
+(``~/.cache/cymongoose/7.23``, or ``$CYMONGOOSE_CACHE_DIR/7.23``); otherwise the sdist of
+``cymongoose==0.2.5`` from the package index pip is configured to use, of which only
+``mongoose.c``, ``mongoose.h`` and ``LICENSE`` are extracted.
 """
 
 from __future__ import annotations

@@ -73,7 +73,7 @@ def test_wsgiserver_0_2_arguments(by):
     if by == "position":
         server = WSGIServer(*args)
     else:
-        server = WSGIServer(**dict(zip(OLD_POSITIONAL[WSGIServer], args)))
+        server = WSGIServer(**dict(zip(OLD_POSITIONAL[WSGIServer], args, strict=True)))
     assert (server.workers, server.stream_timeout) == (3, 2.5)
     conn = server.listen("http://127.0.0.1:0") if by == "position" else \
         server.listen(url="http://127.0.0.1:0")
