@@ -4,6 +4,7 @@ The supervisor runs in a subprocess (it installs signal handlers and blocks); it
 are tiny plain-socket HTTP/1.0 servers, so this tests the process management alone.
 """
 
+import errno
 import os
 import queue
 import re
@@ -142,7 +143,7 @@ def test_a_worker_that_dies_is_replaced(running):
 
 def test_worker_that_cannot_start_stops_the_parent(running):
     run = running(2, env={"WORKER_FAILS": "2"}).start()
-    assert run.proc.wait(timeout=30) == 2
+    assert run.proc.wait(timeout=30) == 1
     run.wait_for(r"could not start \(exit status 2\)")
 
 
@@ -152,18 +153,19 @@ def test_crash_loop_gives_up(running):
     run.wait_for(r"workers keep dying")
 
 
-def test_port_in_use_exits_1():
+def test_port_in_use_raises_before_any_worker_starts():
+    from cymongoose.serving.config import ServerConfig
+    from cymongoose.serving.listen import ListenError
+    from cymongoose.serving.workers import Supervisor
+
     holder = socket.socket()
     holder.bind(("127.0.0.1", 0))
     holder.listen()
+    started = []
     try:
-        env = {"PORT_TAKEN": str(holder.getsockname()[1])}
-        proc = subprocess.run(
-            [sys.executable, "-c", SUPERVISOR.replace(
-                "port=0", "port=int(__import__('os').environ['PORT_TAKEN'])"), "1", WORKER],
-            env={**os.environ, **env}, capture_output=True, text=True, timeout=60,
-        )
+        config = ServerConfig(port=holder.getsockname()[1], workers=2)
+        with pytest.raises(ListenError) as info:
+            Supervisor(config, lambda fd: started.append(fd) or ["true"]).run()
     finally:
         holder.close()
-    assert proc.returncode == 1
-    assert "cannot bind" in proc.stderr
+    assert info.value.errno == errno.EADDRINUSE and not started

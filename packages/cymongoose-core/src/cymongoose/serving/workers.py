@@ -23,11 +23,13 @@ from types import FrameType
 from typing import Any
 
 from .config import ServerConfig
+from .listen import ListenError, check_listen_fd
 
 logger = logging.getLogger("cymongoose.workers")
 
-# A child exiting with this status could not start at all (bad flags, app import error):
-# restarting it would fail the same way, so the parent stops everything instead.
+# A child exiting with this status could not start at all (bad flags, app import error,
+# TLS files; see cli.run_cli): restarting it would fail the same way, so the parent stops
+# everything instead. argparse exits with it too.
 EXIT_STARTUP_FAILED = 2
 # More restarts than this within RESTART_WINDOW_S means a crash loop: give up.
 MAX_RESTARTS = 5
@@ -40,26 +42,33 @@ LISTEN_BACKLOG = 2048
 def bind_socket(config: ServerConfig) -> socket.socket:
     """Bind and listen on ``config.host``:``config.port`` with SO_REUSEADDR.
 
-    With ``config.fd`` set, that already listening socket is used instead. The socket is
-    non-blocking (as the event loop needs) and inheritable by child processes. Raises
-    OSError when the address cannot be bound.
+    With ``config.fd`` set, that already listening socket is used instead (checked by
+    :func:`~cymongoose.serving.listen.check_listen_fd`). The socket is non-blocking (as the
+    event loop needs) and inheritable by child processes. Raises
+    :class:`~cymongoose.serving.listen.ListenError` (an OSError with the errno, naming the
+    address) when the address cannot be bound, the errors of ``check_listen_fd`` for a
+    bad ``fd``.
     """
     if config.fd is not None:
+        check_listen_fd(config.fd)
         sock = socket.socket(fileno=config.fd)
         sock.setblocking(False)
         sock.set_inheritable(True)
         return sock
-    infos = socket.getaddrinfo(config.host, config.port, type=socket.SOCK_STREAM,
-                               flags=socket.AI_PASSIVE)
+    try:
+        infos = socket.getaddrinfo(config.host, config.port, type=socket.SOCK_STREAM,
+                                   flags=socket.AI_PASSIVE)
+    except OSError as exc:
+        raise ListenError(exc.errno, exc.strerror, config.url) from exc
     family, kind, proto, _, address = infos[0]
     sock = socket.socket(family, kind, proto)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(address)
         sock.listen(LISTEN_BACKLOG)
-    except OSError:
+    except OSError as exc:
         sock.close()
-        raise
+        raise ListenError(exc.errno, exc.strerror, config.url) from exc
     sock.setblocking(False)
     sock.set_inheritable(True)
     return sock
@@ -110,13 +119,13 @@ class Supervisor:
         return child
 
     def run(self) -> int:
-        """Bind, start the workers, supervise them; returns 0 after a clean stop, 1 if the
-        socket cannot be bound or workers keep crashing, 2 if a worker cannot start."""
-        try:
-            sock = bind_socket(self.config)
-        except OSError as exc:
-            logger.error("cannot bind %s: %s", self.config.url, exc)
-            return 1
+        """Bind, start the workers, supervise them; returns 0 after a clean stop, 1 if
+        workers keep crashing or one cannot start (exits with EXIT_STARTUP_FAILED).
+
+        Raises what :func:`bind_socket` raises (ListenError, a bad ``fd``) before any
+        worker is started.
+        """
+        sock = bind_socket(self.config)
         host, port = sock.getsockname()[:2]
         shown = ServerConfig(host=host, port=port, ssl_certfile=self.config.ssl_certfile,
                              ssl_keyfile=self.config.ssl_keyfile)
@@ -150,9 +159,10 @@ class Supervisor:
                 if code is None or self._stop_signal is not None:
                     continue
                 if code == EXIT_STARTUP_FAILED:
+                    # The worker has said why on stderr; the others would fail the same way.
                     logger.error("worker [%d] could not start (exit status %d); stopping",
                                  child.pid, code)
-                    return EXIT_STARTUP_FAILED
+                    return 1
                 now = time.monotonic()
                 self._restarts = [t for t in self._restarts if now - t < RESTART_WINDOW_S]
                 if len(self._restarts) >= MAX_RESTARTS:

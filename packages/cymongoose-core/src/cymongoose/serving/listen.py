@@ -1,0 +1,123 @@
+"""The servers' listening socket, with errors that say why it cannot be had.
+
+mongoose only reports that it could not listen, and ``Manager.listen`` raises a
+RuntimeError naming the URL (as cymongoose 0.2.x did). Both servers listen through
+:func:`listen_http`, which then tries the same bind in Python to learn the reason and
+raises a :class:`ListenError` carrying its errno ("[Errno 98] Address already in use")
+and the URL. A socket handed over as ``fd`` (``--fd``, ``--workers``, gunicorn) is
+checked first by :func:`check_listen_fd`.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import stat
+from typing import Any
+from urllib.parse import urlsplit
+
+__all__ = ["ListenError", "bind_error", "check_listen_fd", "listen_http"]
+
+
+class ListenError(OSError, RuntimeError):
+    """The server cannot listen on ``url``.
+
+    An OSError: ``errno``/``strerror`` say why (``errno.EADDRINUSE``, ``EACCES``,
+    ``EADDRNOTAVAIL``, or a negative ``socket.gaierror`` code for a host that does not
+    resolve); ``filename`` (also ``url``) says where. Also a RuntimeError, which is what
+    ``Manager.listen`` and the 0.2.x servers raise there, so ``except RuntimeError`` code
+    still catches it. ``str()`` is one line:
+    ``cannot listen on http://127.0.0.1:8000: [Errno 98] Address already in use``.
+    """
+
+    @property
+    def url(self) -> str:
+        """The URL (or ``host:port``) that could not be listened on."""
+        return str(self.filename)
+
+    def __str__(self) -> str:
+        return f"cannot listen on {self.filename}: [Errno {self.errno}] {self.strerror}"
+
+
+def bind_error(url: str) -> ListenError | None:
+    """Why ``url``'s host and port cannot be bound, found by binding them once in Python.
+
+    ``url`` is a mongoose listen URL (``http://host:port``, ``https://[::1]:8443``; no port:
+    80 or 443). Returns a :class:`ListenError` with the errno of the failed lookup or
+    bind, or None when the bind works (the failure had another cause) or the URL names no
+    host and port. Binds with SO_REUSEADDR, as mongoose does, and closes the socket at once.
+    """
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        return None
+    if port is None:
+        port = 443 if parts.scheme in ("https", "wss") else 80
+    if not parts.hostname:
+        return None
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            parts.hostname, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+        with socket.socket(family, kind, proto) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(address)
+    except OSError as exc:  # socket.gaierror included
+        return ListenError(exc.errno, exc.strerror, url)
+    return None
+
+
+def _file_kind(mode: int) -> str:
+    kinds = ((stat.S_ISREG, "a regular file"), (stat.S_ISDIR, "a directory"),
+             (stat.S_ISFIFO, "a pipe"), (stat.S_ISCHR, "a character device such as a terminal"))
+    return next((name for test, name in kinds if test(mode)), "not a socket")
+
+
+def check_listen_fd(fd: int) -> None:
+    """Check that ``fd`` is what the servers can serve on: a listening IPv4/IPv6 TCP socket.
+
+    Raises TypeError when ``fd`` is not an int, OSError (``EBADF``) naming it when it is not
+    open, and ValueError saying what it is otherwise (a file, a pipe, a Unix or UDP socket,
+    a TCP socket that is not listening). The caller's descriptor is left as it was.
+    """
+    if isinstance(fd, bool) or not isinstance(fd, int):
+        raise TypeError(f"fd must be an int (a socket file descriptor), got {fd!r}")
+    try:
+        mode = os.fstat(fd).st_mode
+    except OSError as exc:
+        raise OSError(exc.errno, f"{exc.strerror}: fd {fd} is not open") from None
+    need = "the server needs a bound, listening TCP socket"
+    if not stat.S_ISSOCK(mode):
+        raise ValueError(f"fd {fd} is {_file_kind(mode)}, not a socket; {need}")
+    with socket.socket(fileno=os.dup(fd)) as sock:
+        family, kind = sock.family, sock.type
+        listening = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)
+    if family not in (socket.AF_INET, socket.AF_INET6):
+        what = "a Unix" if family == getattr(socket, "AF_UNIX", None) else "an"
+        raise ValueError(f"fd {fd} is {what} socket of family {family.name}, not a TCP "
+                         f"(AF_INET/AF_INET6) socket; {need}")
+    if kind != socket.SOCK_STREAM:
+        raise ValueError(f"fd {fd} is a {kind.name} (not TCP) socket; {need}")
+    if not listening:
+        raise ValueError(f"fd {fd} is a TCP socket that is not listening (call listen() "
+                         f"on it before handing it over); {need}")
+
+
+def listen_http(mgr: Any, url: str, handler: Any, *, fd: int | None = None) -> Any:
+    """``mgr.listen(url, handler, http=True)`` (or on the socket ``fd``) with clear errors.
+
+    Returns the listening ``Connection``. Raises the errors of :func:`check_listen_fd` for
+    a bad ``fd``; :class:`ListenError` (an OSError with the errno, and a RuntimeError)
+    when mongoose cannot listen on ``url`` and :func:`bind_error` finds why; otherwise
+    mongoose's own RuntimeError.
+    """
+    if fd is not None:
+        check_listen_fd(fd)
+        return mgr.listen(url, handler, http=True, fd=fd)
+    try:
+        return mgr.listen(url, handler, http=True)
+    except RuntimeError as exc:
+        error = bind_error(url)
+        if error is None:
+            raise
+        raise error from exc

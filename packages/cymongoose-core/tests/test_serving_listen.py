@@ -1,0 +1,173 @@
+"""`cymongoose.serving.listen` and `.tls`: why a server cannot listen or load its TLS files,
+as exceptions whose one-line ``str()`` is what the CLIs print."""
+
+import errno
+import os
+import socket
+
+import pytest
+from cymongoose import Manager, TlsOpts
+from cymongoose.serving.config import ServerConfig
+from cymongoose.serving.listen import ListenError, bind_error, check_listen_fd, listen_http
+from cymongoose.serving.tls import load_tls
+from cymongoose.serving.workers import bind_socket
+
+
+@pytest.fixture
+def mgr():
+    manager = Manager(lambda conn, ev, data: None)
+    yield manager
+    manager.close()
+
+
+@pytest.fixture
+def taken_port():
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        yield holder.getsockname()[1]
+
+
+def test_port_in_use_is_a_listen_error_with_errno_and_url(mgr, taken_port):
+    url = f"http://127.0.0.1:{taken_port}"
+    with pytest.raises(ListenError) as info:
+        listen_http(mgr, url, None)
+    exc = info.value
+    assert exc.errno == errno.EADDRINUSE and exc.url == url == exc.filename
+    assert str(exc) == (f"cannot listen on {url}: [Errno {errno.EADDRINUSE}] "
+                        f"{os.strerror(errno.EADDRINUSE)}")
+    assert isinstance(exc, OSError) and isinstance(exc.__cause__, RuntimeError)
+
+
+def test_listen_error_is_still_caught_as_runtime_error_as_in_0_2(mgr, taken_port):
+    with pytest.raises(RuntimeError):
+        listen_http(mgr, f"http://127.0.0.1:{taken_port}", None)
+
+
+def test_address_not_on_this_machine(mgr):
+    # 192.0.2.0/24 is TEST-NET-1 (RFC 5737): never a local address. Nothing is sent.
+    with pytest.raises(ListenError) as info:
+        listen_http(mgr, "http://192.0.2.1:0", None)
+    assert info.value.errno == errno.EADDRNOTAVAIL
+
+
+def test_free_address_listens_and_bind_error_finds_nothing(mgr):
+    conn = listen_http(mgr, "http://127.0.0.1:0", None)
+    assert conn.local_addr[1] > 0
+    assert bind_error("http://127.0.0.1:0") is None
+    assert bind_error("not a url") is None
+
+
+def test_bind_error_on_ipv6():
+    try:
+        holder = socket.socket(socket.AF_INET6)
+        holder.bind(("::1", 0))
+    except OSError:
+        pytest.skip("no IPv6 loopback on this machine")
+    with holder:
+        holder.listen()
+        exc = bind_error(f"http://[::1]:{holder.getsockname()[1]}")
+    assert exc is not None and exc.errno == errno.EADDRINUSE
+
+
+def test_supervisor_bind_socket_raises_the_same_error(taken_port):
+    with pytest.raises(ListenError) as info:
+        bind_socket(ServerConfig(port=taken_port))
+    assert info.value.errno == errno.EADDRINUSE
+    assert f"127.0.0.1:{taken_port}" in str(info.value)
+
+
+# -- fd -------------------------------------------------------------------------------
+
+
+def test_listening_tcp_socket_passes(mgr):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        check_listen_fd(sock.fileno())
+        conn = listen_http(mgr, "http://127.0.0.1:0", None, fd=sock.fileno())
+        assert conn.local_addr[1] == sock.getsockname()[1]
+
+
+def test_unix_socket_is_refused_by_name(mgr, tmp_path):
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(tmp_path / "s.sock"))
+        sock.listen()
+        fd = sock.fileno()
+        with pytest.raises(ValueError, match=f"fd {fd} is a Unix socket of family AF_UNIX"):
+            listen_http(mgr, "http://127.0.0.1:0", None, fd=fd)
+        with pytest.raises(ValueError, match="Unix socket"):
+            bind_socket(ServerConfig(fd=fd))
+        assert sock.fileno() == fd  # left open and as it was
+
+
+def test_udp_and_idle_tcp_sockets_are_refused():
+    with socket.socket(type=socket.SOCK_DGRAM) as udp:
+        with pytest.raises(ValueError, match="SOCK_DGRAM"):
+            check_listen_fd(udp.fileno())
+    with socket.socket() as tcp:
+        tcp.bind(("127.0.0.1", 0))
+        with pytest.raises(ValueError, match="TCP socket that is not listening"):
+            check_listen_fd(tcp.fileno())
+
+
+def test_file_and_closed_fd_are_refused(tmp_path):
+    with open(tmp_path / "f", "w") as f:
+        with pytest.raises(ValueError, match="is a regular file, not a socket"):
+            check_listen_fd(f.fileno())
+    r, w = os.pipe()
+    os.close(w)
+    os.close(r)
+    with pytest.raises(OSError) as info:
+        check_listen_fd(r)
+    assert info.value.errno == errno.EBADF and f"fd {r} is not open" in str(info.value)
+    with pytest.raises(TypeError, match="fd must be an int"):
+        check_listen_fd("3")
+
+
+# -- TLS files -------------------------------------------------------------------------
+
+
+def tls_config(cert, key, ca=None):
+    return ServerConfig(ssl_certfile=str(cert), ssl_keyfile=str(key),
+                        ssl_ca_certs=None if ca is None else str(ca))
+
+
+@pytest.fixture
+def pem_files(tmp_path):
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    cert.private_key_pem.write_to_path(tmp_path / "key.pem")
+    cert.cert_chain_pems[0].write_to_path(tmp_path / "cert.pem")
+    ca.cert_pem.write_to_path(tmp_path / "ca.pem")
+    return tmp_path
+
+
+def test_no_tls_configured():
+    assert load_tls(ServerConfig()) is None
+
+
+def test_pem_files_are_loaded(pem_files):
+    d = pem_files
+    assert isinstance(load_tls(tls_config(d / "cert.pem", d / "key.pem", d / "ca.pem")),
+                      TlsOpts)
+
+
+def test_missing_file_names_the_setting_and_path(pem_files):
+    d = pem_files
+    with pytest.raises(FileNotFoundError) as info:
+        load_tls(tls_config(d / "cert.pem", d / "key.pem", d / "nope.pem"))
+    assert info.value.errno == errno.ENOENT and info.value.filename == str(d / "nope.pem")
+    assert str(info.value) == (f"[Errno {errno.ENOENT}] {os.strerror(errno.ENOENT)} "
+                               f"(ssl_ca_certs): '{d / 'nope.pem'}'")
+
+
+def test_unreadable_and_empty_files(pem_files):
+    d = pem_files
+    (d / "dir.pem").mkdir()
+    with pytest.raises(IsADirectoryError, match=r"\(ssl_keyfile\)"):
+        load_tls(tls_config(d / "cert.pem", d / "dir.pem"))
+    (d / "empty.pem").write_bytes(b"\n")
+    with pytest.raises(ValueError, match="ssl_certfile .*empty.pem' is empty"):
+        load_tls(tls_config(d / "empty.pem", d / "key.pem"))
