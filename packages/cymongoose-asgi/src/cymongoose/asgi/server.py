@@ -33,7 +33,9 @@ from cymongoose import (
 )
 from cymongoose.aio import AsyncManager
 from cymongoose.serving.config import ServerConfig
+from cymongoose.serving.listen import listen_http
 from cymongoose.serving.proxy import ProxyHeaders
+from cymongoose.serving.tls import load_tls
 
 from .http import HttpConnection, RequestCycle
 from .lifespan import Lifespan
@@ -127,7 +129,11 @@ class ASGIServer:
 
         ``url`` defaults to the config's (``http://host:port``, https with TLS); with
         ``config.fd`` the server uses that socket. Raises RuntimeError if lifespan startup
-        fails or the address cannot be listened on, OSError if a TLS file cannot be read.
+        fails; `cymongoose.serving.listen.ListenError` (an OSError with the errno, e.g.
+        EADDRINUSE, and a RuntimeError) if the address cannot be listened on (after running
+        lifespan shutdown); ValueError/OSError for an ``fd`` that is not a listening TCP
+        socket; FileNotFoundError/PermissionError (OSError) naming a TLS file that cannot
+        be read.
         """
         if self._am is not None:
             raise RuntimeError("ASGIServer already started")
@@ -135,7 +141,7 @@ class ASGIServer:
         url = url or cfg.url
         self._loop = asyncio.get_running_loop()
         if cfg.ssl_certfile:
-            self._tls = _tls_opts(cfg)
+            self._tls = load_tls(cfg)
             url = "https" + url[url.index(":"):] if url.startswith("http:") else url
         self._scheme = "https" if url.startswith(("https:", "wss:")) else "http"
         self._log = cfg.access_log
@@ -150,7 +156,12 @@ class ASGIServer:
             if cfg.lifespan != "off":
                 self._lifespan = Lifespan(self.app, self._state)
                 await self._lifespan.startup()
-            self._listener = am.run_locked(self._listen, url)
+            try:
+                self._listener = am.run_locked(self._listen, url)
+            except BaseException:
+                if self._lifespan is not None:
+                    await self._lifespan.shutdown()  # the app started: let it clean up
+                raise
         except BaseException:
             await am.aclose()
             self._am = None
@@ -159,7 +170,7 @@ class ASGIServer:
 
     def _listen(self, mgr: Any, url: str) -> Any:
         cfg = self.config
-        listener = mgr.listen(url, self._handle, http=True, fd=cfg.fd)
+        listener = listen_http(mgr, url, self._handle, fd=cfg.fd)
         # Accepted connections inherit both: no Python call per loop iteration each.
         listener.io_events = False
         listener.configure_http_server(
@@ -464,17 +475,6 @@ def _on_writable(proto: HttpConnection | WebSocketConnection) -> None:
         waiter.set_result(None)
 
 
-def _tls_opts(cfg: ServerConfig) -> TlsOpts:
-    def read(path: str | None) -> bytes | None:
-        if path is None:
-            return None
-        with open(path, "rb") as f:
-            return f.read()
-
-    return TlsOpts(cert=read(cfg.ssl_certfile), key=read(cfg.ssl_keyfile),
-                   ca=read(cfg.ssl_ca_certs))
-
-
 async def _serve(app: Any, url: str | None, config: ServerConfig | None,
                  options: dict[str, Any]) -> None:
     server = ASGIServer(app, config, **options)
@@ -520,9 +520,12 @@ def _run(coro: Any, loop: str) -> None:
     if loop != "asyncio":
         try:
             import uvloop
-        except ImportError:
+        except ImportError as exc:
             if loop == "uvloop":
-                raise
+                coro.close()  # never run: no "coroutine was never awaited" warning
+                raise ImportError(f"loop 'uvloop' needs the uvloop package ({exc}); install "
+                                  "it (pip install uvloop) or use loop 'auto' or 'asyncio'",
+                                  name="uvloop") from exc
         else:
             new_loop = uvloop.new_event_loop
     if new_loop is None:

@@ -44,10 +44,12 @@ from typing import Any
 
 from cymongoose.serving.accesslog import access_log_enabled, log_access
 from cymongoose.serving.config import ServerConfig
+from cymongoose.serving.listen import listen_http
 from cymongoose.serving.proxy import ProxyHeaders
+from cymongoose.serving.tls import load_tls
 
 import cymongoose
-from cymongoose import MG_EV_ACCEPT, MG_EV_CLOSE, MG_EV_HTTP_MSG, MG_EV_WAKEUP, Manager, TlsOpts
+from cymongoose import MG_EV_ACCEPT, MG_EV_CLOSE, MG_EV_HTTP_MSG, MG_EV_WAKEUP, Manager
 
 from .environ import ClientDisconnected, FileWrapper, RequestBody, base_environ, request_environ
 
@@ -654,7 +656,7 @@ class WSGIServer:
         # Cores with Connection.send_file serve wsgi.file_wrapper files without Python.
         self._send_file = hasattr(cymongoose.Connection, "send_file")
         self._proxy = ProxyHeaders(config.forwarded_allow_ips) if config.proxy_headers else None
-        self._tls = self._load_tls(config)
+        self._tls = load_tls(config)
         self._mgr = Manager(self._on_event, enable_wakeup=True, error_handler=error_handler)
         self._jobs: queue.SimpleQueue[_Exchange | None] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
@@ -694,36 +696,24 @@ class WSGIServer:
         """The underlying ``cymongoose.Manager``."""
         return self._mgr
 
-    @staticmethod
-    def _load_tls(config: ServerConfig) -> TlsOpts | None:
-        if not config.is_ssl:
-            return None
-        paths = {"cert": config.ssl_certfile, "key": config.ssl_keyfile, "ca": config.ssl_ca_certs}
-        pem: dict[str, bytes] = {}
-        for name, path in paths.items():
-            if path is not None:
-                with open(path, "rb") as f:
-                    pem[name] = f.read()
-        return TlsOpts(**pem)
-
     def listen(self, url: str | None = None, *, fd: int | None = None) -> Any:
         """Listen on ``url`` (``http://host:port`` or ``https://``; port 0 picks a free one).
 
         Without ``url``, listens where the config says (``host``/``port``, or the already
         listening socket ``fd``). With ``ssl_certfile``/``ssl_keyfile`` set, connections
         speak TLS whatever the scheme. Returns the listening ``Connection``; its
-        ``local_addr[1]`` is the bound port. Raises RuntimeError when mongoose cannot listen
-        there, OSError when the TLS files cannot be read.
+        ``local_addr[1]`` is the bound port. Raises
+        :class:`~cymongoose.serving.listen.ListenError` (an OSError with the errno, e.g.
+        EADDRINUSE, and also a RuntimeError as in 0.2.x) when it cannot listen there,
+        ValueError/OSError for an ``fd`` that is not a listening TCP socket (see
+        :func:`~cymongoose.serving.listen.check_listen_fd`).
         """
         config = self.config
         if fd is None and url is None:
             fd = config.fd
         if url is None:
             url = config.url
-        if fd is not None:
-            conn = self._mgr.listen(url, self._on_event, http=True, fd=fd)
-        else:
-            conn = self._mgr.listen(url, self._on_event, http=True)
+        conn = listen_http(self._mgr, url, self._on_event, fd=fd)
         conn.io_events = False  # no Python call per loop iteration per connection
         configure = getattr(conn, "configure_http_server", None)
         if configure is not None:
