@@ -171,11 +171,11 @@ def test_untrusted_proxy_headers_are_ignored(serve, server):
 
 @pytest.mark.parametrize("workers", ["1", "2"])
 @pytest.mark.parametrize("server", ["asgi", "wsgi"])
-def test_cli_bad_app_exits_2(server, workers):
+def test_cli_bad_app_exits_1(server, workers):
     proc = subprocess.run([sys.executable, "-m", f"cymongoose.{server}", "no_such_mod:app",
                            "--port", str(free_port()), "--workers", workers],
                           cwd=APPS, capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 2
+    assert proc.returncode == 1
     assert "no_such_mod" in proc.stderr
 
 

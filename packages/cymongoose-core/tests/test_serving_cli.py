@@ -1,11 +1,13 @@
 """`cymongoose.serving.cli`: the shared flags, their mapping onto ServerConfig, run_cli."""
 
 import argparse
+import errno
 import logging
 
 import pytest
 from cymongoose.serving.cli import add_server_arguments, config_from_args, run_cli
 from cymongoose.serving.config import ServerConfig
+from cymongoose.serving.listen import ListenError
 
 
 def parser_for(server):
@@ -157,13 +159,72 @@ def test_run_cli_with_an_old_style_serve_passes_the_url(app_dir):
     assert calls == ["http://127.0.0.1:1234"]
 
 
-@pytest.mark.parametrize("spec", ["cli_probe_app:missing", "no_such_module_xyz:app", "bad"])
-def test_run_cli_app_import_error_returns_2(app_dir, spec, capsys):
+@pytest.mark.parametrize(("spec", "said"), [
+    ("cli_probe_app:missing", "attribute 'missing' not found in module 'cli_probe_app'"),
+    ("no_such_module_xyz:app", "No module named 'no_such_module_xyz'"),
+    ("bad", "'module:attribute'"),
+])
+def test_run_cli_app_import_error_is_one_line_and_status_1(app_dir, spec, said, capsys):
     def serve(app, config=None):
         raise AssertionError("must not serve")
 
-    assert run_cli(parser_for("asgi"), [spec, "--log-level", "error"], serve, "x") == 2
-    assert "Error loading app" in capsys.readouterr().err
+    assert run_cli(parser_for("asgi"), [spec, "--log-level", "error"], serve, "x") == 1
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("cymongoose-asgi: error: ") and said in line and repr(spec) in line
+
+
+def test_a_worker_process_that_cannot_start_returns_exit_startup_failed(app_dir, capsys):
+    from cymongoose.serving.workers import EXIT_STARTUP_FAILED
+
+    status = run_cli(parser_for("wsgi"), ["no_such_module_xyz:app", "--worker-process"],
+                     lambda app, config=None: None, "x")
+    assert status == EXIT_STARTUP_FAILED
+    assert "No module named" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("error", [
+    ListenError(errno.EADDRINUSE, "Address already in use", "http://127.0.0.1:8000"),
+    FileNotFoundError(errno.ENOENT, "No such file or directory (ssl_certfile)", "c.pem"),
+    ImportError("loop 'uvloop' needs the uvloop package"),
+    ValueError("fd 3 is a Unix socket"),
+])
+def test_start_up_errors_of_serve_are_the_exception_in_one_line(app_dir, capsys, error):
+    def serve(app, config=None):
+        raise error
+
+    assert run_cli(parser_for("asgi"), ["cli_probe_app:app"], serve, "x") == 1
+    assert capsys.readouterr().err == f"cymongoose-asgi: error: {error}\n"
+
+
+def test_debug_log_level_also_shows_the_traceback(app_dir, capsys):
+    def serve(app, config=None):
+        raise ValueError("fd 3 is a Unix socket")
+
+    assert run_cli(parser_for("asgi"), ["cli_probe_app:app", "--log-level", "debug"],
+                   serve, "x") == 1
+    err = capsys.readouterr().err
+    assert "Traceback" in err and err.endswith("cymongoose-asgi: error: fd 3 is a Unix socket\n")
+
+
+def test_other_errors_of_serve_are_not_hidden(app_dir):
+    def serve(app, config=None):
+        raise RuntimeError("a bug")
+
+    with pytest.raises(RuntimeError, match="a bug"):
+        run_cli(parser_for("asgi"), ["cli_probe_app:app"], serve, "x")
+
+
+@pytest.mark.parametrize(("argv", "said"), [
+    (["--work", "2"], "unrecognized arguments: --work 2 (did you mean --workers?)"),
+    (["--ws", "websockets"], "unrecognized arguments: --ws websockets"),
+    (["--ssl-cert=c.pem"], "(did you mean --ssl-certfile?)"),
+])
+def test_flags_are_not_abbreviated_and_typos_get_a_suggestion(app_dir, capsys, argv, said):
+    with pytest.raises(SystemExit) as exc:
+        run_cli(parser_for("asgi"), ["cli_probe_app:app", *argv], lambda *a, **k: None, "x")
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert said in err and "ambiguous" not in err
 
 
 def test_loop_flag_asgi_only(capsys):

@@ -17,6 +17,7 @@ the help text quotes them.
 from __future__ import annotations
 
 import argparse
+import difflib
 import inspect
 import logging
 import os
@@ -76,10 +77,14 @@ def add_server_arguments(parser: argparse.ArgumentParser, server: str) -> None:
     """Add the app argument and every server flag to ``parser``.
 
     ``server`` is ``"asgi"`` (adds ``--lifespan --ws-max-size --ws-ping-interval
-    --ws-ping-timeout``) or ``"wsgi"`` (adds ``--threads``); ValueError otherwise.
+    --ws-ping-timeout``) or ``"wsgi"`` (adds ``--threads``); ValueError otherwise. Also
+    sets ``parser.allow_abbrev = False``: flags must be given in full.
     """
     if server not in ("asgi", "wsgi"):
         raise ValueError(f"server must be 'asgi' or 'wsgi', got {server!r}")
+    # A flag is given in full: "--work 2" is not taken for --workers, and other servers'
+    # flags (uvicorn's --ws) are "unrecognized", not "ambiguous".
+    parser.allow_abbrev = False
     d = _default
     parser.add_argument("app", help="the application, as module:attribute (e.g. main:app)")
     parser.add_argument("--factory", action="store_true",
@@ -99,6 +104,8 @@ def add_server_arguments(parser: argparse.ArgumentParser, server: str) -> None:
     net.add_argument("--workers", type=int,
                      help="number of worker processes sharing the socket "
                           "(default: $WEB_CONCURRENCY or 1)")
+    # Given by --workers to the processes it starts (see run_cli); not for users.
+    net.add_argument("--worker-process", action="store_true", help=argparse.SUPPRESS)
     log = parser.add_argument_group("logging")
     log.add_argument("--log-level", choices=LOG_LEVELS, type=str.lower, default="info",
                      help="level of the server's log (default %(default)s)")
@@ -203,6 +210,39 @@ def _call_serve(serve: Callable[..., Any], app: Any, config: ServerConfig) -> No
         serve(app, config.url)
 
 
+def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str]) -> argparse.Namespace:
+    """``parser.parse_args(argv)``, whose "unrecognized arguments" error also names the
+    flags that were probably meant (``--work``: did you mean --workers?). Exits with
+    status 2."""
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        flags = [flag for action in parser._actions if action.help != argparse.SUPPRESS
+                 for flag in action.option_strings]
+        guesses: list[str] = []
+        for arg in extra:
+            if arg.startswith("--"):
+                name = arg.split("=")[0]
+                guesses += [f for f in flags if f.startswith(name)][:3] or \
+                    difflib.get_close_matches(name, flags, n=1)
+        hint = f" (did you mean {' or '.join(dict.fromkeys(guesses))}?)" if guesses else ""
+        parser.error(f"unrecognized arguments: {' '.join(extra)}{hint}")
+    return args
+
+
+#: What a newcomer's mistake raises at start-up: a port in use (ListenError), a TLS file
+#: or app module that cannot be read or found, a missing uvloop, a bad ``--fd``. Shown as
+#: one line, ``prog: error: <the exception>``, with exit status 1 (see the docstrings of
+#: import_app, serving.listen and serving.tls for what each raises).
+STARTUP_ERRORS: tuple[type[Exception], ...] = (OSError, ValueError, ImportError)
+
+
+def report_startup_error(prog: str, exc: BaseException) -> None:
+    """Print ``exc`` on stderr as one line, ``prog: error: <exc>``; with ``--log-level
+    debug`` its traceback is logged first."""
+    logger.debug("start-up failed", exc_info=exc)
+    print(f"{prog}: error: {str(exc) or type(exc).__name__}", file=sys.stderr, flush=True)
+
+
 def run_cli(
     parser: argparse.ArgumentParser,
     argv: Sequence[str] | None,
@@ -213,28 +253,35 @@ def run_cli(
 
     ``serve(app, config=ServerConfig)`` blocks until SIGINT/SIGTERM. ``module`` is what
     ``python -m`` runs to start one worker process (``"cymongoose.asgi"``). Returns the
-    process exit status: 0 after a clean stop, 1 when the socket cannot be bound, 2 for
-    bad flags or an app that cannot be imported.
+    process exit status: 0 after a clean stop; 1 when the server cannot start
+    (:data:`STARTUP_ERRORS`, reported by :func:`report_startup_error`; a worker process of
+    ``--workers`` returns EXIT_STARTUP_FAILED instead, which tells its parent not to
+    restart it); bad flags exit with status 2 through ``parser.error``.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = parser.parse_args(argv)
+    args = parse_args(parser, argv)
     config = config_from_args(args, parser)
     configure_logging(config.log_level, config.access_log)
-    if config.workers > 1:
-        from .workers import Supervisor
-
-        def child_command(fd: int) -> list[str]:
-            # argparse keeps the last occurrence of a flag: these override the user's.
-            return [sys.executable, "-m", module, *argv, "--workers", "1", "--fd", str(fd)]
-
-        return Supervisor(config, child_command).run()
-    app_dir = os.path.abspath(args.app_dir)
-    if app_dir not in sys.path:
-        sys.path.insert(0, app_dir)
     try:
+        if config.workers > 1:
+            from .workers import Supervisor
+
+            def child_command(fd: int) -> list[str]:
+                # argparse keeps the last occurrence of a flag: these override the user's.
+                return [sys.executable, "-m", module, *argv, "--workers", "1", "--fd",
+                        str(fd), "--worker-process"]
+
+            return Supervisor(config, child_command).run()
+        app_dir = os.path.abspath(args.app_dir)
+        if app_dir not in sys.path:
+            sys.path.insert(0, app_dir)
         app = import_app(args.app, factory=args.factory)
-    except (ImportError, ValueError) as exc:
-        logging.getLogger("cymongoose").error("Error loading app %r: %s", args.app, exc)
-        return 2
-    _call_serve(serve, app, config)
+        _call_serve(serve, app, config)
+    except STARTUP_ERRORS as exc:
+        report_startup_error(parser.prog, exc)
+        if args.worker_process:
+            from .workers import EXIT_STARTUP_FAILED
+
+            return EXIT_STARTUP_FAILED
+        return 1
     return 0
