@@ -3,6 +3,7 @@ root_path, access log, pool size and graceful shutdown."""
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import socket
@@ -181,9 +182,24 @@ def test_https_url_without_certificate_is_an_error():
 
 
 def test_missing_certificate_file_is_an_error(tmp_path):
-    with pytest.raises(OSError):
+    with pytest.raises(FileNotFoundError, match=r"\(ssl_certfile\): '.*nope.pem'"):
         WSGIServer(environ_app, ssl_certfile=str(tmp_path / "nope.pem"),
                    ssl_keyfile=str(tmp_path / "nope.key"))
+
+
+def test_port_in_use_is_an_oserror_with_errno_and_still_a_runtime_error():
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        url = f"http://127.0.0.1:{holder.getsockname()[1]}"
+        server = WSGIServer(environ_app, access_log=False)
+        try:
+            with pytest.raises(OSError) as info:
+                server.listen(url)
+        finally:
+            server.close()
+    assert info.value.errno == errno.EADDRINUSE and isinstance(info.value, RuntimeError)
+    assert str(info.value).startswith(f"cannot listen on {url}: [Errno {errno.EADDRINUSE}]")
 
 
 PROXY_HEADERS = {
