@@ -220,7 +220,9 @@ def _cell(text: object) -> str:
 
 
 def _actions(parser: argparse.ArgumentParser):
-    return [a for a in parser._actions if not isinstance(a, argparse._HelpAction)]
+    # Flags hidden from --help (help=SUPPRESS, e.g. --worker-process) are not for users.
+    return [a for a in parser._actions
+            if not isinstance(a, argparse._HelpAction) and a.help != argparse.SUPPRESS]
 
 
 def cli_table(prog: str) -> str:
