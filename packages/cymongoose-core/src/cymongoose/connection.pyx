@@ -106,11 +106,12 @@ cdef class Connection:
     def handler(self, h):
         self.set_handler(h)
 
-    def set_handler(self, h):
-        """Set the event handler ``h(conn, ev, data)`` for this connection (None: the manager's)."""
-        if h is not None and not callable(h):
-            raise TypeError(f"handler must be callable or None, not {type(h).__name__}")
-        self._handler = h
+    def set_handler(self, handler) -> None:
+        """Set the event handler ``handler(conn, ev, data)`` of this connection (None: the
+        manager's). Raises TypeError if ``handler`` is not callable."""
+        if handler is not None and not callable(handler):
+            raise TypeError(f"handler must be callable or None, not {type(handler).__name__}")
+        self._handler = handler
 
     @property
     def io_events(self) -> bool:
@@ -543,7 +544,7 @@ cdef class Connection:
             opts.mime_types = mime
         mg_http_serve_file(c, hm, fpath, &opts)
 
-    def http_basic_auth(self, user, password) -> None:
+    def http_basic_auth(self, username, password) -> None:
         """Append an ``Authorization: Basic`` header line to the send buffer (``mg_http_bauth``).
 
         Call while writing a client request, between the request line and the

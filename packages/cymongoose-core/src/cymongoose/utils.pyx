@@ -90,10 +90,12 @@ def json_get_str(data, path):
 
 # --- URLs -----------------------------------------------------------------------
 
-def url_encode(s) -> str:
-    """Percent-encode ``s`` (str, UTF-8, or bytes); unreserved characters kept (``mg_url_encode``)."""
-    cdef bytes b = _as_bytes(s, "s")
-    cdef size_t cap = 3 * len(b) + 1
+def url_encode(data) -> str:
+    """Percent-encode ``data`` (str, UTF-8, or bytes); unreserved characters kept
+    (``mg_url_encode``): ``url_encode("a b@é") == "a%20b%40%c3%a9"``."""
+    cdef bytes b = _as_bytes(data, "data")
+    # mg_url_encode stops (returns 0) unless 4 bytes stay free before each input byte.
+    cdef size_t cap = 3 * len(b) + 5
     cdef char *buf = <char *>malloc(cap)
     cdef size_t n
     if buf == NULL:
@@ -290,12 +292,12 @@ def base64_encode(data) -> str:
         free(buf)
 
 
-def base64_decode(s) -> bytes:
-    """Decode standard base64 ``s`` (str or bytes) (``mg_base64_decode``).
+def base64_decode(data) -> bytes:
+    """Decode standard base64 ``data`` (str or bytes) (``mg_base64_decode``).
 
-    Raises ValueError when ``s`` is not valid base64.
+    Raises ValueError when ``data`` is not valid base64.
     """
-    cdef bytes b = _as_bytes(s, "s")
+    cdef bytes b = _as_bytes(data, "data")
     cdef size_t cap = len(b) * 3 // 4 + 4
     cdef char *buf
     cdef size_t n
@@ -307,7 +309,7 @@ def base64_decode(s) -> bytes:
     try:
         n = mg_base64_decode(<char *>b, len(b), buf, cap)
         if n == 0:
-            raise ValueError(f"invalid base64: {s!r:.60}")
+            raise ValueError(f"invalid base64: {data!r:.60}")
         return PyBytes_FromStringAndSize(buf, n)
     finally:
         free(buf)
@@ -324,25 +326,31 @@ def crc32(data, unsigned long initial=0) -> int:
     return crc
 
 
-def random_bytes(Py_ssize_t n) -> bytes:
-    """``n`` random bytes from the OS's strong source (``mg_random``). ValueError if n < 0."""
-    if n < 0:
-        raise ValueError(f"n must be >= 0, got {n}")
-    cdef bytes out = PyBytes_FromStringAndSize(NULL, n)
-    if n:
-        mg_random(<char *>out, n)
+def random_bytes(Py_ssize_t length) -> bytes:
+    """``length`` random bytes from the OS's strong source (``mg_random``).
+
+    ValueError if ``length`` < 0.
+    """
+    if length < 0:
+        raise ValueError(f"length must be >= 0, got {length}")
+    cdef bytes out = PyBytes_FromStringAndSize(NULL, length)
+    if length:
+        mg_random(<char *>out, length)
     return out
 
 
-def random_str(Py_ssize_t n) -> str:
-    """``n`` random characters from ``[a-zA-Z0-9]`` (``mg_random_str``). ValueError if n < 0."""
-    if n < 0:
-        raise ValueError(f"n must be >= 0, got {n}")
-    cdef char *buf = <char *>malloc(n + 1)
+def random_str(Py_ssize_t length) -> str:
+    """``length`` random characters from ``[a-zA-Z0-9]`` (``mg_random_str``).
+
+    ValueError if ``length`` < 0.
+    """
+    if length < 0:
+        raise ValueError(f"length must be >= 0, got {length}")
+    cdef char *buf = <char *>malloc(length + 1)
     if buf == NULL:
         raise MemoryError()
     try:
-        mg_random_str(buf, n + 1)
-        return PyUnicode_DecodeLatin1(buf, n, NULL)
+        mg_random_str(buf, length + 1)
+        return PyUnicode_DecodeLatin1(buf, length, NULL)
     finally:
         free(buf)

@@ -1,0 +1,70 @@
+"""The cymongoose 0.2.x API that programs written for it rely on: keyword names, url_encode
+(docs: spec core-api.md).
+
+tests-integration/compat/ compares the same situations with cymongoose 0.2.5 itself.
+"""
+
+from __future__ import annotations
+
+import socket
+
+import cymongoose
+import pytest
+from cymongoose import MG_EV_HTTP_MSG
+
+# mongoose's unreserved characters (mg_is_url_safe); every other byte is %xx, lower case.
+_URL_SAFE = frozenset(b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ._-~")
+
+
+def _url_encoded(text: str) -> str:
+    return "".join(chr(b) if b in _URL_SAFE else f"%{b:02x}" for b in text.encode())
+
+
+def test_utilities_take_0_2_keyword_names():
+    assert cymongoose.base64_decode(data="YWJj") == b"abc"
+    assert len(cymongoose.random_bytes(length=7)) == 7
+    assert len(cymongoose.random_str(length=9)) == 9
+    assert cymongoose.url_encode(data="a b") == "a%20b"
+    assert cymongoose.crc32(data=b"x", initial=0) == cymongoose.crc32(b"x")
+    assert cymongoose.json_get_long(data='{"a": 5}', path="$.a", default=0) == 5
+
+
+@pytest.mark.parametrize("text", [" ", "@", "é", "/", "%", "\x00", "€", "a ", " a", "ab@"])
+def test_url_encode_short_strings_needing_escapes(text):
+    assert cymongoose.url_encode(text) == _url_encoded(text)
+
+
+def test_url_encode_every_byte_and_long_input():
+    for code in range(1, 0x800):
+        assert cymongoose.url_encode(chr(code)) == _url_encoded(chr(code)), hex(code)
+    assert cymongoose.url_encode("") == ""
+    long_text = "".join(chr(c) for c in range(1, 0x800)) * 20
+    assert cymongoose.url_encode(long_text) == _url_encoded(long_text)
+    assert cymongoose.url_encode("é".encode()) == "%c3%a9"  # bytes: as their UTF-8 text
+
+
+def _ask(port: int) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+        return data
+
+
+def test_connection_methods_take_0_2_keyword_names(serve):
+    got = []
+
+    def handler(c, ev, data):
+        if ev == MG_EV_HTTP_MSG:
+            c.set_handler(handler=handler)
+            c.http_basic_auth(username="u", password="p")  # into the send buffer
+            got.append(c.send_data())
+            c.reply(status_code=200, body=b"x", headers={"X-A": "1"})
+
+    srv = serve(handler)
+    assert b"200 OK" in _ask(srv.port)
+    assert got == [b"Authorization: Basic dTpw\r\n"]
