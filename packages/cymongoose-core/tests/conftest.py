@@ -15,6 +15,7 @@ class LoopServer:
     ``http_server``: keyword arguments for ``Connection.configure_http_server`` on the
     listener (the core's HTTP/1.1 server protocol), applied before polling starts.
     ``fd``: listen on this already listening socket (``Manager.listen(fd=...)``).
+    ``consume_reads``: ``Connection.consume_reads`` of the listener (raw TCP/UDP).
     """
 
     def __init__(
@@ -26,6 +27,7 @@ class LoopServer:
         http=None,
         http_server=None,
         fd=None,
+        consume_reads=False,
     ):
         self.errors: list[BaseException] = []
         self.mgr = Manager(enable_wakeup=enable_wakeup, error_handler=self.errors.append)
@@ -35,6 +37,7 @@ class LoopServer:
             self.listener = self.mgr.listen(url, handler, http=http, fd=fd)
         if http_server is not None:
             self.listener.configure_http_server(**http_server)
+        self.listener.consume_reads = consume_reads
         self.port = self.listener.local_addr[1]
         assert self.port != 0
         self.url = f"http://127.0.0.1:{self.port}"
@@ -63,7 +66,7 @@ class LoopServer:
 @pytest.fixture
 def serve():
     """Factory: ``serve(handler, url=..., enable_wakeup=..., http=..., http_server=...,
-    fd=...) -> LoopServer``."""
+    fd=..., consume_reads=...) -> LoopServer``."""
     servers: list[LoopServer] = []
 
     def start(handler, url="http://127.0.0.1:0", **kw):

@@ -1,10 +1,12 @@
-"""Raw TCP: MG_EV_READ delivers bytes; echo over a real socket."""
+"""Raw TCP over real sockets: MG_EV_READ as in cymongoose 0.2.x (data None, the bytes stay
+in the receive buffer), and the opt-in delivery (``consume_reads``: data is the bytes)."""
 
 from __future__ import annotations
 
 import os
 import socket
 import threading
+import time
 
 from cymongoose import MG_EV_ACCEPT, MG_EV_READ
 
@@ -19,7 +21,15 @@ def recv_exact(sock: socket.socket, n: int) -> bytes:
     return bytes(buf)
 
 
+def wait_for(predicate, timeout_s=10.0):
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.005)
+
+
 def echo_server(serve):
+    """Opt-in delivery: each MG_EV_READ carries the new bytes, already out of the buffer."""
     seen = {"types": [], "recv_len": [], "accepted": 0}
 
     def handler(c, ev, data):
@@ -30,9 +40,33 @@ def echo_server(serve):
             seen["recv_len"].append(c.recv_len)
             c.send(data)
 
-    srv = serve(handler, "tcp://127.0.0.1:0")
+    srv = serve(handler, "tcp://127.0.0.1:0", consume_reads=True)
     srv.seen = seen
     return srv
+
+
+def test_read_by_default_leaves_the_bytes_in_the_buffer(serve):
+    # cymongoose 0.2.x contract: data is None, recv_data() peeks (a second call sees the
+    # same bytes) and the buffer grows with each read.
+    reads = []
+
+    def handler(c, ev, data):
+        if ev == MG_EV_READ:
+            first, second = c.recv_data(), c.recv_data()
+            reads.append((data, first, second, c.recv_len))
+            if c.recv_data().endswith(b"\n"):
+                c.send(c.recv_data())  # a 0.2.x echo server
+
+    srv = serve(handler, "tcp://127.0.0.1:0")
+    assert srv.listener.consume_reads is False
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=5) as s:
+        s.sendall(b"hello")
+        wait_for(lambda: reads)
+        s.sendall(b" world\n")
+        assert recv_exact(s, 12) == b"hello world\n"
+    assert reads[0] == (None, b"hello", b"hello", 5)
+    assert reads[-1] == (None, b"hello world\n", b"hello world\n", 12)
+    assert all(data is None for data, *_ in reads)
 
 
 def test_tcp_echo(serve):
@@ -45,7 +79,7 @@ def test_tcp_echo(serve):
             assert recv_exact(s, len(msg)) == msg
     assert srv.seen["accepted"] == 1
     assert set(srv.seen["types"]) == {bytes}
-    # Raw TCP data is handed to Python and removed from the receive buffer.
+    # consume_reads (inherited from the listener): the data left the receive buffer.
     assert set(srv.seen["recv_len"]) == {0}
 
 

@@ -138,6 +138,7 @@ class Timer:
 
 class Connection:
     userdata: Any
+    consume_reads: bool
     handler: _Handler | None
     io_events: bool
     @property

@@ -116,6 +116,7 @@ cdef class Connection:
     @property
     def io_events(self) -> bool:
         """Whether MG_EV_POLL, MG_EV_READ and MG_EV_WRITE reach the Python handler.
+    cdef bint _consume_reads
 
         True by default (mongoose semantics); servers turn it off on a listener so
         that accepted connections cost no Python call per loop iteration.
@@ -169,6 +170,25 @@ cdef class Connection:
     def recv_size(self): return self._get().recv.size
     @property
     def send_size(self): return self._get().send.size
+    @property
+    def consume_reads(self) -> bool:
+        """Opt-in delivery of raw TCP/UDP reads (False by default).
+
+        False (cymongoose 0.2.x contract): MG_EV_READ's ``data`` is None and the bytes
+        stay in the receive buffer, which grows until the handler is done with them;
+        ``recv_data()`` peeks at all of it. True: MG_EV_READ's ``data`` is the bytes
+        just received, already removed from the buffer (memory stays bounded and no
+        ``recv_data()`` call is needed). Connections speaking a protocol (HTTP,
+        WebSocket, MQTT, SNTP) always get None. Set it on a listener before it accepts:
+        accepted connections inherit it.
+        """
+        return self._consume_reads
+
+    @consume_reads.setter
+    def consume_reads(self, bint value):
+        self._consume_reads = value
+
+    # Reading state needs no _touch: only changes must wake a quiet connection.
 
     def recv_data(self, Py_ssize_t length=-1) -> bytes:
         """Peek at up to ``length`` bytes (all when -1) of the receive buffer."""

@@ -139,6 +139,7 @@ cdef void _dispatch(mg_connection *c, int ev, void *ev_data) noexcept:
             conn._mgr = mgr
             conn._handler = parent._handler
             conn._want_io = st.want_io
+            conn._consume_reads = parent._consume_reads
             srv = st.srv
             st = _new_state(mgr, conn, st.want_io)
             c.fn_data = st
@@ -171,7 +172,8 @@ cdef void _dispatch(mg_connection *c, int ev, void *ev_data) noexcept:
             elif ev == MG_EV_POLL:
                 data = (<uint64_t *>ev_data)[0]
             elif ev == MG_EV_READ:
-                data = _read_bytes(c, (<long *>ev_data)[0])
+                # 0.2.x contract: None, the bytes stay in recv (recv_data()).
+                data = _read_bytes(c, (<long *>ev_data)[0]) if conn._consume_reads else None
             elif ev == MG_EV_MQTT_OPEN:
                 data = (<int *>ev_data)[0]
             elif ev == MG_EV_SNTP_TIME:
@@ -199,14 +201,16 @@ cdef void _dispatch(mg_connection *c, int ev, void *ev_data) noexcept:
         _forget(c, st)
 
 
-cdef bytes _read_bytes(mg_connection *c, long n):
+cdef object _read_bytes(mg_connection *c, long n):
+    # Connection.consume_reads: the n bytes just read leave recv and go to the handler.
+    # Only raw TCP/UDP: a protocol handler (c.pfn) has parsed (and consumed) them already.
     cdef bytes out
+    if c.pfn != NULL:
+        return None
     if n <= 0 or <size_t>n > c.recv.len:
         return b""
     out = PyBytes_FromStringAndSize(<char *>c.recv.buf + c.recv.len - n, n)
-    if c.pfn == NULL:
-        # Raw TCP/UDP: the bytes now belong to Python; keep the buffer bounded.
-        mg_iobuf_del(&c.recv, c.recv.len - n, n)
+    mg_iobuf_del(&c.recv, c.recv.len - n, n)
     return out
 
 
