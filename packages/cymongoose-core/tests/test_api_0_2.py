@@ -1,5 +1,5 @@
-"""The cymongoose 0.2.x API that programs written for it rely on: keyword names, url_encode
-(docs: spec core-api.md).
+"""The cymongoose 0.2.x API that programs written for it rely on: keyword names, url_encode,
+reply()/ws_upgrade() header errors, consume_reads (docs: spec core-api.md).
 
 tests-integration/compat/ compares the same situations with cymongoose 0.2.5 itself.
 """
@@ -7,6 +7,7 @@ tests-integration/compat/ compares the same situations with cymongoose 0.2.5 its
 from __future__ import annotations
 
 import socket
+import time
 
 import cymongoose
 import pytest
@@ -68,3 +69,53 @@ def test_connection_methods_take_0_2_keyword_names(serve):
     srv = serve(handler)
     assert b"200 OK" in _ask(srv.port)
     assert got == [b"Authorization: Basic dTpw\r\n"]
+
+
+@pytest.mark.parametrize(
+    ("headers", "message"),
+    [
+        ({"X-A": "a\rb"}, "Header value contains illegal character (CR, LF, or NUL): 'a\\rb'"),
+        ({"X-A": "a\nb"}, "Header value contains illegal character (CR, LF, or NUL): 'a\\nb'"),
+        ({"X-A": "a\0b"}, "Header value contains illegal character (CR, LF, or NUL): 'a\\x00b'"),
+        ({"X\r\nA": "v"}, "Header name contains illegal character (CR, LF, or NUL): 'X\\r\\nA'"),
+        ({b"X-A": b"a\nb"}, "Header value contains illegal character (CR, LF, or NUL): b'a\\nb'"),
+        ({b"X\0A": b"v"}, "Header name contains illegal character (CR, LF, or NUL): b'X\\x00A'"),
+    ],
+)
+def test_header_errors_in_reply_and_ws_upgrade_as_0_2_5(serve, headers, message):
+    errors = []
+
+    def handler(c, ev, data):
+        if ev == MG_EV_HTTP_MSG:
+            for call in (lambda: c.reply(200, b"bad", headers),
+                         lambda: c.reply_json({}, 200, headers),
+                         lambda: c.ws_upgrade(data, headers)):
+                try:
+                    call()
+                except ValueError as exc:
+                    errors.append(str(exc))
+            c.reply(200, b"clean")
+
+    srv = serve(handler)
+    raw = _ask(srv.port)
+    assert raw.startswith(b"HTTP/1.1 200 OK\r\n") and b"bad" not in raw
+    assert errors == [message] * 3
+
+
+def test_reply_header_values_are_utf8_and_str_converted(serve):
+    srv = serve(lambda c, ev, d: ev == MG_EV_HTTP_MSG and c.reply(
+        200, b"", {"X-Text": "é", "X-Count": 5, b"X-Raw": b"\xff"}))
+    raw = _ask(srv.port)
+    assert b"\r\nX-Text: \xc3\xa9\r\n" in raw
+    assert b"\r\nX-Count: 5\r\n" in raw and b"\r\nX-Raw: \xff\r\n" in raw
+
+
+def test_consume_reads_is_inherited_by_accepted_connections(serve):
+    flags = []
+    srv = serve(lambda c, ev, d: ev == cymongoose.MG_EV_ACCEPT and flags.append(
+        c.consume_reads), "tcp://127.0.0.1:0", consume_reads=True)
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=5):
+        deadline = time.monotonic() + 10
+        while not flags and time.monotonic() < deadline:
+            time.sleep(0.005)
+    assert flags == [True]

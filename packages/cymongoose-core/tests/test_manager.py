@@ -31,38 +31,51 @@ def test_calls_after_close_raise():
     assert lst in m.connections
     m.close()
     assert m.connections == ()
-    with pytest.raises(RuntimeError):
-        m.poll(0)
-    with pytest.raises(RuntimeError):
-        m.listen("http://127.0.0.1:0")
-    with pytest.raises(RuntimeError):
-        m.connect("http://127.0.0.1:1")
-    with pytest.raises(RuntimeError):
-        m.timer_add(10, lambda: None)
-    with pytest.raises(RuntimeError):
-        m.wakeup(lid, b"x")
-    # The listener's Connection is closed too: every method raises, nothing crashes.
-    assert lst.is_closing
+    for call in (
+        lambda: m.poll(0),
+        lambda: m.run(10),
+        lambda: m.listen("http://127.0.0.1:0"),
+        lambda: m.connect("http://127.0.0.1:1"),
+        lambda: m.mqtt_listen("mqtt://127.0.0.1:0"),
+        lambda: m.timer_add(10, lambda: None),
+        lambda: m.wakeup(lid, b"x"),
+    ):
+        with pytest.raises(RuntimeError, match="^Manager has been freed$"):
+            call()
+
+
+def test_closed_connection_behaves_as_0_2_5():
+    m = Manager(enable_wakeup=True)
+    lst = m.listen("http://127.0.0.1:0")
+    lst.userdata = "kept"
+    m.close()
+    # State reads give 0.2.5's values, close/drain do nothing, the rest raises.
+    assert (lst.id, lst.local_addr, lst.remote_addr) == (0, None, None)
+    assert lst.is_closing and not lst.is_listening and not lst.is_draining
+    assert (lst.recv_len, lst.send_len, lst.recv_size, lst.send_size) == (0, 0, 0, 0)
+    assert (lst.recv_data(), lst.send_data(4)) == (b"", b"")
+    assert lst.close() is None and lst.drain() is None
+    assert lst.userdata == "kept"
     for touch in (
         lambda: lst.send(b"x"),
-        lambda: lst.local_addr,
-        lambda: lst.remote_addr,
-        lambda: lst.is_listening,
-        lambda: lst.recv_data(),
         lambda: lst.reply(200, b"x"),
         lambda: lst.ws_send(b"x"),
         lambda: lst.http_chunk(b"x"),
-        lambda: lst.close(),
-        lambda: lst.drain(),
+        lambda: lst.resolve("tcp://127.0.0.1:1"),
+        lambda: lst.send_response(200, [], b""),
     ):
-        with pytest.raises(RuntimeError):
+        with pytest.raises(RuntimeError, match="^Connection has been closed$"):
             touch()
 
 
 def test_listen_bad_url_raises():
     with Manager() as m:
-        with pytest.raises(RuntimeError, match="no-such-host.invalid"):
+        with pytest.raises(RuntimeError, match="^Failed to listen on 'http://no-such-host.invalid:0'$"):
             m.listen("http://no-such-host.invalid:0")
+        with pytest.raises(RuntimeError, match="^Failed to listen for MQTT on 'tcp://bad host:0'$"):
+            m.mqtt_listen("tcp://bad host:0")
+        with pytest.raises(RuntimeError, match="^Failed to connect to ''$"):
+            m.connect("")
 
 
 def test_listen_port_in_use_raises():

@@ -84,10 +84,7 @@ def test_ws_message_invalid_after_handler(ws_server):
         ws.send("x")
         ws.recv(timeout=5)
     [m] = ws_server.state["kept"]
-    assert not m
-    for touch in (lambda: m.data, lambda: m.text, lambda: m.flags):
-        with pytest.raises(RuntimeError):
-            touch()
+    assert (m.data, m.text, m.flags) == (b"", "", 0)  # as 0.2.5: empty, never freed memory
 
 
 def test_ws_non_upgrade_path_still_http(ws_server):

@@ -18,6 +18,36 @@ cdef inline bytes _header_name(object v):
     return b
 
 
+cdef list _header_dict(object headers):
+    """``(name, value)`` bytes pairs of a reply()/ws_upgrade() header dict (0.2.x API).
+
+    str is UTF-8 encoded, bytes kept, other values converted with ``str()``. CR, LF or
+    NUL raise ValueError in 0.2.5's wording (RFC 9112 section 4: no response
+    splitting); a name that is not a token raises ValueError too.
+    """
+    cdef list pairs = []
+    cdef bytes n, v
+    for name, value in headers.items():
+        n = _as_bytes(name, "header name")
+        if b"\r" in n or b"\n" in n or b"\0" in n:
+            raise ValueError(
+                f"Header name contains illegal character (CR, LF, or NUL): {name!r}")
+        v = _as_bytes(value if isinstance(value, (bytes, str, bytearray, memoryview))
+                      else str(value), "header value")
+        if b"\r" in v or b"\n" in v or b"\0" in v:
+            raise ValueError(
+                f"Header value contains illegal character (CR, LF, or NUL): {value!r}")
+        pairs.append((_header_name(n), v))
+    return pairs
+
+
+cdef inline mg_http_message *_message_arg(HttpMessage message) except NULL:
+    # A request view handed to a Connection method; 0.2.5's error when it is stale.
+    if message is None or message._hm == NULL:
+        raise ValueError("HttpMessage is not valid for this event")
+    return message._hm
+
+
 cdef list _STATUS_LINES = [None] * 600  # status -> b"HTTP/1.1 200 OK" (no CRLF)
 
 
@@ -72,8 +102,12 @@ cdef inline str _ip_str(mg_addr *a):
 cdef class Connection:
     """One mongoose connection (``struct mg_connection``).
 
-    The same object is passed to every event of the connection. Every method on a
-    closed connection raises RuntimeError.
+    The same object is passed to every event of the connection. Once it is closed
+    (after its MG_EV_CLOSE), it behaves as in cymongoose 0.2.5: ``id`` is 0,
+    ``local_addr``/``remote_addr`` are None, ``is_closing`` is True and the other flags
+    False, buffer sizes 0, ``recv_data()``/``send_data()`` return b"", ``close()`` and
+    ``drain()`` do nothing, and every other method raises
+    ``RuntimeError("Connection has been closed")``.
     """
 
     cdef mg_connection *_c
@@ -82,6 +116,7 @@ cdef class Connection:
     cdef Manager _mgr
     cdef public object userdata
     cdef int _want_io
+    cdef bint _consume_reads
     cdef object _tls  # TlsOpts kept alive while mongoose may point into it
 
     def __cinit__(self):
@@ -90,13 +125,17 @@ cdef class Connection:
 
     cdef inline mg_connection *_get(self) except NULL:
         if self._c == NULL:
-            raise RuntimeError(f"connection {self._id} is closed")
+            raise RuntimeError("Connection has been closed")  # 0.2.5's wording
         _touch(self._c)  # a quiet connection is visited on the next poll (manager.pyx)
         return self._c
 
+    cdef inline bint _alive(self) noexcept:
+        return self._c != NULL
+
     @property
     def id(self) -> int:
-        return self._id
+        """The connection's id (mongoose's ``c->id``); 0 once closed (as 0.2.5)."""
+        return self._id if self._alive() else 0
 
     @property
     def handler(self):
@@ -116,7 +155,6 @@ cdef class Connection:
     @property
     def io_events(self) -> bool:
         """Whether MG_EV_POLL, MG_EV_READ and MG_EV_WRITE reach the Python handler.
-    cdef bint _consume_reads
 
         True by default (mongoose semantics); servers turn it off on a listener so
         that accepted connections cost no Python call per loop iteration.
@@ -132,44 +170,6 @@ cdef class Connection:
         if self._c != NULL and self._c.fn_data != NULL:
             (<ConnState *>self._c.fn_data).want_io = value
 
-    @property
-    def local_addr(self):
-        cdef mg_connection *c = self._get()
-        return (_ip_str(&c.loc), ntohs(c.loc.port), bool(c.loc.is_ip6))
-
-    @property
-    def remote_addr(self):
-        cdef mg_connection *c = self._get()
-        return (_ip_str(&c.rem), ntohs(c.rem.port), bool(c.rem.is_ip6))
-
-    @property
-    def is_listening(self): return bool(self._get().is_listening)
-    @property
-    def is_closing(self): return self._c == NULL or bool(self._c.is_closing)
-    @property
-    def is_client(self): return bool(self._get().is_client)
-    @property
-    def is_tls(self): return bool(self._get().is_tls)
-    @property
-    def is_udp(self): return bool(self._get().is_udp)
-    @property
-    def is_websocket(self): return bool(self._get().is_websocket)
-    @property
-    def is_readable(self): return bool(self._get().is_readable)
-    @property
-    def is_writable(self): return bool(self._get().is_writable)
-    @property
-    def is_full(self): return bool(self._get().is_full)
-    @property
-    def is_draining(self): return bool(self._get().is_draining)
-    @property
-    def recv_len(self): return self._get().recv.len
-    @property
-    def send_len(self): return self._get().send.len
-    @property
-    def recv_size(self): return self._get().recv.size
-    @property
-    def send_size(self): return self._get().send.size
     @property
     def consume_reads(self) -> bool:
         """Opt-in delivery of raw TCP/UDP reads (False by default).
@@ -189,16 +189,66 @@ cdef class Connection:
         self._consume_reads = value
 
     # Reading state needs no _touch: only changes must wake a quiet connection.
+    @property
+    def local_addr(self):
+        """``(ip, port, is_ipv6)`` of this end, None once closed."""
+        cdef mg_connection *c = self._c
+        if c == NULL:
+            return None
+        return (_ip_str(&c.loc), ntohs(c.loc.port), bool(c.loc.is_ip6))
+
+    @property
+    def remote_addr(self):
+        """``(ip, port, is_ipv6)`` of the peer, None once closed."""
+        cdef mg_connection *c = self._c
+        if c == NULL:
+            return None
+        return (_ip_str(&c.rem), ntohs(c.rem.port), bool(c.rem.is_ip6))
+
+    # Flags are False and sizes 0 once closed, except is_closing (True).
+    @property
+    def is_listening(self): return self._c != NULL and bool(self._c.is_listening)
+    @property
+    def is_closing(self): return self._c == NULL or bool(self._c.is_closing)
+    @property
+    def is_client(self): return self._c != NULL and bool(self._c.is_client)
+    @property
+    def is_tls(self): return self._c != NULL and bool(self._c.is_tls)
+    @property
+    def is_udp(self): return self._c != NULL and bool(self._c.is_udp)
+    @property
+    def is_websocket(self): return self._c != NULL and bool(self._c.is_websocket)
+    @property
+    def is_readable(self): return self._c != NULL and bool(self._c.is_readable)
+    @property
+    def is_writable(self): return self._c != NULL and bool(self._c.is_writable)
+    @property
+    def is_full(self): return self._c != NULL and bool(self._c.is_full)
+    @property
+    def is_draining(self): return self._c != NULL and bool(self._c.is_draining)
+    @property
+    def recv_len(self): return self._c.recv.len if self._c != NULL else 0
+    @property
+    def send_len(self): return self._c.send.len if self._c != NULL else 0
+    @property
+    def recv_size(self): return self._c.recv.size if self._c != NULL else 0
+    @property
+    def send_size(self): return self._c.send.size if self._c != NULL else 0
 
     def recv_data(self, Py_ssize_t length=-1) -> bytes:
-        """Peek at up to ``length`` bytes (all when -1) of the receive buffer."""
-        cdef mg_connection *c = self._get()
+        """Peek at up to ``length`` bytes (all when -1) of the receive buffer, without
+        consuming them; b"" once closed."""
+        cdef mg_connection *c = self._c
+        if c == NULL:
+            return b""
         cdef size_t n = c.recv.len if length < 0 or <size_t>length > c.recv.len else <size_t>length
         return PyBytes_FromStringAndSize(<char *>c.recv.buf, n)
 
     def send_data(self, Py_ssize_t length=-1) -> bytes:
-        """Peek at up to ``length`` bytes (all when -1) of the send buffer."""
-        cdef mg_connection *c = self._get()
+        """Peek at up to ``length`` bytes (all when -1) of the send buffer; b"" once closed."""
+        cdef mg_connection *c = self._c
+        if c == NULL:
+            return b""
         cdef size_t n = c.send.len if length < 0 or <size_t>length > c.send.len else <size_t>length
         return PyBytes_FromStringAndSize(<char *>c.send.buf, n)
 
@@ -336,12 +386,15 @@ cdef class Connection:
     def reply(self, int status_code, body=b"", headers=None) -> None:
         """Send a full HTTP response (like ``mg_http_reply``).
 
-        ``headers``: dict of str/bytes; ``Content-Type: text/plain`` is added unless
-        present (case-insensitive). Raises ValueError on CR/LF in headers.
+        ``headers``: dict of str (UTF-8) or bytes names and values (other values are
+        converted with ``str()``); ``Content-Type: text/plain`` is added unless present
+        (case-insensitive). Raises ValueError for CR, LF or NUL in a header name or
+        value (``"Header value contains illegal character (CR, LF, or NUL): ..."``) or
+        a name that is not a token, RuntimeError once the connection is closed.
         """
-        cdef list pairs = list(headers.items()) if headers else []
+        cdef list pairs = _header_dict(headers) if headers else []
         for name, _ in pairs:
-            if _as_bytes(name, "header name").lower() == b"content-type":
+            if (<bytes>name).lower() == b"content-type":
                 break
         else:
             pairs.append((b"Content-Type", b"text/plain"))
@@ -367,17 +420,17 @@ cdef class Connection:
     def ws_upgrade(self, HttpMessage message, extra_headers=None) -> None:
         """Answer a WebSocket upgrade request (RFC 6455 section 4.2.2, ``mg_ws_upgrade``).
 
-        ``extra_headers``: dict or preformatted str/bytes of ``Name: value\\r\\n`` lines.
+        ``extra_headers``: dict (checked as in `reply`) or preformatted str/bytes of
+        ``Name: value\\r\\n`` lines. Raises ValueError("HttpMessage is not valid for this
+        event") when ``message`` is None or its handler returned.
         """
         cdef mg_connection *c = self._get()
-        cdef mg_http_message *hm = message._get()
+        cdef mg_http_message *hm = _message_arg(message)
         cdef bytes extra
         if extra_headers is None:
             extra = b""
         elif isinstance(extra_headers, dict):
-            extra = b"".join(
-                _header_name(k) + b": " + _header_bytes(v, "header value") + _CRLF
-                for k, v in extra_headers.items())
+            extra = b"".join(n + b": " + v + _CRLF for n, v in _header_dict(extra_headers))
         else:
             extra = _as_bytes(extra_headers, "extra_headers")
         if extra:
@@ -526,10 +579,11 @@ cdef class Connection:
         ``extra_headers``: ``"Name: value\\r\\n"`` lines; ``mime_types``:
         ``"ext1=type1,ext2=type2"``; ``page404``: path of a custom 404 page. URIs
         escaping ``root_dir`` (``/../``) are refused by mongoose. The file is streamed
-        over the following polls. Raises ValueError for NUL in any argument.
+        over the following polls. Raises ValueError for NUL in any argument or a stale
+        ``message`` (as `ws_upgrade`).
         """
         cdef mg_connection *c = self._get()
-        cdef mg_http_message *hm = message._get()
+        cdef mg_http_message *hm = _message_arg(message)
         cdef bytes root = _cstr_arg(root_dir, "root_dir")
         cdef bytes extra = _cstr_arg(extra_headers, "extra_headers")
         cdef bytes mime = _cstr_arg(mime_types, "mime_types")
@@ -549,10 +603,10 @@ cdef class Connection:
         """Answer ``message`` with the file at ``path`` (``mg_http_serve_file``).
 
         Handles Range, If-None-Match/ETag and 404 for a missing file.
-        Raises ValueError for NUL in any argument.
+        Raises ValueError for NUL in any argument or a stale ``message`` (as `ws_upgrade`).
         """
         cdef mg_connection *c = self._get()
-        cdef mg_http_message *hm = message._get()
+        cdef mg_http_message *hm = _message_arg(message)
         cdef bytes fpath = _cstr_arg(path, "path")
         cdef bytes extra = _cstr_arg(extra_headers, "extra_headers")
         cdef bytes mime = _cstr_arg(mime_types, "mime_types")
@@ -568,10 +622,10 @@ cdef class Connection:
         """Append an ``Authorization: Basic`` header line to the send buffer (``mg_http_bauth``).
 
         Call while writing a client request, between the request line and the
-        blank line. Raises ValueError for NUL in ``user`` or ``password``.
+        blank line. Raises ValueError for NUL in ``username`` or ``password``.
         """
         cdef mg_connection *c = self._get()
-        cdef bytes u = _cstr_arg(user, "user")
+        cdef bytes u = _cstr_arg(username, "username")
         cdef bytes p = _cstr_arg(password, "password")
         mg_http_bauth(c, u, p)
 
@@ -690,12 +744,14 @@ cdef class Connection:
         mg_error(self._get(), "%s", <char *>b)
 
     def close(self) -> None:
-        """Close at the next poll, discarding unsent data."""
-        self._get().is_closing = 1
+        """Close at the next poll, discarding unsent data; nothing once closed."""
+        if self._alive():
+            self._get().is_closing = 1
 
     def drain(self) -> None:
-        """Stop reading, flush the send buffer, then close."""
-        self._get().is_draining = 1
+        """Stop reading, flush the send buffer, then close; nothing once closed."""
+        if self._alive():
+            self._get().is_draining = 1
 
     def __repr__(self):
         return f"<Connection id={self._id}{' closed' if self._c == NULL else ''}>"

@@ -227,6 +227,14 @@ cdef void _forget(mg_connection *c, ConnState *st) noexcept:
     Py_DECREF(conn)
 
 
+# RuntimeError when mongoose refuses a URL, by _open_conn kind (0.2.5's wording).
+cdef tuple _OPEN_FAILED = (
+    "Failed to listen on %r", "Failed to connect to %r",
+    "Failed to create WebSocket connection to %r", "Failed to connect to MQTT broker %r",
+    "Failed to listen for MQTT on %r", "Failed to connect to SNTP server %r",
+)
+
+
 cdef class Manager:
     """Owner of one mongoose event manager (``struct mg_mgr``).
 
@@ -280,7 +288,7 @@ cdef class Manager:
 
     cdef int _check(self) except -1:
         if not self._open:
-            raise RuntimeError("Manager is closed")
+            raise RuntimeError("Manager has been freed")  # 0.2.5's wording
         return 0
 
     cdef void _report(self, exc) noexcept:
@@ -331,8 +339,9 @@ cdef class Manager:
         """
         self._check()
         cdef unsigned long long start = self._calls
-        if self._polling:
-            raise RuntimeError("Manager.poll() is not re-entrant")
+        if self._polling:  # 0.2.5's wording
+            raise RuntimeError("poll() is not reentrant and must not be called concurrently. "
+                               "Use AsyncManager for multi-threaded access.")
         if timeout_ms < 0:
             raise ValueError(f"timeout_ms must be >= 0, got {timeout_ms}")
         self._polling = True
@@ -434,7 +443,11 @@ cdef class Manager:
         return True
 
     def run(self, int poll_ms=100) -> None:
-        """Poll until SIGINT or SIGTERM, restore the previous signal handlers, then close."""
+        """Poll until SIGINT or SIGTERM, restore the previous signal handlers, then close.
+
+        Raises RuntimeError if the manager is closed.
+        """
+        self._check()
         import signal
         stop = []
         def on_signal(signum, frame):
@@ -484,9 +497,7 @@ cdef class Manager:
             if st.c == NULL:  # mongoose never adopted the state
                 free(st)
                 Py_DECREF(conn)
-            if kind == 0 or kind == 4:
-                raise RuntimeError(f"cannot listen on {url!r}")
-            raise RuntimeError(f"cannot connect to {url!r}")
+            raise RuntimeError(_OPEN_FAILED[kind] % (url,))  # 0.2.5's wording
         if st.c == NULL:
             _claim(st, c)
         return conn
@@ -620,8 +631,9 @@ cdef class Manager:
         cdef Timer t
         if not self._open:
             return
-        if self._polling:
-            raise RuntimeError("Manager.close() called from inside poll()")
+        if self._polling:  # 0.2.5's wording
+            raise RuntimeError("Cannot close Manager while poll() is active. "
+                               "Stop all polling threads before calling close().")
         for t in list(self._timers):
             t.active = False
             t._t = NULL  # mg_mgr_free releases every timer

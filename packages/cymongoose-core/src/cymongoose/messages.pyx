@@ -36,8 +36,11 @@ cdef inline bytes _cstr_arg(object v, str what):
 cdef class HttpMessage:
     """View over ``struct mg_http_message`` (an HTTP request or response).
 
-    Valid only while the event handler that received it runs; afterwards every
-    accessor raises RuntimeError and ``bool(msg)`` is False.
+    Valid only while the event handler that received it runs. Afterwards (as in
+    cymongoose 0.2.5) ``bool(msg)`` is False and the accessors return empty values:
+    "" for the str properties, b"" for ``body_bytes``, ``[]`` for ``headers()``,
+    ``default`` for ``header()``, None for ``query_var()``/``header_var()``/``status()``;
+    the extensions ``more_body``, ``parts()`` and ``wsgi_environ()`` raise RuntimeError.
     """
 
     cdef mg_http_message *_hm
@@ -56,19 +59,19 @@ cdef class HttpMessage:
 
     @property
     def method(self) -> str:
-        return _str(self._get().method)
+        return _str(self._hm.method) if self._hm != NULL else ""
 
     @property
     def uri(self) -> str:
-        return _str(self._get().uri)
+        return _str(self._hm.uri) if self._hm != NULL else ""
 
     @property
     def query(self) -> str:
-        return _str(self._get().query)
+        return _str(self._hm.query) if self._hm != NULL else ""
 
     @property
     def proto(self) -> str:
-        return _str(self._get().proto)
+        return _str(self._hm.proto) if self._hm != NULL else ""
 
     @property
     def more_body(self) -> bool:
@@ -79,23 +82,27 @@ cdef class HttpMessage:
 
     @property
     def body_bytes(self) -> bytes:
-        return _bytes(self._get().body)
+        return _bytes(self._hm.body) if self._hm != NULL else b""
 
     @property
     def body_text(self) -> str:
-        return _str(self._get().body)
+        return _str(self._hm.body) if self._hm != NULL else ""
 
     def header(self, str name, default=None):
         """Return the first header named ``name`` (case-insensitive) as str, else ``default``."""
-        cdef mg_http_message *hm = self._get()
+        cdef mg_http_message *hm = self._hm
+        if hm == NULL:
+            return default
         cdef bytes key = name.encode("utf-8")
         cdef mg_str *v = mg_http_get_header(hm, key)
         return default if v == NULL else _str(v[0])
 
     def headers(self):
         """Return all headers as a list of ``(name, value)`` str pairs, in wire order."""
-        cdef mg_http_message *hm = self._get()
+        cdef mg_http_message *hm = self._hm
         cdef list out = []
+        if hm == NULL:
+            return out
         cdef int i
         for i in range(MG_MAX_HTTP_HEADERS):
             if hm.headers[i].name.len == 0:
@@ -105,8 +112,10 @@ cdef class HttpMessage:
 
     def query_var(self, name):
         """URL-decoded value of query variable ``name`` (``mg_http_get_var``), or None."""
-        cdef mg_http_message *hm = self._get()
+        cdef mg_http_message *hm = self._hm
         cdef bytes key = _cstr_arg(name, "name")
+        if hm == NULL:
+            return None
         cdef size_t cap = hm.query.len + 1
         cdef char *buf = <char *>malloc(cap)
         cdef int n
@@ -125,11 +134,14 @@ cdef class HttpMessage:
 
         E.g. ``header_var("Content-Type", "boundary")`` for a multipart request.
         """
-        cdef mg_http_message *hm = self._get()
+        cdef mg_http_message *hm = self._hm
         cdef bytes h = _cstr_arg(header_name, "header_name")
         cdef bytes v = _as_bytes(var_name, "var_name")
-        cdef mg_str *hv = mg_http_get_header(hm, h)
+        cdef mg_str *hv
         cdef mg_str r
+        if hm == NULL:
+            return None
+        hv = mg_http_get_header(hm, h)
         if hv == NULL:
             return None
         r = mg_http_get_header_var(hv[0], _mgs(v))
@@ -139,7 +151,9 @@ cdef class HttpMessage:
 
     def status(self):
         """Status code of an HTTP response, or None for a request."""
-        cdef int code = mg_http_status(self._get())
+        if self._hm == NULL:
+            return None
+        cdef int code = mg_http_status(self._hm)
         return None if code <= 0 else code
 
     def wsgi_environ(self, dict base not None):
@@ -190,7 +204,8 @@ cdef class WsMessage:
     """View over ``struct mg_ws_message`` (one WebSocket frame, RFC 6455 section 5).
 
     ``flags`` is the first frame byte: FIN in bit 7, the opcode in bits 0-3.
-    Valid only while the event handler runs.
+    Valid only while the event handler runs; afterwards (as in cymongoose 0.2.5)
+    ``data`` is b"", ``text`` "" and ``flags`` 0.
     """
 
     cdef mg_ws_message *_wm
@@ -198,25 +213,17 @@ cdef class WsMessage:
     def __cinit__(self):
         self._wm = NULL
 
-    cdef inline mg_ws_message *_get(self) except NULL:
-        if self._wm == NULL:
-            raise RuntimeError("WsMessage used after its event handler returned")
-        return self._wm
-
-    def __bool__(self):
-        return self._wm != NULL
-
     @property
     def data(self) -> bytes:
-        return _bytes(self._get().data)
+        return _bytes(self._wm.data) if self._wm != NULL else b""
 
     @property
     def text(self) -> str:
-        return _str(self._get().data)
+        return _str(self._wm.data) if self._wm != NULL else ""
 
     @property
     def flags(self) -> int:
-        return self._get().flags
+        return self._wm.flags if self._wm != NULL else 0
 
     def __repr__(self):
         if self._wm == NULL:

@@ -30,7 +30,8 @@ cdef class MqttMessage:
 
     ``topic``/``data`` are set for PUBLISH; ``cmd`` is the packet type
     (``MQTT_CMD_*``); ``dgram`` is the whole raw packet. Valid only while the
-    event handler runs; afterwards accessors raise RuntimeError.
+    event handler runs; afterwards (as in cymongoose 0.2.5) ``topic``/``text`` are "",
+    ``data`` b"", the numbers 0 and ``properties()`` ``[]``; ``dgram`` raises RuntimeError.
     """
 
     cdef mg_mqtt_message *_mm
@@ -43,20 +44,17 @@ cdef class MqttMessage:
             raise RuntimeError("MqttMessage used after its event handler returned")
         return self._mm
 
-    def __bool__(self):
-        return self._mm != NULL
-
     @property
     def topic(self) -> str:
-        return _str(self._get().topic)
+        return _str(self._mm.topic) if self._mm != NULL else ""
 
     @property
     def data(self) -> bytes:
-        return _bytes(self._get().data)
+        return _bytes(self._mm.data) if self._mm != NULL else b""
 
     @property
     def text(self) -> str:
-        return _str(self._get().data)
+        return _str(self._mm.data) if self._mm != NULL else ""
 
     @property
     def dgram(self) -> bytes:
@@ -64,30 +62,30 @@ cdef class MqttMessage:
 
     @property
     def id(self) -> int:
-        return self._get().id
+        return self._mm.id if self._mm != NULL else 0
 
     @property
     def cmd(self) -> int:
-        return self._get().cmd
+        return self._mm.cmd if self._mm != NULL else 0
 
     @property
     def qos(self) -> int:
-        return self._get().qos
+        return self._mm.qos if self._mm != NULL else 0
 
     @property
     def ack(self) -> int:
-        return self._get().ack
+        return self._mm.ack if self._mm != NULL else 0
 
     def properties(self):
         """MQTT 5 properties as a list of dicts with keys ``id``, ``iv``, ``key``, ``val``.
 
         ``key`` and ``val`` are str (None when the property has none); empty for v3.1.1.
         """
-        cdef mg_mqtt_message *mm = self._get()
+        cdef mg_mqtt_message *mm = self._mm
         cdef mg_mqtt_prop prop
         cdef size_t ofs = 0
         cdef list out = []
-        if mm.props_size == 0:
+        if mm == NULL or mm.props_size == 0:
             return out
         while True:
             memset(&prop, 0, sizeof(prop))

@@ -50,7 +50,8 @@ def main() -> int:
         with socket.create_server(("127.0.0.1", 0)) as sock:
             inherited = mgr.listen("http://", fd=sock.fileno())
             inherited.configure_http_server(max_connections=100, ws_max_size=1 << 16)
-        port: int = listener.local_addr[1]
+        addr = listener.local_addr  # None once the connection is closed
+        port: int = addr[1] if addr is not None else 0
         timer = mgr.timer_add(10, lambda: None, repeat=True)
         mgr.poll(0)
         timer.cancel()
