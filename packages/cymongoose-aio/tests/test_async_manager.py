@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import subprocess
+import sys
 import threading
 import time
 
@@ -564,3 +566,25 @@ def test_enable_wakeup_keyword_of_the_seed_is_accepted():
     AsyncManager(enable_wakeup=True)
     with pytest.raises(ValueError, match="enable_wakeup"):
         AsyncManager(enable_wakeup=False)
+
+
+def _python(code: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+
+
+def test_top_level_names_resolve_lazily_without_importing_aio_first():
+    # cymongoose 0.2.x programs: `cymongoose.aio` and `cymongoose.AsyncManager` work
+    # after `import cymongoose` alone, and `from cymongoose import *` brings AsyncManager.
+    out = _python(
+        "import sys, cymongoose\n"
+        "assert 'cymongoose.aio' not in sys.modules\n"
+        "assert 'AsyncManager' in cymongoose.__all__\n"
+        "assert cymongoose.aio.AsyncManager is cymongoose.AsyncManager\n"
+        "ns = {}\n"
+        "exec('from cymongoose import *', ns)\n"
+        "assert ns['AsyncManager'] is cymongoose.AsyncManager\n"
+        "assert 'AsyncManager' in dir(cymongoose)\n"
+        "print('ok')\n"
+    )
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr

@@ -1,12 +1,16 @@
 """The cymongoose 0.2.x API that programs written for it rely on: keyword names, url_encode,
-reply()/ws_upgrade() header errors, consume_reads (docs: spec core-api.md).
+reply()/ws_upgrade() header errors, the top-level namespace (docs: spec core-api.md).
 
 tests-integration/compat/ compares the same situations with cymongoose 0.2.5 itself.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import socket
+import subprocess
+import sys
 import time
 
 import cymongoose
@@ -108,6 +112,42 @@ def test_reply_header_values_are_utf8_and_str_converted(serve):
     raw = _ask(srv.port)
     assert b"\r\nX-Text: \xc3\xa9\r\n" in raw
     assert b"\r\nX-Count: 5\r\n" in raw and b"\r\nX-Raw: \xff\r\n" in raw
+
+
+def test_all_lists_the_0_2_names_and_each_exists():
+    names = cymongoose.__all__
+    assert len(names) == len(set(names))
+    for name in names:
+        assert getattr(cymongoose, name) is not None, name
+    assert {"Manager", "Connection", "url_encode", "MG_EV_READ", "MG_LL_NONE"} <= set(names)
+
+
+def _run(code: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, env=env)
+
+
+def test_import_does_not_import_any_other_distribution():
+    out = _run("import sys, cymongoose; print(sorted(m for m in sys.modules "
+               "if m.startswith('cymongoose.') and m != 'cymongoose._mongoose'))")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.skipif(importlib.util.find_spec("cymongoose.aio") is not None,
+                    reason="cymongoose-aio is installed (tests-integration covers it)")
+def test_async_manager_without_cymongoose_aio_names_the_package():
+    with pytest.raises(ImportError, match="pip install cymongoose-aio"):
+        cymongoose.AsyncManager  # noqa: B018
+    assert "AsyncManager" not in cymongoose.__all__
+    out = _run("from cymongoose import *; print(Manager.__name__)")
+    assert out.returncode == 0 and out.stdout.strip() == "Manager", out.stderr
+
+
+def test_unknown_attribute_is_an_attribute_error():
+    with pytest.raises(AttributeError, match="no_such_name"):
+        cymongoose.no_such_name  # noqa: B018
 
 
 def test_consume_reads_is_inherited_by_accepted_connections(serve):
