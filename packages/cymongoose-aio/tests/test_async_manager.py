@@ -545,10 +545,36 @@ def test_shutdown_timeout_abandons_blocked_thread():
     assert asyncio.run(main()) < 2.0  # no hang past the timeout
 
 
-def test_not_started_errors():
+# Every method that needs the manager, called as 0.2.x programs call them.
+_NEEDS_MANAGER = {
+    "listen": lambda am: am.listen("http://127.0.0.1:0"),
+    "connect": lambda am: am.connect("tcp://127.0.0.1:1"),
+    "ws_connect": lambda am: am.ws_connect("ws://127.0.0.1:1"),
+    "mqtt_connect": lambda am: am.mqtt_connect("mqtt://127.0.0.1:1", client_id="x"),
+    "mqtt_listen": lambda am: am.mqtt_listen("mqtt://127.0.0.1:0"),
+    "sntp_connect": lambda am: am.sntp_connect("udp://127.0.0.1:1"),
+    "wakeup": lambda am: am.wakeup(1, b"x"),
+    "timer_add": lambda am: am.timer_add(10, lambda: None),
+    "schedule": lambda am: am.schedule(lambda: None),
+    "manager": lambda am: am.manager,
+}
+
+
+@pytest.mark.parametrize("call", list(_NEEDS_MANAGER.values()), ids=list(_NEEDS_MANAGER))
+def test_not_started_errors(call):
+    # cymongoose 0.2.5's exception and wording, before start and after close alike.
     am = AsyncManager()
-    with pytest.raises(RuntimeError, match="not running"):
-        am.listen("http://127.0.0.1:0")
+    with pytest.raises(RuntimeError, match="^AsyncManager is not started$"):
+        call(am)
+    assert am.running is False
+
+    async def main():
+        async with am:
+            pass
+
+    asyncio.run(main())
+    with pytest.raises(RuntimeError, match="^AsyncManager is not started$"):
+        call(am)
     with pytest.raises(ValueError, match="poll_interval"):
         AsyncManager(poll_interval=-1)
 

@@ -41,6 +41,10 @@ __all__ = ["AsyncManager"]
 
 logger = logging.getLogger("cymongoose.aio")
 
+# What every method needing the manager raises before start and after close (0.2.5's
+# wording: code written for cymongoose 0.2.x may match on it).
+_NOT_STARTED = "AsyncManager is not started"
+
 # Interval at which shutdown re-sends the wakeup and warns about a blocked poll thread.
 _SHUTDOWN_WARN_INTERVAL_S = 5.0
 
@@ -212,6 +216,7 @@ class AsyncManager:
                     stacklevel=2,
                 )
                 self._thread = None
+                self._manager = None
                 return
             if now >= next_warning:
                 waited = now - (deadline - self._shutdown_timeout)
@@ -228,6 +233,7 @@ class AsyncManager:
         self._thread = None
         self._run_pending()
         self._manager.close()
+        self._manager = None
 
     def _close_integrated(self) -> None:
         mgr = self._manager
@@ -247,6 +253,7 @@ class AsyncManager:
         except RuntimeError:  # aclose() from inside a handler: poll() is not re-entrant
             pass
         mgr.close()
+        self._manager = None
 
     # -- integrated mode: everything below runs on the asyncio thread --------------------
 
@@ -390,17 +397,19 @@ class AsyncManager:
         return future.result()
 
     def _require_manager(self) -> Manager:
+        # Before start and after close: use 'async with AsyncManager(...)'.
         if self._manager is None:
-            raise RuntimeError(
-                "AsyncManager is not running: use 'async with AsyncManager(...)' first"
-            )
+            raise RuntimeError(_NOT_STARTED)
         return self._manager
 
     # -- properties --------------------------------------------------------------------
 
     @property
     def manager(self) -> Manager:
-        """The underlying `cymongoose.Manager` (RuntimeError before start)."""
+        """The underlying `cymongoose.Manager`.
+
+        RuntimeError("AsyncManager is not started") before `start` and after `aclose`.
+        """
         return self._require_manager()
 
     @property
@@ -419,7 +428,7 @@ class AsyncManager:
     def loop(self) -> asyncio.AbstractEventLoop:
         """The asyncio loop that `start` ran on."""
         if self._loop is None:
-            raise RuntimeError("AsyncManager is not running")
+            raise RuntimeError(_NOT_STARTED)
         return self._loop
 
     # -- delegating API (asyncio thread or poll thread) ----------------------------------
@@ -521,8 +530,10 @@ class AsyncManager:
         Meant for handlers on the poll thread. A coroutine is wrapped in a Task and a
         `concurrent.futures.Future` for its result is returned; a callback is queued with
         ``call_soon_threadsafe`` and its `asyncio.Handle` is returned. TypeError for
-        anything else.
+        anything else; RuntimeError("AsyncManager is not started") before `start` and
+        after `aclose`.
         """
+        self._require_manager()
         loop = self.loop
         if asyncio.iscoroutine(coro_or_callback):
             return asyncio.run_coroutine_threadsafe(coro_or_callback, loop)
