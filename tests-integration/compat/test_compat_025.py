@@ -119,7 +119,9 @@ _POSITIONAL = ("POSITIONAL_ONLY", "POSITIONAL_OR_KEYWORD")
 
 
 def _incompatibilities(theirs: list, ours: list) -> list[str]:
-    """What a call valid for 0.2.5's signature would find missing or changed in ours."""
+    """What a call valid for 0.2.5's signature would find missing or changed in ours:
+    a parameter gone, moved, no longer positional or by keyword, a changed default; a new
+    parameter without a default."""
     problems = []
     mine = {p[0]: (i, p) for i, p in enumerate(ours)}
     kinds = {p[1] for p in ours}
@@ -136,7 +138,9 @@ def _incompatibilities(theirs: list, ours: list) -> list[str]:
             problems.append(f"{name!r} is no longer positional parameter {i}")
         if kind == "POSITIONAL_OR_KEYWORD" and our_kind == "POSITIONAL_ONLY":
             problems.append(f"{name!r} can no longer be passed by keyword")
-        if default != our_default:
+        # A None default may be a sentinel resolved inside (e.g. from a server config):
+        # its effective value is behaviour, for a probe case to compare.
+        if default != our_default and our_default != "None":
             problems.append(f"default of {name!r}: {default} became {our_default}")
     known = {p[0] for p in theirs}
     for name, kind, default in ours:
