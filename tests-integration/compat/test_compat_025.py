@@ -17,7 +17,9 @@ Deliberate differences, not compared (the spec, or a 0.2.5 defect, decides):
 - IPv6 URLs work (0.2.5 was built without IPv6); wakeup() without enable_wakeup raises
   RuntimeError (spec; 0.2.5 returns False); invalid base64 raises ValueError (0.2.5: b"");
   HttpMessage.status() of a request is None (spec; 0.2.5: 0 inside the handler);
-  Rpc.methods keeps insertion order; send()/ws_send()/poll() return a value (0.2.5: None).
+  Rpc.methods keeps insertion order; send()/ws_send()/poll() return a value (0.2.5: None);
+  MG_EV_READ's data on raw TCP/UDP is the bytes received (spec; 0.2.5: None; both keep
+  them in the receive buffer for recv_data()).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""UDP echo over loopback: MG_EV_READ as in 0.2.x (data None, recv_data()), and with
-``consume_reads`` (data is each datagram's bytes)."""
+"""UDP echo over loopback: MG_EV_READ's data is each datagram's bytes; recv_data() as in
+0.2.x, and with ``consume_reads`` (the datagram leaves the buffer)."""
 
 from __future__ import annotations
 
@@ -41,4 +41,4 @@ def test_udp_read_by_default_as_0_2_x(serve):
         s.sendto(b"ping", ("127.0.0.1", srv.port))
         got, _ = s.recvfrom(4096)
     assert got == b"echo:ping"
-    assert seen == [None]
+    assert seen == [b"ping"]

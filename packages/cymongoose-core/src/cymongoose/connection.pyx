@@ -172,15 +172,15 @@ cdef class Connection:
 
     @property
     def consume_reads(self) -> bool:
-        """Opt-in delivery of raw TCP/UDP reads (False by default).
+        """Whether raw TCP/UDP reads leave the receive buffer (False by default).
 
-        False (cymongoose 0.2.x contract): MG_EV_READ's ``data`` is None and the bytes
-        stay in the receive buffer, which grows until the handler is done with them;
-        ``recv_data()`` peeks at all of it. True: MG_EV_READ's ``data`` is the bytes
-        just received, already removed from the buffer (memory stays bounded and no
-        ``recv_data()`` call is needed). Connections speaking a protocol (HTTP,
-        WebSocket, MQTT, SNTP) always get None. Set it on a listener before it accepts:
-        accepted connections inherit it.
+        On a raw TCP/UDP connection MG_EV_READ's ``data`` is the bytes just received.
+        False (cymongoose 0.2.x contract): they also stay in the receive buffer, which
+        grows until the connection closes; ``recv_data()`` peeks at all of it. True: they
+        are taken out of the buffer before the handler runs (memory stays bounded; the
+        handler keeps what it needs of ``data``). Connections speaking a protocol (HTTP,
+        WebSocket, MQTT, SNTP) get None: their protocol has consumed the bytes. Set it on
+        a listener before it accepts: accepted connections inherit it.
         """
         return self._consume_reads
 

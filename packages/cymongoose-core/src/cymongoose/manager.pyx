@@ -172,8 +172,7 @@ cdef void _dispatch(mg_connection *c, int ev, void *ev_data) noexcept:
             elif ev == MG_EV_POLL:
                 data = (<uint64_t *>ev_data)[0]
             elif ev == MG_EV_READ:
-                # 0.2.x contract: None, the bytes stay in recv (recv_data()).
-                data = _read_bytes(c, (<long *>ev_data)[0]) if conn._consume_reads else None
+                data = _read_bytes(c, (<long *>ev_data)[0], conn._consume_reads)
             elif ev == MG_EV_MQTT_OPEN:
                 data = (<int *>ev_data)[0]
             elif ev == MG_EV_SNTP_TIME:
@@ -201,8 +200,9 @@ cdef void _dispatch(mg_connection *c, int ev, void *ev_data) noexcept:
         _forget(c, st)
 
 
-cdef object _read_bytes(mg_connection *c, long n):
-    # Connection.consume_reads: the n bytes just read leave recv and go to the handler.
+cdef object _read_bytes(mg_connection *c, long n, bint consume):
+    # The n bytes just read (spec: MG_EV_READ's data). They stay in recv, where 0.2.x
+    # programs read them with recv_data(), unless Connection.consume_reads takes them out.
     # Only raw TCP/UDP: a protocol handler (c.pfn) has parsed (and consumed) them already.
     cdef bytes out
     if c.pfn != NULL:
@@ -210,7 +210,8 @@ cdef object _read_bytes(mg_connection *c, long n):
     if n <= 0 or <size_t>n > c.recv.len:
         return b""
     out = PyBytes_FromStringAndSize(<char *>c.recv.buf + c.recv.len - n, n)
-    mg_iobuf_del(&c.recv, c.recv.len - n, n)
+    if consume:
+        mg_iobuf_del(&c.recv, c.recv.len - n, n)
     return out
 
 
