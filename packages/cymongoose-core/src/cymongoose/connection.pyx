@@ -93,6 +93,20 @@ cdef inline void _ws_guard(mg_connection *c) noexcept:
         c.pfn = _ws_pfn
 
 
+cdef void _drop_socket(mg_connection *c) noexcept:
+    # mg_resolve() gives the connection a new socket without closing the one it has,
+    # which would stay in epoll pointing at c after c is freed (a crash on its next
+    # event): close it the way mongoose's close_conn() does.
+    cdef int fd = <int><size_t>c.fd
+    if c.mgr.epoll_fd >= 0:
+        epoll_ctl(c.mgr.epoll_fd, EPOLL_CTL_DEL, fd, NULL)
+    posix_close(fd)
+    c.fd = <void *><size_t>-1
+    c.is_connecting = 0
+    c.is_readable = 0
+    c.is_writable = 0
+
+
 cdef inline str _ip_str(mg_addr *a):
     if a.is_ip6:
         return inet_ntop(AF_INET6, PyBytes_FromStringAndSize(<char *>a.addr.ip, 16))
@@ -630,17 +644,41 @@ cdef class Connection:
         mg_http_bauth(c, u, p)
 
     def resolve(self, url) -> None:
-        """Resolve ``url``'s host asynchronously, then connect (``mg_resolve``).
+        """Connect this client connection to ``url``, resolving its host first (``mg_resolve``).
 
-        MG_EV_RESOLVE fires when the address is known, MG_EV_ERROR on failure.
+        A socket the connection already has is closed first and a pending lookup is
+        cancelled, so a second call reconnects. MG_EV_RESOLVE then MG_EV_CONNECT follow,
+        or MG_EV_ERROR. Raises RuntimeError on a listener, an accepted or a closing
+        connection, and on MG_EV_OPEN (mongoose connects to the URL given to ``connect``
+        as soon as that event returns), ValueError for NUL in ``url``.
         """
         cdef mg_connection *c = self._get()
         cdef bytes u = _cstr_arg(url, "url")
+        if not c.is_client:
+            raise RuntimeError(
+                f"connection {self._id}: resolve() needs a client connection (Manager.connect)")
+        if c.is_closing:
+            raise RuntimeError(f"connection {self._id} is closing")
+        if c.is_resolving:
+            mg_resolve_cancel(c)
+        elif <size_t>c.fd == <size_t>-1:  # MG_INVALID_SOCKET: only during MG_EV_OPEN
+            raise RuntimeError(f"connection {self._id}: resolve() on MG_EV_OPEN; mongoose "
+                               "connects to the URL given to connect() when it returns")
+        else:
+            _drop_socket(c)
         mg_resolve(c, u)
 
     def resolve_cancel(self) -> None:
-        """Cancel a pending DNS resolution of this connection (``mg_resolve_cancel``)."""
-        mg_resolve_cancel(self._get())
+        """Cancel a pending DNS resolution of this connection (``mg_resolve_cancel``).
+
+        A no-op when no lookup is pending, and on a closing connection (closing cancels).
+        """
+        cdef mg_connection *c = self._get()
+        # mongoose's DNS code calls the handler (MG_EV_RESOLVE, MG_EV_CONNECT, MG_EV_ERROR)
+        # while it still holds the lookup it would free here: only cancel a lookup that
+        # is pending, never one being answered.
+        if c.is_resolving and not c.is_closing:
+            mg_resolve_cancel(c)
 
     # --- MQTT ----------------------------------------------------------------
 

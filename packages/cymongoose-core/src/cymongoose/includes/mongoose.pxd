@@ -54,6 +54,8 @@ cdef extern from "mongoose.h" nogil:
         unsigned is_listening
         unsigned is_client
         unsigned is_accepted
+        unsigned is_resolving
+        unsigned is_connecting
         unsigned is_tls
         unsigned is_udp
         unsigned is_websocket
