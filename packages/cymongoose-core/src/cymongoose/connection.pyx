@@ -763,18 +763,26 @@ cdef class Connection:
 
         Server side: call on MG_EV_ACCEPT with ``cert``/``key``; client side: on
         MG_EV_CONNECT with ``ca`` and ``name`` (or ``skip_verification``).
-        Failures surface as MG_EV_ERROR.
+        Failures surface as MG_EV_ERROR. Raises RuntimeError if TLS is already set up.
         """
         cdef mg_connection *c = self._get()
         cdef mg_tls_opts o
+        if c.tls != NULL:  # mg_tls_init would drop (leak) the state mongoose may be using
+            raise RuntimeError(f"connection {self._id}: TLS is already set up")
         opts._fill(&o)
         self._tls = opts
         mg_tls_init(c, &o)
 
     def tls_free(self) -> None:
-        """Release this connection's TLS state (``mg_tls_free``)."""
-        mg_tls_free(self._get())
-        self._tls = None
+        """Release this connection's TLS state by closing it (like `close`).
+
+        A connection cannot go on without its TLS state, and mongoose's TLS code may
+        still be using it in this very event: the state is freed as the connection
+        closes at the end of this poll iteration. A no-op without TLS state.
+        """
+        cdef mg_connection *c = self._get()
+        if c.tls != NULL:
+            c.is_closing = 1
 
     def error(self, message) -> None:
         """Close with an error: fires MG_EV_ERROR with ``message`` (``mg_error``)."""

@@ -51,6 +51,7 @@ cdef extern from "mongoose.h" nogil:
         void *fn_data
         mg_event_handler_t pfn
         void *pfn_data
+        void *tls
         unsigned is_listening
         unsigned is_client
         unsigned is_accepted
