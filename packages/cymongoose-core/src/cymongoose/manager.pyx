@@ -181,7 +181,13 @@ cdef void _dispatch(mg_connection *c, int ev, void *ev_data) noexcept:
                 data = _bytes((<mg_str *>ev_data)[0])
             else:
                 data = None
-            handler(conn, ev, data)
+            # Handlers also run outside poll(), nested in connect(), listen() or a
+            # Connection method: poll() and close() must refuse there too.
+            mgr._dispatching += 1
+            try:
+                handler(conn, ev, data)
+            finally:
+                mgr._dispatching -= 1
     except BaseException as exc:
         if ev == MG_EV_HTTP_MSG and st.srv != NULL and st.c == c and not st.resp_written \
                 and not c.is_closing and not c.is_websocket:
@@ -251,6 +257,7 @@ cdef class Manager:
     cdef bint _wake_pending
     cdef bint _wake_sent   # a thread has nudged the wakeup pipe since this poll began
     cdef bint _freeing     # close(): mg_mgr_free is running
+    cdef int _dispatching  # event handlers running (nested calls count each)
     cdef unsigned long _wakeup_id
     cdef unsigned long long _calls  # Python callbacks made by poll(), MG_EV_POLL excluded
     cdef object _handler
@@ -290,6 +297,8 @@ cdef class Manager:
     cdef int _check(self) except -1:
         if not self._open:
             raise RuntimeError("Manager has been freed")  # 0.2.5's wording
+        if self._freeing:  # a CLOSE handler during close(): nothing new may outlive it
+            raise RuntimeError("Manager is closing")
         return 0
 
     cdef void _report(self, exc) noexcept:
@@ -340,7 +349,7 @@ cdef class Manager:
         """
         self._check()
         cdef unsigned long long start = self._calls
-        if self._polling:  # 0.2.5's wording
+        if self._polling or self._dispatching:  # 0.2.5's wording
             raise RuntimeError("poll() is not reentrant and must not be called concurrently. "
                                "Use AsyncManager for multi-threaded access.")
         if timeout_ms < 0:
@@ -632,7 +641,7 @@ cdef class Manager:
         cdef Timer t
         if not self._open:
             return
-        if self._polling:  # 0.2.5's wording
+        if self._polling or self._dispatching:  # 0.2.5's wording
             raise RuntimeError("Cannot close Manager while poll() is active. "
                                "Stop all polling threads before calling close().")
         for t in list(self._timers):
