@@ -417,6 +417,14 @@ def _close_accepted_setup(s):
                   lambda c, ev, d: ev == m.MG_EV_CONNECT and c.close())
 
 
+def _close_httpserver_setup(s):
+    # A connection of the core's HTTP/1.1 server whose client leaves after the answer.
+    lst = s.mgr.listen("http://127.0.0.1:0", s.probe(_http_server, _is_accepted))
+    lst.configure_http_server()
+    s.mgr.connect(f"http://127.0.0.1:{lst.local_addr[1]}",
+                  lambda c, ev, d: _get(c, ev, d) or (ev == m.MG_EV_HTTP_MSG and c.close()))
+
+
 def _refused_setup(s):
     sock = socket.socket()  # bound, never listening: connections are refused
     sock.bind(("127.0.0.1", 0))
@@ -511,6 +519,7 @@ CONTEXTS = {
     "MQTT_MSG-client": (m.MG_EV_MQTT_MSG, _mqtt_setup),
     "CLOSE-client": (m.MG_EV_CLOSE, _close_client_setup),
     "CLOSE-accepted": (m.MG_EV_CLOSE, _close_accepted_setup),
+    "CLOSE-httpserver": (m.MG_EV_CLOSE, _close_httpserver_setup),
     "CLOSE-in-manager-close": (m.MG_EV_CLOSE, _in_close_setup),
     "ERROR-client": (m.MG_EV_ERROR, _refused_setup),
     "ERROR-server": (m.MG_EV_ERROR, _bad_request_setup),
