@@ -26,6 +26,7 @@ from cymongoose import Connection, HttpMessage, Manager, TlsOpts
 CONNECTION_RECIPES = {
     "close": lambda x: x.conn.close(),
     "configure_http_server": lambda x: x.conn.configure_http_server(),
+    "consume_reads": lambda x: setattr(x.conn, "consume_reads", not x.conn.consume_reads),
     "drain": lambda x: x.conn.drain(),
     "error": lambda x: x.conn.error("probe error"),
     "finish_response": lambda x: x.conn.finish_response(),
