@@ -38,7 +38,8 @@ PROBE = Path(__file__).with_name("probe.py")
 # Signatures of the servers, compared once cymongoose.asgi/.wsgi keep 0.2.5's, e.g.
 # "cymongoose.asgi:ASGIServer", "cymongoose.asgi:serve", "cymongoose.wsgi:WSGIServer",
 # "cymongoose.wsgi:serve". Each is checked like the core's (test_signature_accepts_0_2_5).
-SERVER_SIGNATURES: list[str] = []
+SERVER_SIGNATURES: list[str] = ["cymongoose.asgi:ASGIServer", "cymongoose.asgi:ASGIServer.start",
+                                 "cymongoose.asgi:ASGIServer.stop", "cymongoose.asgi:serve"]
 
 # Instrumentation of our build (nox -s asan) stays out of the 0.2.5 interpreter.
 _SANITIZER_VARS = ("LD_PRELOAD", "ASAN_OPTIONS", "PYTHONMALLOC")

@@ -65,28 +65,37 @@ def make_config(config: ServerConfig | None, options: dict[str, Any]) -> ServerC
 class ASGIServer:
     """Serve one ASGI 3 application.
 
+    The positional parameters are those of cymongoose 0.2.5 (``app, error_handler``); the
+    others are keyword-only.
+
     Args:
         app: the ASGI application ``async app(scope, receive, send)``.
+        error_handler: called with exceptions raised on the event-loop level (not by the
+            app: those are logged to the ``cymongoose.asgi`` logger and answered with 500).
         config: a `cymongoose.serving.config.ServerConfig`; keyword ``options`` (its field
             names: ``max_body_size``, ``keep_alive_timeout_s``, ``lifespan``,
             ``graceful_timeout_s``, ``ws_max_size``, ``ssl_certfile`` ...) override it.
-        error_handler: called with exceptions raised on the event-loop level (not by the
-            app: those are logged to the ``cymongoose.asgi`` logger and answered with 500).
         mode: the `AsyncManager` mode: ``"auto"`` (integrated where available, else
             threaded), ``"integrated"`` or ``"threaded"``.
 
-    Raises TypeError/ValueError naming a bad option.
+    Raises TypeError/ValueError naming a bad option, TypeError if ``error_handler`` is
+    neither None nor callable.
     """
 
     def __init__(
         self,
         app: Any,
-        config: ServerConfig | None = None,
         error_handler: Callable[[BaseException], Any] | None = None,
         *,
+        config: ServerConfig | None = None,
         mode: str = "auto",
         **options: Any,
     ) -> None:
+        if error_handler is not None and not callable(error_handler):
+            hint = " (pass config= by keyword)" if isinstance(error_handler, ServerConfig) \
+                else ""
+            raise TypeError(f"error_handler must be callable or None, got "
+                            f"{type(error_handler).__name__}{hint}")
         self.config = make_config(config, options)
         self.app = app
         self._error_handler = error_handler
@@ -127,13 +136,13 @@ class ASGIServer:
     async def start(self, url: str | None = None) -> Any:
         """Run lifespan startup, then listen; returns the listening Connection.
 
-        ``url`` defaults to the config's (``http://host:port``, https with TLS); with
-        ``config.fd`` the server uses that socket. Raises RuntimeError if lifespan startup
-        fails; `cymongoose.serving.listen.ListenError` (an OSError with the errno, e.g.
-        EADDRINUSE, and a RuntimeError) if the address cannot be listened on (after running
-        lifespan shutdown); ValueError/OSError for an ``fd`` that is not a listening TCP
-        socket; FileNotFoundError/PermissionError (OSError) naming a TLS file that cannot
-        be read.
+        ``url`` defaults to the config's (``http://127.0.0.1:8000`` unless configured;
+        https with TLS); with ``config.fd`` the server uses that socket. Raises
+        RuntimeError if lifespan startup fails; `cymongoose.serving.listen.ListenError` (an
+        OSError with the errno, e.g. EADDRINUSE, and a RuntimeError) if the address cannot
+        be listened on (after running lifespan shutdown); ValueError/OSError for an ``fd``
+        that is not a listening TCP socket; FileNotFoundError/PermissionError (OSError)
+        naming a TLS file that cannot be read.
         """
         if self._am is not None:
             raise RuntimeError("ASGIServer already started")
@@ -475,9 +484,8 @@ def _on_writable(proto: HttpConnection | WebSocketConnection) -> None:
         waiter.set_result(None)
 
 
-async def _serve(app: Any, url: str | None, config: ServerConfig | None,
-                 options: dict[str, Any]) -> None:
-    server = ASGIServer(app, config, **options)
+async def _serve(app: Any, url: str | None, config: ServerConfig) -> None:
+    server = ASGIServer(app, config=config)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     installed = []
@@ -499,16 +507,18 @@ async def _serve(app: Any, url: str | None, config: ServerConfig | None,
             loop.remove_signal_handler(sig)
 
 
-def serve(app: Any, url: str | None = None, config: ServerConfig | None = None,
+def serve(app: Any, url: str | None = None, *, config: ServerConfig | None = None,
           **options: Any) -> None:
     """Serve ``app`` until SIGINT/SIGTERM (graceful shutdown); blocks.
 
-    ``url`` (e.g. ``"http://0.0.0.0:8000"``) defaults to the config's host and port;
-    ``config``/``options`` as for `ASGIServer`.
+    ``url`` (e.g. ``"http://0.0.0.0:8000"``) defaults to the config's host and port
+    (``http://127.0.0.1:8000`` unless configured); ``config``/``options`` as for
+    `ASGIServer`. ``app`` and ``url`` are positional as in cymongoose 0.2.5, the rest
+    keyword-only. Raises as `ASGIServer.start`.
     """
     cfg = make_config(config, options)
     try:
-        _run(_serve(app, url, cfg, {}), cfg.loop)
+        _run(_serve(app, url, cfg), cfg.loop)
     except KeyboardInterrupt:
         pass
 
