@@ -163,7 +163,7 @@ class ASGIServer:
         self._poll_call = am.poll_thread_caller()
         try:
             if cfg.lifespan != "off":
-                self._lifespan = Lifespan(self.app, self._state)
+                self._lifespan = Lifespan(self.app, self._state, cfg.lifespan)
                 await self._lifespan.startup()
             try:
                 self._listener = am.run_locked(self._listen, url)
@@ -172,6 +172,10 @@ class ASGIServer:
                     await self._lifespan.shutdown()  # the app started: let it clean up
                 raise
         except BaseException:
+            if self._lifespan is not None:
+                # After a failed startup: a lifespan call still running is cancelled now,
+                # not when the loop closes.
+                await self._lifespan.shutdown()
             await am.aclose()
             self._am = None
             raise
