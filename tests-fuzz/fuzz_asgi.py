@@ -5,7 +5,7 @@
 One long-lived ``ASGIServer`` (``cymongoose.asgi.testing.ServerThread``) per process.
 Each input is an HTTP request (format and oracle: ``adapter_common.py``) sent over
 loopback; the app checks the scope it gets (ASGI HTTP connection scope, spec version
-2.3: types, lower-cased header names, ``raw_path`` and ``query_string`` exactly the
+2.4: types, lower-cased header names, ``raw_path`` and ``query_string`` exactly the
 request target's bytes, ``path`` the percent-decoded ``raw_path``) and answers with the
 status, headers and body pieces (``more_body``) the input's directives ask for; an
 ``x-status`` that is not an int is sent as a str (the server must refuse it with a 500).

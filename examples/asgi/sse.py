@@ -4,7 +4,8 @@
 - ``GET /sse?count=N&interval=S``: a ``connected`` event, then ``N`` ``update`` events
   (``{"type": "update", "counter": i, "message": "Update #i", "timestamp": ...}``), one every
   ``S`` seconds (default: forever, every 1 second), then the response ends. The stream stops
-  early when the server reports ``http.disconnect`` (the client went away).
+  early when the client goes away: the server reports ``http.disconnect``, and ``send()``
+  raises an ``OSError`` (ASGI spec 2.4), whichever the stream sees first.
 - ``GET /stats``: ``{"started": n, "completed": n, "disconnected": n}`` over all streams.
 - ``GET /``: an HTML page that shows the events (EventSource).
 
@@ -88,6 +89,8 @@ async def sse_handler(scope: Scope, receive: Receive, send: Send) -> None:
                                "message": f"Update #{counter}", "timestamp": time.time()}))
         await send({"type": "http.response.body", "body": b"", "more_body": False})
         stats["completed"] += 1
+    except OSError:  # the client left while this stream was about to send
+        stats["disconnected"] += 1
     finally:
         watcher.cancel()
 

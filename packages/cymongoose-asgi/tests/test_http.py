@@ -74,7 +74,7 @@ def test_scope_and_body():
     assert info["query_string"] == b"x=1&y=%20"
     assert info["http_version"] == "1.1"
     assert info["scheme"] == "http"
-    assert info["asgi"] == {"version": "3.0", "spec_version": "2.3"}
+    assert info["asgi"] == {"version": "3.0", "spec_version": "2.4"}
     assert info["headers"] == [(b"x-test", b"yes")]
     assert info["client_ip"] == "127.0.0.1"
     assert info["server_port"] == server.port

@@ -1,4 +1,4 @@
-"""ASGI HTTP protocol (ASGI spec "HTTP & WebSocket", version 2.3).
+"""ASGI HTTP protocol (ASGI spec "HTTP & WebSocket", version 2.4).
 
 Objects here live on two threads, and each attribute is owned by one of them:
 
@@ -34,6 +34,28 @@ _BODY_LOW = 1 << 18
 # to _SEND_LOW (EV_WRITABLE).
 _SEND_HIGH = 1 << 20
 _SEND_LOW = 1 << 16
+
+
+class ClientDisconnected(OSError):
+    """Raised by an ASGI ``send()`` once the client has gone: the server-specific
+    subclass of OSError of the ASGI "HTTP & WebSocket" spec 2.4. ``receive()`` then
+    answers ``http.disconnect`` (``websocket.disconnect``)."""
+
+
+def _disconnected() -> ClientDisconnected:
+    return ClientDisconnected("ASGI send(): the client has disconnected")
+
+
+def caused_by_disconnect(exc: BaseException | None) -> bool:
+    """``exc`` is a `ClientDisconnected`, or was raised while handling one (frameworks
+    turn it into their own: Starlette's ``ClientDisconnect``)."""
+    for _ in range(8):  # a cause chain can be made circular by hand
+        if exc is None:
+            return False
+        if isinstance(exc, ClientDisconnected):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 class HttpConnection:
@@ -229,7 +251,11 @@ class RequestCycle:
             self._fail()
             raise
         except BaseException as exc:
-            logger.error("exception in ASGI application", exc_info=exc)
+            if self.hc.closed and caused_by_disconnect(exc):
+                # Our send() told the app that its client left: not an app error.
+                logger.debug("ASGI application ended: its client disconnected")
+            else:
+                logger.error("exception in ASGI application", exc_info=exc)
             self._fail()
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                 raise
@@ -339,7 +365,7 @@ class RequestCycle:
         if self.complete:
             raise RuntimeError("ASGI: 'http.response.body' sent after the response completed")
         if self.hc.closed:
-            return  # spec: messages after a disconnect are ignored
+            raise _disconnected()
         body = message.get("body", b"")
         more_body = message.get("more_body", False)
         call = self.call
@@ -420,6 +446,8 @@ class RequestCycle:
         self.call(want_writable, hc)
         await waiter
         self.unflushed = 0
+        if hc.closed:  # the wait ended because the client left
+            raise _disconnected()
 
 
 def _content_length(headers: list[Any]) -> int | None:

@@ -45,7 +45,8 @@ __all__ = ["ASGIServer", "serve"]
 
 logger = logging.getLogger("cymongoose.asgi")
 
-_ASGI_VERSION = {"version": "3.0", "spec_version": "2.3"}
+# HTTP & WebSocket spec 2.4: send() on a closed connection raises an OSError subclass.
+_ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}
 _PROXY_HEADERS = frozenset((b"forwarded", b"x-forwarded-for", b"x-forwarded-proto",
                             b"x-forwarded-host"))
 

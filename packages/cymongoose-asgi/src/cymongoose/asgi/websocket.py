@@ -1,10 +1,12 @@
-"""ASGI WebSocket protocol (ASGI spec "HTTP & WebSocket", version 2.3; RFC 6455).
+"""ASGI WebSocket protocol (ASGI spec "HTTP & WebSocket", version 2.4; RFC 6455).
 
 The upgrade request reaches the app as ``websocket.connect``; the 101 response is written
 only when the app sends ``websocket.accept`` (`Connection.ws_accept`, with the chosen
 ``subprotocol`` and ``headers``). A ``websocket.close`` before that is answered with HTTP
 403, an exception with 500. Frames above ``ws_max_size`` are refused by the core (close
-1009), pings are sent every ``ws_ping_interval_s`` by the server.
+1009), pings are sent every ``ws_ping_interval_s`` by the server. Once the connection is
+closed, ``websocket.send`` and ``websocket.accept`` raise `ClientDisconnected` (an
+OSError); ``websocket.close`` is then a no-op.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import logging
 import struct
 import time
 from typing import TYPE_CHECKING, Any
+
+from .http import ClientDisconnected, caused_by_disconnect
 
 if TYPE_CHECKING:
     from cymongoose.aio import AsyncManager
@@ -100,7 +104,10 @@ class WebSocketConnection:
             self._close(1012, "")  # graceful shutdown ran out of time
             raise
         except BaseException as exc:
-            logger.error("exception in ASGI application (websocket)", exc_info=exc)
+            if self.closed and caused_by_disconnect(exc):
+                logger.debug("ASGI application ended: its WebSocket client disconnected")
+            else:
+                logger.error("exception in ASGI application (websocket)", exc_info=exc)
             if self.accepted:
                 self._close(1011, "")
             elif not self.close_sent:
@@ -131,8 +138,10 @@ class WebSocketConnection:
         if kind == "websocket.send":
             if not self.accepted:
                 raise RuntimeError("ASGI: 'websocket.send' before 'websocket.accept'")
-            if self.close_sent or self.closed:
-                return  # spec: sends after close are ignored
+            if self.closed:
+                raise ClientDisconnected("ASGI send(): the WebSocket client has disconnected")
+            if self.close_sent:
+                return  # the app closed: frames it sends until the close completes are dropped
             text = message.get("text")
             if text is not None:
                 data = text.encode("utf-8")
@@ -150,9 +159,14 @@ class WebSocketConnection:
                 self.am.call_in_poll_thread(self._want_writable)
                 await self.writable
                 self.unflushed = 0
+                if self.closed:  # the wait ended because the client left
+                    raise ClientDisconnected(
+                        "ASGI send(): the WebSocket client has disconnected")
         elif kind == "websocket.accept":
             if self.accepted or self.close_sent:
                 raise RuntimeError("ASGI: 'websocket.accept' sent twice or after close")
+            if self.closed:
+                raise ClientDisconnected("ASGI send(): the WebSocket client has disconnected")
             self.accepted = True
             headers = list(message.get("headers") or ())
             subprotocol = message.get("subprotocol")
