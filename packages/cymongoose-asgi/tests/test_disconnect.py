@@ -1,5 +1,5 @@
 """When the client leaves: ``send()`` raises an OSError subclass (ASGI "HTTP & WebSocket"
-spec 2.4).
+spec 2.4), and ``stop()`` cancels app tasks that outlived their connection.
 
 Each test runs server and client on one asyncio loop, so that what the app does after
 ``stop()`` returns can be seen. Both AsyncManager modes.
@@ -103,3 +103,40 @@ def test_websocket_send_after_client_left_raises_oserror(mode):
     assert seen["disconnect"]["type"] == "websocket.disconnect"  # type: ignore[index]
     assert isinstance(seen["send"], OSError) and type(seen["send"]) is ClientDisconnected
 
+
+def test_stop_cancels_the_tasks_of_connections_already_closed(mode):
+    """An app that ignores its client leaving keeps running: stop() cancels it after the
+    graceful timeout, and it sends nothing after stop() returned."""
+    sends = 0
+    errors = 0
+    cancelled = asyncio.Event()
+
+    async def app(scope, receive, send):
+        nonlocal sends, errors
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"first", "more_body": True})
+        try:
+            while True:
+                await asyncio.sleep(0.01)
+                try:
+                    await send({"type": "http.response.body", "body": b"x", "more_body": True})
+                except OSError:
+                    errors += 1  # the client left; this app carries on regardless
+                sends += 1
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    async def main():
+        server, port = await start(app, mode, graceful_timeout_s=0.2)
+        await get_first_chunk_and_leave(port)
+        while not errors:  # the server saw the client leave
+            await asyncio.sleep(0.01)
+        await asyncio.wait_for(server.stop(), LIVENESS_S)
+        assert cancelled.is_set()
+        after_stop = sends
+        await asyncio.sleep(0.3)
+        return after_stop
+
+    after_stop = asyncio.run(asyncio.wait_for(main(), LIVENESS_S * 2))
+    assert sends == after_stop

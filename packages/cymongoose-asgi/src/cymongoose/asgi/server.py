@@ -120,7 +120,10 @@ class ASGIServer:
         self._stopping = False
         # conn.id -> protocol object; poll thread only.
         self._conns: dict[int, HttpConnection | WebSocketConnection] = {}
+        # asyncio thread only: WebSocket tasks, and the request tasks of HTTP connections
+        # that closed while their app was still running (stop() cancels those too).
         self._tasks: set[asyncio.Task[None]] = set()
+        self._detached: set[asyncio.Task[None]] = set()
 
     @property
     def manager(self) -> Any:
@@ -211,32 +214,35 @@ class ASGIServer:
         if listener is not None:
             am.call_in_poll_thread(listener.close)
         am.call_in_poll_thread(self._close_idle)
-        tasks = am.run_locked(self._running_tasks)
+        tasks = self._running_tasks(am)
         if tasks:
             await asyncio.wait(tasks, timeout=self.config.graceful_timeout_s)
-        tasks = am.run_locked(self._running_tasks)
+        tasks = self._running_tasks(am)
         if tasks:
             logger.warning("cancelling %d running task(s): graceful shutdown timeout "
                            "(%.1f s) exceeded", len(tasks), self.config.graceful_timeout_s)
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.wait(tasks, timeout=1.0)
+            await _cancel(tasks)
         am.call_in_poll_thread(self._close_all)
         await asyncio.sleep(0.05)  # let the poll thread flush close frames / FINs
+        # Threaded mode: a connection that closed meanwhile hands its task over only now.
+        await _cancel(self._running_tasks(am))
         if self._lifespan is not None:
             await self._lifespan.shutdown()
         await am.aclose()
         self._am = None
 
+    def _running_tasks(self, am: AsyncManager) -> set[asyncio.Task[None]]:
+        """Every app task still running: those of open connections (read on the poll
+        thread), WebSocket tasks and those of closed connections (asyncio thread)."""
+        tasks = am.run_locked(self._conn_runners)
+        tasks.update(t for t in (*self._tasks, *self._detached) if not t.done())
+        return tasks
+
     # -- poll thread ---------------------------------------------------------------------
 
-    def _running_tasks(self, _mgr: Any = None) -> set[asyncio.Task[None]]:
-        tasks = {t for t in self._tasks if not t.done()}
-        for proto in self._conns.values():
-            if isinstance(proto, HttpConnection) and proto.runner is not None:
-                tasks.add(proto.runner)
-        return tasks
+    def _conn_runners(self, _mgr: Any = None) -> set[asyncio.Task[None]]:
+        return {proto.runner for proto in self._conns.values()
+                if isinstance(proto, HttpConnection) and proto.runner is not None}
 
     def _close_idle(self) -> None:
         for proto in list(self._conns.values()):
@@ -320,7 +326,7 @@ class ASGIServer:
             if isinstance(proto, WebSocketConnection):
                 self._call_soon(proto.on_disconnect, proto.close_code)
             else:
-                self._call_soon(_on_http_close, proto)
+                self._call_soon(_on_http_close, proto, self._detached)
 
     def _on_http_msg(self, conn: Any, msg: Any) -> None:
         proto = self._conns.get(conn.id)
@@ -453,6 +459,14 @@ class ASGIServer:
         self._spawn(ws.run(self.app))
 
 
+async def _cancel(tasks: set[asyncio.Task[None]]) -> None:
+    """Cancel ``tasks`` and give them up to 1 s to unwind."""
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        await asyncio.wait(tasks, timeout=1.0)
+
+
 def _valid_ws_key(key: bytes) -> bool:
     try:
         return len(base64.b64decode(key.strip(), validate=True)) == 16
@@ -473,7 +487,13 @@ def _eager_task_factory(loop: asyncio.AbstractEventLoop) -> Callable[..., Any] |
     return factory  # type: ignore[no-any-return]
 
 
-def _on_http_close(hc: HttpConnection) -> None:
+def _on_http_close(hc: HttpConnection, detached: set[asyncio.Task[None]]) -> None:
+    # After every _on_request of this connection (same FIFO): hc.runner is final here.
+    runner = hc.runner
+    if runner is not None and not runner.done():
+        # The app outlives its client: keep the task where stop() finds it.
+        detached.add(runner)
+        runner.add_done_callback(detached.discard)
     for cycle in (hc.current, *hc.requests):
         if cycle is not None:
             cycle.finish()
