@@ -35,11 +35,15 @@ import pytest
 
 PROBE = Path(__file__).with_name("probe.py")
 
-# Signatures of the servers, compared once cymongoose.asgi/.wsgi keep 0.2.5's, e.g.
-# "cymongoose.asgi:ASGIServer", "cymongoose.asgi:serve", "cymongoose.wsgi:WSGIServer",
-# "cymongoose.wsgi:serve". Each is checked like the core's (test_signature_accepts_0_2_5).
-SERVER_SIGNATURES: list[str] = ["cymongoose.asgi:ASGIServer", "cymongoose.asgi:ASGIServer.start",
-                                 "cymongoose.asgi:ASGIServer.stop", "cymongoose.asgi:serve"]
+# Signatures of the servers (cymongoose.asgi and .wsgi keep 0.2.5's), checked like the
+# core's (test_signature_accepts_0_2_5_calls).
+SERVER_SIGNATURES: list[str] = [
+    "cymongoose.asgi:ASGIServer", "cymongoose.asgi:ASGIServer.start",
+    "cymongoose.asgi:ASGIServer.stop", "cymongoose.asgi:serve",
+    "cymongoose.wsgi:WSGIServer", "cymongoose.wsgi:WSGIServer.listen",
+    "cymongoose.wsgi:WSGIServer.run", "cymongoose.wsgi:WSGIServer.close",
+    "cymongoose.wsgi:serve",
+]
 
 # Instrumentation of our build (nox -s asan) stays out of the 0.2.5 interpreter.
 _SANITIZER_VARS = ("LD_PRELOAD", "ASAN_OPTIONS", "PYTHONMALLOC")
