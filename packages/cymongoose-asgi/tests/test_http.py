@@ -235,7 +235,7 @@ def test_keep_alive_latency(mode):
         expected = "integrated" if server.server.manager.epoll_fd >= 0 else "threaded"
         assert server.server.mode == (expected if mode == "auto" else mode)
         with socket.create_connection(("127.0.0.1", server.port)) as sock:
-            sock.settimeout(5)
+            sock.settimeout(30)
             start = time.perf_counter()
             for _ in range(50):
                 sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -245,7 +245,8 @@ def test_keep_alive_latency(mode):
                     assert chunk
                     got += chunk
             elapsed = time.perf_counter() - start
-    assert elapsed < 0.5, f"50 keep-alive requests took {elapsed:.3f}s"
+    # Waiting for the housekeeping poll would cost up to 0.2 s per request.
+    assert elapsed < 3.0, f"50 keep-alive requests took {elapsed:.3f}s"
 
 
 async def bad_header_streaming_app(scope, receive, send):

@@ -34,6 +34,14 @@ def serve(app, mode, **options):
     return ServerThread(app, mode=mode, lifespan="off", **options)
 
 
+def wait_until(done, timeout_s: float = 30.0) -> None:
+    """Poll ``done()`` until true; AssertionError after ``timeout_s`` (a safety bound)."""
+    deadline = time.monotonic() + timeout_s
+    while not done():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.005)
+
+
 async def digest_app(scope, receive, send):
     """Reads the body piece by piece; answers its size, sha256 and the number of pieces."""
     h = hashlib.sha256()
@@ -125,8 +133,11 @@ def test_head_keeps_content_length_without_body(mode):
     with serve(app, mode) as server:
         with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
             s.sendall(b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n")
-            time.sleep(0.3)
-            data = s.recv(10000)
+            data = b""
+            while data.count(b"HTTP/1.1 200") < 2 or not data.endswith(b"twelve bytes"):
+                chunk = s.recv(10000)
+                assert chunk, data
+                data += chunk
     head, _, rest = data.partition(b"\r\n\r\n")
     assert b"content-length: 12" in head.lower()
     assert rest.startswith(b"HTTP/1.1 200")  # no body between the two responses
@@ -188,15 +199,17 @@ def test_max_connections_answers_503(mode):
         await send({"type": "http.response.body", "body": b"ok"})
 
     with serve(app, mode, max_connections=2) as server:
+        mgr = server.server.manager
+        known = len(mgr.connections)
         held = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(2)]
         try:
-            time.sleep(0.2)
+            wait_until(lambda: len(mgr.connections) == known + 2)  # both accepted
             with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
                 assert s.recv(1000).startswith(b"HTTP/1.1 503")
         finally:
             for s in held:
                 s.close()
-        time.sleep(0.2)
+        wait_until(lambda: len(mgr.connections) == known)  # the server saw them close
         assert httpx.get(server.url + "/").text == "ok"
 
 
@@ -234,9 +247,12 @@ def test_access_log(mode, caplog):
     with serve(scope_app, mode) as server:
         with caplog.at_level(logging.INFO, logger="cymongoose.access"):
             httpx.get(server.url + "/logged?x=1")
-            time.sleep(0.1)
-    lines = [r.getMessage() for r in caplog.records if r.name == "cymongoose.access"]
-    assert any('"GET /logged?x=1 HTTP/1.1" 200' in line for line in lines)
+
+            def logged() -> bool:
+                return any('"GET /logged?x=1 HTTP/1.1" 200' in r.getMessage()
+                           for r in caplog.records if r.name == "cymongoose.access")
+
+            wait_until(logged)
 
 
 def test_tls(mode, tmp_path):
@@ -318,7 +334,7 @@ def test_websocket_max_size_closes_1009(mode):
             with pytest.raises(websockets.exceptions.ConnectionClosed) as info:
                 ws.recv()
         assert info.value.rcvd is not None and info.value.rcvd.code == 1009
-        time.sleep(0.2)
+        wait_until(lambda: ws_app.codes)
     assert ws_app.codes == [1009]
 
 
