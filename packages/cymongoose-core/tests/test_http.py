@@ -434,7 +434,7 @@ def test_same_connection_object_for_every_event(serve):
     # wait for the close event
     import time
 
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 30
     while time.monotonic() < deadline and not any(ev == MG_EV_CLOSE for ev, _ in seen):
         time.sleep(0.01)
     evs = [ev for ev, _ in seen]

@@ -21,7 +21,7 @@ from cymongoose import (
 from test_http import raw_exchange
 
 
-def run_until(mgr, cond, timeout=5.0):
+def run_until(mgr, cond, timeout=30.0):
     deadline = time.monotonic() + timeout
     while not cond():
         assert time.monotonic() < deadline, "timed out"

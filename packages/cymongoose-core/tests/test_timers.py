@@ -13,6 +13,7 @@ from cymongoose import Manager
 
 
 def pump(mgr, seconds, until=None):
+    """Poll for ``seconds``, or until ``until()`` (then True; ``seconds`` is a safety bound)."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         mgr.poll(5)
@@ -38,7 +39,7 @@ def test_one_shot_fires_once(mgr):
     t = mgr.timer_add(20, lambda: calls.append(time.monotonic()))
     assert t.active
     start = time.monotonic()
-    assert pump(mgr, 2, until=lambda: calls)
+    assert pump(mgr, 30, until=lambda: calls)
     assert calls[0] - start >= 0.015
     pump(mgr, 0.15)
     assert len(calls) == 1
@@ -57,7 +58,7 @@ def test_one_shot_run_now(mgr):
 def test_repeat_fires_repeatedly_and_cancel_stops(mgr):
     calls = []
     t = mgr.timer_add(10, lambda: calls.append(1), repeat=True)
-    assert pump(mgr, 3, until=lambda: len(calls) >= 5)
+    assert pump(mgr, 30, until=lambda: len(calls) >= 5)
     t.cancel()
     assert not t.active
     n = len(calls)
@@ -74,7 +75,8 @@ def test_repeat_cancel_inside_own_callback(mgr):
             t.cancel()
 
     t = mgr.timer_add(5, cb, repeat=True)
-    pump(mgr, 0.3)
+    assert pump(mgr, 30, until=lambda: len(calls) >= 3)
+    pump(mgr, 0.1)
     assert len(calls) == 3
 
 
@@ -90,7 +92,7 @@ def test_cancel_before_fire(mgr):
 def test_cancel_after_fire_is_noop(mgr):
     calls = []
     t = mgr.timer_add(0, lambda: calls.append(1))
-    assert pump(mgr, 1, until=lambda: calls)
+    assert pump(mgr, 30, until=lambda: calls)
     t.cancel()
     t.cancel()
     pump(mgr, 0.05)
@@ -98,7 +100,7 @@ def test_cancel_after_fire_is_noop(mgr):
     assert not t.active
     # The manager's timer list is intact: a new timer still fires.
     mgr.timer_add(0, lambda: calls.append(2))
-    assert pump(mgr, 1, until=lambda: len(calls) == 2)
+    assert pump(mgr, 30, until=lambda: len(calls) == 2)
 
 
 def test_cancel_one_shot_due_in_same_poll():
@@ -135,24 +137,33 @@ def test_cancel_from_other_thread():
     m = Manager(enable_wakeup=True)
     t = m.timer_add(2, lambda: calls.append(1), repeat=True)
     stop = threading.Event()
+    polls = [0]
 
     def loop():
         while not stop.is_set():
             m.poll(10)
+            polls[0] += 1
+
+    def after_polls(n: int) -> None:  # the poll thread has finished n more poll() calls
+        target = polls[0] + n
+        deadline = time.monotonic() + 30
+        while polls[0] < target:
+            assert time.monotonic() < deadline, "the poll thread made no progress"
+            time.sleep(0.005)
 
     th = threading.Thread(target=loop)
     th.start()
     try:
-        deadline = time.monotonic() + 3
+        deadline = time.monotonic() + 30
         while len(calls) < 5 and time.monotonic() < deadline:
             time.sleep(0.005)
         assert len(calls) >= 5
         t.cancel()
         assert not t.active
         # A callback already running on the poll thread may still finish; none start later.
-        time.sleep(0.05)
+        after_polls(2)
         n = len(calls)
-        time.sleep(0.1)
+        after_polls(10)
         assert len(calls) == n
     finally:
         stop.set()
@@ -168,7 +179,7 @@ def test_timer_exception_goes_to_error_handler(mgr, errors):
         raise ValueError("timer boom")
 
     t = mgr.timer_add(5, cb, repeat=True)
-    assert pump(mgr, 2, until=lambda: len(calls) >= 3)
+    assert pump(mgr, 30, until=lambda: len(calls) >= 3)
     t.cancel()
     assert len(errors) == len(calls)
     assert all(isinstance(e, ValueError) for e in errors)
