@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import logging
 import socket
+import threading
 import time
 import warnings
 from wsgiref.validate import validator
@@ -157,19 +158,20 @@ def test_streaming_generator(serve_app):
 
 
 def test_streaming_is_incremental(serve_app):
+    got_first = threading.Event()
+
     def slow(environ, start_response):
         start_response("200 OK", [("Content-Type", "text/plain")])
         yield b"first\n"
-        time.sleep(0.5)
+        got_first.wait(10)  # the second block only once the client has the first
         yield b"second\n"
 
     url = serve_app(slow)
-    with httpx.stream("GET", url) as r:
-        t0 = time.monotonic()
+    with httpx.stream("GET", url, timeout=30) as r:
         it = r.iter_raw()
         first = next(it)
-        assert first.startswith(b"first")
-        assert time.monotonic() - t0 < 0.4
+        got_first.set()
+        assert first == b"first\n"  # alone: not held back until the app was done
         assert b"".join([first, *it]) == b"first\nsecond\n"
 
 
@@ -263,8 +265,6 @@ def test_wsgiref_validator(serve_app, method):
 
 
 def test_client_disconnect_stops_streaming_app(serve_app):
-    import threading
-
     closed = threading.Event()
 
     class Endless:
@@ -284,4 +284,4 @@ def test_client_disconnect_stops_streaming_app(serve_app):
         it = r.iter_raw()
         next(it)
     # the iterable's close() runs once the server notices the client is gone
-    assert closed.wait(5)
+    assert closed.wait(30)
