@@ -28,14 +28,15 @@ def demo_url():
     proc = subprocess.Popen([sys.executable, str(DEMO), "--port", str(port)])
     url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(200):
+        deadline = time.monotonic() + 60  # imports on a loaded machine; not a measurement
+        while True:
             try:
-                httpx.get(url + "/", timeout=1)
+                httpx.get(url + "/", timeout=5)
                 break
             except httpx.TransportError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"demo did not start (exit code {proc.poll()})")
                 time.sleep(0.05)
-        else:
-            pytest.fail("demo did not start")
         yield url
     finally:
         proc.terminate()

@@ -148,7 +148,7 @@ def test_frame_header_declaring_huge_length(asgi_server, declared):
 def test_protocol_violation_fails_connection(asgi_server, frames, code):
     # RFC 6455 sections 5.1-5.5, 7.4.1, 8.1: the server fails the connection with 1002
     # (protocol error) or 1007 (invalid payload data); the app never sees the frame.
-    with RawConnection(asgi_server.port, timeout_s=3) as c:
+    with RawConnection(asgi_server.port) as c:
         upgrade(c)
         c.send(frames)
         assert close_code(c) == code

@@ -24,7 +24,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_for(predicate: Callable[[], Any], what: str, deadline_s: float = 20.0) -> Any:
+def wait_for(predicate: Callable[[], Any], what: str, deadline_s: float = 60.0) -> Any:
     """Poll ``predicate`` until it returns something truthy, which is returned.
 
     A liveness guard, not a timing check: ``deadline_s`` is far beyond what the work needs,
@@ -60,7 +60,7 @@ def cli_server(
                 out = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
                 raise AssertionError(f"server exited with {proc.returncode}:\n{out}")
             try:
-                httpx.get(url + "/", timeout=1)
+                httpx.get(url + "/", timeout=5)
                 return True
             except httpx.TransportError:
                 return False
