@@ -8,7 +8,14 @@ import socket
 import threading
 
 import pytest
-from cymongoose import MG_EV_ACCEPT, MG_EV_WAKEUP, Manager, WsgiConnState, WsgiFastPath
+from cymongoose import (
+    MG_EV_ACCEPT,
+    MG_EV_CLOSE,
+    MG_EV_WAKEUP,
+    Manager,
+    WsgiConnState,
+    WsgiFastPath,
+)
 
 pytestmark = pytest.mark.skipif(
     not WsgiFastPath.pool_supported, reason="the pooled fast path needs the epoll build"
@@ -140,3 +147,49 @@ def test_run_refuses_what_was_not_queued_by_a_fast_path():
         fp.run(None)
     with pytest.raises(TypeError, match="submit"):
         WsgiFastPath(app, print, print, check_status, check_headers, submit=42)
+
+
+def test_a_request_whose_client_has_gone_is_not_run():
+    """The app thread takes a queued request while the poll thread handles the close of
+    its connection (mongoose has read the FIN; MG_EV_CLOSE is running): the app is not
+    called for it."""
+    ran: list[str] = []
+    release = threading.Event()
+    done: queue.SimpleQueue = queue.SimpleQueue()
+
+    def app(environ, start_response):
+        ran.append(environ["PATH_INFO"])
+        if environ["PATH_INFO"] == "/slow":
+            release.wait(30)
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"done!"]
+
+    class Server(PooledServer):
+        armed = False
+
+        def fallback(self, conn, ev, data):
+            super().fallback(conn, ev, data)
+            if ev == MG_EV_CLOSE and self.armed:
+                self.armed = False
+                release.set()  # the app thread finishes /slow, then takes /gone ...
+                for _ in range(2):  # ... while this close is still being handled
+                    done.get(timeout=30)
+
+        def app_loop(self):
+            while (job := self.jobs.get()) is not None:
+                self.fast_path.run(job)
+                done.put(job.environ["PATH_INFO"])
+
+    with Server(app) as srv:
+        slow = threading.Thread(target=lambda: get(srv.port, "/slow"))
+        slow.start()
+        with socket.create_connection(("127.0.0.1", srv.port), timeout=30) as gone:
+            while ran != ["/slow"]:
+                threading.Event().wait(0.005)
+            gone.sendall(b"GET /gone HTTP/1.1\r\nHost: x\r\n\r\n")
+            while srv.jobs.qsize() == 0:  # queued behind /slow
+                threading.Event().wait(0.005)
+            srv.armed = True
+        slow.join(30)
+    assert not slow.is_alive()
+    assert ran == ["/slow"]

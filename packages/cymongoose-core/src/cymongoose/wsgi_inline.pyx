@@ -252,15 +252,20 @@ cdef class WsgiFastPath:
 
     def run(self, WsgiStartResponse start not None):
         """Answer a request queued by a pooled fast path (``submit``); call it on an app
-        thread. Nothing is done for a connection closed meanwhile. The response is
-        written into the send buffer and the waiting ``poll()`` woken; ``resume`` is
-        called for what the fast path leaves to the server, as inline."""
+        thread. Nothing is done (the app is not called) for a connection closed or
+        closing meanwhile. The response is written into the send buffer and the waiting
+        ``poll()`` woken; ``resume`` is called for what the fast path leaves to the
+        server, as inline."""
+        cdef mg_connection *c
         conn = start.conn
         if not isinstance(conn, Connection):
             raise TypeError("run() takes a start_response queued by this fast path")
         state = (<Connection>conn).userdata
         try:
-            if (<Connection>conn)._c != NULL:
+            c = (<Connection>conn)._c
+            # is_closing: mongoose has read the client's FIN (or the server closed it) and
+            # is handling MG_EV_CLOSE, which may let this thread in before _c is cleared.
+            if c != NULL and not c.is_closing:
                 self._respond(<Connection>conn, state, start.environ, start)
         finally:
             if isinstance(state, WsgiConnState):
