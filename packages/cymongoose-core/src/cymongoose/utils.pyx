@@ -6,6 +6,16 @@ def millis() -> int:
     return mg_millis()
 
 
+cdef void _log_char(char c, void *param) noexcept nogil:
+    # mongoose's log output. Its hex dumps (mg_hexdump: a request that does not parse, an
+    # unexpected DNS answer) are written whatever the level; at MG_LL_NONE nothing is.
+    if mg_log_level > MG_LL_NONE:
+        mg_pfn_stdout(c, param)
+
+
+mg_log_set_fn(_log_char, NULL)
+
+
 def log_set(int level) -> None:
     """Set mongoose's log level (``MG_LL_NONE`` .. ``MG_LL_VERBOSE``)."""
     if level < MG_LL_NONE or level > MG_LL_VERBOSE:

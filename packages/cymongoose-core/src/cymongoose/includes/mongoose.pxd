@@ -151,6 +151,9 @@ cdef extern from "mongoose.h" nogil:
     int mg_http_status(const mg_http_message *hm)
     void mg_log_set(int log_level)
     int mg_log_level
+    ctypedef void (*mg_pfn_t)(char, void *) noexcept nogil
+    void mg_log_set_fn(mg_pfn_t fn, void *param)
+    void mg_pfn_stdout(char c, void *param)
     void mg_iobuf_del(mg_iobuf *, size_t offset, size_t len)
     bint mg_iobuf_resize(mg_iobuf *, size_t)
     void mg_iobuf_free(mg_iobuf *)
