@@ -183,6 +183,25 @@ def test_https_server_with_python_client(serve, pki, tmp_path):
     assert r.headers["X-TLS"] == "True"
 
 
+def test_many_tls_handshakes_from_openssl_all_verify(serve, pki, tmp_path):
+    # Each handshake signs a new transcript: before patch 0003 about 1 in 300 signatures
+    # had a non-DER r or s and OpenSSL refused it ("bad signature"); 2,000 handshakes
+    # would see about 7 of them.
+    srv = serve(https_handler(pki), "tcp://127.0.0.1:0")
+    ca_file = tmp_path / "ca.pem"
+    ca_file.write_bytes(pki["ca"])
+    ctx = ssl.create_default_context(cafile=str(ca_file))
+    failures = []
+    for _ in range(2000):
+        with socket.create_connection(("127.0.0.1", srv.port), timeout=30) as sock:
+            try:
+                with ctx.wrap_socket(sock, server_hostname="localhost"):
+                    pass
+            except ssl.SSLError as exc:
+                failures.append(str(exc))
+    assert failures == []
+
+
 @pytest.mark.parametrize("mode", ["verify", "skip"])
 def test_https_client_and_server(pki, mode):
     got = {}
