@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
 from .config import parse_ip_list
+from .httprules import PROXY_HEADER_NAMES, ascii_digits
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -54,8 +55,7 @@ def _split_node(node: str) -> tuple[str, int]:
         host, _, port = node.partition(":")
     else:
         host, port = node, ""
-    # isascii(): str.isdigit() also accepts digits such as '¹' that int() refuses.
-    return host, int(port) if port.isascii() and port.isdigit() and int(port) <= 65535 else 0
+    return host, int(port) if ascii_digits(port) and int(port) <= 65535 else 0
 
 
 def _split_list(value: str) -> list[str]:
@@ -180,8 +180,7 @@ class ProxyHeaders:
             return unchanged
         values: dict[bytes, list[str]] = {}
         for name, value in headers:
-            if name in (b"forwarded", b"x-forwarded-for", b"x-forwarded-proto",
-                        b"x-forwarded-host"):
+            if name in PROXY_HEADER_NAMES:
                 values.setdefault(name, []).append(value.decode("latin-1"))
         if not values:
             return unchanged
