@@ -30,6 +30,7 @@ CONNECTION_RECIPES = {
     "drain": lambda x: x.conn.drain(),
     "error": lambda x: x.conn.error("probe error"),
     "finish_response": lambda x: x.conn.finish_response(),
+    "flush": lambda x: x.conn.flush(),
     "handler": lambda x: setattr(x.conn, "handler", x.conn.handler),
     "http_basic_auth": lambda x: x.conn.http_basic_auth("user", "pass"),
     "http_chunk": lambda x: x.conn.http_chunk(b"chunk"),

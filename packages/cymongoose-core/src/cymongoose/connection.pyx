@@ -397,6 +397,17 @@ cdef class Connection:
         if st != NULL and st.srv != NULL:
             _flush_later(c, st)
 
+    def flush(self) -> None:
+        """Write what the send buffer holds to the socket now, as far as it takes it,
+        instead of at the next poll (PEP 3333: a streamed block goes out before the app
+        is asked for the next). What the socket does not take is sent by the poll loop.
+        Only connections of a listener set up with `configure_http_server`, not TLS ones:
+        elsewhere it does nothing. Raises RuntimeError once the connection is closed."""
+        cdef mg_connection *c = self._get()
+        cdef ConnState *st = <ConnState *>c.fn_data
+        if st != NULL and st.srv != NULL:
+            _srv_flush_now(c, st)
+
     def reply(self, int status_code, body=b"", headers=None) -> None:
         """Send a full HTTP response (like ``mg_http_reply``).
 

@@ -149,12 +149,12 @@ cdef void _dispatch(mg_connection *c, int ev, void *ev_data) noexcept:
                 _srv_accepted(c, st)
         conn = <Connection>st.conn
         handler = conn._handler if conn._handler is not None else mgr._handler
-        if type(handler) is WsgiFastPath:
-            if ev == MG_EV_HTTP_MSG and (<WsgiFastPath>handler)._serve(
+        if isinstance(handler, HttpFastHandler):
+            if ev == MG_EV_HTTP_MSG and (<HttpFastHandler>handler)._http_message(
                     conn, c, <mg_http_message *>ev_data, st):
                 handler = None
             else:
-                handler = (<WsgiFastPath>handler).fallback
+                handler = (<HttpFastHandler>handler).fallback
         if handler is not None:
             if ev == MG_EV_HTTP_MSG or ev == MG_EV_HTTP_HDRS or ev == MG_EV_WS_OPEN:
                 data = hmsg = _http_message(<mg_http_message *>ev_data)

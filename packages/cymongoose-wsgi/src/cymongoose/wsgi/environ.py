@@ -1,11 +1,12 @@
 """PEP 3333 ``environ`` dicts, ``wsgi.input`` and ``wsgi.file_wrapper``.
 
-``base_environ`` and ``request_environ`` run on the poll thread while the ``HttpMessage`` is
-still valid: the environ is made of plain Python objects only, so the worker thread never
-touches C memory. ``RequestBody`` is the ``wsgi.input`` of a body that arrives after the
-request head (the core streams bodies above its ``stream_threshold`` and every chunked
-body): the poll thread feeds it, the worker thread reads it, and the buffer between them is
-bounded.
+``base_environ`` is the part of the environ shared by a connection's requests; the rest is
+built in C by ``HttpMessage.wsgi_environ`` on the poll thread: plain Python objects only,
+so an app thread never touches C memory. A body that arrives after the request head (the
+core streams bodies above its ``stream_threshold`` and every chunked body) is the
+``wsgi.input`` of a ``RequestBody`` (pooled mode: fed by the poll thread, read by an app
+thread, the buffer between them bounded) or of a ``SpooledBody`` (inline mode: received in
+full before the app is called).
 """
 
 from __future__ import annotations
@@ -14,15 +15,15 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from io import BytesIO
+from tempfile import SpooledTemporaryFile
 from typing import Any, BinaryIO
 
 __all__ = [
     "ClientDisconnected",
     "FileWrapper",
     "RequestBody",
+    "SpooledBody",
     "base_environ",
-    "request_environ",
 ]
 
 class ClientDisconnected(ConnectionError):
@@ -264,33 +265,47 @@ def base_environ(
         "wsgi.multiprocess": multiprocess,
         "wsgi.run_once": False,
         "wsgi.file_wrapper": FileWrapper,
+        # wsgi.input ends where the body does (chunked bodies too: no CONTENT_LENGTH is
+        # made up for them); the extension Werkzeug and others read for that.
+        "wsgi.input_terminated": True,
     }
 
 
-def request_environ(base: dict[str, Any], msg: Any, wsgi_input: Any = None) -> dict[str, Any]:
-    """Return a new environ for the request ``msg`` (an ``HttpMessage``) on top of ``base``.
+class SpooledBody:
+    """A request body received in full before the app is called (inline mode): up to
+    ``memory_bytes`` in memory, the rest in a temporary file. ``file`` is the
+    ``wsgi.input``; it is rewound when the body is complete."""
 
-    The CGI keys come from the core in one call (``HttpMessage.wsgi_environ``): PATH_INFO
-    percent-decoded and, like every header and QUERY_STRING, given as latin-1 code points
-    (PEP 3333, "Unicode Issues"); the ``base["SCRIPT_NAME"]`` prefix moved off PATH_INFO;
-    repeated headers joined with ``", "`` (``"; "`` for Cookie; RFC 9110 section 5.3);
-    header names with ``_`` dropped.
+    __slots__ = ("file", "complete", "last_feed")
 
-    ``wsgi_input`` replaces the default ``BytesIO(body)`` (a :class:`RequestBody` when the
-    body is streamed). A body already received in full gets a CONTENT_LENGTH of its size
-    (a small chunked body has been de-chunked); a streamed body without Content-Length gets
-    ``wsgi.input_terminated = True``.
-    """
-    environ: dict[str, Any] = msg.wsgi_environ(base)
-    if wsgi_input is None:
-        body = msg.body_bytes
-        environ["wsgi.input"] = BytesIO(body)
-        if body:
-            environ["CONTENT_LENGTH"] = str(len(body))
-    else:
-        environ["wsgi.input"] = wsgi_input
-        if "CONTENT_LENGTH" not in environ:
-            # A chunked body: no length to go by, but wsgi.input ends where the body ends
-            # (the ``wsgi.input_terminated`` extension, understood by Werkzeug, for one).
-            environ["wsgi.input_terminated"] = True
-    return environ
+    def __init__(self, memory_bytes: int = 1 << 20) -> None:
+        self.file = SpooledTemporaryFile(max_size=memory_bytes)
+        self.complete = False
+        self.last_feed = time.monotonic()  # when data last arrived (poll thread)
+
+    def feed(self, data: bytes) -> bool:
+        """Append ``data`` (``b""``: end of body). Never asks to pause reading (False)."""
+        self.last_feed = time.monotonic()
+        if data:
+            self.file.write(data)
+        else:
+            self.complete = True
+            self.file.seek(0)
+        return False
+
+    @property
+    def ready(self) -> bool:
+        """The app may run: the whole body is in."""
+        return self.complete
+
+    @staticmethod
+    def still_paused() -> bool:
+        return False
+
+    def fail(self, error: BaseException) -> None:
+        """The connection closed: nobody will read the body."""
+        self.file.close()
+
+    def discard(self) -> None:
+        """The response is done: the body goes."""
+        self.file.close()

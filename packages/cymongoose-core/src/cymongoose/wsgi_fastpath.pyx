@@ -1,0 +1,393 @@
+# The common case of a WSGI request in C: environ, app call, start_response, and a
+# response of bytes blocks with a clean head and a matching length, written straight into
+# the send buffer. It is a primitive, not a server: anything else is handed to the
+# server's Python request cycle (cymongoose.wsgi.cycle) through one call, take_over().
+# Inline servers run it on the poll thread; pooled ones build the environ there and run
+# the app on an app thread, which writes into the send buffer itself (the GIL is the
+# manager's lock: poll() holds it except while it waits, patch 0002).
+
+from io import BytesIO as _BytesIO
+
+cdef dict _STATUS_OK = {}       # status string -> code, as check_status() found them
+cdef set _HEADER_NAMES_OK = set()
+cdef Py_ssize_t _CHECK_CACHE_MAX = 1024
+
+
+cdef class WsgiConnState:
+    """Per-connection data the fast path reads from ``Connection.userdata``.
+
+    ``base``: the per-connection environ keys (dict), copied for each request;
+    ``fast``: False sends every request of the connection to the Python path;
+    ``proxied``: True sends those with ``Forwarded`` or ``X-Forwarded-For/-Proto/-Host``
+    there (a trusted proxy's headers); ``busy``: a pooled fast path has queued or is
+    running a request of this connection. Subclassed by the WSGI server's protocol.
+    """
+    cdef public dict base
+    cdef public bint fast
+    cdef public bint proxied
+    cdef public bint busy
+
+
+cdef bint _proxy_header(mg_str name) noexcept nogil:
+    if name.len == 9:
+        return strncasecmp(name.buf, "forwarded", 9) == 0
+    if name.len < 15 or strncasecmp(name.buf, "x-forwarded-", 12) != 0:
+        return False
+    return (name.len == 15 and strncasecmp(name.buf + 12, "for", 3) == 0) or \
+        (name.len == 16 and strncasecmp(name.buf + 12, "host", 4) == 0) or \
+        (name.len == 17 and strncasecmp(name.buf + 12, "proto", 5) == 0)
+
+
+cdef class WsgiStartResponse:
+    """The C part of one PEP 3333 request cycle: its ``start_response`` and the state
+    the fast path shares with the server's Python cycle, which subclasses this class and
+    supplies ``check_status(status) -> int``, ``check_headers(headers)``,
+    ``write(data)``, ``take_over(result, failed)`` and ``log()``.
+
+    Calling the object is ``start_response(status, response_headers, exc_info=None) ->
+    write``: it records ``status``, ``headers`` and ``code``. With ``exc_info`` once
+    ``started`` (a non-empty body block was produced: PEP 3333 counts the headers as
+    sent) it re-raises that exception; a second call without ``exc_info`` raises
+    AssertionError; ``check_status``/``check_headers`` raise TypeError/ValueError for
+    what PEP 3333 refuses (called once per status string and header name: the results
+    are cached).
+
+    Fields (read and written by the Python cycle): ``conn``, ``environ``, ``uri`` and
+    ``query`` (for the access log), ``taken`` (the Python cycle runs the request),
+    ``head_sent`` and ``sent`` (the head, and this many body bytes, are in the send
+    buffer), ``prefix``/``iterator`` (a lazy response handed over mid-iteration: the
+    blocks taken but not written, and the rest).
+    """
+    cdef public object status
+    cdef public object headers
+    cdef public int code
+    cdef public object conn
+    cdef public object environ
+    cdef public object uri
+    cdef public object query
+    cdef public bint started
+    cdef public bint taken
+    cdef public bint head_sent
+    cdef public Py_ssize_t sent
+    cdef public list prefix
+    cdef public object iterator
+
+    def __call__(self, status, headers, exc_info=None):
+        if exc_info is not None:
+            try:
+                if self.started:
+                    raise exc_info[1].with_traceback(exc_info[2])
+            finally:
+                exc_info = None
+        elif self.status is not None:
+            raise AssertionError("start_response() called a second time without exc_info")
+        code = _STATUS_OK.get(status) if type(status) is str else None
+        if code is None:
+            code = self.check_status(status)
+            if len(_STATUS_OK) < _CHECK_CACHE_MAX:
+                _STATUS_OK[status] = code
+        if not _known_headers(headers):
+            self.check_headers(headers)
+            if len(_HEADER_NAMES_OK) < _CHECK_CACHE_MAX:
+                _HEADER_NAMES_OK.update([item[0] for item in headers])
+        self.status = status
+        self.headers = headers
+        self.code = code
+        return self.write
+
+
+cdef bint _known_headers(object headers):
+    # A list of (str, str) pairs with names checked before and values without CR/LF.
+    cdef const char *p
+    cdef Py_ssize_t n
+    if type(headers) is not list:
+        return False
+    for item in <list>headers:
+        if type(item) is not tuple or len(<tuple>item) != 2:
+            return False
+        name = (<tuple>item)[0]
+        value = (<tuple>item)[1]
+        if type(name) is not str or name not in _HEADER_NAMES_OK:
+            return False
+        if not _latin1_view(value, &p, &n):
+            return type(value) is str and "\r" not in value and "\n" not in value
+        if memchr(p, 13, n) != NULL or memchr(p, 10, n) != NULL:
+            return False
+    return True
+
+
+cdef inline bint _is(mg_str s, const char *lit, size_t n) noexcept nogil:
+    return s.len == n and memcmp(s.buf, lit, n) == 0
+
+
+cdef Py_ssize_t _app_length(list headers, Py_ssize_t limit):
+    # The app's Content-Length when it is plain digits up to ``limit``, else -1 (also
+    # when the header list is not the str pairs start_response checked).
+    cdef Py_ssize_t length = -1
+    for pair in headers:
+        if type(pair) is not tuple or len(<tuple>pair) != 2:
+            return -1
+        name = (<tuple>pair)[0]
+        value = (<tuple>pair)[1]
+        if type(name) is not str or type(value) is not str:
+            return -1
+        if len(<str>name) == 14 and (<str>name).lower() == "content-length":
+            if not (<str>value).isascii() or not (<str>value).isdigit() or \
+                    len(<str>value) > 18:
+                return -1
+            length = int(value)
+    return length if length <= limit else -1
+
+
+cdef class WsgiFastPath(HttpFastHandler):
+    """An `HttpFastHandler` that answers the common WSGI request in C.
+
+    ``WsgiFastPath(app, cycle_type, fallback, *, submit=None, access_log=False,
+    file_wrapper=None, buffer_limit=1 << 20)``:
+
+    * ``app``: the WSGI callable;
+    * ``cycle_type``: the server's request cycle, a subclass of `WsgiStartResponse`; the
+      fast path makes one per request (without calling ``__init__``), passes it to the
+      app as ``start_response``, and calls its ``take_over(result, failed)`` for every
+      answer it does not write itself (``failed``: the app or its iteration raised;
+      called inside the ``except`` block), or after the app's ``write()`` made the
+      cycle ``taken``;
+    * ``fallback(conn, ev, data)``: the Python handler of every other event and of the
+      requests the fast path leaves alone: a body that streams, HEAD, a protocol other
+      than HTTP/1.1, a ``Connection`` header, proxy headers on a ``proxied``
+      connection, a connection whose ``userdata`` is not a `WsgiConnState` with
+      ``fast`` set, and all of them while ``enabled`` is False (graceful shutdown);
+    * ``submit(cycle)``: given, the server is pooled: the environ is built on the poll
+      thread and ``submit`` queues the cycle for an app thread, which passes it to
+      :meth:`run`. Only where ``pool_supported`` (the epoll build, whose ``poll()``
+      holds the GIL except while it waits); elsewhere requests go to ``fallback``;
+    * ``access_log``: call the cycle's ``log()`` after each answer written here;
+    * ``file_wrapper``: the type of ``wsgi.file_wrapper`` objects, always taken over;
+    * ``buffer_limit``: lazy iterables announcing a Content-Length up to this many
+      bytes are iterated here, each block written to the send buffer as it comes (PEP
+      3333 "Buffering and Streaming": none is held back for the next).
+
+    What is written here: a list of bytes blocks (joined) or such a lazy iterable, with a
+    status other than 204/304, whose Content-Length, if any, matches the body; the head
+    and body go into the send buffer with one append (``Content-Length`` added when the
+    app sent none).
+    """
+    cdef object app
+    cdef object cycle_type
+    cdef object file_wrapper
+    cdef Py_ssize_t buffer_limit
+    cdef object submit
+    cdef bint access_log
+    cdef public bint enabled
+
+    pool_supported = bool(CYM_WAIT_HOOK)
+
+    def __init__(self, app, cycle_type, fallback, *, submit=None, bint access_log=False,
+                 file_wrapper=None, Py_ssize_t buffer_limit=1 << 20):
+        for name, f in (("app", app), ("fallback", fallback)):
+            if not callable(f):
+                raise TypeError(f"{name} must be callable, not {type(f).__name__}")
+        if not isinstance(cycle_type, type) or not issubclass(cycle_type, WsgiStartResponse):
+            raise TypeError(f"cycle_type must be a subclass of WsgiStartResponse, "
+                            f"not {cycle_type!r}")
+        if submit is not None and not callable(submit):
+            raise TypeError(f"submit must be callable or None, not {type(submit).__name__}")
+        self.app = app
+        self.cycle_type = cycle_type
+        self.fallback = fallback
+        self.submit = submit
+        self.access_log = access_log
+        self.file_wrapper = file_wrapper
+        self.buffer_limit = buffer_limit
+        self.enabled = True
+
+    cdef bint _http_message(self, Connection conn, mg_connection *c, mg_http_message *hm,
+                            ConnState *st) except -1:
+        cdef int i
+        cdef bint proxied
+        cdef object state = conn.userdata
+        if not self.enabled or not isinstance(state, WsgiConnState) or \
+                not (<WsgiConnState>state).fast:
+            return False
+        if self.submit is not None and not CYM_WAIT_HOOK:
+            return False
+        if st.more_body or not _is(hm.proto, "HTTP/1.1", 8) or _is(hm.method, "HEAD", 4):
+            return False
+        proxied = (<WsgiConnState>state).proxied
+        for i in range(MG_MAX_HTTP_HEADERS):
+            if hm.headers[i].name.len == 0:
+                break
+            if hm.headers[i].name.len == 10 and \
+                    strncasecmp(hm.headers[i].name.buf, "connection", 10) == 0:
+                return False
+            if proxied and _proxy_header(hm.headers[i].name):
+                return False
+        cdef dict environ = _wsgi_environ(hm, (<WsgiConnState>state).base)
+        environ["wsgi.input"] = (_BytesIO(_bytes(hm.body)) if "CONTENT_LENGTH" in environ
+                                 else _BytesIO())
+        cdef WsgiStartResponse cycle = self.cycle_type.__new__(self.cycle_type)
+        cycle.conn = conn
+        cycle.environ = environ
+        if self.access_log:
+            cycle.uri = _str(hm.uri)
+            cycle.query = _str(hm.query)
+        if self.submit is not None:
+            (<WsgiConnState>state).busy = True
+            self.submit(cycle)
+        else:
+            self._respond(conn, cycle)
+        return True
+
+    def run(self, WsgiStartResponse cycle not None):
+        """Answer a request queued by a pooled fast path (``submit``); call it on an app
+        thread. Nothing is done (the app is not called) for a connection closed or
+        closing meanwhile. What is written here goes into the send buffer and the waiting
+        ``poll()`` is woken."""
+        cdef mg_connection *c
+        conn = cycle.conn
+        if not isinstance(conn, Connection):
+            raise TypeError("run() takes a cycle queued by this fast path")
+        state = (<Connection>conn).userdata
+        try:
+            c = (<Connection>conn)._c
+            # is_closing: mongoose has read the client's FIN (or the server closed it) and
+            # is handling MG_EV_CLOSE, which may let this thread in before _c is cleared.
+            if c != NULL and not c.is_closing:
+                self._respond(<Connection>conn, cycle)
+        finally:
+            if isinstance(state, WsgiConnState):
+                (<WsgiConnState>state).busy = False
+
+    cdef int _respond(self, Connection conn, WsgiStartResponse cycle) except -1:
+        cdef int done
+        try:
+            result = self.app(cycle.environ, cycle)
+        except Exception:
+            cycle.take_over(None, True)
+            return 0
+        if cycle.taken:
+            done = 0
+        elif type(result) is list:
+            done = self._answer(conn, cycle, <list>result)
+        elif self.file_wrapper is not None and type(result) is self.file_wrapper:
+            done = 0
+        else:
+            done = self._stream(conn, cycle, result)
+            if done < 0:
+                return 0  # the iteration raised: take_over() was told
+        if not done:
+            cycle.take_over(result, False)
+        elif self.access_log:
+            cycle.log()
+        return 0
+
+    cdef inline bint _writable(self, Connection conn, mg_connection *c) noexcept:
+        # stopping (pooled: the app ran meanwhile): the server says "Connection: close"
+        return c != NULL and not c.is_closing and not c.is_draining and \
+            not conn._mgr._freeing and self.enabled
+
+    cdef inline void _written(self, Connection conn, mg_connection *c) noexcept:
+        if self.submit is not None:  # an app thread, outside the connection's visit
+            _touch(c)
+            _wake_poll(conn._mgr)
+
+    cdef bint _answer(self, Connection conn, WsgiStartResponse cycle,
+                      list result) except -1:
+        # A list of bytes: the whole response in one append, or False (nothing written).
+        cdef bytes body
+        cdef mg_connection *c = conn._c
+        if cycle.status is None or cycle.code == 204 or cycle.code == 304 or not result:
+            return False
+        if len(result) == 1:
+            item = result[0]
+            if type(item) is not bytes:
+                return False
+            body = <bytes>item
+        else:
+            for item in result:
+                if type(item) is not bytes:
+                    return False
+            body = b"".join(result)
+        for pair in <list>cycle.headers:
+            if type(pair) is not tuple or len(<tuple>pair) != 2 or \
+                    type((<tuple>pair)[0]) is not str:
+                return False
+            name = (<tuple>pair)[0]
+            if len(<str>name) == 14 and (<str>name).lower() == "content-length":
+                if (<tuple>pair)[1] != str(len(body)):
+                    return False  # the Python cycle truncates, or closes after a short body
+        if not self._writable(conn, c) or _wsgi_emit(
+                c, cycle.status, cycle.headers, <char *>body, len(body), len(body),
+                False) != 0:
+            return False
+        _response_written(c, True)
+        self._written(conn, c)
+        return True
+
+    cdef int _stream(self, Connection conn, WsgiStartResponse cycle, object result) except -2:
+        # A lazy iterable announcing a small Content-Length: each block goes into the send
+        # buffer as it comes, the head with the first non-empty one. 1: the response is
+        # complete (close() called); 0: handed back (cycle.prefix and .iterator say where;
+        # head_sent and sent what is out); -1: the iteration or close() raised, after
+        # take_over(None, True) was called.
+        cdef Py_ssize_t length
+        cdef mg_connection *c
+        cdef bytes block
+        if cycle.status is None or cycle.code == 204 or cycle.code == 304:
+            return 0
+        length = _app_length(<list>cycle.headers, self.buffer_limit) \
+            if type(cycle.headers) is list else -1
+        if length < 0:
+            return 0
+        try:
+            iterator = iter(result)
+            for item in iterator:
+                if type(item) is not bytes or \
+                        len(<bytes>item) > length - cycle.sent:
+                    cycle.prefix = [item]
+                    cycle.iterator = iterator
+                    return 0
+                block = <bytes>item
+                if not len(block):
+                    continue
+                cycle.started = True
+                c = conn._c
+                if not self._writable(conn, c):
+                    cycle.prefix = [item]
+                    cycle.iterator = iterator
+                    return 0
+                if not cycle.head_sent:
+                    if _wsgi_emit(c, cycle.status, cycle.headers, <char *>block,
+                                  len(block), -1, False) != 0:
+                        cycle.prefix = [item]
+                        cycle.iterator = iterator
+                        return 0
+                    cycle.head_sent = True
+                    _response_written(c, False)
+                else:
+                    mg_send(c, <char *>block, len(block))
+                cycle.sent += len(block)
+                self._written(conn, c)
+            if cycle.sent != length:
+                cycle.prefix = []
+                cycle.iterator = iterator
+                return 0
+            if not cycle.head_sent:  # Content-Length: 0 and no block
+                c = conn._c
+                if not self._writable(conn, c) or _wsgi_emit(
+                        c, cycle.status, cycle.headers, NULL, 0, -1, False) != 0:
+                    cycle.prefix = []
+                    cycle.iterator = iterator
+                    return 0
+                cycle.head_sent = True
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()
+        except Exception:
+            cycle.take_over(None, True)
+            return -1
+        c = conn._c
+        if c != NULL:  # else the client left while close() ran (pooled)
+            _response_written(c, True)
+            self._written(conn, c)
+        return 1
