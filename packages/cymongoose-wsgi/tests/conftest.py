@@ -7,8 +7,9 @@ import pytest
 
 from cymongoose.wsgi import WSGIServer
 
-#: Every server test runs in both modes: the app in a thread pool, and on the poll thread.
-WSGI_MODES = ("pooled", "inline")
+#: Every test runs in both modes, as ``threads``: the app in a pool of 4 threads ("pooled"),
+#: and on the poll thread (0, "inline").
+WSGI_MODES = {"pooled": 4, "inline": 0}
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -19,35 +20,33 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
-@pytest.fixture(scope="module", params=WSGI_MODES, autouse=True)
-def wsgi_mode(request: pytest.FixtureRequest) -> Iterator[str]:
-    """Mode "pooled" (pool size as the test asks) or "inline" (every WSGIServer: threads=0)."""
-    if request.param == "pooled":
-        yield "pooled"
-        return
-    original = WSGIServer.__init__
+@pytest.fixture(scope="module", params=list(WSGI_MODES.values()),
+                ids=list(WSGI_MODES), autouse=True)
+def threads(request: pytest.FixtureRequest) -> int:
+    """The pool size a test passes to the server: 4 (pooled) or 0 (inline, threads=0).
 
-    def inline_init(self, app, workers=None, *args, threads=None, **kwargs):
-        original(self, app, None, *args, threads=0, **kwargs)  # the pool size asked is ignored
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(WSGIServer, "__init__", inline_init)
-        yield "inline"
+    A test that needs a pool of N threads passes ``workers=threads and N``: N in pooled
+    mode, 0 in inline mode. Autouse: every test of a module runs once per mode.
+    """
+    return request.param
 
 
 @pytest.fixture(autouse=True)
-def _skip_pooled_only(request: pytest.FixtureRequest, wsgi_mode: str) -> None:
+def _skip_pooled_only(request: pytest.FixtureRequest, threads: int) -> None:
     marker = request.node.get_closest_marker("pooled_only")
-    if marker is not None and wsgi_mode == "inline":
+    if marker is not None and threads == 0:
         pytest.skip(f"pooled mode only: {marker.args[0] if marker.args else marker.kwargs}")
 
 
 @pytest.fixture
-def serve_app() -> Iterator[Callable[..., str]]:
-    """serve_app(app, **server_kwargs) -> base URL; the server runs in a thread."""
+def serve_app(threads: int) -> Iterator[Callable[..., str]]:
+    """serve_app(app, **server_kwargs) -> base URL; the server runs in a thread, with the
+    mode's ``threads`` unless the test gives ``workers`` or ``threads`` itself."""
     running: list[tuple[WSGIServer, threading.Thread]] = []
 
     def start(app, **kwargs) -> str:
+        if "workers" not in kwargs and "threads" not in kwargs:
+            kwargs["threads"] = threads
         server = WSGIServer(app, **kwargs)
         listener = server.listen("http://127.0.0.1:0")
         port = listener.local_addr[1]

@@ -94,8 +94,8 @@ SMALL = b"one\ntwo\nthree"
 
 
 @pytest.fixture(scope="module")
-def reader_url():
-    with ServerThread(reader_app, workers=4, access_log=False) as srv:
+def reader_url(threads):
+    with ServerThread(reader_app, workers=threads and 4, access_log=False) as srv:
         yield srv.url
 
 
@@ -210,7 +210,7 @@ def test_upload_larger_than_memory_budget_is_streamed_with_backpressure():
     assert out.decode() == hashlib.sha256(body).hexdigest()
 
 
-def test_body_not_read_by_the_app_is_skipped_and_keep_alive_continues():
+def test_body_not_read_by_the_app_is_skipped_and_keep_alive_continues(threads):
     seen = []
 
     def app(environ, start_response):
@@ -219,7 +219,7 @@ def test_body_not_read_by_the_app_is_skipped_and_keep_alive_continues():
         return [b"ok"]
 
     clients = set()
-    with ServerThread(app, workers=2, access_log=False) as srv:
+    with ServerThread(app, workers=threads and 2, access_log=False) as srv:
         with httpx.Client(base_url=srv.url, timeout=30) as client:
             for size in (10, 100_000, 3_000_000):
                 r = client.post("/upload", content=b"u" * size)
@@ -261,7 +261,7 @@ def test_client_disconnect_mid_body_reaches_the_reading_app():
     assert errors and isinstance(errors[0], ConnectionError)
 
 
-def test_many_large_uploads_on_one_keep_alive_connection():
+def test_many_large_uploads_on_one_keep_alive_connection(threads):
     """Each body overflows the read-ahead buffer (reading pauses) and may end while paused;
     the connection must keep reading for the next request every time."""
 
@@ -279,14 +279,14 @@ def test_many_large_uploads_on_one_keep_alive_connection():
         for i in range(0, len(body), 100_000):
             yield body[i : i + 100_000]
 
-    with ServerThread(app, workers=2, access_log=False) as srv:
+    with ServerThread(app, workers=threads and 2, access_log=False) as srv:
         with httpx.Client(base_url=srv.url, timeout=30) as client:
             for i in range(150):
                 r = client.post("/", content=chunked() if i % 2 else body)
                 assert r.text == expected, i
 
 
-def test_stalled_small_body_holds_no_app_thread_and_times_out(monkeypatch):
+def test_stalled_small_body_holds_no_app_thread_and_times_out(monkeypatch, threads):
     from cymongoose.wsgi import server as server_module
 
     monkeypatch.setattr(server_module, "BODY_READ_TIMEOUT_S", 1.0)
@@ -298,7 +298,7 @@ def test_stalled_small_body_holds_no_app_thread_and_times_out(monkeypatch):
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [b"ok"]
 
-    with ServerThread(app, workers=1, access_log=False) as srv:
+    with ServerThread(app, workers=threads and 1, access_log=False) as srv:
         with socket.create_connection(("127.0.0.1", srv.port), timeout=30) as stalled:
             stalled.sendall(b"POST /stalled HTTP/1.1\r\nHost: x\r\nContent-Length: 500000\r\n\r\n")
             stalled.sendall(b"x" * 100_000)

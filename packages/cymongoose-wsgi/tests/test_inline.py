@@ -23,9 +23,9 @@ from cymongoose.wsgi.testing import ServerThread
 
 
 @pytest.fixture(scope="module")
-def wsgi_mode() -> str:
+def threads() -> int:
     """This module always serves inline (threads=0): run it once, not per mode."""
-    return "inline"
+    return 0
 
 
 def read_head(sock: socket.socket) -> bytes:

@@ -18,9 +18,10 @@ from cymongoose.wsgi.testing import ServerThread
 
 
 @pytest.fixture(scope="module")
-def wsgi_mode() -> str:
-    """This module always serves pooled: run it once, not per mode."""
-    return "pooled"
+def threads() -> int:
+    """This module always serves pooled (each test asks its pool size): run it once, not per
+    mode."""
+    return 4
 
 
 def read_response(sock: socket.socket, buf: bytearray) -> bytes:

@@ -23,7 +23,7 @@ def raw_exchange(port: int, request: bytes) -> bytes:
     return data
 
 
-def test_exc_info_before_the_head_replaces_the_response():
+def test_exc_info_before_the_head_replaces_the_response(threads):
     def app(environ, start_response):
         start_response("200 OK", [("Content-Type", "text/plain"), ("X-First", "1")])
         try:
@@ -34,14 +34,14 @@ def test_exc_info_before_the_head_replaces_the_response():
             )
         return [b"replaced"]
 
-    with ServerThread(app, workers=1, access_log=False) as srv:
+    with ServerThread(app, workers=threads and 1, access_log=False) as srv:
         r = httpx.get(srv.url)
     assert r.status_code == 404
     assert r.text == "replaced"
     assert "x-first" not in r.headers
 
 
-def test_exc_info_after_the_head_closes_the_connection():
+def test_exc_info_after_the_head_closes_the_connection(threads):
     def app(environ, start_response):
         start_response("200 OK", [("Content-Type", "text/plain")])
         yield b"partial "
@@ -51,7 +51,7 @@ def test_exc_info_after_the_head_closes_the_connection():
             start_response("500 Oops", [("Content-Type", "text/plain")], sys.exc_info())
         yield b"never"
 
-    with ServerThread(app, workers=1, access_log=False) as srv:
+    with ServerThread(app, workers=threads and 1, access_log=False) as srv:
         reply = raw_exchange(srv.port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
     assert reply.startswith(b"HTTP/1.1 200")
     assert b"partial " in reply
@@ -59,13 +59,13 @@ def test_exc_info_after_the_head_closes_the_connection():
     assert not reply.endswith(b"0\r\n\r\n")  # no terminating chunk: the client sees the error
 
 
-def test_second_start_response_without_exc_info_is_an_error():
+def test_second_start_response_without_exc_info_is_an_error(threads):
     def app(environ, start_response):
         start_response("200 OK", [])
         start_response("201 Created", [])
         return [b""]
 
-    with ServerThread(app, workers=1, access_log=False) as srv:
+    with ServerThread(app, workers=threads and 1, access_log=False) as srv:
         assert httpx.get(srv.url).status_code == 500
 
 
@@ -108,7 +108,7 @@ class Tracked:
 
 
 @pytest.mark.parametrize("length", [None, "3"])
-def test_close_called_after_normal_response(length):
+def test_close_called_after_normal_response(length, threads):
     closed = threading.Event()
 
     def app(environ, start_response):
@@ -118,7 +118,7 @@ def test_close_called_after_normal_response(length):
         start_response("200 OK", headers)
         return Tracked([b"a", b"b", b"c"], closed)
 
-    with ServerThread(app, workers=1, access_log=False) as srv:
+    with ServerThread(app, workers=threads and 1, access_log=False) as srv:
         assert httpx.get(srv.url).text == "abc"
         assert closed.wait(10)
 
@@ -144,7 +144,7 @@ def test_close_called_when_client_disconnects_mid_stream():
         assert httpx.get(srv.url + "/small", timeout=10).text == "small"
 
 
-def test_close_called_when_app_raises_while_iterating():
+def test_close_called_when_app_raises_while_iterating(threads):
     closed = threading.Event()
 
     class Failing(Tracked):
@@ -156,18 +156,18 @@ def test_close_called_when_app_raises_while_iterating():
         start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "2")])
         return Failing([], closed)
 
-    with ServerThread(app, workers=1, access_log=False) as srv:
+    with ServerThread(app, workers=threads and 1, access_log=False) as srv:
         assert httpx.get(srv.url).status_code == 500
         assert closed.wait(10)
 
 
-def test_head_runs_the_app_and_sends_no_body():
+def test_head_runs_the_app_and_sends_no_body(threads):
     def app(environ, start_response):
         start_response("200 OK", [("Content-Type", "text/plain")])
         yield b"12345"
         yield b"678"
 
-    with ServerThread(app, workers=1, access_log=False) as srv:
+    with ServerThread(app, workers=threads and 1, access_log=False) as srv:
         with httpx.Client() as client:
             r = client.head(srv.url)
             assert r.status_code == 200
@@ -176,7 +176,7 @@ def test_head_runs_the_app_and_sends_no_body():
             assert client.get(srv.url).text == "12345678"  # same connection still in sync
 
 
-def test_content_length_passed_through_when_streaming():
+def test_content_length_passed_through_when_streaming(threads):
     size = 3 * 1024 * 1024
 
     def app(environ, start_response):
@@ -186,7 +186,7 @@ def test_content_length_passed_through_when_streaming():
         for _ in range(size // 65536):
             yield b"z" * 65536
 
-    with ServerThread(app, workers=1, access_log=False) as srv:
+    with ServerThread(app, workers=threads and 1, access_log=False) as srv:
         with httpx.Client() as client:
             r = client.get(srv.url)
             assert r.headers["content-length"] == str(size)
@@ -195,36 +195,36 @@ def test_content_length_passed_through_when_streaming():
             assert client.get(srv.url).status_code == 200  # keep-alive after it
 
 
-def test_short_body_for_content_length_closes_the_connection():
+def test_short_body_for_content_length_closes_the_connection(threads):
     def app(environ, start_response):
         start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "10")])
         return [b"short"]
 
-    with ServerThread(app, workers=1, access_log=False) as srv:
+    with ServerThread(app, workers=threads and 1, access_log=False) as srv:
         reply = raw_exchange(srv.port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
     head, _, body = reply.partition(b"\r\n\r\n")
     assert b"Content-Length: 10" in head
     assert body == b"short"  # then the server closed: the client can tell it is truncated
 
 
-def test_long_body_for_content_length_is_truncated():
+def test_long_body_for_content_length_is_truncated(threads):
     def app(environ, start_response):
         start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "4")])
         return [b"too long"]
 
-    with ServerThread(app, workers=1, access_log=False) as srv:
+    with ServerThread(app, workers=threads and 1, access_log=False) as srv:
         with httpx.Client() as client:
             assert client.get(srv.url).content == b"too "
             assert client.get(srv.url).content == b"too "
 
 
 @pytest.mark.parametrize("status", ["204 No Content", "304 Not Modified"])
-def test_no_body_statuses(status):
+def test_no_body_statuses(status, threads):
     def app(environ, start_response):
         start_response(status, [("X-A", "1")])
         return [b"ignored"]
 
-    with ServerThread(app, workers=1, access_log=False) as srv:
+    with ServerThread(app, workers=threads and 1, access_log=False) as srv:
         port = srv.port
         with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
             sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -242,14 +242,14 @@ def test_no_body_statuses(status):
     assert second.startswith(b"HTTP/1.1 " + status[:3].encode())
 
 
-def test_error_before_head_is_500_and_connection_stays_usable():
+def test_error_before_head_is_500_and_connection_stays_usable(threads):
     def app(environ, start_response):
         if environ["PATH_INFO"] == "/bad":
             raise RuntimeError("before")
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [b"fine"]
 
-    with ServerThread(app, workers=1, access_log=False) as srv:
+    with ServerThread(app, workers=threads and 1, access_log=False) as srv:
         with httpx.Client() as client:
             r = client.get(srv.url + "/bad")
             assert r.status_code == 500
@@ -257,11 +257,11 @@ def test_error_before_head_is_500_and_connection_stays_usable():
             assert client.get(srv.url + "/").text == "fine"
 
 
-def test_app_returning_without_start_response_is_500():
+def test_app_returning_without_start_response_is_500(threads):
     def app(environ, start_response):
         return [b"no head"]
 
-    with ServerThread(app, workers=1, access_log=False) as srv:
+    with ServerThread(app, workers=threads and 1, access_log=False) as srv:
         assert httpx.get(srv.url).status_code == 500
 
 
@@ -274,24 +274,24 @@ def test_app_returning_without_start_response_is_500():
         [("Content-Type", b"text/plain")],  # bytes, not str
     ],
 )
-def test_invalid_headers_give_500(headers):
+def test_invalid_headers_give_500(headers, threads):
     def app(environ, start_response):
         start_response("200 OK", headers)
         return [b"x"]
 
-    with ServerThread(app, workers=1, access_log=False) as srv:
+    with ServerThread(app, workers=threads and 1, access_log=False) as srv:
         r = httpx.get(srv.url)
     assert r.status_code == 500
     assert "injected" not in r.headers
 
 
-def test_http10_streaming_ends_with_close():
+def test_http10_streaming_ends_with_close(threads):
     def app(environ, start_response):
         start_response("200 OK", [("Content-Type", "text/plain")])
         yield b"one "
         yield b"two"
 
-    with ServerThread(app, workers=1, access_log=False) as srv:
+    with ServerThread(app, workers=threads and 1, access_log=False) as srv:
         reply = raw_exchange(srv.port, b"GET / HTTP/1.0\r\n\r\n")
     head, _, body = reply.partition(b"\r\n\r\n")
     assert b"Transfer-Encoding" not in head
@@ -299,12 +299,12 @@ def test_http10_streaming_ends_with_close():
     assert body == b"one two"
 
 
-def test_http10_keep_alive_with_known_length():
+def test_http10_keep_alive_with_known_length(threads):
     def app(environ, start_response):
         start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "2")])
         return [b"ok"]
 
-    with ServerThread(app, workers=1, access_log=False) as srv:
+    with ServerThread(app, workers=threads and 1, access_log=False) as srv:
         with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as sock:
             for _ in range(2):
                 sock.sendall(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
@@ -316,7 +316,7 @@ def test_http10_keep_alive_with_known_length():
                 assert b"Connection: keep-alive" in data
 
 
-def test_file_wrapper_closes_the_file(tmp_path):
+def test_file_wrapper_closes_the_file(tmp_path, threads):
     path = tmp_path / "f.bin"
     data = bytes(range(256)) * 40_000
     path.write_bytes(data)
@@ -328,12 +328,12 @@ def test_file_wrapper_closes_the_file(tmp_path):
         start_response("200 OK", [("Content-Type", "application/octet-stream")])
         return environ["wsgi.file_wrapper"](f, 32768)
 
-    with ServerThread(app, workers=1, access_log=False) as srv:
+    with ServerThread(app, workers=threads and 1, access_log=False) as srv:
         assert httpx.get(srv.url).content == data
     assert opened[0].closed
 
 
-def test_client_that_stops_reading_is_dropped_after_stream_timeout():
+def test_client_that_stops_reading_is_dropped_after_stream_timeout(threads):
     closed = threading.Event()
     total = 200 * 1024 * 1024
 
@@ -343,7 +343,7 @@ def test_client_that_stops_reading_is_dropped_after_stream_timeout():
             return [b"small"]
         return Tracked((b"s" * 65536 for _ in range(total // 65536)), closed)
 
-    with ServerThread(app, workers=1, access_log=False, stream_timeout=0.5) as srv:
+    with ServerThread(app, workers=threads and 1, access_log=False, stream_timeout=0.5) as srv:
         with socket.create_connection(("127.0.0.1", srv.port), timeout=30) as sock:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
             sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -360,7 +360,7 @@ def test_client_that_stops_reading_is_dropped_after_stream_timeout():
 
 
 @pytest.mark.parametrize("status", ["100 Continue", "101 Switching Protocols"])
-def test_interim_status_from_app_is_an_error(status):
+def test_interim_status_from_app_is_an_error(status, threads):
     errors = []
 
     def app(environ, start_response):
@@ -371,20 +371,20 @@ def test_interim_status_from_app_is_an_error(status):
             raise
         return [b"x"]
 
-    with ServerThread(app, workers=1, access_log=False) as srv:
+    with ServerThread(app, workers=threads and 1, access_log=False) as srv:
         assert httpx.get(srv.url).status_code == 500
     assert "1xx" in str(errors[0])
 
 
 @pytest.mark.parametrize("stream", [False, True])
-def test_status_reason_phrase_is_the_apps(stream):
+def test_status_reason_phrase_is_the_apps(stream, threads):
     def app(environ, start_response):
         start_response("404 Gone Fishing", [("Content-Type", "text/plain")])
         if stream:
             return (b for b in [b"not ", b"here"])
         return [b"not here"]
 
-    with ServerThread(app, workers=1, access_log=False) as srv:
+    with ServerThread(app, workers=threads and 1, access_log=False) as srv:
         reply = raw_exchange(srv.port, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     assert reply.startswith(b"HTTP/1.1 404 Gone Fishing\r\n")
 
@@ -392,7 +392,7 @@ def test_status_reason_phrase_is_the_apps(stream):
 @pytest.mark.parametrize(
     ("offset", "length"), [(0, None), (1000, None), (500, 70_000), (0, 0)]
 )
-def test_file_wrapper_from_the_file_position_and_length(tmp_path, offset, length):
+def test_file_wrapper_from_the_file_position_and_length(tmp_path, offset, length, threads):
     data = bytes(range(256)) * 2000
     path = tmp_path / "f.bin"
     path.write_bytes(data)
@@ -409,7 +409,7 @@ def test_file_wrapper_from_the_file_position_and_length(tmp_path, offset, length
         return environ["wsgi.file_wrapper"](f, 8192)
 
     expected = data[offset:] if length is None else data[offset : offset + length]
-    with ServerThread(app, workers=1, access_log=False) as srv:
+    with ServerThread(app, workers=threads and 1, access_log=False) as srv:
         with httpx.Client() as client:
             for _ in range(3):  # keep-alive across file responses
                 r = client.get(srv.url)
@@ -419,7 +419,7 @@ def test_file_wrapper_from_the_file_position_and_length(tmp_path, offset, length
     assert len(files) == 4 and all(f.closed for f in files)
 
 
-def test_file_wrapper_shorter_than_content_length_closes_the_connection(tmp_path):
+def test_file_wrapper_shorter_than_content_length_closes_the_connection(tmp_path, threads):
     path = tmp_path / "short.bin"
     path.write_bytes(b"0123456789")
 
@@ -427,20 +427,20 @@ def test_file_wrapper_shorter_than_content_length_closes_the_connection(tmp_path
         start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "20")])
         return environ["wsgi.file_wrapper"](open(path, "rb"))
 
-    with ServerThread(app, workers=1, access_log=False) as srv:
+    with ServerThread(app, workers=threads and 1, access_log=False) as srv:
         reply = raw_exchange(srv.port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
     assert reply.endswith(b"\r\n\r\n0123456789")
 
 
 @pytest.mark.parametrize("method", ["GET", "HEAD"])
-def test_refused_head_500_has_no_body_for_head(method):
+def test_refused_head_500_has_no_body_for_head(method, threads):
     # A header the core refuses when it writes it (NUL): a 500 instead; for HEAD without
     # its content (RFC 9110 section 9.3.2), which the client would read as the next response.
     def app(environ, start_response):
         start_response("200 OK", [("Content-Type", "text/plain"), ("X-Value", "a\0b")])
         return [b"body"]
 
-    with ServerThread(app, workers=1, access_log=False) as srv:
+    with ServerThread(app, workers=threads and 1, access_log=False) as srv:
         data = raw_exchange(srv.port, f"{method} / HTTP/1.1\r\nHost: x\r\n"
                                       "Connection: close\r\n\r\n".encode())
     head, _, body = data.partition(b"\r\n\r\n")

@@ -42,7 +42,7 @@ def test_hello(serve_app):
     assert r.headers["content-length"] == "13"
 
 
-def test_environ(serve_app, wsgi_mode):
+def test_environ(serve_app, threads):
     url = serve_app(environ_app)
     r = httpx.get(url + "/a%20b/%C3%A9?x=1&y=%20", headers={"X-Custom": "v1", "Accept": "a/b"})
     env = r.json()
@@ -61,7 +61,7 @@ def test_environ(serve_app, wsgi_mode):
     assert env["HTTP_HOST"] == url.removeprefix("http://")
     assert env["wsgi.version"] == [1, 0]
     assert env["wsgi.url_scheme"] == "http"
-    assert env["wsgi.multithread"] is (wsgi_mode == "pooled")  # inline: one thread
+    assert env["wsgi.multithread"] is (threads > 0)  # inline: one thread
     assert env["wsgi.multiprocess"] is False
     assert env["wsgi.run_once"] is False
     assert "CONTENT_LENGTH" not in env or env["CONTENT_LENGTH"] in ("", "0")
@@ -209,7 +209,7 @@ def test_file_wrapper(serve_app, tmp_path):
     assert httpx.get(url).content == data
 
 
-def test_pipelined_requests_in_order(serve_app):
+def test_pipelined_requests_in_order(serve_app, threads):
     def app(environ, start_response):
         # later requests finish first, unless the server serialises per connection
         n = int(environ["PATH_INFO"].strip("/"))
@@ -218,7 +218,7 @@ def test_pipelined_requests_in_order(serve_app):
         start_response("200 OK", [("Content-Length", str(len(body)))])
         return [body]
 
-    url = serve_app(app, workers=8)
+    url = serve_app(app, workers=threads and 8)
     port = int(url.rsplit(":", 1)[1])
     with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
         sock.sendall(b"".join(b"GET /%d HTTP/1.1\r\nHost: x\r\n\r\n" % i for i in range(5)))
@@ -231,7 +231,7 @@ def test_pipelined_requests_in_order(serve_app):
     assert bodies == [b"0", b"1", b"2", b"3", b"4"]
 
 
-def test_concurrent_clients(serve_app):
+def test_concurrent_clients(serve_app, threads):
     from concurrent.futures import ThreadPoolExecutor
 
     def app(environ, start_response):
@@ -240,7 +240,7 @@ def test_concurrent_clients(serve_app):
         start_response("200 OK", [("Content-Length", str(len(body)))])
         return [body]
 
-    url = serve_app(app, workers=8)
+    url = serve_app(app, workers=threads and 8)
     with ThreadPoolExecutor(16) as pool:
         results = list(pool.map(lambda i: httpx.get(f"{url}/{i}").text, range(100)))
     assert results == [f"/{i}" for i in range(100)]

@@ -77,8 +77,8 @@ def test_seed_style_positional_url_and_workers_keyword():
     server.close()
 
 
-def test_header_limits_give_431():
-    with ServerThread(environ_app, max_header_count=5, max_header_bytes=2000,
+def test_header_limits_give_431(threads):
+    with ServerThread(environ_app, threads=threads, max_header_count=5, max_header_bytes=2000,
                       access_log=False) as srv:
         many = b"".join(b"X-H%d: v\r\n" % i for i in range(10))
         assert status_of(srv.port, b"GET / HTTP/1.1\r\nHost: x\r\n" + many + b"\r\n") == 431
@@ -87,8 +87,8 @@ def test_header_limits_give_431():
         assert httpx.get(srv.url).status_code == 200
 
 
-def test_body_limit_gives_413():
-    with ServerThread(environ_app, max_body_size=1000, access_log=False) as srv:
+def test_body_limit_gives_413(threads):
+    with ServerThread(environ_app, threads=threads, max_body_size=1000, access_log=False) as srv:
         r = httpx.post(srv.url, content=b"x" * 1001)
         assert r.status_code == 413
         r = httpx.post(srv.url, content=b"x" * 1000)
@@ -96,8 +96,8 @@ def test_body_limit_gives_413():
         assert r.json()["body_size"] == 1000
 
 
-def test_connection_limit_gives_503():
-    with ServerThread(environ_app, max_connections=2, access_log=False) as srv:
+def test_connection_limit_gives_503(threads):
+    with ServerThread(environ_app, threads=threads, max_connections=2, access_log=False) as srv:
         with httpx.Client() as a, httpx.Client() as b:
             assert a.get(srv.url).status_code == 200
             assert b.get(srv.url).status_code == 200
@@ -105,8 +105,9 @@ def test_connection_limit_gives_503():
             assert status_of(srv.port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n") == 503
 
 
-def test_idle_keep_alive_connection_is_closed_after_timeout():
-    with ServerThread(environ_app, keep_alive_timeout_s=0.3, access_log=False) as srv:
+def test_idle_keep_alive_connection_is_closed_after_timeout(threads):
+    with ServerThread(environ_app, threads=threads, keep_alive_timeout_s=0.3,
+                      access_log=False) as srv:
         with socket.create_connection(("127.0.0.1", srv.port), timeout=30) as sock:
             sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
             data = b""
@@ -133,9 +134,10 @@ def tls_files(tls_ca, tmp_path_factory):
     return d
 
 
-def test_tls_from_certificate_files(tls_files):
+def test_tls_from_certificate_files(tls_files, threads):
     with ServerThread(
         environ_app,
+        threads=threads,
         ssl_certfile=str(tls_files / "cert.pem"),
         ssl_keyfile=str(tls_files / "key.pem"),
         access_log=False,
@@ -151,11 +153,12 @@ def test_tls_from_certificate_files(tls_files):
                 assert env["body_size"] == 120_000
 
 
-def test_client_certificates_required_with_ssl_ca_certs(tls_ca, tls_files):
+def test_client_certificates_required_with_ssl_ca_certs(tls_ca, tls_files, threads):
     trustme = pytest.importorskip("trustme")
     other_ca = trustme.CA()
     with ServerThread(
         environ_app,
+        threads=threads,
         ssl_certfile=str(tls_files / "cert.pem"),
         ssl_keyfile=str(tls_files / "key.pem"),
         ssl_ca_certs=str(tls_files / "ca.pem"),
@@ -172,8 +175,8 @@ def test_client_certificates_required_with_ssl_ca_certs(tls_ca, tls_files):
         assert httpx.get(srv.url, verify=ctx).status_code == 200
 
 
-def test_https_url_without_certificate_is_an_error():
-    server = WSGIServer(environ_app, access_log=False)
+def test_https_url_without_certificate_is_an_error(threads):
+    server = WSGIServer(environ_app, threads=threads, access_log=False)
     try:
         with pytest.raises(ValueError, match="ssl_certfile"):
             server.listen("https://127.0.0.1:0")
@@ -187,12 +190,12 @@ def test_missing_certificate_file_is_an_error(tmp_path):
                    ssl_keyfile=str(tmp_path / "nope.key"))
 
 
-def test_port_in_use_is_an_oserror_with_errno_and_still_a_runtime_error():
+def test_port_in_use_is_an_oserror_with_errno_and_still_a_runtime_error(threads):
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
         holder.listen()
         url = f"http://127.0.0.1:{holder.getsockname()[1]}"
-        server = WSGIServer(environ_app, access_log=False)
+        server = WSGIServer(environ_app, threads=threads, access_log=False)
         try:
             with pytest.raises(OSError) as info:
                 server.listen(url)
@@ -209,8 +212,8 @@ PROXY_HEADERS = {
 }
 
 
-def test_proxy_headers_from_trusted_peer():
-    with ServerThread(environ_app, forwarded_allow_ips="127.0.0.1, 10.0.0.0/8",
+def test_proxy_headers_from_trusted_peer(threads):
+    with ServerThread(environ_app, threads=threads, forwarded_allow_ips="127.0.0.1, 10.0.0.0/8",
                       access_log=False) as srv:
         env = httpx.get(srv.url, headers=PROXY_HEADERS).json()
     assert env["REMOTE_ADDR"] == "203.0.113.7"
@@ -218,8 +221,9 @@ def test_proxy_headers_from_trusted_peer():
     assert env["HTTP_HOST"] == "example.com"
 
 
-def test_proxy_headers_ignored_from_untrusted_peer():
-    with ServerThread(environ_app, forwarded_allow_ips="10.1.2.3", access_log=False) as srv:
+def test_proxy_headers_ignored_from_untrusted_peer(threads):
+    with ServerThread(environ_app, threads=threads, forwarded_allow_ips="10.1.2.3",
+                      access_log=False) as srv:
         env = httpx.get(srv.url, headers=PROXY_HEADERS).json()
     assert env["REMOTE_ADDR"] == "127.0.0.1"
     assert env["wsgi.url_scheme"] == "http"
@@ -227,15 +231,15 @@ def test_proxy_headers_ignored_from_untrusted_peer():
     assert env["wsgi.multiprocess"] is False
 
 
-def test_proxy_headers_off():
-    with ServerThread(environ_app, proxy_headers=False, access_log=False) as srv:
+def test_proxy_headers_off(threads):
+    with ServerThread(environ_app, threads=threads, proxy_headers=False, access_log=False) as srv:
         env = httpx.get(srv.url, headers={"Forwarded": "for=198.51.100.1;proto=https"}).json()
     assert env["REMOTE_ADDR"] == "127.0.0.1"
     assert env["wsgi.url_scheme"] == "http"
 
 
-def test_root_path_is_script_name():
-    with ServerThread(environ_app, root_path="/app", access_log=False) as srv:
+def test_root_path_is_script_name(threads):
+    with ServerThread(environ_app, threads=threads, root_path="/app", access_log=False) as srv:
         env = httpx.get(srv.url + "/app/items/1?x=1").json()
         assert (env["SCRIPT_NAME"], env["PATH_INFO"]) == ("/app", "/items/1")
         env = httpx.get(srv.url + "/app").json()
@@ -247,9 +251,9 @@ def test_root_path_is_script_name():
         assert (env["SCRIPT_NAME"], env["PATH_INFO"]) == ("/app", "/application")
 
 
-def test_access_log_line_per_response(caplog):
+def test_access_log_line_per_response(caplog, threads):
     with caplog.at_level(logging.INFO, logger="cymongoose.access"):
-        with ServerThread(environ_app, access_log=True) as srv:
+        with ServerThread(environ_app, threads=threads, access_log=True) as srv:
             with httpx.Client() as client:
                 client.get(srv.url + "/a?b=1", headers={"X-Forwarded-For": "192.0.2.9"})
                 client.post(srv.url + "/p", content=b"x")
@@ -261,9 +265,9 @@ def test_access_log_line_per_response(caplog):
     assert lines[1].startswith("127.0.0.1:") and lines[1].endswith('"POST /p HTTP/1.1" 200')
 
 
-def test_access_log_off(caplog):
+def test_access_log_off(caplog, threads):
     with caplog.at_level(logging.INFO, logger="cymongoose.access"):
-        with ServerThread(environ_app, access_log=False) as srv:
+        with ServerThread(environ_app, threads=threads, access_log=False) as srv:
             httpx.get(srv.url)
     assert not [r for r in caplog.records if r.name == "cymongoose.access"]
 
@@ -361,13 +365,14 @@ def test_graceful_shutdown_gives_up_after_timeout():
     assert failed  # the connection was closed under the client
 
 
-def test_serves_on_an_inherited_listening_socket():
+def test_serves_on_an_inherited_listening_socket(threads):
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     sock.listen(16)
     port = sock.getsockname()[1]
-    server = WSGIServer(environ_app, fd=sock.fileno(), port=port, access_log=False)
+    server = WSGIServer(environ_app, threads=threads, fd=sock.fileno(), port=port,
+                        access_log=False)
     conn = server.listen()  # no URL: the fd from the settings
     assert conn.local_addr[1] == port
     thread = threading.Thread(target=server.run, kwargs={"poll_ms": 20}, daemon=True)
