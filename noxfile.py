@@ -181,7 +181,12 @@ def asan(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     """benchmarks/run.py: cymongoose vs uvicorn, granian, gunicorn, bjoern, fastwsgi and raw C
-    mongoose (wrk)."""
+    mongoose (wrk).
+
+    ``nox -s bench -- --baseline REF`` also measures the cymongoose servers of git commit REF
+    (e.g. ``HEAD~1``), built into a virtualenv of their own, in the same rounds: rows
+    ``<server>@<hash>`` and a ``vs base`` ratio per current cymongoose row.
+    """
     import shutil
 
     if not shutil.which("wrk"):

@@ -13,6 +13,12 @@ The idle workloads (issue 11) measure the hello route while a separate process
 (idle_clients.py, on the load CPU) holds 1,000 or 10,000 idle keep-alive connections or
 10,000 idle WebSockets open; each is reported against its no-idle twin, with the server's
 RSS growth per idle connection.
+
+    python benchmarks/run.py --baseline HEAD~1   # also the cymongoose servers of HEAD~1
+
+With ``--baseline REF`` the cymongoose servers of commit REF (built into a virtualenv of
+their own, see baseline.py) run in every round next to the current ones, as rows named
+``<server>@<short hash>``; each current cymongoose row gets a ``vs base`` ratio.
 """
 
 from __future__ import annotations
@@ -37,6 +43,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
+from acceptance import ACCEPTANCE_VS_BASE, acceptance_markdown
+from baseline import Baseline, describe_tree
+from baseline import build as build_baseline
 
 try:
     import resource
@@ -60,36 +69,44 @@ class Server:
     name: str
     kind: str  # "c", "core", "asgi" or "wsgi": the class its rows are compared within
     websocket: bool
+    python: str = PY  # the interpreter that runs it (a baseline's own virtualenv)
+    twin: str | None = None  # a baseline server: the current server it is measured against
+
+    @property
+    def program(self) -> str:
+        """The server program it runs: its name, or for a baseline server its twin's."""
+        return self.twin or self.name
 
     def argv(self, module: str, port: int, c_binary: Path | None,
              long_keep_alive: bool = False) -> list[str]:
         spec, p = f"{module}:app", str(port)
         host = ["--host", "127.0.0.1", "--port", p]
         if long_keep_alive:  # idle workloads: idle connections must outlive the run
-            host += IDLE_KEEP_ALIVE.get(self.name, [])
+            host += IDLE_KEEP_ALIVE.get(self.program, [])
+        py = self.python
         return {
             "mongoose-c": [str(c_binary), p],
-            "cymongoose-core": [PY, str(APPS / "core_app.py"), p],
-            "cymongoose-asgi": [PY, "-m", "cymongoose.asgi", spec, *host, "--log-level", "warning"],
-            "uvicorn": [PY, "-m", "uvicorn", spec, *host, "--workers", "1", "--loop", "uvloop",
+            "cymongoose-core": [py, str(APPS / "core_app.py"), p],
+            "cymongoose-asgi": [py, "-m", "cymongoose.asgi", spec, *host, "--log-level", "warning"],
+            "uvicorn": [py, "-m", "uvicorn", spec, *host, "--workers", "1", "--loop", "uvloop",
                         "--http", "httptools", "--ws", "websockets", "--no-access-log",
                         "--log-level", "warning"],
-            "granian-asgi": [PY, "-m", "granian", "--interface", "asgi", "--workers", "1",
+            "granian-asgi": [py, "-m", "granian", "--interface", "asgi", "--workers", "1",
                              "--loop", "uvloop", "--log-level", "warning", *host, spec],
-            "cymongoose-wsgi": [PY, "-m", "cymongoose.wsgi", spec, *host, "--threads", "4",
+            "cymongoose-wsgi": [py, "-m", "cymongoose.wsgi", spec, *host, "--threads", "4",
                                 "--no-access-log", "--log-level", "warning"],
-            "cymongoose-wsgi-inline": [PY, "-m", "cymongoose.wsgi", spec, *host, "--threads", "0",
+            "cymongoose-wsgi-inline": [py, "-m", "cymongoose.wsgi", spec, *host, "--threads", "0",
                                        "--no-access-log", "--log-level", "warning"],
             # No CLI of their own: each runs the module's app from a one-line program.
-            "bjoern": [PY, "-c", f"import bjoern, {module}; "
+            "bjoern": [py, "-c", f"import bjoern, {module}; "
                        f"bjoern.run({module}.app, '127.0.0.1', {port})"],
-            "fastwsgi": [PY, "-c", f"import fastwsgi, {module}; "
+            "fastwsgi": [py, "-c", f"import fastwsgi, {module}; "
                          f"fastwsgi.run({module}.app, host='127.0.0.1', port={port})"],
-            "gunicorn": [PY, "-m", "gunicorn", "-k", "gthread", "--threads", "4", "-w", "1",
+            "gunicorn": [py, "-m", "gunicorn", "-k", "gthread", "--threads", "4", "-w", "1",
                          "-b", f"127.0.0.1:{p}", "--log-level", "warning", spec],
-            "granian-wsgi": [PY, "-m", "granian", "--interface", "wsgi", "--workers", "1",
+            "granian-wsgi": [py, "-m", "granian", "--interface", "wsgi", "--workers", "1",
                              "--log-level", "warning", *host, spec],
-        }[self.name]
+        }[self.program]
 
 
 # Flags that keep idle keep-alive connections open for the idle workloads; servers
@@ -429,12 +446,12 @@ def measure(running: Running, server: Server, w: Workload, args, scripts, cell: 
         result["rss"] = running.rss.take()
         cell.rounds.append(result)
         flag = " !" if result["errors"] or result["timeouts"] else ""
-        print(f"  {w.name:8} {server.name:16} {result['rps']:>10.0f} req/s  "
+        print(f"  {w.name:8} {server.name:30} {result['rps']:>10.0f} req/s  "
               f"p99 {result['p99_us'] / 1000:7.2f} ms  err {result['errors']}"
               f"/{result['timeouts']}{flag}", flush=True)
     except Exception as exc:  # noqa: BLE001 - a failing server is a row, not a crash
         cell.error = f"{type(exc).__name__}: {exc}"[:300]
-        print(f"  {w.name:8} {server.name:16} ERROR {cell.error}", flush=True)
+        print(f"  {w.name:8} {server.name:30} ERROR {cell.error}", flush=True)
 
 
 def measure_idle(running: Running, w: Workload, args, script: Path) -> dict:
@@ -469,7 +486,7 @@ def run_round(servers, workloads, args, scripts, cells, c_binary) -> None:
     for server in servers:
         todo = [w for w in workloads if server.kind in w.kinds
                 and (server.websocket or not w.websocket)
-                and (w.servers is None or server.name in w.servers)
+                and (w.servers is None or server.program in w.servers)
                 and (server.websocket or not w.idle_websocket)]
         # idle workloads get a server of their own, started with long keep-alive timeouts
         for module, idle in dict.fromkeys((w.module[server.kind], w.idle is not None)
@@ -491,7 +508,9 @@ def run_round(servers, workloads, args, scripts, cells, c_binary) -> None:
 
 # --------------------------------------------------------------------------- reporting
 
-def summarise(cells: dict, workloads: list[Workload]) -> list[dict]:
+def summarise(cells: dict, workloads: list[Workload], twins: dict[str, str]) -> list[dict]:
+    """One row per (workload, server) with medians and ratios; ``twins`` maps a current
+    server's name to its baseline server's (``--baseline``)."""
     rows = []
     for w in workloads:
         for (wname, sname), cell in cells.items():
@@ -523,6 +542,9 @@ def summarise(cells: dict, workloads: list[Workload]) -> list[dict]:
         c_rows = [r for r in same if r["server"] == "mongoose-c"]
         if c_rows:
             row["vs_c"] = row["rps"] / c_rows[0]["rps"]
+        base = [r for r in same if r["server"] == twins.get(row["server"])]
+        if base:
+            row["vs_base"] = row["rps"] / base[0]["rps"]
     bases = {w.name: w.base for w in workloads if w.base}
     for row in rows:  # idle workloads: relative to the same server without idle connections
         base = [r for r in ok if r["workload"] == bases.get(row["workload"])
@@ -563,6 +585,7 @@ def idle_markdown(rows: list[dict], workloads: list[Workload]) -> list[str]:
 
 
 def markdown(rows: list[dict], meta: dict, workloads: list[Workload]) -> str:
+    base = meta.get("baseline")
     lines = [f"# cymongoose benchmark {meta['date']} on {meta['host']}", "",
              f"{meta['cpus']} CPUs ({meta['cpu_model']}), Python {meta['python']}, "
              f"{meta['wrk']}; {meta['rounds']} round(s) of {meta['duration']} s after "
@@ -572,18 +595,29 @@ def markdown(rows: list[dict], meta: dict, workloads: list[Workload]) -> str:
              "Errors/timeouts are summed over rounds; **!** marks non-zero. `vs peer` compares "
              "each cymongoose row with the fastest non-cymongoose server of its class (ASGI, "
              "WSGI; any Python server for the core Manager); `vs C` with the pure C mongoose "
-             "server. Compare ratios within one run only.", ""]
+             "server. Compare ratios within one run only.", "",
+             f"Tree measured: `{meta['tree']}`."]
+    if base:
+        lines[-1] += (f" Baseline: `{base['short']}` ({base['subject']}; `--baseline "
+                      f"{base['ref']}`, commit {base['commit']}): rows named "
+                      f"`<server>@{base['short']}` run that commit's packages ("
+                      + ", ".join(f"{k} {v}" for k, v in base["versions"].items())
+                      + ") from a virtualenv of their own, with the same apps; `vs base` "
+                      "divides a row's req/s by its baseline twin's; the twins run one after "
+                      "the other in every round (which one first alternates).")
+    lines.append("")
     for w in workloads:
         wrows = [r for r in rows if r["workload"] == w.name]
         if not wrows:
             continue
         lines += [f"## {w.name}: {w.description}", "",
                   "| server | req/s | p50 ms | p99 ms | errors/timeouts | peak RSS MiB "
-                  "| vs peer | vs C |",
-                  "|---|---:|---:|---:|---:|---:|---:|---:|"]
+                  "| vs peer | vs C |" + (" vs base |" if base else ""),
+                  "|---|---:|---:|---:|---:|---:|---:|---:|" + ("---:|" if base else "")]
         for r in wrows:
             if r.get("rps") is None:
-                lines.append(f"| {r['server']} | **ERROR** {r['error']} | | | | | | |")
+                lines.append(f"| {r['server']} | **ERROR** {r['error']} | | | | | | |"
+                             + (" |" if base else ""))
                 continue
             et = f"{r['errors']}/{r['timeouts']}"
             if r["errors"] or r["timeouts"] or r["error"]:
@@ -591,10 +625,15 @@ def markdown(rows: list[dict], meta: dict, workloads: list[Workload]) -> str:
             peer = f"{r['vs_peer']:.2f}× {r['best_peer']}" if "vs_peer" in r else ""
             vs_c = f"{r['vs_c']:.2f}×" if "vs_c" in r else ""
             name = r["server"] + (f" (**error in a round**: {r['error']})" if r["error"] else "")
+            vs_base = ""
+            if "vs_base" in r:
+                low = r["vs_base"] < ACCEPTANCE_VS_BASE
+                vs_base = f"**{r['vs_base']:.2f}×**" if low else f"{r['vs_base']:.2f}×"
             lines.append(f"| {name} | {r['rps']:.0f} | {r['p50_us'] / 1000:.2f} | "
                          f"{r['p99_us'] / 1000:.2f} | {et} | {r['rss'] / MIB:.1f} | {peer} | "
-                         f"{vs_c} |")
+                         f"{vs_c} |" + (f" {vs_base} |" if base else ""))
         lines.append("")
+    lines += acceptance_markdown(rows, meta)
     lines += idle_markdown(rows, workloads)
     return "\n".join(lines)
 
@@ -633,12 +672,51 @@ def parse_args(argv=None):
                         + ", ".join(s.name for s in SERVERS))
     parser.add_argument("--workloads", help="comma-separated subset of: "
                         + ", ".join(w.name for w in WORKLOADS))
+    parser.add_argument("--baseline", metavar="REF",
+                        help="also measure the cymongoose servers of this git commit (e.g. "
+                        "HEAD~1), built into a virtualenv of their own; rows <server>@<hash>")
+    parser.add_argument("--baseline-servers", help="comma-separated cymongoose servers to "
+                        "measure at --baseline (default: every cymongoose server in the run)")
     parser.add_argument("--output", type=Path, default=RESULTS, help="results directory")
     parser.add_argument("--no-save", action="store_true", help="print only")
     args = parser.parse_args(argv)
+    if args.baseline_servers is not None:
+        if not args.baseline:
+            parser.error("--baseline-servers needs --baseline REF")
+        ours = [s.name for s in SERVERS if s.name.startswith("cymongoose")]
+        bad = [n for n in args.baseline_servers.split(",") if n not in ours]
+        if bad:
+            parser.error(f"--baseline-servers: {', '.join(bad)} not among: {', '.join(ours)}")
     if args.quick:
         args.rounds, args.duration, args.warmup = 1, 1, 0.3
     return args
+
+
+def with_baseline(servers: list[Server], base: Baseline, names: str | None) -> list[Server]:
+    """``servers`` with a baseline twin after each chosen cymongoose server (``names``,
+    comma-separated; default: every cymongoose server in ``servers``), so that each round
+    measures a current server and its baseline one after the other."""
+    chosen = (names.split(",") if names else
+              [s.name for s in servers if s.name.startswith("cymongoose")])
+    out = []
+    for server in SERVERS:
+        if server in servers:
+            out.append(server)
+        if server.name in chosen:
+            out.append(Server(f"{server.name}@{base.short}", server.kind, server.websocket,
+                              python=str(base.python), twin=server.name))
+    return out
+
+
+def round_order(servers: list[Server], n: int) -> list[Server]:
+    """The servers in round ``n``'s order: a baseline twin goes after its current server in
+    even rounds and before it in odd ones, so that neither tree always runs first."""
+    out = list(servers)
+    if n % 2:
+        for i in range(1, len(out)):
+            if out[i].twin and out[i].twin == out[i - 1].name:
+                out[i - 1], out[i] = out[i], out[i - 1]
+    return out
 
 
 def main(argv=None) -> int:
@@ -660,9 +738,21 @@ def main(argv=None) -> int:
             "wrk": subprocess.run(["wrk", "-v"], capture_output=True, text=True)
             .stdout.split(" [")[0].strip(),
             "rounds": args.rounds, "duration": args.duration, "warmup": args.warmup,
-            "loadavg": " ".join(f"{x:.2f}" for x in os.getloadavg()), "versions": versions()}
+            "loadavg": " ".join(f"{x:.2f}" for x in os.getloadavg()), "versions": versions(),
+            "tree": describe_tree()}
     with tempfile.TemporaryDirectory(prefix="cymongoose-bench-") as tmp:
         tmpdir = Path(tmp)
+        twins: dict[str, str] = {}
+        if args.baseline:
+            try:
+                base = build_baseline(args.baseline, tmpdir)
+            except (ValueError, RuntimeError, subprocess.CalledProcessError) as exc:
+                print(exc, file=sys.stderr)
+                return 2
+            servers = with_baseline(servers, base, args.baseline_servers)
+            twins = {s.twin: s.name for s in servers if s.twin}
+            meta["baseline"] = {"ref": base.ref, "commit": base.commit, "short": base.short,
+                                "subject": base.subject, "versions": base.versions}
         c_binary = None
         if any(s.kind == "c" for s in servers):
             try:
@@ -677,17 +767,17 @@ def main(argv=None) -> int:
         cells = {(w.name, s.name): Cell(w.name, s.name, s.kind)
                  for w in workloads for s in servers
                  if s.kind in w.kinds and (s.websocket or not w.websocket)
-                 and (w.servers is None or s.name in w.servers)
+                 and (w.servers is None or s.program in w.servers)
                  and (s.websocket or not w.idle_websocket)}
         try:
             for n in range(args.rounds):
                 print(f"round {n + 1}/{args.rounds}", flush=True)
-                run_round(servers, workloads, args, scripts, cells, c_binary)
+                run_round(round_order(servers, n), workloads, args, scripts, cells, c_binary)
         except KeyboardInterrupt:
             # Ctrl-C (SIGINT) keeps what was measured: the report covers the rounds so far.
             print("interrupted: reporting the measurements made so far", flush=True)
             meta["interrupted"] = True
-    rows = summarise(cells, workloads)
+    rows = summarise(cells, workloads, twins)
     meta["elapsed_s"] = round(time.monotonic() - started, 1)
     text = markdown(rows, meta, workloads)
     print("\n" + text)
