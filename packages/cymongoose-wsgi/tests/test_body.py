@@ -287,7 +287,7 @@ def test_many_large_uploads_on_one_keep_alive_connection(threads):
 
 
 def test_stalled_small_body_holds_no_app_thread_and_times_out(monkeypatch, threads):
-    from cymongoose.wsgi import server as server_module
+    from cymongoose.wsgi import protocol as server_module
 
     monkeypatch.setattr(server_module, "BODY_READ_TIMEOUT_S", 1.0)
     calls = []
