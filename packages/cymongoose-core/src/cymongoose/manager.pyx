@@ -250,24 +250,7 @@ cdef class Manager:
     handlers (default: traceback to stderr). Context manager: ``__exit__`` closes.
     """
 
-    cdef mg_mgr _mgr
-    cdef readonly bint _open
-    cdef bint _polling
-    cdef bint _wakeup_enabled
-    cdef bint _wake_pending
-    cdef bint _wake_sent   # a thread has nudged the wakeup pipe since this poll began
-    cdef bint _freeing     # close(): mg_mgr_free is running
-    cdef int _dispatching  # event handlers running (nested calls count each)
-    cdef unsigned long _wakeup_id
-    cdef unsigned long long _calls  # Python callbacks made by poll(), MG_EV_POLL excluded
-    cdef object _handler
-    cdef object _error_handler
-    cdef dict _conns
-    cdef set _timers
-    cdef list _cancelled
-    cdef object _wakeups
-    cdef mg_timer *_sweep
-    cdef uint64_t _sweep_ms
+    # Fields and C methods are declared in manager.pxd.
 
     def __cinit__(self):
         self._open = False
