@@ -135,6 +135,14 @@ def test_import_does_not_import_any_other_distribution():
     assert out.stdout.strip() == "[]"
 
 
+def test_installed_metadata_names_no_adapter():
+    # The core knows no adapter, not even as an extra: its adapters depend on it.
+    from importlib.metadata import requires
+
+    named = [r for r in requires("cymongoose-core") or [] if r.startswith("cymongoose")]
+    assert named == []
+
+
 @pytest.mark.skipif(importlib.util.find_spec("cymongoose.aio") is not None,
                     reason="cymongoose-aio is installed (tests-integration covers it)")
 def test_async_manager_without_cymongoose_aio_names_the_package():

@@ -4,6 +4,10 @@ cdef bytes _CRLF = b"\r\n"
 cdef dict _REASONS = {s.value: s.phrase.encode("latin-1") for s in HTTPStatus}
 
 
+cdef bytes json_dumps(obj):
+    return _json_dumps(obj, separators=(",", ":")).encode("utf-8")
+
+
 cdef inline bytes _header_bytes(object v, str what):
     cdef bytes b = _as_bytes(v, what)
     if b"\r" in b or b"\n" in b or b"\0" in b:
@@ -124,14 +128,7 @@ cdef class Connection:
     ``RuntimeError("Connection has been closed")``.
     """
 
-    cdef mg_connection *_c
-    cdef unsigned long _id
-    cdef object _handler
-    cdef Manager _mgr
-    cdef public object userdata
-    cdef int _want_io
-    cdef bint _consume_reads
-    cdef object _tls  # TlsOpts kept alive while mongoose may point into it
+    # Fields and C methods are declared in connection.pxd.
 
     def __cinit__(self):
         self._c = NULL

@@ -13,6 +13,8 @@ for _name, _val in (
     ("MG_EV_MQTT_MSG", MG_EV_MQTT_MSG), ("MG_EV_MQTT_OPEN", MG_EV_MQTT_OPEN),
     ("MG_EV_SNTP_TIME", MG_EV_SNTP_TIME), ("MG_EV_WAKEUP", MG_EV_WAKEUP),
     ("MG_EV_USER", MG_EV_USER),
+    # The core's HTTP server's own events (state.pxd).
+    ("EV_HTTP_BODY", _EV_HTTP_BODY), ("EV_WRITABLE", _EV_WRITABLE),
 ):
     globals()[_name] = _val
     _EVENT_NAMES[_val] = _name

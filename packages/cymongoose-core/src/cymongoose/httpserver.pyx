@@ -7,9 +7,8 @@
 # answers 400/413/431/501/503 itself, sends 100 Continue, streams large and chunked bodies
 # as EV_HTTP_BODY events, and a sweep timer closes idle keep-alive connections.
 
+# Its events, _EV_HTTP_BODY and _EV_WRITABLE, are declared in state.pxd.
 cdef enum:
-    _EV_HTTP_BODY = MG_EV_USER + 4096
-    _EV_WRITABLE = MG_EV_USER + 4097
     _BODY_CHUNK = 65536         # bytes gathered per EV_HTTP_BODY while more are coming
     _FILE_WINDOW = 262144       # Connection.send_file: bytes kept queued
     _IDLE_BUFFERS_MS = 1000     # idle this long: the sweep frees a connection's buffers
@@ -18,11 +17,6 @@ cdef enum:
     _CS_DATA = 1
     _CS_DATA_CRLF = 2
     _CS_TRAILER = 3
-
-EV_HTTP_BODY = _EV_HTTP_BODY
-EV_WRITABLE = _EV_WRITABLE
-_EVENT_NAMES[_EV_HTTP_BODY] = "EV_HTTP_BODY"
-_EVENT_NAMES[_EV_WRITABLE] = "EV_WRITABLE"
 
 cdef extern from *:
     """

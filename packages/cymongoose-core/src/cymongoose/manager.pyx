@@ -1,27 +1,5 @@
 # Manager: owns one ``struct mg_mgr`` and routes C events to Python handlers.
 
-# Quiet connections (patches/0001-quiet-connections.patch, docs/design-scale.md): a
-# connection with is_quiet set is visited by mg_mgr_poll() only when epoll reports it,
-# while it has work pending, or after mg_attend(); others get MG_EV_POLL every
-# iteration as in pristine mongoose.
-cdef extern from *:
-    """
-    static inline void cym_set_quiet(struct mg_connection *c, int on) {
-      c->is_quiet = on ? 1U : 0U;
-    }
-    static inline int cym_is_quiet(const struct mg_connection *c) { return c->is_quiet; }
-    #if MG_ENABLE_EPOLL && !MG_ENABLE_FREERTOS_TCP
-    #define CYM_WAIT_HOOK 1
-    #else
-    #define CYM_WAIT_HOOK 0
-    #endif
-    """
-    enum: CYM_WAIT_HOOK  # the poll loop calls mg_mgr.wait_begin/wait_end (patch 0002)
-    void mg_attend(mg_connection *c) nogil
-    void cym_set_quiet(mg_connection *c, int on) nogil
-    int cym_is_quiet(const mg_connection *c) nogil
-
-
 cdef extern from "Python.h":
     ctypedef struct PyThreadState:
         pass
@@ -250,24 +228,7 @@ cdef class Manager:
     handlers (default: traceback to stderr). Context manager: ``__exit__`` closes.
     """
 
-    cdef mg_mgr _mgr
-    cdef readonly bint _open
-    cdef bint _polling
-    cdef bint _wakeup_enabled
-    cdef bint _wake_pending
-    cdef bint _wake_sent   # a thread has nudged the wakeup pipe since this poll began
-    cdef bint _freeing     # close(): mg_mgr_free is running
-    cdef int _dispatching  # event handlers running (nested calls count each)
-    cdef unsigned long _wakeup_id
-    cdef unsigned long long _calls  # Python callbacks made by poll(), MG_EV_POLL excluded
-    cdef object _handler
-    cdef object _error_handler
-    cdef dict _conns
-    cdef set _timers
-    cdef list _cancelled
-    cdef object _wakeups
-    cdef mg_timer *_sweep
-    cdef uint64_t _sweep_ms
+    # Fields and C methods are declared in manager.pxd.
 
     def __cinit__(self):
         self._open = False

@@ -43,8 +43,7 @@ cdef class HttpMessage:
     the extensions ``more_body``, ``parts()`` and ``wsgi_environ()`` raise RuntimeError.
     """
 
-    cdef mg_http_message *_hm
-    cdef bint _more_body
+    # Fields and C methods are declared in messages.pxd.
 
     def __cinit__(self):
         self._hm = NULL
@@ -208,7 +207,7 @@ cdef class WsMessage:
     ``data`` is b"", ``text`` "" and ``flags`` 0.
     """
 
-    cdef mg_ws_message *_wm
+    # Fields are declared in messages.pxd.
 
     def __cinit__(self):
         self._wm = NULL

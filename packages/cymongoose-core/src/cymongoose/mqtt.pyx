@@ -34,7 +34,7 @@ cdef class MqttMessage:
     ``data`` b"", the numbers 0 and ``properties()`` ``[]``; ``dgram`` raises RuntimeError.
     """
 
-    cdef mg_mqtt_message *_mm
+    # Fields and C methods are declared in mqtt.pxd.
 
     def __cinit__(self):
         self._mm = NULL

@@ -11,11 +11,7 @@ cdef class RpcReq:
     None (a notification, whose answer is dropped).
     """
 
-    cdef readonly str frame
-    cdef readonly str method
-    cdef readonly object params
-    cdef readonly object id
-    cdef list _out
+    # Fields are declared in rpc.pxd.
 
     def ok(self, result_json) -> None:
         """Answer with ``result_json``, a JSON text (str/bytes) inserted verbatim."""
@@ -38,7 +34,7 @@ cdef class RpcReq:
 cdef class Rpc:
     """A JSON-RPC 2.0 method table (like mongoose's ``struct mg_rpc`` list)."""
 
-    cdef list _methods  # [(pattern: bytes, name: str, handler)]
+    # Fields are declared in rpc.pxd.
 
     def __init__(self):
         self._methods = []

@@ -4,11 +4,7 @@
 cdef class Timer:
     """A timer created by ``Manager.timer_add``. ``cancel()`` is safe from any thread."""
 
-    cdef Manager _mgr
-    cdef mg_timer *_t
-    cdef object _callback
-    cdef bint _repeat
-    cdef readonly bint active
+    # Fields and C methods are declared in timers.pxd.
 
     def cancel(self) -> None:
         """Stop the timer; it never fires after this returns on the poll thread.

@@ -22,11 +22,7 @@ cdef class TlsOpts:
     Raises TypeError for an argument that is not bytes/str/None.
     """
 
-    cdef readonly bytes ca
-    cdef readonly bytes cert
-    cdef readonly bytes key
-    cdef readonly bytes name
-    cdef readonly bint skip_verification
+    # Fields and C methods are declared in tls.pxd.
 
     def __init__(self, ca=None, cert=None, key=None, name=None, skip_verification=False):
         self.ca = _pem_arg(ca, "ca")

@@ -314,6 +314,28 @@ cdef extern from "mongoose.h" nogil:
     uint64_t mg_boot_timestamp_ms
 
 
+# Quiet connections (patches/0001-quiet-connections.patch, docs/design-scale.md): a
+# connection with is_quiet set is visited by mg_mgr_poll() only when epoll reports it,
+# while it has work pending, or after mg_attend(); others get MG_EV_POLL every
+# iteration as in pristine mongoose.
+cdef extern from *:
+    """
+    static inline void cym_set_quiet(struct mg_connection *c, int on) {
+      c->is_quiet = on ? 1U : 0U;
+    }
+    static inline int cym_is_quiet(const struct mg_connection *c) { return c->is_quiet; }
+    #if MG_ENABLE_EPOLL && !MG_ENABLE_FREERTOS_TCP
+    #define CYM_WAIT_HOOK 1
+    #else
+    #define CYM_WAIT_HOOK 0
+    #endif
+    """
+    enum: CYM_WAIT_HOOK  # the poll loop calls mg_mgr.wait_begin/wait_end (patch 0002)
+    void mg_attend(mg_connection *c) nogil
+    void cym_set_quiet(mg_connection *c, int on) nogil
+    int cym_is_quiet(const mg_connection *c) nogil
+
+
 cdef extern from "<sys/epoll.h>" nogil:
     union epoll_data_t "epoll_data":
         void *ptr

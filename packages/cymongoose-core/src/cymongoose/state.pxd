@@ -1,0 +1,54 @@
+# The C state that the .pyx files share (included by _mongoose.pxd): one ConnState per
+# connection, one ServerOpts per configured HTTP listener, and the core's own events.
+
+
+cdef enum:
+    # Events of the core's HTTP server (httpserver.pyx), numbered above mongoose's
+    # MG_EV_USER range that programs use; Python sees them as EV_HTTP_BODY/EV_WRITABLE.
+    _EV_HTTP_BODY = MG_EV_USER + 4096
+    _EV_WRITABLE = MG_EV_USER + 4097
+
+
+ctypedef struct ServerOpts:
+    # Limits of Connection.configure_http_server, shared by a listener and the
+    # connections it accepted; freed when the last of them goes.
+    size_t max_header_count
+    size_t max_header_bytes
+    size_t max_body_size          # 0: unlimited
+    size_t stream_threshold
+    uint64_t keep_alive_timeout_ms
+    uint64_t header_timeout_ms
+    size_t max_connections        # 0: unlimited
+    size_t ws_max_size            # 0: unlimited
+    size_t connections            # accepted connections alive
+    int refs
+
+
+ctypedef struct ConnState:
+    # What mg_connection.fn_data points to (manager.pyx _new_state/_forget).
+    mg_connection *c     # NULL until MG_EV_OPEN claims this state
+    PyObject *conn       # owned reference to the Connection
+    PyObject *mgr        # borrowed: the Manager outlives its connections
+    int want_io
+    # The core's HTTP/1.1 server protocol (httpserver.pyx); srv is NULL elsewhere.
+    ServerOpts *srv
+    uint64_t last_io_ms
+    uint64_t request_start_ms     # first byte of an incomplete request head, or 0
+    int need_parse                # recv may hold a request not yet parsed
+    int more_body                 # the HTTP_MSG being dispatched streams its body
+    int body_mode                 # 0: none, 1: Content-Length, 2: chunked
+    int chunk_state
+    size_t body_left
+    size_t body_total
+    size_t decoded                # chunked: decoded bytes at the front of recv
+    int paused
+    int want_writable
+    size_t low_water
+    int resp_written              # the current request's response has begun
+    int file_fd                   # Connection.send_file: read in C as the socket drains
+    uint64_t file_left            # bytes still to queue; the fd is open while > 0
+    uint64_t file_offset
+    # Complete responses waiting for the end of the poll iteration (httpserver.pyx
+    # _flush_later): a list through the manager's mg_mgr.userdata.
+    ConnState *flush_next
+    int flush_queued
