@@ -182,5 +182,19 @@ def test_pipelined_requests_of_both_paths_are_answered_in_order():
                         b"HTTP/1.1 204 No Content", b"HTTP/1.1 500 Internal Server Error",
                         b"HTTP/1.1 200 OK"]
     assert answers[0].endswith(b"/one") and answers[5].endswith(b"/two")
-    assert answers[1].endswith(b"3\r\ngen\r\n6\r\nerated\r\n0\r\n\r\n")
+    head, _, chunks = answers[1].partition(b"\r\n\r\n")
+    assert b"Transfer-Encoding: chunked" in head and chunks.endswith(b"\r\n0\r\n\r\n")
+    assert _dechunk(chunks) == b"generated"
     assert b"Content-Length: 5" in answers[2]  # HEAD: the length of the GET body, none sent
+
+
+def _dechunk(data: bytes) -> bytes:
+    """The body of a complete chunked message body (RFC 9112 section 7.1)."""
+    out = b""
+    while True:
+        size_line, _, data = data.partition(b"\r\n")
+        size = int(size_line, 16)
+        if size == 0:
+            return out
+        out += data[:size]
+        data = data[size + 2:]

@@ -149,15 +149,23 @@ def test_close_called_when_app_raises_while_iterating(threads):
 
     class Failing(Tracked):
         def __iter__(self):
-            yield b"a"
+            if self.blocks:
+                yield b"a"
             raise RuntimeError("boom")
 
     def app(environ, start_response):
         start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "2")])
-        return Failing([], closed)
+        return Failing(["a"] if environ["PATH_INFO"] == "/after" else [], closed)
 
     with ServerThread(app, workers=threads and 1, access_log=False) as srv:
-        assert httpx.get(srv.url).status_code == 500
+        # Before the first block: nothing is out, a 500.
+        assert httpx.get(srv.url + "/before").status_code == 500
+        assert closed.wait(10)
+        closed.clear()
+        # After it: the block went out with the head; the body is cut short (no 500 can
+        # follow a 200), and the connection closes.
+        with pytest.raises(httpx.RemoteProtocolError):
+            httpx.get(srv.url + "/after")
         assert closed.wait(10)
 
 

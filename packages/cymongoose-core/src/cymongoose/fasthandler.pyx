@@ -11,7 +11,7 @@ cdef class HttpFastHandler:
     ``fallback(conn, ev, data)``. Subclassed in C only (`WsgiFastPath`): from Python,
     calling it forwards to ``fallback``.
     """
-    cdef public object fallback
+    # Fields and C methods are declared in fasthandler.pxd.
 
     cdef bint _http_message(self, Connection conn, mg_connection *c, mg_http_message *hm,
                             ConnState *st) except -1:

@@ -22,10 +22,7 @@ cdef class WsgiConnState:
     there (a trusted proxy's headers); ``busy``: a pooled fast path has queued or is
     running a request of this connection. Subclassed by the WSGI server's protocol.
     """
-    cdef public dict base
-    cdef public bint fast
-    cdef public bint proxied
-    cdef public bint busy
+    # Fields are declared in wsgi_fastpath.pxd.
 
 
 cdef bint _proxy_header(mg_str name) noexcept nogil:
@@ -58,19 +55,7 @@ cdef class WsgiStartResponse:
     buffer), ``prefix``/``iterator`` (a lazy response handed over mid-iteration: the
     blocks taken but not written, and the rest).
     """
-    cdef public object status
-    cdef public object headers
-    cdef public int code
-    cdef public object conn
-    cdef public object environ
-    cdef public object uri
-    cdef public object query
-    cdef public bint started
-    cdef public bint taken
-    cdef public bint head_sent
-    cdef public Py_ssize_t sent
-    cdef public list prefix
-    cdef public object iterator
+    # Fields are declared in wsgi_fastpath.pxd.
 
     def __call__(self, status, headers, exc_info=None):
         if exc_info is not None:
@@ -172,13 +157,7 @@ cdef class WsgiFastPath(HttpFastHandler):
     and body go into the send buffer with one append (``Content-Length`` added when the
     app sent none).
     """
-    cdef object app
-    cdef object cycle_type
-    cdef object file_wrapper
-    cdef Py_ssize_t buffer_limit
-    cdef object submit
-    cdef bint access_log
-    cdef public bint enabled
+    # Fields and C methods are declared in wsgi_fastpath.pxd.
 
     pool_supported = bool(CYM_WAIT_HOOK)
 

@@ -91,6 +91,7 @@ class Cycle(WsgiStartResponse):
     # Writer-owned (pooled): flow control of a streamed response.
     cond: Any = None
     queued_bytes = 0
+    uncredited = 0  # bytes in the send buffer not yet credited back to queued_bytes
     # Writer-owned (inline): a suspended stream is dropped after this time.monotonic().
     deadline = 0.0
 

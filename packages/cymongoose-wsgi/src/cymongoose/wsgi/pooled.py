@@ -136,10 +136,9 @@ class PooledWriter:
 
     def writable(self, protocol: Any) -> None:
         cycle = protocol.current
-        uncredited = getattr(protocol, "_uncredited", 0)
-        if cycle is not None and uncredited:
-            self._credit(cycle, uncredited)
-        protocol._uncredited = 0
+        if cycle is not None and cycle.uncredited:
+            self._credit(cycle, cycle.uncredited)
+            cycle.uncredited = 0
 
     # -- cycle side (app thread) ---------------------------------------------------------
 
@@ -310,13 +309,12 @@ class PooledWriter:
                 conn.send(data)
             if conn.send_len > SEND_LOW_WATER_BYTES:
                 # Credit the app thread only once the client has taken most of it.
-                uncredited = getattr(protocol, "_uncredited", 0)
-                if not uncredited:
+                if not cycle.uncredited:
                     conn.notify_writable(SEND_LOW_WATER_BYTES)
-                protocol._uncredited = uncredited + len(data)
+                cycle.uncredited += len(data)
             else:
-                self._credit(cycle, len(data) + getattr(protocol, "_uncredited", 0))
-                protocol._uncredited = 0
+                self._credit(cycle, len(data) + cycle.uncredited)
+                cycle.uncredited = 0
         elif kind == _END:
             if cycle.chunked:
                 conn.http_chunk(b"")
