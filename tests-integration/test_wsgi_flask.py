@@ -12,7 +12,7 @@ import pytest
 from apps import cli_flask_app
 from apps.wsgi_flask import make_app
 from cymongoose.wsgi.testing import ServerThread
-from wsgi_modes import wsgi_mode  # noqa: F401  (each test: pooled and inline)
+from wsgi_modes import wsgi_threads  # noqa: F401  (each test: pooled and inline)
 
 DOWNLOAD = bytes(range(256)) * 12_000  # about 3 MiB
 
