@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from wsgi_modes import wsgi_mode  # noqa: F401  (each test: pooled and inline)
+from wsgi_modes import wsgi_threads  # noqa: F401  (each test: pooled and inline)
 
 pytest.importorskip("django")
 
@@ -71,12 +71,11 @@ SETTINGS = {
 
 
 @pytest.fixture(scope="module", params=["plain", "validated"])
-def base_url(request, wsgi_mode):  # noqa: F811  (the fixture imported above)
+def base_url(request, threads):
     args = [sys.executable, "-m", "apps.wsgi_django_server", json.dumps(SETTINGS)]
     if request.param == "validated":
         args.append("--validate")
-    if wsgi_mode == "inline":
-        args.append("--inline")
+    args += ["--threads", str(threads)]
     proc = subprocess.Popen(args, cwd=HERE, stdout=subprocess.PIPE, text=True)
     try:
         line = proc.stdout.readline()

@@ -12,7 +12,7 @@ import pytest
 from apps import cli_flask_app
 from apps.wsgi_flask import make_app
 from cymongoose.wsgi.testing import ServerThread
-from wsgi_modes import wsgi_mode  # noqa: F401  (each test: pooled and inline)
+from wsgi_modes import wsgi_threads  # noqa: F401  (each test: pooled and inline)
 
 DOWNLOAD = bytes(range(256)) * 12_000  # about 3 MiB
 
@@ -25,15 +25,16 @@ def download_file(tmp_path_factory):
 
 
 @pytest.fixture(scope="module", params=["plain", "validated"])
-def base_url(request, download_file):
-    """The app as is, and wrapped in wsgiref.validate with its warnings made errors."""
+def base_url(request, download_file, threads):
+    """The app as is, and wrapped in wsgiref.validate with its warnings made errors; 8 app
+    threads in pooled mode."""
     app = make_app(str(download_file))
     if request.param == "validated":
         app = validator(app)
     with warnings.catch_warnings():
         if request.param == "validated":
             warnings.simplefilter("error")  # a protocol warning fails the request (500)
-        with ServerThread(app, workers=8, access_log=False) as srv:
+        with ServerThread(app, workers=threads and 8, access_log=False) as srv:
             yield srv.url
 
 
@@ -169,11 +170,12 @@ def test_100_concurrent_requests(base_url):
     assert results == [{"i": i} for i in range(100)]
 
 
-def test_cli_flask_app_under_validator():
+def test_cli_flask_app_under_validator(threads):
     """tests-integration/apps/cli_flask_app.py (the CLI tests' app) obeys PEP 3333 too."""
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        with ServerThread(validator(cli_flask_app.app), access_log=False) as srv:
+        with ServerThread(validator(cli_flask_app.app), threads=threads,
+                          access_log=False) as srv:
             info = httpx.get(srv.url + "/info", headers={"X-Forwarded-For": "192.0.2.1"}).json()
             echo = httpx.post(srv.url + "/echo", content=b"x" * 100_000).json()
     assert info["server"] == "flask"

@@ -15,14 +15,9 @@ pytest.importorskip("bottle")
 pytest.importorskip("falcon")
 
 from apps import wsgi_bottle, wsgi_falcon  # noqa: E402
-from wsgi_modes import wsgi_mode  # noqa: F401  (each test: pooled and inline)
+from wsgi_modes import wsgi_threads  # noqa: F401  (each test: pooled and inline)
 
 pytestmark = pytest.mark.timeout(120)
-
-
-def serve(app, validated: bool):
-    """Context manager: the server thread for ``app`` (optionally under the validator)."""
-    return ServerThread(validator(app) if validated else app, workers=4, access_log=False)
 
 
 @pytest.fixture(params=["plain", "validated"])
@@ -33,9 +28,17 @@ def validated(request):
         yield request.param == "validated"
 
 
-def test_bottle(validated):
+@pytest.fixture
+def serve(validated, threads):
+    """serve(app): a context manager, the server thread for ``app`` (under the validator in
+    the "validated" runs) with the mode's ``threads``."""
+    return lambda app: ServerThread(validator(app) if validated else app, threads=threads,
+                                    access_log=False)
+
+
+def test_bottle(serve):
     upload = bytes(range(256)) * 4096  # 1 MiB: streamed into the app
-    with serve(wsgi_bottle.make_app(), validated) as srv, httpx.Client(base_url=srv.url) as c:
+    with serve(wsgi_bottle.make_app()) as srv, httpx.Client(base_url=srv.url) as c:
         r = c.get("/hello/w%C3%B6rld", params={"q": "1 2"})
         assert r.status_code == 200
         assert r.headers["content-type"] == "application/json"
@@ -59,9 +62,9 @@ def test_bottle(validated):
         assert int(head.headers["content-length"]) == len(c.get("/hello/x").content)
 
 
-def test_falcon(validated):
+def test_falcon(serve):
     upload = b"falcon" * 300_000
-    with serve(wsgi_falcon.make_app(), validated) as srv, httpx.Client(base_url=srv.url) as c:
+    with serve(wsgi_falcon.make_app()) as srv, httpx.Client(base_url=srv.url) as c:
         assert c.get("/items").json() == {"items": []}
         r = c.post("/items", json={"name": "first"})
         assert r.status_code == 201

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from adversarial.conftest import Tracker, make_wsgi_app
 from cymongoose.wsgi.testing import ServerThread
-from wsgi_modes import wsgi_mode  # noqa: F401  (each test: pooled and inline)
+from wsgi_modes import wsgi_threads  # noqa: F401  (each test: pooled and inline)
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -33,10 +33,10 @@ def strict():
         yield
 
 
-def test_adversarial_app_under_validator(strict):
+def test_adversarial_app_under_validator(strict, threads):
     tracker = Tracker()
     body = bytes(range(256)) * 3000
-    with ServerThread(validator(make_wsgi_app(tracker)), workers=4, access_log=False) as srv:
+    with ServerThread(validator(make_wsgi_app(tracker)), threads=threads, access_log=False) as srv:
         with httpx.Client(base_url=srv.url, timeout=30) as client:
             r = client.post("/echo", content=body)
             assert r.json() == {"length": len(body), "sha256": hashlib.sha256(body).hexdigest()}
@@ -61,10 +61,10 @@ def test_adversarial_app_under_validator(strict):
     assert tracker.wait("closed", "/big")
 
 
-def test_example_hello_app_under_validator(strict):
+def test_example_hello_app_under_validator(strict, threads):
     from examples.wsgi.hello import app
 
-    with ServerThread(validator(app), workers=2, access_log=False) as srv:
+    with ServerThread(validator(app), workers=threads and 2, access_log=False) as srv:
         with httpx.Client(base_url=srv.url) as client:
             assert client.get("/").text == "Hello from cymongoose-wsgi\n"
             env = client.get("/environ", params={"q": "1"}).text
@@ -74,7 +74,7 @@ def test_example_hello_app_under_validator(strict):
             assert client.head("/").content == b""
 
 
-def test_http10_and_pipelining_under_validator(strict):
+def test_http10_and_pipelining_under_validator(strict, threads):
     """Raw HTTP/1.0 and pipelined requests through the validator: environ and framing."""
 
     def app(environ, start_response):
@@ -88,7 +88,7 @@ def test_http10_and_pipelining_under_validator(strict):
         )
         return [body]
 
-    with ServerThread(validator(app), workers=2, access_log=False) as srv:
+    with ServerThread(validator(app), workers=threads and 2, access_log=False) as srv:
         with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as sock:
             sock.sendall(
                 b"POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc"

@@ -1,32 +1,25 @@
-"""The two ways cymongoose-wsgi runs an app, as a fixture for the WSGI integration tests:
-``pooled`` (a thread pool, as each test asks) and ``inline`` (``threads=0``: the app on the
-poll thread). A module that imports ``wsgi_mode`` runs every test once per mode.
+"""The two ways cymongoose-wsgi runs an app, as a fixture for the WSGI integration tests.
 
-    from wsgi_modes import wsgi_mode  # noqa: F401  (autouse, parametrized)
+A module that imports ``wsgi_threads`` runs every test once per mode; its servers take the
+mode from the fixture ``threads``: 4 ("pooled", a pool of 4 app threads) or 0 ("inline",
+the app on the poll thread). A test that needs a pool of N threads passes
+``workers=threads and N``: N in pooled mode, 0 in inline mode.
+
+    from wsgi_modes import wsgi_threads  # noqa: F401  (autouse, parametrized: `threads`)
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-from cymongoose.wsgi import WSGIServer
 
-WSGI_MODES = ("pooled", "inline")
+#: The mode's name (the test id) and its pool size.
+WSGI_MODES = {"pooled": 4, "inline": 0}
 
 
-@pytest.fixture(scope="module", params=WSGI_MODES, autouse=True)
-def wsgi_mode(request: pytest.FixtureRequest) -> Iterator[str]:
-    """The mode's name; in ``inline`` every WSGIServer of the module is made with threads=0
-    (whatever pool size the test asks for)."""
-    if request.param == "pooled":
-        yield "pooled"
-        return
-    original = WSGIServer.__init__
-
-    def inline_init(self, app, workers=None, *args, threads=None, **kwargs):
-        original(self, app, None, *args, threads=0, **kwargs)  # the pool size asked is ignored
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(WSGIServer, "__init__", inline_init)
-        yield "inline"
+# Registered as "threads"; the function has another name so that a test's `threads`
+# argument does not shadow the import (ruff F811).
+@pytest.fixture(scope="module", params=list(WSGI_MODES.values()), ids=list(WSGI_MODES),
+                autouse=True, name="threads")
+def wsgi_threads(request: pytest.FixtureRequest) -> int:
+    """The pool size a test passes to the server: 4 (pooled) or 0 (inline, threads=0)."""
+    return request.param

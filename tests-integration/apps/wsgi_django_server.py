@@ -3,13 +3,13 @@
 Django's settings can be configured once per process, and the ASGI tests configure their own
 project, so tests-integration/test_wsgi_django.py runs this as a child process::
 
-    python -m apps.wsgi_django_server '<settings as JSON>' [--validate] [--inline]
+    python -m apps.wsgi_django_server '<settings as JSON>' [--validate] [--threads N]
 
 It configures Django with the given settings, creates the tables and an ``admin`` user
 (password ``s3cret-pass``), prints ``PORT <n>`` and serves until SIGTERM. ``--validate``
 wraps the application in ``wsgiref.validate.validator`` and turns every warning into an
-error, so that any PEP 3333 violation fails the request. ``--inline`` serves with
-``threads=0`` (the app on the poll thread) instead of a pool of 4 threads.
+error, so that any PEP 3333 violation fails the request. ``--threads N`` sizes the app's
+thread pool (default 4; 0: the app on the poll thread).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def main(argv: list[str]) -> int:
 
     from cymongoose.wsgi import WSGIServer
 
-    threads = 0 if "--inline" in argv else 4
+    threads = int(argv[argv.index("--threads") + 1]) if "--threads" in argv else 4
     server = WSGIServer(app, threads=threads, access_log=False, graceful_timeout_s=5)
     port = server.listen("http://127.0.0.1:0").local_addr[1]
     print(f"PORT {port}", flush=True)
