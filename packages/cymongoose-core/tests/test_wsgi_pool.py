@@ -12,9 +12,11 @@ from cymongoose import (
     MG_EV_ACCEPT,
     MG_EV_CLOSE,
     MG_EV_WAKEUP,
+    HttpFastHandler,
     Manager,
     WsgiConnState,
     WsgiFastPath,
+    WsgiStartResponse,
 )
 
 pytestmark = pytest.mark.skipif(
@@ -22,24 +24,39 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def check_status(status):
-    return int(status.split(" ", 1)[0])
+class Cycle(WsgiStartResponse):
+    """The smallest request cycle: the checks pass, take_over() records and hands the
+    answer to the poll thread through a wakeup."""
 
+    server = None
 
-def check_headers(headers):
-    return None
+    @staticmethod
+    def check_status(status):
+        return int(status.split(" ", 1)[0])
+
+    @staticmethod
+    def check_headers(headers):
+        return None
+
+    def write(self, data):
+        raise AssertionError("not used here")
+
+    def take_over(self, result, failed):
+        self.server.take_over(self, result, failed)
+
+    def log(self):
+        pass
 
 
 class PooledServer:
     """A Manager polling with a long timeout in one thread, one app thread taking jobs."""
 
-    def __init__(self, app, resume=None):
+    def __init__(self, app, take_over=None):
         self.jobs: queue.SimpleQueue = queue.SimpleQueue()
         self.resumed: list = []
-        self.fast_path = WsgiFastPath(
-            app, self.fallback, resume or self.record_resume, check_status, check_headers,
-            submit=self.jobs.put,
-        )
+        self.take_over = take_over or self.record_take_over
+        cycle_type = type("BoundCycle", (Cycle,), {"server": self})
+        self.fast_path = WsgiFastPath(app, cycle_type, self.fallback, submit=self.jobs.put)
         self.mgr = Manager(self.fast_path, enable_wakeup=True)
         listener = self.mgr.listen("http://127.0.0.1:0", http=True)
         listener.io_events = False
@@ -60,9 +77,9 @@ class PooledServer:
         elif ev == MG_EV_WAKEUP:  # an answer handed back by resume()
             conn.send_wsgi_response("200 OK", [], data)
 
-    def record_resume(self, conn, environ, start, result, failed):
-        self.resumed.append((environ["PATH_INFO"], result, failed))
-        self.mgr.wakeup(conn.id, b"resumed!")
+    def record_take_over(self, cycle, result, failed):
+        self.resumed.append((cycle.environ["PATH_INFO"], result, failed))
+        self.mgr.wakeup(cycle.conn.id, b"resumed!")
 
     def poll_loop(self):
         while not self.stop.is_set():
@@ -120,33 +137,66 @@ def test_the_app_runs_on_the_app_thread_and_the_answer_goes_out_at_once():
     assert srv.resumed == []
 
 
-def test_what_the_fast_path_leaves_is_resumed_on_the_app_thread():
-    resumed_on = []
+def test_what_the_fast_path_leaves_is_taken_over_on_the_app_thread():
+    taken_on = []
 
     def app(environ, start_response):
         start_response("200 OK", [])
         return iter([b"lazy, no length!"])
 
-    def resume(conn, environ, start, result, failed):
-        resumed_on.append((threading.current_thread().name, failed, start.status))
-        srv.mgr.wakeup(conn.id, b"".join(result))  # the poll thread writes it
+    def take_over(cycle, result, failed):
+        taken_on.append((threading.current_thread().name, failed, cycle.status, cycle.taken))
+        srv.mgr.wakeup(cycle.conn.id, b"".join(result))  # the poll thread writes it
 
-    with PooledServer(app, resume) as srv:
+    with PooledServer(app, take_over) as srv:
         answers = get(srv.port, "/lazy")
     assert answers[0].endswith(b"lazy, no length!")
-    assert resumed_on == [("app-thread", False, "200 OK")]
+    assert taken_on == [("app-thread", False, "200 OK", False)]
 
 
-def test_run_refuses_what_was_not_queued_by_a_fast_path():
+def test_a_lazy_response_with_its_length_leaves_block_by_block():
+    """PEP 3333: a block is on its way before the app is asked for the next one; the
+    first block reaches the client while the generator still waits."""
+    first_seen = threading.Event()
+
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Length", "12")])
+
+        def body():
+            yield b"first "
+            assert first_seen.wait(30), "the first block was held back"
+            yield b"second"
+
+        return body()
+
+    with PooledServer(app) as srv:
+        with socket.create_connection(("127.0.0.1", srv.port), timeout=30) as sock:
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            data = b""
+            while not data.endswith(b"first "):
+                data += sock.recv(65536)
+            first_seen.set()
+            while not data.endswith(b"second"):
+                data += sock.recv(65536)
+    assert data.startswith(b"HTTP/1.1 200 OK\r\nContent-Length: 12\r\n")
+    assert srv.resumed == []
+
+
+def test_arguments_are_checked():
     def app(environ, start_response):
         start_response("200 OK", [])
         return [b""]
 
-    fp = WsgiFastPath(app, print, print, check_status, check_headers, submit=print)
+    fp = WsgiFastPath(app, Cycle, print, submit=print)
+    assert isinstance(fp, HttpFastHandler)
     with pytest.raises(TypeError):
         fp.run(None)
     with pytest.raises(TypeError, match="submit"):
-        WsgiFastPath(app, print, print, check_status, check_headers, submit=42)
+        WsgiFastPath(app, Cycle, print, submit=42)
+    with pytest.raises(TypeError, match="cycle_type"):
+        WsgiFastPath(app, dict, print)
+    with pytest.raises(TypeError, match="fallback"):
+        WsgiFastPath(app, Cycle, None)
 
 
 def test_a_request_whose_client_has_gone_is_not_run():

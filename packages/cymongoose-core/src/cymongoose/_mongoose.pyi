@@ -182,6 +182,7 @@ class Connection:
     def send_response(self, status: int, headers: Any, body: _Data = b"") -> None: ...
     def send_response_head(self, status: int, headers: Any) -> None: ...
     def finish_response(self) -> None: ...
+    def flush(self) -> None: ...
     def reply(
         self, status_code: int, body: _Data = b"", headers: Mapping[Any, Any] | None = None
     ) -> None: ...
@@ -249,45 +250,49 @@ class WsgiConnState:
     busy: bool
 
 class WsgiStartResponse:
-    """PEP 3333 ``start_response`` of a request begun by :class:`WsgiFastPath`."""
+    """The C part of a PEP 3333 request cycle; the server's cycle subclasses it and
+    supplies ``check_status``, ``check_headers``, ``write``, ``take_over`` and ``log``."""
 
-    status: str | None
-    headers: list[tuple[str, str]] | None
+    status: Any
+    headers: Any
     code: int
-    written: list[bytes] | None
-    delegate: Any
+    conn: Connection | None
+    environ: Any
     uri: str | None
     query: str | None
-    conn: Connection | None
-    environ: dict[str, Any] | None
+    started: bool
+    taken: bool
+    head_sent: bool
+    sent: int
     prefix: list[Any] | None
     iterator: Any
     def __call__(
         self, status: str, headers: list[tuple[str, str]], exc_info: Any = None
     ) -> Callable[[bytes], None]: ...
-    def write(self, data: bytes) -> None: ...
 
-class WsgiFastPath:
-    """Event handler of a WSGI server answering the common request in C."""
+class HttpFastHandler:
+    """An event handler with a C-level shortcut for ``MG_EV_HTTP_MSG``."""
 
     fallback: Callable[[Connection, int, Any], Any]
+    def __call__(self, conn: Connection, ev: int, data: Any) -> Any: ...
+
+class WsgiFastPath(HttpFastHandler):
+    """An HttpFastHandler answering the common WSGI request in C."""
+
     enabled: bool
     pool_supported: bool
     def __init__(
         self,
         app: Callable[..., Any],
+        cycle_type: type[WsgiStartResponse],
         fallback: Callable[[Connection, int, Any], Any],
-        resume: Callable[[Connection, dict[str, Any], WsgiStartResponse, Any, bool], Any],
-        check_status: Callable[[str], int],
-        check_headers: Callable[[Any], Any],
-        log: Callable[[WsgiConnState, dict[str, Any], str, str, int], Any] | None = None,
         *,
+        submit: Callable[[WsgiStartResponse], Any] | None = None,
+        access_log: bool = False,
         file_wrapper: type | None = None,
         buffer_limit: int = 1 << 20,
-        submit: Callable[[WsgiStartResponse], Any] | None = None,
     ) -> None: ...
-    def __call__(self, conn: Connection, ev: int, data: Any) -> Any: ...
-    def run(self, start: WsgiStartResponse) -> None: ...
+    def run(self, cycle: WsgiStartResponse) -> None: ...
 
 class Manager:
     def __init__(

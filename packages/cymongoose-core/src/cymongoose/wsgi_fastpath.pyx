@@ -265,10 +265,15 @@ cdef class WsgiFastPath(HttpFastHandler):
         return c != NULL and not c.is_closing and not c.is_draining and \
             not conn._mgr._freeing and self.enabled
 
-    cdef inline void _written(self, Connection conn, mg_connection *c) noexcept:
+    cdef inline void _written(self, Connection conn, mg_connection *c, bint more) noexcept:
+        # Data is in the send buffer: it must leave before the app is asked for more
+        # (``more``). Pooled: the poll thread sends it (woken if it waits). Inline: the
+        # loop sends complete responses together after this poll iteration's handlers.
         if self.submit is not None:  # an app thread, outside the connection's visit
             _touch(c)
             _wake_poll(conn._mgr)
+        elif more and c.fn_data != NULL:
+            _srv_flush_now(c, <ConnState *>c.fn_data)
 
     cdef bint _answer(self, Connection conn, WsgiStartResponse cycle,
                       list result) except -1:
@@ -300,7 +305,7 @@ cdef class WsgiFastPath(HttpFastHandler):
                 False) != 0:
             return False
         _response_written(c, True)
-        self._written(conn, c)
+        self._written(conn, c, False)
         return True
 
     cdef int _stream(self, Connection conn, WsgiStartResponse cycle, object result) except -2:
@@ -346,7 +351,7 @@ cdef class WsgiFastPath(HttpFastHandler):
                 else:
                     mg_send(c, <char *>block, len(block))
                 cycle.sent += len(block)
-                self._written(conn, c)
+                self._written(conn, c, cycle.sent < length)
             if cycle.sent != length:
                 cycle.prefix = []
                 cycle.iterator = iterator
@@ -368,5 +373,5 @@ cdef class WsgiFastPath(HttpFastHandler):
         c = conn._c
         if c != NULL:  # else the client left while close() ran (pooled)
             _response_written(c, True)
-            self._written(conn, c)
+            self._written(conn, c, False)
         return 1
