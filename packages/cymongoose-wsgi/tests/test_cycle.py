@@ -19,7 +19,7 @@ def _read_until(sock: socket.socket, data: bytearray, marker: bytes, timeout_s: 
         sock.settimeout(max(0.01, deadline - time.monotonic()))
         try:
             chunk = sock.recv(65536)
-        except socket.timeout:
+        except TimeoutError:
             return False
         if not chunk:
             return False

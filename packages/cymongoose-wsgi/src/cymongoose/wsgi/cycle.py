@@ -368,6 +368,51 @@ class Cycle(WsgiStartResponse):
                    ("Connection", "close")]
         return ERROR_STATUS, headers, b"" if self.is_head else ERROR_BODY
 
+    # -- on the poll thread: the writers put what the cycle decided on the wire ----------
+
+    def put_response(self, status: str, headers: list[tuple[str, str]], body: bytes,
+                     head_only: bool) -> None:
+        """Write a complete response (``head_only``: a head without content and without
+        an added Content-Length) and finish the request."""
+        conn = self.conn
+        try:
+            if head_only:
+                conn.send_wsgi_head(status, headers)
+                conn.finish_response()
+            else:
+                conn.send_wsgi_response(status, headers, body)
+        except ValueError as exc:
+            conn.send_wsgi_response(*self.refused(exc), close=True)
+        self.protocol.finish(self)
+
+    def put_head(self, status: str, headers: list[tuple[str, str]]) -> bool:
+        """Write a streamed response's head; False (a 500 sent instead, the request
+        finished and cancelled) when the core refuses it."""
+        conn = self.conn
+        try:
+            conn.send_wsgi_head(status, headers, chunked=self.chunked)
+        except ValueError as exc:
+            conn.send_wsgi_response(*self.refused(exc), close=True)
+            self.protocol.finish(self)
+            return False
+        return True
+
+    def put_file(self, status: str, headers: list[tuple[str, str]], fd: int, offset: int,
+                 length: int, wrapper: Any) -> None:
+        """Write the head and have the core send the file region; close the wrapper."""
+        conn = self.conn
+        try:
+            conn.send_wsgi_head(status, headers)
+            conn.send_file(fd, offset, length)  # duplicates the descriptor
+        except ValueError as exc:
+            conn.send_wsgi_response(*self.refused(exc), close=True)
+        finally:
+            try:
+                wrapper.close()  # PEP 3333: always
+            except Exception:
+                logger.exception("error in the close() of a WSGI response iterable")
+        self.protocol.finish(self)
+
     def log(self) -> None:
         """The access log line of this request (also called by the core's fast path)."""
         protocol = self.protocol if self.protocol is not None else self.conn.userdata

@@ -94,26 +94,12 @@ class InlineWriter:
     @staticmethod
     def response(cycle: Cycle, status: str, headers: list[tuple[str, str]], body: bytes,
                  head_only: bool) -> None:
-        conn = cycle.conn
-        try:
-            if head_only:
-                conn.send_wsgi_head(status, headers)
-                conn.finish_response()
-            else:
-                conn.send_wsgi_response(status, headers, body)
-        except ValueError as exc:
-            conn.send_wsgi_response(*cycle.refused(exc), close=True)
-        cycle.protocol.finish(cycle)
+        cycle.put_response(status, headers, body, head_only)
 
     @staticmethod
     def head(cycle: Cycle, status: str, headers: list[tuple[str, str]]) -> None:
-        conn = cycle.conn
-        try:
-            conn.send_wsgi_head(status, headers, chunked=cycle.chunked)
-        except ValueError as exc:
-            conn.send_wsgi_response(*cycle.refused(exc), close=True)
+        if not cycle.put_head(status, headers):
             cycle.cancelled = True  # the app's iteration stops at its next block
-            cycle.protocol.finish(cycle)
 
     @staticmethod
     def data(cycle: Cycle, data: bytes) -> None:
@@ -157,16 +143,7 @@ class InlineWriter:
     @staticmethod
     def file(cycle: Cycle, status: str, headers: list[tuple[str, str]], fd: int, offset: int,
              length: int, wrapper: Any) -> None:
-        conn = cycle.conn
-        cycle.result = wrapper  # closed below
-        try:
-            conn.send_wsgi_head(status, headers)
-            conn.send_file(fd, offset, length)  # duplicates the descriptor
-        except ValueError as exc:
-            conn.send_wsgi_response(*cycle.refused(exc), close=True)
-        finally:
-            cycle.close_result()
-        cycle.protocol.finish(cycle)
+        cycle.put_file(status, headers, fd, offset, length, wrapper)
 
     @staticmethod
     def stalled(exc: BaseException | None) -> bool:

@@ -25,9 +25,9 @@ import sys
 import threading
 from typing import Any
 
+from . import protocol as _protocol
 from .cycle import Cancelled, Cycle
 from .environ import RequestBody
-from . import protocol as _protocol
 from .rules import COALESCE_BYTES
 
 __all__ = ["PooledWriter", "StreamStalled"]
@@ -284,23 +284,10 @@ class PooledWriter:
         kind, cycle = item[0], item[1]
         conn = protocol.conn
         if kind == _RESPONSE:
-            status, headers, body, head_only = item[2:]
-            try:
-                if head_only:
-                    conn.send_wsgi_head(status, headers)
-                    conn.finish_response()
-                else:
-                    conn.send_wsgi_response(status, headers, body)
-            except ValueError as exc:
-                conn.send_wsgi_response(*cycle.refused(exc), close=True)
-            protocol.finish(cycle)
+            cycle.put_response(*item[2:])
         elif kind == _HEAD:
-            try:
-                conn.send_wsgi_head(item[2], item[3], chunked=cycle.chunked)
-            except ValueError as exc:
-                conn.send_wsgi_response(*cycle.refused(exc), close=True)
+            if not cycle.put_head(item[2], item[3]):
                 self.cancel(cycle)
-                protocol.finish(cycle)
         elif kind == _DATA:
             data = item[2]
             if cycle.chunked:
@@ -329,14 +316,7 @@ class PooledWriter:
         elif kind == _RESUME:
             protocol.resume_reading()
         elif kind == _FILE:
-            try:
-                conn.send_wsgi_head(item[2], item[3])
-                conn.send_file(item[4], item[5], item[6])  # duplicates the descriptor
-            except ValueError as exc:
-                conn.send_wsgi_response(*cycle.refused(exc), close=True)
-            finally:
-                _close_quietly(item[7])
-            protocol.finish(cycle)
+            cycle.put_file(*item[2:])
 
     @staticmethod
     def _credit(cycle: Cycle, nbytes: int) -> None:

@@ -121,8 +121,9 @@ def fit_response(
     ``size``: the body bytes the app produced (for HEAD, where ``body`` is not kept).
     No content for HEAD, 204 and 304 (204 loses any Content-Length; HEAD gets the length
     the body would have had, when the app produced it: an app that skips the body for
-    HEAD gets no invented ``Content-Length: 0``); a body longer than the app's Content-Length is cut to it;
-    one shorter gives ``complete`` False: the caller closes the connection after it.
+    HEAD gets no invented ``Content-Length: 0``); a body longer than the app's
+    Content-Length is cut to it; one shorter gives ``complete`` False: the caller closes
+    the connection after it.
     """
     length = content_length(headers)
     if no_content(code, is_head):
