@@ -166,7 +166,7 @@ def test_a_chunked_upload_gets_no_made_up_content_length(threads):
 
     def app(environ, start_response):
         data = environ["wsgi.input"].read()
-        seen.append((environ.get("CONTENT_LENGTH"), environ["wsgi.input_terminated"], data))
+        seen.append((environ.get("CONTENT_LENGTH"), environ.get("wsgi.input_terminated"), data))
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [b"ok"]
 

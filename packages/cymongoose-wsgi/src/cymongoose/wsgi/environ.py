@@ -265,9 +265,6 @@ def base_environ(
         "wsgi.multiprocess": multiprocess,
         "wsgi.run_once": False,
         "wsgi.file_wrapper": FileWrapper,
-        # wsgi.input ends where the body does (chunked bodies too: no CONTENT_LENGTH is
-        # made up for them); the extension Werkzeug and others read for that.
-        "wsgi.input_terminated": True,
     }
 
 

@@ -109,10 +109,14 @@ class Protocol(WsgiConnState):
         if self.trusted and any(key in environ for _, key in _PROXY_KEYS):
             self._apply_proxy(cycle)
         if msg.more_body:
-            # No CONTENT_LENGTH is made up for a chunked body: wsgi.input_terminated says
-            # that wsgi.input ends where the body does.
             cycle.body = self.writer.new_body(cycle)
             self.receiving = cycle
+            if "CONTENT_LENGTH" not in environ:
+                # A chunked body: no CONTENT_LENGTH is made up, wsgi.input ends where the
+                # body does (the extension Werkzeug and others read). Not set otherwise:
+                # Werkzeug then reads without a size, which PEP 3333's read(size) and
+                # wsgiref.validate do not allow.
+                environ["wsgi.input_terminated"] = True
         else:
             environ["wsgi.input"] = BytesIO(msg.body_bytes)
         if self.current is None:
