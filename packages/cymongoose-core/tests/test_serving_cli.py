@@ -8,8 +8,7 @@ import errno
 import logging
 
 import pytest
-from cymongoose.serving.adapter import ServerAdapter
-from cymongoose.serving.cli import build_parser, config_from_args, run_cli
+from cymongoose.serving.cli import ServerAdapter, config_from_args, run_cli
 from cymongoose.serving.config import ServerConfig
 from cymongoose.serving.listen import ListenError
 
@@ -20,7 +19,7 @@ def add_test_arguments(parser):
     group.add_argument("--ws-ping-interval", type=float, metavar="SECONDS", help="pings")
 
 
-def must_not_serve(app, config):
+def must_not_serve(app, *, config):
     raise AssertionError("must not serve")
 
 
@@ -32,7 +31,7 @@ def adapter(serve=must_not_serve, own_flags=True):
 
 
 def parse(*argv, own_flags=True):
-    parser = build_parser(adapter(own_flags=own_flags))
+    parser = adapter(own_flags=own_flags).build_parser()
     return config_from_args(parser.parse_args(["main:app", *argv]), parser)
 
 
@@ -80,7 +79,7 @@ def test_only_the_adapters_own_flags_are_added(capsys):
 
 def test_help_names_the_server_and_ends_with_its_own_flags(capsys):
     with pytest.raises(SystemExit):
-        build_parser(adapter()).parse_args(["--help"])
+        adapter().build_parser().parse_args(["--help"])
     text = capsys.readouterr().out
     assert text.startswith("usage: cymongoose-test ") and "A test server." in text
     # The adapter's group comes last, after every shared group.
@@ -107,7 +106,7 @@ def test_only_cert_or_key_is_an_error(capsys):
 
 
 def test_without_parser_errors_raise():
-    args = build_parser(adapter()).parse_args(["m:a", "--workers", "0"])
+    args = adapter().build_parser().parse_args(["m:a", "--workers", "0"])
     with pytest.raises(ValueError, match="workers"):
         config_from_args(args)
 
@@ -120,7 +119,7 @@ def test_web_concurrency_sets_default_workers(monkeypatch):
 
 def test_help_gives_units(capsys):
     with pytest.raises(SystemExit):
-        build_parser(adapter()).parse_args(["--help"])
+        adapter().build_parser().parse_args(["--help"])
     text = capsys.readouterr().out
     for flag in ["--timeout-keep-alive SECONDS", "--limit-request-body BYTES",
                  "--limit-request-header-size BYTES", "--forwarded-allow-ips"]:
@@ -154,12 +153,12 @@ def app_dir(tmp_path, monkeypatch):
 def test_run_cli_imports_app_and_calls_serve_with_config(app_dir):
     calls = []
 
-    def serve(app, config):
+    def serve(app, *, config):
         calls.append((app, config))
 
-    status = run_cli(adapter(serve),
-                     ["cli_probe_app:make", "--factory", "--app-dir", str(app_dir),
-                      "--port", "0", "--threads", "2", "--log-level", "warning"])
+    status = adapter(serve).main(["cli_probe_app:make", "--factory", "--app-dir",
+                                  str(app_dir), "--port", "0", "--threads", "2",
+                                  "--log-level", "warning"])
     assert status == 0
     (app, config), = calls
     assert app.__name__ == "app" and app.__module__ == "cli_probe_app"
@@ -192,7 +191,7 @@ def test_a_worker_process_that_cannot_start_returns_exit_startup_failed(app_dir,
     ValueError("fd 3 is a Unix socket"),
 ])
 def test_start_up_errors_of_serve_are_the_exception_in_one_line(app_dir, capsys, error):
-    def serve(app, config):
+    def serve(app, *, config):
         raise error
 
     assert run_cli(adapter(serve), ["cli_probe_app:app"]) == 1
@@ -200,7 +199,7 @@ def test_start_up_errors_of_serve_are_the_exception_in_one_line(app_dir, capsys,
 
 
 def test_debug_log_level_also_shows_the_traceback(app_dir, capsys):
-    def serve(app, config):
+    def serve(app, *, config):
         raise ValueError("fd 3 is a Unix socket")
 
     assert run_cli(adapter(serve), ["cli_probe_app:app", "--log-level", "debug"]) == 1
@@ -209,7 +208,7 @@ def test_debug_log_level_also_shows_the_traceback(app_dir, capsys):
 
 
 def test_other_errors_of_serve_are_not_hidden(app_dir):
-    def serve(app, config):
+    def serve(app, *, config):
         raise RuntimeError("a bug")
 
     with pytest.raises(RuntimeError, match="a bug"):

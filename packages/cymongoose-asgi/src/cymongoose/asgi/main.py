@@ -8,13 +8,12 @@ in :data:`ADAPTER` (also used by the gunicorn worker class, :mod:`.workers`).
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
-from typing import Any
 
 from cymongoose.importer import import_app
-from cymongoose.serving import cli
-from cymongoose.serving.adapter import ServerAdapter
-from cymongoose.serving.config import LIFESPAN_MODES, LOOP_MODES, ServerConfig
+from cymongoose.serving.cli import ServerAdapter, config_default
+from cymongoose.serving.config import LIFESPAN_MODES, LOOP_MODES
+
+from .server import serve
 
 __all__ = ["ADAPTER", "build_parser", "import_app", "main"]  # import_app: re-exported
 
@@ -22,7 +21,7 @@ __all__ = ["ADAPTER", "build_parser", "import_app", "main"]  # import_app: re-ex
 def add_asgi_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ASGI flags: ``--lifespan --loop --ws-max-size --ws-ping-interval
     --ws-ping-timeout`` (ServerConfig fields in :data:`cymongoose.serving.cli.FIELD_OF_DEST`)."""
-    d = cli.config_default
+    d = config_default
     asgi = parser.add_argument_group("ASGI")
     asgi.add_argument("--lifespan", choices=LIFESPAN_MODES,
                       help="ASGI lifespan protocol: auto runs it if the app supports it "
@@ -41,30 +40,18 @@ def add_asgi_arguments(parser: argparse.ArgumentParser) -> None:
                            f"(default {d('ws_ping_timeout_s')}; 0 = never)")
 
 
-def _serve(app: Any, config: ServerConfig) -> None:
-    from .server import serve  # imported to serve only: --help and gunicorn's arbiter skip it
-
-    serve(app, config=config)
-
-
 ADAPTER = ServerAdapter(
     prog="cymongoose-asgi",
     description="Serve an ASGI 3 application with cymongoose.",
     module="cymongoose.asgi",
-    serve=_serve,
+    serve=serve,
     add_arguments=add_asgi_arguments,
 )
 
-
-def build_parser() -> argparse.ArgumentParser:
-    """The argparse parser of ``cymongoose-asgi`` (shared flags plus the ASGI ones)."""
-    return cli.build_parser(ADAPTER)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI on ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
-    return cli.run_cli(ADAPTER, argv)
-
+#: ``build_parser()``: the parser of ``--help`` (the docs' CLI reference reads it);
+#: ``main(argv=None) -> int``: the command (the console script, ``python -m``).
+build_parser = ADAPTER.build_parser
+main = ADAPTER.main
 
 if __name__ == "__main__":
     raise SystemExit(main())

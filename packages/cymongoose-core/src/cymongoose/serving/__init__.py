@@ -1,11 +1,12 @@
 """Pure-Python support shared by the cymongoose ASGI and WSGI servers.
 
-``config`` (ServerConfig), ``adapter`` (what a server package says about itself),
-``cli`` (the shared flags and the CLI flow), ``gunicorn`` (the worker classes' shared
-part), ``accesslog``, ``proxy`` (X-Forwarded-* / Forwarded), ``httprules`` (the HTTP/1.x
-rules both servers apply), ``logconfig``, ``supervisor`` (``--workers N`` server
-processes), ``listen`` (the listening socket and why it cannot be had) and ``tls``
-(reading the PEM files). None of them names a server: the servers import them.
+``config`` (ServerConfig), ``cli`` (the shared flags and the CLI flow, and
+``ServerAdapter``: what a server package says about itself), ``gunicorn`` (what the
+gunicorn worker classes share), ``accesslog``, ``proxy`` (X-Forwarded-* / Forwarded),
+``httprules`` (the HTTP/1.x rules both servers apply), ``logconfig``, ``supervisor``
+(``--workers N`` server processes), ``listen`` (the listening socket and why it cannot be
+had) and ``tls`` (reading the PEM files). None of them names a server: the servers
+import them.
 """
 
 from .config import ServerConfig

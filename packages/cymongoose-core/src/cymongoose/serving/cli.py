@@ -5,13 +5,17 @@ and ``--log-level`` (whose defaults are ServerConfig's), every flag defaults to 
 so that :class:`~cymongoose.serving.config.ServerConfig` holds the one set of defaults;
 the help text quotes them (:func:`config_default`). What differs between the servers (the
 command's name, its own flags such as ``--threads``, its ``serve``) comes in a
-:class:`~cymongoose.serving.adapter.ServerAdapter`; this module names no server.
+:class:`ServerAdapter` that each server's ``main.py`` makes; this module names no server.
 
-    parser = build_parser(adapter)          # the shared flags plus the adapter's
+    ADAPTER = ServerAdapter("cymongoose-asgi", "Serve ...", "cymongoose.asgi", serve,
+                            add_arguments=add_asgi_arguments)
+    main = ADAPTER.main                      # the console script
+    parser = ADAPTER.build_parser()          # the shared flags plus the adapter's
     config = config_from_args(parser.parse_args(), parser)   # a validated ServerConfig
 
-:func:`run_cli` is the whole flow (logging, app import, ``--workers N`` server processes
-under the :class:`~cymongoose.serving.supervisor.Supervisor`) that each ``main.py`` runs.
+:func:`run_cli` (``ServerAdapter.main``) is the whole flow: logging, app import, serve, or
+``--workers N`` server processes under the
+:class:`~cymongoose.serving.supervisor.Supervisor`.
 """
 
 from __future__ import annotations
@@ -21,12 +25,11 @@ import difflib
 import logging
 import os
 import sys
-from collections.abc import Sequence
-from dataclasses import MISSING, fields
+from collections.abc import Callable, Sequence
+from dataclasses import MISSING, dataclass, fields
 from typing import Any
 
 from ..importer import import_app
-from .adapter import ServerAdapter
 from .config import LOG_LEVELS, ServerConfig
 from .logconfig import configure_logging
 
@@ -76,13 +79,50 @@ def config_default(name: str) -> Any:
     raise KeyError(name)
 
 
-def build_parser(adapter: ServerAdapter) -> argparse.ArgumentParser:
-    """The argparse parser of ``adapter.prog``: the shared flags
-    (:func:`add_server_arguments`), then the adapter's own (``adapter.add_arguments``)."""
-    parser = argparse.ArgumentParser(prog=adapter.prog, description=adapter.description)
-    add_server_arguments(parser)
-    adapter.add_arguments(parser)
-    return parser
+def _no_arguments(parser: argparse.ArgumentParser) -> None:
+    """A server with no flags of its own."""
+
+
+@dataclass(frozen=True)
+class ServerAdapter:
+    """One server package as the shared CLI (and :mod:`~cymongoose.serving.gunicorn`)
+    see it: all that differs between ``cymongoose-asgi`` and ``cymongoose-wsgi``.
+
+    Fields:
+        prog: the command's name (``"cymongoose-asgi"``): argparse's ``prog``, and the
+            prefix of start-up error lines (``cymongoose-asgi: error: ...``).
+        description: the line under the usage in ``--help``.
+        module: the package ``python -m`` runs to start one of the ``--workers N``
+            server processes (``"cymongoose.asgi"``).
+        serve: the server's ``serve(app, *, config=ServerConfig)``: serves until
+            SIGINT/SIGTERM (blocks).
+        add_arguments: adds the server's own flags to the parser, after the shared ones,
+            in a group of its own (``--threads``); none by default. Their ``dest`` must
+            be in :data:`FIELD_OF_DEST`.
+        app_threads: the server runs the app in ``ServerConfig.threads`` threads (WSGI):
+            gunicorn's default ``--threads 1`` then means
+            :func:`~cymongoose.serving.config.default_threads`.
+    """
+
+    prog: str
+    description: str
+    module: str
+    serve: Callable[..., None]
+    add_arguments: Callable[[argparse.ArgumentParser], None] = _no_arguments
+    app_threads: bool = False
+
+    def build_parser(self) -> argparse.ArgumentParser:
+        """The argparse parser of ``prog``: the shared flags (:func:`add_server_arguments`),
+        then the server's own (``add_arguments``)."""
+        parser = argparse.ArgumentParser(prog=self.prog, description=self.description)
+        add_server_arguments(parser)
+        self.add_arguments(parser)
+        return parser
+
+    def main(self, argv: Sequence[str] | None = None) -> int:
+        """The command ``prog`` on ``argv`` (default ``sys.argv[1:]``); returns the exit
+        status. See :func:`run_cli`."""
+        return run_cli(self, argv)
 
 
 def add_server_arguments(parser: argparse.ArgumentParser) -> None:
@@ -217,7 +257,7 @@ def report_startup_error(prog: str, exc: BaseException) -> None:
 
 def run_cli(adapter: ServerAdapter, argv: Sequence[str] | None = None) -> int:
     """The command ``adapter.prog``: parse ``argv`` (default ``sys.argv[1:]``), set up
-    logging, import the app, then ``adapter.serve(app, config)``, or with ``--workers N``
+    logging, import the app, then ``adapter.serve(app, config=config)``, or with ``--workers N``
     (N > 1) run the :class:`~cymongoose.serving.supervisor.Supervisor`, which starts N
     server processes (``python -m adapter.module``) on one socket.
 
@@ -226,7 +266,7 @@ def run_cli(adapter: ServerAdapter, argv: Sequence[str] | None = None) -> int:
     processes returns EXIT_STARTUP_FAILED instead, which tells the supervisor not to
     start it again); bad flags exit with status 2 through ``parser.error``.
     """
-    parser = build_parser(adapter)
+    parser = adapter.build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(parser, argv)
     config = config_from_args(args, parser)
@@ -245,7 +285,7 @@ def run_cli(adapter: ServerAdapter, argv: Sequence[str] | None = None) -> int:
         if app_dir not in sys.path:
             sys.path.insert(0, app_dir)
         app = import_app(args.app, factory=args.factory)
-        adapter.serve(app, config)
+        adapter.serve(app, config=config)
     except STARTUP_ERRORS as exc:
         report_startup_error(parser.prog, exc)
         if args.worker_process:

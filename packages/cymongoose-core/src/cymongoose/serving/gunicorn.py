@@ -3,7 +3,7 @@
 gunicorn runs a *worker class* in each of its worker processes (``-w``); ours are
 ``cymongoose.asgi.workers.ASGIWorker`` and ``cymongoose.wsgi.workers.WSGIWorker``, whose
 ``run()`` calls :func:`run_worker` with the server's
-:class:`~cymongoose.serving.adapter.ServerAdapter`: it maps gunicorn's settings onto a
+:class:`~cymongoose.serving.cli.ServerAdapter`: it maps gunicorn's settings onto a
 :class:`~cymongoose.serving.config.ServerConfig` that serves on gunicorn's pre-bound socket,
 routes the ``cymongoose`` loggers to gunicorn's log handlers, starts the heartbeat thread
 and serves until gunicorn stops the process. Graceful stop: gunicorn sends SIGTERM, which
@@ -32,7 +32,7 @@ import time
 from typing import Any
 
 from .accesslog import ACCESS_LOGGER_NAME
-from .adapter import ServerAdapter
+from .cli import ServerAdapter
 from .config import ServerConfig, default_threads
 
 HEARTBEAT_INTERVAL_S = 1.0
@@ -138,10 +138,10 @@ def run_worker(worker: Any, adapter: ServerAdapter) -> None:
     """Serve in a gunicorn worker process until gunicorn stops it: build the ServerConfig
     of ``worker`` (a gunicorn ``Worker``; see :func:`config_from_gunicorn`), route logging,
     start the heartbeat thread (daemon, ``worker.notify()`` every HEARTBEAT_INTERVAL_S
-    seconds), then ``adapter.serve(worker.wsgi, config)`` (``worker.wsgi`` is the app
+    seconds), then ``adapter.serve(worker.wsgi, config=config)`` (``worker.wsgi`` is the app
     gunicorn loaded, whatever its interface)."""
     config = config_from_gunicorn(worker.cfg, worker.sockets, worker.log,
                                   app_threads=adapter.app_threads)
     threading.Thread(target=_heartbeat, args=(worker,), name="cymongoose-heartbeat",
                      daemon=True).start()
-    adapter.serve(worker.wsgi, config)
+    adapter.serve(worker.wsgi, config=config)
