@@ -5,12 +5,13 @@ adapter adds two of the same kind.
 """
 
 import errno
-import logging
 
 import pytest
 from cymongoose.serving.cli import ServerAdapter, config_from_args, run_cli
 from cymongoose.serving.config import ServerConfig
 from cymongoose.serving.listen import ListenError
+
+pytestmark = pytest.mark.usefixtures("restore_loggers")  # the code under test sets them up
 
 
 def add_test_arguments(parser):
@@ -124,20 +125,6 @@ def test_help_gives_units(capsys):
     for flag in ["--timeout-keep-alive SECONDS", "--limit-request-body BYTES",
                  "--limit-request-header-size BYTES", "--forwarded-allow-ips"]:
         assert flag in text
-
-
-@pytest.fixture(autouse=True)
-def restore_loggers():
-    """run_cli configures the cymongoose loggers; put them back for other tests."""
-    names = ["cymongoose", "cymongoose.access"]
-    saved = {n: (logging.getLogger(n).handlers[:], logging.getLogger(n).level,
-                 logging.getLogger(n).propagate, logging.getLogger(n).disabled) for n in names}
-    yield
-    for n, (handlers, level, propagate, disabled) in saved.items():
-        logger = logging.getLogger(n)
-        logger.handlers[:] = handlers
-        logger.setLevel(level)
-        logger.propagate, logger.disabled = propagate, disabled
 
 
 @pytest.fixture

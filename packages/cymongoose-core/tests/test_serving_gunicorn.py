@@ -8,6 +8,8 @@ import pytest
 from cymongoose.serving.config import default_threads
 from cymongoose.serving.gunicorn import config_from_gunicorn
 
+pytestmark = pytest.mark.usefixtures("restore_loggers")  # the code under test sets them up
+
 
 class Log:
     def __init__(self):
@@ -37,19 +39,6 @@ def listener():
     sock.listen()
     yield sock
     sock.close()
-
-
-@pytest.fixture(autouse=True)
-def restore_loggers():
-    names = ["cymongoose", "cymongoose.access"]
-    saved = {n: (logging.getLogger(n).handlers[:], logging.getLogger(n).level,
-                 logging.getLogger(n).propagate, logging.getLogger(n).disabled) for n in names}
-    yield
-    for n, (handlers, level, propagate, disabled) in saved.items():
-        logger = logging.getLogger(n)
-        logger.handlers[:] = handlers
-        logger.setLevel(level)
-        logger.propagate, logger.disabled = propagate, disabled
 
 
 def test_defaults_map_onto_the_socket(listener):
