@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import pytest
 from cymongoose.asgi.main import build_parser, import_app
+from cymongoose.serving.cli import config_from_args
+
+
+def parse(*argv):
+    parser = build_parser()
+    return config_from_args(parser.parse_args(["main:app", *argv]), parser)
 
 
 def test_parser_defaults_and_flags():
@@ -35,3 +41,29 @@ def test_import_app_and_factory():
 def test_import_app_rejects_bad_spec(spec):
     with pytest.raises(ValueError, match="module:attribute"):
         import_app(spec)
+
+
+def test_asgi_flags_map_to_their_fields():
+    config = parse("--lifespan", "off", "--loop", "asyncio", "--ws-max-size", "1000",
+                   "--ws-ping-interval", "0", "--ws-ping-timeout", "3")
+    assert (config.lifespan, config.loop, config.ws_max_size) == ("off", "asyncio", 1000)
+    assert (config.ws_ping_interval_s, config.ws_ping_timeout_s) == (None, 3.0)  # 0 = never
+    assert parse().loop == "auto" and parse().lifespan == "auto"
+
+
+@pytest.mark.parametrize("argv", [["--loop", "trio"], ["--threads", "7"]])
+def test_bad_loop_and_the_wsgi_flag_exit_2(argv, capsys):
+    with pytest.raises(SystemExit) as exc:
+        parse(*argv)
+    assert exc.value.code == 2
+    assert argv[0] in capsys.readouterr().err
+
+
+def test_help_names_the_asgi_flags_with_units(capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--help"])
+    text = capsys.readouterr().out
+    assert text.startswith("usage: cymongoose-asgi ")
+    for flag in ["--ws-max-size BYTES", "--ws-ping-interval SECONDS",
+                 "--ws-ping-timeout SECONDS", "--lifespan {auto,on,off}", "ASGI:"]:
+        assert flag in text

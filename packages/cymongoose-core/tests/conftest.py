@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 
 import pytest
@@ -77,3 +78,18 @@ def serve():
     yield start
     for srv in servers:
         srv.stop()
+
+
+@pytest.fixture
+def restore_loggers():
+    """Put the ``cymongoose`` and access loggers back as they were (the serving tests'
+    logging set-up changes their handlers, level, propagation and disabled flag)."""
+    names = ["cymongoose", "cymongoose.access"]
+    saved = {n: (logging.getLogger(n).handlers[:], logging.getLogger(n).level,
+                 logging.getLogger(n).propagate, logging.getLogger(n).disabled) for n in names}
+    yield
+    for n, (handlers, level, propagate, disabled) in saved.items():
+        logger = logging.getLogger(n)
+        logger.handlers[:] = handlers
+        logger.setLevel(level)
+        logger.propagate, logger.disabled = propagate, disabled

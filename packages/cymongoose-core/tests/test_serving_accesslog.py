@@ -7,19 +7,6 @@ import pytest
 from cymongoose.serving import accesslog, logconfig
 
 
-@pytest.fixture
-def restore_loggers():
-    names = ["cymongoose", accesslog.ACCESS_LOGGER_NAME]
-    saved = {n: (logging.getLogger(n).handlers[:], logging.getLogger(n).level,
-                 logging.getLogger(n).propagate, logging.getLogger(n).disabled) for n in names}
-    yield
-    for n, (handlers, level, propagate, disabled) in saved.items():
-        logger = logging.getLogger(n)
-        logger.handlers[:] = handlers
-        logger.setLevel(level)
-        logger.propagate, logger.disabled = propagate, disabled
-
-
 def test_record_has_uvicorns_message_and_args(caplog):
     with caplog.at_level(logging.INFO, logger=accesslog.ACCESS_LOGGER_NAME):
         accesslog.log_access(("10.0.0.7", 51000), "GET", b"/items/5", b"q=x&y=1", "1.1", 200)

@@ -1,23 +1,38 @@
-"""`cymongoose.serving.cli`: the shared flags, their mapping onto ServerConfig, run_cli."""
+"""`cymongoose.serving.cli`: the shared flags, their mapping onto ServerConfig, run_cli.
 
-import argparse
+The servers' own flags come from their adapters (tested in their packages); here a test
+adapter adds two of the same kind.
+"""
+
 import errno
-import logging
 
 import pytest
-from cymongoose.serving.cli import add_server_arguments, config_from_args, run_cli
+from cymongoose.serving.cli import ServerAdapter, config_from_args, run_cli
 from cymongoose.serving.config import ServerConfig
 from cymongoose.serving.listen import ListenError
 
-
-def parser_for(server):
-    parser = argparse.ArgumentParser(prog=f"cymongoose-{server}")
-    add_server_arguments(parser, server)
-    return parser
+pytestmark = pytest.mark.usefixtures("restore_loggers")  # the code under test sets them up
 
 
-def parse(server, *argv):
-    parser = parser_for(server)
+def add_test_arguments(parser):
+    group = parser.add_argument_group("TEST")
+    group.add_argument("--threads", type=int, metavar="COUNT", help="app threads")
+    group.add_argument("--ws-ping-interval", type=float, metavar="SECONDS", help="pings")
+
+
+def must_not_serve(app, *, config):
+    raise AssertionError("must not serve")
+
+
+def adapter(serve=must_not_serve, own_flags=True):
+    if not own_flags:
+        return ServerAdapter("cymongoose-test", "A test server.", "cymongoose_test", serve)
+    return ServerAdapter("cymongoose-test", "A test server.", "cymongoose_test", serve,
+                         add_arguments=add_test_arguments)
+
+
+def parse(*argv, own_flags=True):
+    parser = adapter(own_flags=own_flags).build_parser()
     return config_from_args(parser.parse_args(["main:app", *argv]), parser)
 
 
@@ -25,101 +40,91 @@ def test_no_flags_gives_serverconfig_defaults(monkeypatch):
     monkeypatch.delenv("WEB_CONCURRENCY", raising=False)
     monkeypatch.delenv("FORWARDED_ALLOW_IPS", raising=False)
     # The CLIs log at info unless told otherwise; everything else is ServerConfig's default.
-    assert parse("asgi") == ServerConfig(log_level="info")
-    assert parse("wsgi") == ServerConfig(log_level="info")
+    assert parse() == ServerConfig(log_level="info")
+    assert parse(own_flags=False) == ServerConfig(log_level="info")
 
 
 def test_every_shared_flag_maps_to_its_field():
     config = parse(
-        "asgi", "--host", "::", "--port", "9001", "--fd", "7", "--workers", "3",
+        "--host", "::", "--port", "9001", "--fd", "7", "--workers", "3",
         "--log-level", "DEBUG", "--no-access-log", "--root-path", "/api",
         "--no-proxy-headers", "--forwarded-allow-ips", "10.0.0.1,10.2.0.0/16",
         "--ssl-keyfile", "k.pem", "--ssl-certfile", "c.pem", "--ssl-ca-certs", "ca.pem",
         "--timeout-keep-alive", "2.5", "--timeout-graceful-shutdown", "0",
         "--limit-concurrency", "50", "--limit-request-fields", "20",
         "--limit-request-header-size", "8192", "--limit-request-body", "1048576",
-        "--lifespan", "off", "--ws-max-size", "1000", "--ws-ping-interval", "0",
-        "--ws-ping-timeout", "3",
     )
     assert config == ServerConfig(
         host="::", port=9001, fd=7, workers=3, log_level="debug", access_log=False,
         root_path="/api", proxy_headers=False, forwarded_allow_ips=["10.0.0.1", "10.2.0.0/16"],
         ssl_keyfile="k.pem", ssl_certfile="c.pem", ssl_ca_certs="ca.pem",
         keep_alive_timeout_s=2.5, graceful_timeout_s=0.0, max_connections=50,
-        max_header_count=20, max_header_bytes=8192, max_body_size=1048576, lifespan="off",
-        ws_max_size=1000, ws_ping_interval_s=None, ws_ping_timeout_s=3.0,
+        max_header_count=20, max_header_bytes=8192, max_body_size=1048576,
     )
 
 
-def test_wsgi_has_threads_not_ws_flags(capsys):
-    assert parse("wsgi", "--threads", "7").threads == 7
+def test_the_adapters_flags_map_to_their_fields(capsys):
+    config = parse("--threads", "7", "--ws-ping-interval", "0")
+    assert config.threads == 7 and config.ws_ping_interval_s is None  # 0 = never
+    assert parse("--ws-ping-interval", "2.5").ws_ping_interval_s == 2.5
+
+
+def test_only_the_adapters_own_flags_are_added(capsys):
     with pytest.raises(SystemExit) as exc:
-        parse("wsgi", "--ws-max-size", "10")
+        parse("--threads", "7", own_flags=False)
     assert exc.value.code == 2
-
-
-def test_asgi_has_no_threads_flag():
+    assert "unrecognized arguments: --threads 7" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        parse("asgi", "--threads", "7")
+        parse("--lifespan", "off")
+
+
+def test_help_names_the_server_and_ends_with_its_own_flags(capsys):
+    with pytest.raises(SystemExit):
+        adapter().build_parser().parse_args(["--help"])
+    text = capsys.readouterr().out
+    assert text.startswith("usage: cymongoose-test ") and "A test server." in text
+    # The adapter's group comes last, after every shared group.
+    assert text.index("timeouts and limits:") < text.index("TEST:\n  --threads COUNT")
+    assert text.rstrip().endswith("pings")
 
 
 def test_zero_means_unlimited_for_limits():
-    config = parse("asgi", "--limit-concurrency", "0", "--limit-request-body", "0")
+    config = parse("--limit-concurrency", "0", "--limit-request-body", "0")
     assert config.max_connections is None and config.max_body_size is None
 
 
 def test_invalid_value_exits_2_naming_the_field(capsys):
     with pytest.raises(SystemExit) as exc:
-        parse("asgi", "--port", "70000")
+        parse("--port", "70000")
     assert exc.value.code == 2
     assert "port must be in 0..65535" in capsys.readouterr().err
 
 
 def test_only_cert_or_key_is_an_error(capsys):
     with pytest.raises(SystemExit):
-        parse("wsgi", "--ssl-certfile", "c.pem")
+        parse("--ssl-certfile", "c.pem")
     assert "ssl_keyfile" in capsys.readouterr().err
 
 
 def test_without_parser_errors_raise():
-    args = parser_for("asgi").parse_args(["m:a", "--workers", "0"])
+    args = adapter().build_parser().parse_args(["m:a", "--workers", "0"])
     with pytest.raises(ValueError, match="workers"):
         config_from_args(args)
 
 
 def test_web_concurrency_sets_default_workers(monkeypatch):
     monkeypatch.setenv("WEB_CONCURRENCY", "4")
-    assert parse("asgi").workers == 4
-    assert parse("asgi", "--workers", "1").workers == 1
+    assert parse().workers == 4
+    assert parse("--workers", "1").workers == 1
 
 
 def test_help_gives_units(capsys):
     with pytest.raises(SystemExit):
-        parser_for("asgi").parse_args(["--help"])
+        adapter().build_parser().parse_args(["--help"])
     text = capsys.readouterr().out
     for flag in ["--timeout-keep-alive SECONDS", "--limit-request-body BYTES",
-                 "--ws-max-size BYTES", "--ws-ping-interval SECONDS",
                  "--limit-request-header-size BYTES", "--forwarded-allow-ips"]:
         assert flag in text
-
-
-def test_unknown_server_kind():
-    with pytest.raises(ValueError, match="asgi"):
-        add_server_arguments(argparse.ArgumentParser(), "rsgi")
-
-
-@pytest.fixture(autouse=True)
-def restore_loggers():
-    """run_cli configures the cymongoose loggers; put them back for other tests."""
-    names = ["cymongoose", "cymongoose.access"]
-    saved = {n: (logging.getLogger(n).handlers[:], logging.getLogger(n).level,
-                 logging.getLogger(n).propagate, logging.getLogger(n).disabled) for n in names}
-    yield
-    for n, (handlers, level, propagate, disabled) in saved.items():
-        logger = logging.getLogger(n)
-        logger.handlers[:] = handlers
-        logger.setLevel(level)
-        logger.propagate, logger.disabled = propagate, disabled
 
 
 @pytest.fixture
@@ -135,28 +140,16 @@ def app_dir(tmp_path, monkeypatch):
 def test_run_cli_imports_app_and_calls_serve_with_config(app_dir):
     calls = []
 
-    def serve(app, config=None):
+    def serve(app, *, config):
         calls.append((app, config))
 
-    status = run_cli(parser_for("wsgi"),
-                     ["cli_probe_app:make", "--factory", "--app-dir", str(app_dir),
-                      "--port", "0", "--threads", "2", "--log-level", "warning"],
-                     serve, "cymongoose.wsgi")
+    status = adapter(serve).main(["cli_probe_app:make", "--factory", "--app-dir",
+                                  str(app_dir), "--port", "0", "--threads", "2",
+                                  "--log-level", "warning"])
     assert status == 0
     (app, config), = calls
     assert app.__name__ == "app" and app.__module__ == "cli_probe_app"
     assert (config.port, config.threads, config.log_level) == (0, 2, "warning")
-
-
-def test_run_cli_with_an_old_style_serve_passes_the_url(app_dir):
-    calls = []
-
-    def serve(app, url):
-        calls.append(url)
-
-    run_cli(parser_for("asgi"), ["cli_probe_app:app", "--port", "1234", "--log-level",
-                                 "error"], serve, "cymongoose.asgi")
-    assert calls == ["http://127.0.0.1:1234"]
 
 
 @pytest.mark.parametrize(("spec", "said"), [
@@ -165,19 +158,15 @@ def test_run_cli_with_an_old_style_serve_passes_the_url(app_dir):
     ("bad", "'module:attribute'"),
 ])
 def test_run_cli_app_import_error_is_one_line_and_status_1(app_dir, spec, said, capsys):
-    def serve(app, config=None):
-        raise AssertionError("must not serve")
-
-    assert run_cli(parser_for("asgi"), [spec, "--log-level", "error"], serve, "x") == 1
+    assert run_cli(adapter(), [spec, "--log-level", "error"]) == 1
     (line,) = capsys.readouterr().err.splitlines()
-    assert line.startswith("cymongoose-asgi: error: ") and said in line and repr(spec) in line
+    assert line.startswith("cymongoose-test: error: ") and said in line and repr(spec) in line
 
 
 def test_a_worker_process_that_cannot_start_returns_exit_startup_failed(app_dir, capsys):
-    from cymongoose.serving.workers import EXIT_STARTUP_FAILED
+    from cymongoose.serving.supervisor import EXIT_STARTUP_FAILED
 
-    status = run_cli(parser_for("wsgi"), ["no_such_module_xyz:app", "--worker-process"],
-                     lambda app, config=None: None, "x")
+    status = run_cli(adapter(), ["no_such_module_xyz:app", "--worker-process"])
     assert status == EXIT_STARTUP_FAILED
     assert "No module named" in capsys.readouterr().err
 
@@ -189,29 +178,28 @@ def test_a_worker_process_that_cannot_start_returns_exit_startup_failed(app_dir,
     ValueError("fd 3 is a Unix socket"),
 ])
 def test_start_up_errors_of_serve_are_the_exception_in_one_line(app_dir, capsys, error):
-    def serve(app, config=None):
+    def serve(app, *, config):
         raise error
 
-    assert run_cli(parser_for("asgi"), ["cli_probe_app:app"], serve, "x") == 1
-    assert capsys.readouterr().err == f"cymongoose-asgi: error: {error}\n"
+    assert run_cli(adapter(serve), ["cli_probe_app:app"]) == 1
+    assert capsys.readouterr().err == f"cymongoose-test: error: {error}\n"
 
 
 def test_debug_log_level_also_shows_the_traceback(app_dir, capsys):
-    def serve(app, config=None):
+    def serve(app, *, config):
         raise ValueError("fd 3 is a Unix socket")
 
-    assert run_cli(parser_for("asgi"), ["cli_probe_app:app", "--log-level", "debug"],
-                   serve, "x") == 1
+    assert run_cli(adapter(serve), ["cli_probe_app:app", "--log-level", "debug"]) == 1
     err = capsys.readouterr().err
-    assert "Traceback" in err and err.endswith("cymongoose-asgi: error: fd 3 is a Unix socket\n")
+    assert "Traceback" in err and err.endswith("cymongoose-test: error: fd 3 is a Unix socket\n")
 
 
 def test_other_errors_of_serve_are_not_hidden(app_dir):
-    def serve(app, config=None):
+    def serve(app, *, config):
         raise RuntimeError("a bug")
 
     with pytest.raises(RuntimeError, match="a bug"):
-        run_cli(parser_for("asgi"), ["cli_probe_app:app"], serve, "x")
+        run_cli(adapter(serve), ["cli_probe_app:app"])
 
 
 @pytest.mark.parametrize(("argv", "said"), [
@@ -221,16 +209,7 @@ def test_other_errors_of_serve_are_not_hidden(app_dir):
 ])
 def test_flags_are_not_abbreviated_and_typos_get_a_suggestion(app_dir, capsys, argv, said):
     with pytest.raises(SystemExit) as exc:
-        run_cli(parser_for("asgi"), ["cli_probe_app:app", *argv], lambda *a, **k: None, "x")
+        run_cli(adapter(), ["cli_probe_app:app", *argv])
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert said in err and "ambiguous" not in err
-
-
-def test_loop_flag_asgi_only(capsys):
-    assert parse("asgi", "--loop", "asyncio").loop == "asyncio"
-    assert parse("asgi").loop == "auto"
-    with pytest.raises(SystemExit):
-        parse("asgi", "--loop", "trio")
-    with pytest.raises(SystemExit):
-        parse("wsgi", "--loop", "uvloop")

@@ -8,6 +8,8 @@ import pytest
 from cymongoose.serving.config import default_threads
 from cymongoose.serving.gunicorn import config_from_gunicorn
 
+pytestmark = pytest.mark.usefixtures("restore_loggers")  # the code under test sets them up
+
 
 class Log:
     def __init__(self):
@@ -39,21 +41,8 @@ def listener():
     sock.close()
 
 
-@pytest.fixture(autouse=True)
-def restore_loggers():
-    names = ["cymongoose", "cymongoose.access"]
-    saved = {n: (logging.getLogger(n).handlers[:], logging.getLogger(n).level,
-                 logging.getLogger(n).propagate, logging.getLogger(n).disabled) for n in names}
-    yield
-    for n, (handlers, level, propagate, disabled) in saved.items():
-        logger = logging.getLogger(n)
-        logger.handlers[:] = handlers
-        logger.setLevel(level)
-        logger.propagate, logger.disabled = propagate, disabled
-
-
 def test_defaults_map_onto_the_socket(listener):
-    config = config_from_gunicorn(gunicorn_cfg(), [listener], Log(), "asgi")
+    config = config_from_gunicorn(gunicorn_cfg(), [listener], Log())
     assert config.fd == listener.fileno() and not listener.getblocking()
     assert (config.host, config.port) == listener.getsockname()
     assert config.keep_alive_timeout_s == 2.0 and config.graceful_timeout_s == 30.0
@@ -67,7 +56,7 @@ def test_settings_are_mapped(listener):
                        limit_request_field_size=200_000, worker_connections=50, threads=6,
                        is_ssl=True, certfile="c.pem", keyfile="k.pem", ca_certs="ca.pem",
                        forwarded_allow_ips="*", accesslog="-")
-    config = config_from_gunicorn(cfg, [listener], Log(), "wsgi")
+    config = config_from_gunicorn(cfg, [listener], Log(), app_threads=True)
     assert config.keep_alive_timeout_s == 7.0 and config.graceful_timeout_s == 3.0
     assert config.max_header_count == 100  # mongoose's ceiling
     assert config.max_header_bytes == 200_000 and config.max_connections == 50
@@ -78,17 +67,21 @@ def test_settings_are_mapped(listener):
     assert not logging.getLogger("cymongoose.access").disabled
 
 
-def test_gunicorn_threads_default_means_our_pool_for_wsgi(listener):
+def test_gunicorn_threads_default_means_our_pool_with_app_threads(listener):
     log = Log()
-    assert config_from_gunicorn(gunicorn_cfg(), [listener], log, "wsgi").threads == \
-        default_threads()
+    config = config_from_gunicorn(gunicorn_cfg(), [listener], log, app_threads=True)
+    assert config.threads == default_threads()
     assert any("threads=1" in line for line in log.lines)
+    # A server without app threads (ASGI) is told what gunicorn said, and nothing is logged.
+    log = Log()
+    assert config_from_gunicorn(gunicorn_cfg(), [listener], log).threads == 1
+    assert not any("threads=1" in line for line in log.lines)
 
 
 def test_unsupported_settings_are_logged(listener):
     log = Log()
     config = config_from_gunicorn(gunicorn_cfg(max_requests=1000, keepalive=0), [listener],
-                                  log, "asgi")
+                                  log)
     assert config.keep_alive_timeout_s > 0
     assert any("max_requests=1000" in line for line in log.lines)
     assert any("keepalive=0" in line for line in log.lines)
@@ -100,7 +93,7 @@ def test_extra_sockets_are_ignored_with_a_warning(listener):
     other.listen()
     try:
         log = Log()
-        config = config_from_gunicorn(gunicorn_cfg(), [listener, other], log, "asgi")
+        config = config_from_gunicorn(gunicorn_cfg(), [listener, other], log)
         assert config.fd == listener.fileno()
         assert any("one socket" in line for line in log.lines)
     finally:
@@ -112,7 +105,7 @@ def test_logging_goes_to_gunicorns_handlers(listener):
     handler = logging.NullHandler()
     log.error_log.handlers[:] = [handler]
     log.error_log.setLevel(logging.DEBUG)
-    config_from_gunicorn(gunicorn_cfg(), [listener], log, "asgi")
+    config_from_gunicorn(gunicorn_cfg(), [listener], log)
     ours = logging.getLogger("cymongoose")
     assert ours.handlers == [handler] and ours.level == logging.DEBUG
     assert logging.getLogger("cymongoose.access").disabled  # no --access-logfile
@@ -120,10 +113,10 @@ def test_logging_goes_to_gunicorns_handlers(listener):
 
 def test_no_socket_is_an_error():
     with pytest.raises(RuntimeError, match="no listening socket"):
-        config_from_gunicorn(gunicorn_cfg(), [], Log(), "asgi")
+        config_from_gunicorn(gunicorn_cfg(), [], Log())
 
 
 def test_gunicorn_threads_zero_is_inline_mode(listener):
     log = Log()
-    config = config_from_gunicorn(gunicorn_cfg(threads=0), [listener], log, "wsgi")
+    config = config_from_gunicorn(gunicorn_cfg(threads=0), [listener], log, app_threads=True)
     assert config.threads == 0

@@ -9,8 +9,8 @@ import pytest
 from cymongoose import Manager, TlsOpts
 from cymongoose.serving.config import ServerConfig
 from cymongoose.serving.listen import ListenError, bind_error, check_listen_fd, listen_http
+from cymongoose.serving.supervisor import bind_socket
 from cymongoose.serving.tls import load_tls
-from cymongoose.serving.workers import bind_socket
 
 
 @pytest.fixture

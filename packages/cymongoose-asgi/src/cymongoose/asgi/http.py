@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from cymongoose.serving.accesslog import access_logger, log_access
+from cymongoose.serving.httprules import no_content, parse_content_length
 
 logger = logging.getLogger("cymongoose.asgi")
 
@@ -355,8 +356,7 @@ class RequestCycle:
             self.status = status
             self.headers = headers = list(message.get("headers", ()))
             self.length = _content_length(headers)
-            # RFC 9110 sections 9.3.2, 15.3.5, 15.4.5: no content on the wire.
-            self.no_body = self.is_head or status == 204 or status == 304
+            self.no_body = no_content(status, self.is_head)
             return
         if kind != "http.response.body":
             raise RuntimeError(f"ASGI: unexpected message type {kind!r} for an http scope")
@@ -454,8 +454,9 @@ def _content_length(headers: list[Any]) -> int | None:
     """The app's Content-Length as an int, None when absent; ValueError when invalid."""
     for name, value in headers:
         if len(name) == 14 and name.lower() in (b"content-length", "content-length"):
-            text = value.decode("latin-1") if isinstance(value, bytes) else str(value)
-            if not (text.isascii() and text.isdigit()):
-                raise ValueError(f"ASGI: invalid content-length header {value!r}")
-            return int(text)
+            try:
+                return parse_content_length(value if isinstance(value, (bytes, str))
+                                            else str(value))
+            except ValueError as exc:
+                raise ValueError(f"ASGI: {exc}") from None
     return None

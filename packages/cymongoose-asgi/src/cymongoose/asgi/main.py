@@ -1,35 +1,57 @@
 """The ``cymongoose-asgi`` command line: ``cymongoose-asgi module:app [options]``.
 
-The flags (uvicorn's names) and the flow (logging, app import, ``--workers``) are shared
-with ``cymongoose-wsgi`` and live in :mod:`cymongoose.serving.cli`.
+The shared flags (uvicorn's names) and the flow (logging, app import, ``--workers``) live
+in :mod:`cymongoose.serving.cli`; this module adds the ASGI flags and describes the server
+in :data:`ADAPTER` (also used by the gunicorn worker class, :mod:`.workers`).
 """
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
 
 from cymongoose.importer import import_app
-from cymongoose.serving.cli import add_server_arguments, run_cli
+from cymongoose.serving.cli import ServerAdapter, config_default
+from cymongoose.serving.config import LIFESPAN_MODES, LOOP_MODES
 
-__all__ = ["build_parser", "import_app", "main"]  # import_app: re-exported, as before
+from .server import serve
 
-
-def build_parser() -> argparse.ArgumentParser:
-    """The argparse parser of ``cymongoose-asgi`` (shared flags plus the ASGI ones)."""
-    parser = argparse.ArgumentParser(
-        prog="cymongoose-asgi", description="Serve an ASGI 3 application with cymongoose."
-    )
-    add_server_arguments(parser, "asgi")
-    return parser
+__all__ = ["ADAPTER", "build_parser", "import_app", "main"]  # import_app: re-exported
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI on ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
-    from .server import serve
+def add_asgi_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ASGI flags: ``--lifespan --loop --ws-max-size --ws-ping-interval
+    --ws-ping-timeout`` (ServerConfig fields in :data:`cymongoose.serving.cli.FIELD_OF_DEST`)."""
+    d = config_default
+    asgi = parser.add_argument_group("ASGI")
+    asgi.add_argument("--lifespan", choices=LIFESPAN_MODES,
+                      help="ASGI lifespan protocol: auto runs it if the app supports it "
+                           f"(default {d('lifespan')})")
+    asgi.add_argument("--loop", choices=LOOP_MODES,
+                      help="event loop: auto uses uvloop when it is installed "
+                           f"(default {d('loop')})")
+    asgi.add_argument("--ws-max-size", type=int, metavar="BYTES",
+                      help="largest WebSocket message accepted; larger ones close the "
+                           f"connection with 1009 (default {d('ws_max_size')})")
+    asgi.add_argument("--ws-ping-interval", type=float, metavar="SECONDS",
+                      help="send a WebSocket ping this often "
+                           f"(default {d('ws_ping_interval_s')}; 0 = never)")
+    asgi.add_argument("--ws-ping-timeout", type=float, metavar="SECONDS",
+                      help="close a WebSocket whose pong is this late "
+                           f"(default {d('ws_ping_timeout_s')}; 0 = never)")
 
-    return run_cli(build_parser(), argv, serve, "cymongoose.asgi")
 
+ADAPTER = ServerAdapter(
+    prog="cymongoose-asgi",
+    description="Serve an ASGI 3 application with cymongoose.",
+    module="cymongoose.asgi",
+    serve=serve,
+    add_arguments=add_asgi_arguments,
+)
+
+#: ``build_parser()``: the parser of ``--help`` (the docs' CLI reference reads it);
+#: ``main(argv=None) -> int``: the command (the console script, ``python -m``).
+build_parser = ADAPTER.build_parser
+main = ADAPTER.main
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -12,8 +12,6 @@ threads (``call_soon_threadsafe``, batched wakeups).
 from __future__ import annotations
 
 import asyncio
-import base64
-import dataclasses
 import logging
 import signal
 import time
@@ -33,13 +31,14 @@ from cymongoose import (
 )
 from cymongoose.aio import AsyncManager
 from cymongoose.serving.config import ServerConfig
+from cymongoose.serving.httprules import PROXY_HEADER_NAMES, keep_alive
 from cymongoose.serving.listen import listen_http
 from cymongoose.serving.proxy import ProxyHeaders
 from cymongoose.serving.tls import load_tls
 
 from .http import HttpConnection, RequestCycle
 from .lifespan import Lifespan
-from .websocket import OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, WebSocketConnection
+from .websocket import WebSocketConnection, open_websocket
 
 __all__ = ["ASGIServer", "serve"]
 
@@ -47,20 +46,6 @@ logger = logging.getLogger("cymongoose.asgi")
 
 # HTTP & WebSocket spec 2.4: send() on a closed connection raises an OSError subclass.
 _ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}
-_PROXY_HEADERS = frozenset((b"forwarded", b"x-forwarded-for", b"x-forwarded-proto",
-                            b"x-forwarded-host"))
-
-
-def make_config(config: ServerConfig | None, options: dict[str, Any]) -> ServerConfig:
-    """``config`` with ``options`` (ServerConfig field names) applied; TypeError names an
-    unknown option."""
-    names = {f.name for f in dataclasses.fields(ServerConfig)}
-    unknown = sorted(set(options) - names)
-    if unknown:
-        raise TypeError(f"unknown server option(s): {', '.join(unknown)}")
-    if config is None:
-        return ServerConfig(**options)
-    return dataclasses.replace(config, **options) if options else config
 
 
 class ASGIServer:
@@ -97,7 +82,7 @@ class ASGIServer:
                 else ""
             raise TypeError(f"error_handler must be callable or None, got "
                             f"{type(error_handler).__name__}{hint}")
-        self.config = make_config(config, options)
+        self.config = ServerConfig.from_kwargs(config, **options)
         self.app = app
         self._error_handler = error_handler
         self._mode = mode
@@ -234,7 +219,7 @@ class ASGIServer:
     def _running_tasks(self, am: AsyncManager) -> set[asyncio.Task[None]]:
         """Every app task still running: those of open connections (read on the poll
         thread), WebSocket tasks and those of closed connections (asyncio thread)."""
-        tasks = am.run_locked(self._conn_runners)
+        tasks: set[asyncio.Task[None]] = am.run_locked(self._conn_runners)
         tasks.update(t for t in (*self._tasks, *self._detached) if not t.done())
         return tasks
 
@@ -257,21 +242,12 @@ class ASGIServer:
                 proto.conn.close()
 
     def _ping_websockets(self) -> None:
-        # RFC 6455 5.5.2 keep-alive: ping every ws_ping_interval_s; no pong within
-        # ws_ping_timeout_s closes with 1011.
         cfg = self.config
         now = time.monotonic()
-        interval = cfg.ws_ping_interval_s or 0.0
-        timeout = cfg.ws_ping_timeout_s
+        interval_s = cfg.ws_ping_interval_s or 0.0
         for proto in list(self._conns.values()):
-            if not isinstance(proto, WebSocketConnection) or not proto.upgraded or proto.closed:
-                continue
-            if proto.ping_sent_at:
-                if timeout and now - proto.ping_sent_at >= timeout:
-                    proto._send_close(1011, "keepalive ping timeout")
-            elif now - proto.last_ping_at >= interval:
-                proto.ping_sent_at = proto.last_ping_at = now
-                proto._send_frame(b"", OP_PING)
+            if isinstance(proto, WebSocketConnection):
+                proto.keepalive(now, interval_s, cfg.ws_ping_timeout_s)
 
     def _handle(self, conn: Any, ev: int, data: Any) -> None:
         if ev == MG_EV_HTTP_MSG:
@@ -290,31 +266,11 @@ class ASGIServer:
         elif ev == MG_EV_WS_MSG:
             ws = self._conns.get(conn.id)
             if isinstance(ws, WebSocketConnection):
-                op = data.flags & 15
-                if op == OP_TEXT:
-                    try:
-                        text = data.data.decode("utf-8")
-                    except UnicodeDecodeError:  # RFC 6455 section 8.1: fail with 1007
-                        ws.close_code = 1007
-                        ws._send_close(1007, "invalid UTF-8")
-                        return
-                    message = {"type": "websocket.receive", "text": text}
-                elif op == OP_BINARY:
-                    message = {"type": "websocket.receive", "bytes": data.data}
-                else:
-                    return
-                self._call_soon(ws.queue.put_nowait, message)
+                ws.on_message(data)
         elif ev == MG_EV_WS_CTL:
             ws = self._conns.get(conn.id)
             if isinstance(ws, WebSocketConnection):
-                op = data.flags & 15
-                if op == OP_CLOSE:
-                    payload = data.data
-                    ws.close_code = (
-                        int.from_bytes(payload[:2], "big") if len(payload) >= 2 else 1005
-                    )
-                elif op == OP_PONG:
-                    ws.ping_sent_at = 0.0
+                ws.on_control(data)
         elif ev == MG_EV_ACCEPT:
             if self._tls is not None:
                 conn.tls_init(self._tls)
@@ -348,7 +304,7 @@ class ASGIServer:
                 connection = value.lower()
             elif name == b"upgrade":
                 upgrade = value.lower()
-            elif name in _PROXY_HEADERS:
+            elif name in PROXY_HEADER_NAMES:
                 forwarded = True
         client: tuple[str, int] | None = proto.client
         scheme = self._scheme
@@ -372,55 +328,22 @@ class ASGIServer:
             "state": self._state.copy(),
         }
         if upgrade == b"websocket" and b"upgrade" in connection and method == "GET":
-            self._on_websocket(conn, scope, headers)
+            assert self._am is not None
+            ws = open_websocket(self._am, self._call_soon, conn, scope, headers)
+            if ws is not None:
+                self._conns[conn.id] = ws
+                self._call_soon(self._start_websocket, ws)
             return
         scope["type"] = "http"
         scope["method"] = method
-        if http_version == "1.0":
-            keep_alive = b"keep-alive" in connection
-        else:
-            keep_alive = b"close" not in connection
-        assert self._am is not None
         more_body = msg.more_body
+        close = self._stopping or not keep_alive(http_version, connection.decode("latin-1"))
         cycle = RequestCycle(
-            self._poll_call, proto, scope, None if more_body else body,
-            not keep_alive or self._stopping, self._log,
+            self._poll_call, proto, scope, None if more_body else body, close, self._log,
         )
         if more_body:
             proto.body_cycle = cycle
         self._call_soon(self._on_request, proto, cycle)
-
-    def _on_websocket(self, conn: Any, scope: dict[str, Any], headers: list[Any]) -> None:
-        key = version = b""
-        protocols = []
-        for name, value in headers:
-            if name == b"sec-websocket-key":
-                key = value
-            elif name == b"sec-websocket-version":
-                version = value
-            elif name == b"sec-websocket-protocol":
-                protocols.extend(p.strip() for p in value.decode("latin-1").split(","))
-        # RFC 6455 section 4.2.1: HTTP/1.1, version 13 and a 16-byte base64 key, else
-        # 400 (426 naming the version we speak, section 4.4).
-        if version.strip() != b"13":
-            if version:
-                conn.send_response(426, [(b"sec-websocket-version", b"13"),
-                                         (b"connection", b"close")], b"Upgrade Required")
-            else:
-                conn.send_response(400, [(b"connection", b"close")], b"Bad WebSocket version")
-            conn.drain()
-            return
-        if scope["http_version"] != "1.1" or not _valid_ws_key(key):
-            conn.send_response(400, [(b"connection", b"close")], b"Bad WebSocket handshake")
-            conn.drain()
-            return
-        scope["type"] = "websocket"
-        scope["scheme"] = "wss" if scope["scheme"] == "https" else "ws"
-        scope["subprotocols"] = [p for p in protocols if p]
-        assert self._am is not None
-        ws = WebSocketConnection(self._am, conn, scope, key.decode("latin-1"))
-        self._conns[conn.id] = ws
-        self._call_soon(self._start_websocket, ws)
 
     # -- asyncio thread ------------------------------------------------------------------
 
@@ -465,13 +388,6 @@ async def _cancel(tasks: set[asyncio.Task[None]]) -> None:
         task.cancel()
     if tasks:
         await asyncio.wait(tasks, timeout=1.0)
-
-
-def _valid_ws_key(key: bytes) -> bool:
-    try:
-        return len(base64.b64decode(key.strip(), validate=True)) == 16
-    except ValueError:
-        return False
 
 
 def _call_now(fn: Callable[..., Any], *args: Any) -> None:
@@ -541,7 +457,7 @@ def serve(app: Any, url: str | None = None, *, config: ServerConfig | None = Non
     `ASGIServer`. ``app`` and ``url`` are positional as in cymongoose 0.2.5, the rest
     keyword-only. Raises as `ASGIServer.start`.
     """
-    cfg = make_config(config, options)
+    cfg = ServerConfig.from_kwargs(config, **options)
     try:
         _run(_serve(app, url, cfg), cfg.loop)
     except KeyboardInterrupt:

@@ -1,5 +1,10 @@
 """ASGI WebSocket protocol (ASGI spec "HTTP & WebSocket", version 2.4; RFC 6455).
 
+Everything of a WebSocket connection lives here: the opening handshake's checks
+(`open_websocket`), the frames the core hands over (`WebSocketConnection.on_message`,
+`on_control`), keep-alive pings, close codes, and the app's ``receive``/``send``. The
+server only dispatches the core's events to it.
+
 The upgrade request reaches the app as ``websocket.connect``; the 101 response is written
 only when the app sends ``websocket.accept`` (`Connection.ws_accept`, with the chosen
 ``subprotocol`` and ``headers``). A ``websocket.close`` before that is answered with HTTP
@@ -12,9 +17,11 @@ OSError); ``websocket.close`` is then a no-op.
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import struct
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .http import ClientDisconnected, caused_by_disconnect
@@ -32,13 +39,69 @@ OP_PONG = 10
 _SEND_HIGH = 1 << 20
 _SEND_LOW = 1 << 16
 _REJECT_HEADERS = [(b"content-type", b"text/plain; charset=utf-8"), (b"connection", b"close")]
+_CLOSE_HEADERS = [(b"connection", b"close")]
+
+
+def open_websocket(
+    am: AsyncManager,
+    call_soon: Callable[..., Any],
+    conn: Any,
+    scope: dict[str, Any],
+    headers: list[Any],
+) -> WebSocketConnection | None:
+    """Poll thread: check an upgrade request (RFC 6455 section 4.2.1) and make ``scope``
+    (the request's HTTP scope) a ``websocket`` scope.
+
+    Returns the `WebSocketConnection`, or None after answering a bad handshake: 426
+    naming the version we speak for another ``Sec-WebSocket-Version`` (section 4.4), 400
+    for none, for HTTP/1.0 or for a key that is not 16 base64-encoded bytes; the
+    connection then closes. ``call_soon`` hands a call to the asyncio thread.
+    """
+    key = version = b""
+    protocols: list[str] = []
+    for name, value in headers:
+        if name == b"sec-websocket-key":
+            key = value
+        elif name == b"sec-websocket-version":
+            version = value
+        elif name == b"sec-websocket-protocol":
+            protocols.extend(p.strip() for p in value.decode("latin-1").split(","))
+    if version.strip() != b"13":
+        if version:
+            conn.send_response(426, [(b"sec-websocket-version", b"13"), *_CLOSE_HEADERS],
+                               b"Upgrade Required")
+        else:
+            conn.send_response(400, _CLOSE_HEADERS, b"Bad WebSocket version")
+        conn.drain()
+        return None
+    if scope["http_version"] != "1.1" or not _valid_key(key):
+        conn.send_response(400, _CLOSE_HEADERS, b"Bad WebSocket handshake")
+        conn.drain()
+        return None
+    scope["type"] = "websocket"
+    scope["scheme"] = "wss" if scope["scheme"] == "https" else "ws"
+    scope["subprotocols"] = [p for p in protocols if p]
+    return WebSocketConnection(am, call_soon, conn, scope, key.decode("latin-1"))
+
+
+def _valid_key(key: bytes) -> bool:
+    try:
+        return len(base64.b64decode(key.strip(), validate=True)) == 16
+    except ValueError:
+        return False
 
 
 class WebSocketConnection:
-    """One WebSocket request/connection; ``conn`` is touched only on the poll thread."""
+    """One WebSocket request/connection; ``conn`` is touched only on the poll thread.
 
-    def __init__(self, am: AsyncManager, conn: Any, scope: dict[str, Any], key: str) -> None:
+    ``am`` takes writes to the poll thread, ``call_soon`` takes calls to the asyncio
+    thread (the app's messages).
+    """
+
+    def __init__(self, am: AsyncManager, call_soon: Callable[..., Any], conn: Any,
+                 scope: dict[str, Any], key: str) -> None:
         self.am = am
+        self.call_soon = call_soon
         self.conn = conn
         self.scope = scope
         self.key = key
@@ -55,6 +118,48 @@ class WebSocketConnection:
         self.queue.put_nowait({"type": "websocket.connect"})
 
     # -- poll thread -------------------------------------------------------------------
+
+    def on_message(self, data: Any) -> None:
+        """MG_EV_WS_MSG: a whole data message (the core joins fragments and refuses those
+        above ``ws_max_size``) goes to the app as ``websocket.receive``. Text that is not
+        UTF-8 closes with 1007 (RFC 6455 section 8.1)."""
+        op = data.flags & 15
+        if op == OP_TEXT:
+            try:
+                text = data.data.decode("utf-8")
+            except UnicodeDecodeError:
+                self.close_code = 1007
+                self._send_close(1007, "invalid UTF-8")
+                return
+            message = {"type": "websocket.receive", "text": text}
+        elif op == OP_BINARY:
+            message = {"type": "websocket.receive", "bytes": data.data}
+        else:
+            return
+        self.call_soon(self.queue.put_nowait, message)
+
+    def on_control(self, data: Any) -> None:
+        """MG_EV_WS_CTL: keep the client's close code (1005 when its close frame has none,
+        RFC 6455 section 7.1.5) for ``websocket.disconnect``; a pong answers our ping."""
+        op = data.flags & 15
+        if op == OP_CLOSE:
+            payload = data.data
+            self.close_code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else 1005
+        elif op == OP_PONG:
+            self.ping_sent_at = 0.0
+
+    def keepalive(self, now: float, interval_s: float, timeout_s: float | None) -> None:
+        """RFC 6455 section 5.5.2 keep-alive, called by the server's timer at monotonic time
+        ``now``: ping every ``interval_s`` seconds; no pong within ``timeout_s`` (None:
+        wait forever) closes with 1011."""
+        if not self.upgraded or self.closed:
+            return
+        if self.ping_sent_at:
+            if timeout_s and now - self.ping_sent_at >= timeout_s:
+                self._send_close(1011, "keepalive ping timeout")
+        elif now - self.last_ping_at >= interval_s:
+            self.ping_sent_at = self.last_ping_at = now
+            self._send_frame(b"", OP_PING)
 
     def _accept(self, headers: list[tuple[Any, Any]]) -> None:
         if self.closed:

@@ -8,8 +8,10 @@ gunicorn settings apply is listed in :mod:`cymongoose.serving.gunicorn`. Needs t
 
 from __future__ import annotations
 
-from cymongoose.serving.gunicorn import prepare_worker
+from cymongoose.serving.gunicorn import run_worker
 from gunicorn.workers.base import Worker
+
+from .main import ADAPTER
 
 
 class ASGIWorker(Worker):  # type: ignore[misc]
@@ -19,7 +21,4 @@ class ASGIWorker(Worker):  # type: ignore[misc]
     """
 
     def run(self) -> None:
-        from .server import serve
-
-        config = prepare_worker(self, "asgi")
-        serve(self.wsgi, config=config)
+        run_worker(self, ADAPTER)

@@ -1,9 +1,12 @@
 """Pure-Python support shared by the cymongoose ASGI and WSGI servers.
 
-``config`` (ServerConfig), ``cli`` (shared argparse flags), ``accesslog``, ``proxy``
-(X-Forwarded-* / Forwarded), ``httprules`` (the HTTP/1.x rules both
-servers apply), ``logconfig``, ``workers`` (``--workers N``), ``listen``
-(the listening socket and why it cannot be had) and ``tls`` (reading the PEM files).
+``config`` (ServerConfig), ``cli`` (the shared flags and the CLI flow, and
+``ServerAdapter``: what a server package says about itself), ``gunicorn`` (what the
+gunicorn worker classes share), ``accesslog``, ``proxy`` (X-Forwarded-* / Forwarded),
+``httprules`` (the HTTP/1.x rules both servers apply), ``logconfig``, ``supervisor``
+(``--workers N`` server processes), ``listen`` (the listening socket and why it cannot be
+had) and ``tls`` (reading the PEM files). None of them names a server: the servers
+import them.
 """
 
 from .config import ServerConfig

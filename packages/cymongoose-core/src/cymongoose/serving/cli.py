@@ -1,38 +1,42 @@
-"""The command-line flags shared by ``cymongoose-asgi`` and ``cymongoose-wsgi``.
+"""The command line of both servers: the shared flags and the whole CLI flow.
 
 Flag names follow uvicorn where the concept is the same. Apart from ``--host``, ``--port``
 and ``--log-level`` (whose defaults are ServerConfig's), every flag defaults to "not given"
 so that :class:`~cymongoose.serving.config.ServerConfig` holds the one set of defaults;
-the help text quotes them.
+the help text quotes them (:func:`config_default`). What differs between the servers (the
+command's name, its own flags such as ``--threads``, its ``serve``) comes in a
+:class:`ServerAdapter` that each server's ``main.py`` makes; this module names no server.
 
-    parser = argparse.ArgumentParser(prog="cymongoose-asgi")
-    add_server_arguments(parser, "asgi")
-    args = parser.parse_args()
-    config = config_from_args(args, parser)   # a validated ServerConfig
+    ADAPTER = ServerAdapter("cymongoose-asgi", "Serve ...", "cymongoose.asgi", serve,
+                            add_arguments=add_asgi_arguments)
+    main = ADAPTER.main                      # the console script
+    parser = ADAPTER.build_parser()          # the shared flags plus the adapter's
+    config = config_from_args(parser.parse_args(), parser)   # a validated ServerConfig
 
-:func:`run_cli` is the whole CLI flow (logging, app import, ``--workers``) used by both
-``main.py`` modules.
+:func:`run_cli` (``ServerAdapter.main``) is the whole flow: logging, app import, serve, or
+``--workers N`` server processes under the
+:class:`~cymongoose.serving.supervisor.Supervisor`.
 """
 
 from __future__ import annotations
 
 import argparse
 import difflib
-import inspect
 import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import MISSING, fields
+from dataclasses import MISSING, dataclass, fields
 from typing import Any
 
 from ..importer import import_app
-from .config import LIFESPAN_MODES, LOG_LEVELS, LOOP_MODES, ServerConfig
+from .config import LOG_LEVELS, ServerConfig
 from .logconfig import configure_logging
 
 logger = logging.getLogger("cymongoose.serving")
 
-# argparse dest -> ServerConfig field
+# argparse dest -> ServerConfig field, for every flag: the shared ones and those the
+# adapters add (ServerAdapter.add_arguments).
 FIELD_OF_DEST = {
     "host": "host",
     "port": "port",
@@ -64,7 +68,9 @@ _ZERO_IS_NONE = {"ws_ping_interval", "ws_ping_timeout", "limit_concurrency",
                  "limit_request_body"}
 
 
-def _default(name: str) -> Any:
+def config_default(name: str) -> Any:
+    """The default of ServerConfig field ``name`` (for help texts); KeyError if no such
+    field."""
     for f in fields(ServerConfig):
         if f.name == name:
             if f.default is not MISSING:
@@ -73,19 +79,61 @@ def _default(name: str) -> Any:
     raise KeyError(name)
 
 
-def add_server_arguments(parser: argparse.ArgumentParser, server: str) -> None:
-    """Add the app argument and every server flag to ``parser``.
+def _no_arguments(parser: argparse.ArgumentParser) -> None:
+    """A server with no flags of its own."""
 
-    ``server`` is ``"asgi"`` (adds ``--lifespan --ws-max-size --ws-ping-interval
-    --ws-ping-timeout``) or ``"wsgi"`` (adds ``--threads``); ValueError otherwise. Also
-    sets ``parser.allow_abbrev = False``: flags must be given in full.
+
+@dataclass(frozen=True)
+class ServerAdapter:
+    """One server package as the shared CLI (and :mod:`~cymongoose.serving.gunicorn`)
+    see it: all that differs between ``cymongoose-asgi`` and ``cymongoose-wsgi``.
+
+    Fields:
+        prog: the command's name (``"cymongoose-asgi"``): argparse's ``prog``, and the
+            prefix of start-up error lines (``cymongoose-asgi: error: ...``).
+        description: the line under the usage in ``--help``.
+        module: the package ``python -m`` runs to start one of the ``--workers N``
+            server processes (``"cymongoose.asgi"``).
+        serve: the server's ``serve(app, *, config=ServerConfig)``: serves until
+            SIGINT/SIGTERM (blocks).
+        add_arguments: adds the server's own flags to the parser, after the shared ones,
+            in a group of its own (``--threads``); none by default. Their ``dest`` must
+            be in :data:`FIELD_OF_DEST`.
+        app_threads: the server runs the app in ``ServerConfig.threads`` threads (WSGI):
+            gunicorn's default ``--threads 1`` then means
+            :func:`~cymongoose.serving.config.default_threads`.
     """
-    if server not in ("asgi", "wsgi"):
-        raise ValueError(f"server must be 'asgi' or 'wsgi', got {server!r}")
+
+    prog: str
+    description: str
+    module: str
+    serve: Callable[..., None]
+    add_arguments: Callable[[argparse.ArgumentParser], None] = _no_arguments
+    app_threads: bool = False
+
+    def build_parser(self) -> argparse.ArgumentParser:
+        """The argparse parser of ``prog``: the shared flags (:func:`add_server_arguments`),
+        then the server's own (``add_arguments``)."""
+        parser = argparse.ArgumentParser(prog=self.prog, description=self.description)
+        add_server_arguments(parser)
+        self.add_arguments(parser)
+        return parser
+
+    def main(self, argv: Sequence[str] | None = None) -> int:
+        """The command ``prog`` on ``argv`` (default ``sys.argv[1:]``); returns the exit
+        status. See :func:`run_cli`."""
+        return run_cli(self, argv)
+
+
+def add_server_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the app argument and every flag both servers share to ``parser``.
+
+    Also sets ``parser.allow_abbrev = False``: flags must be given in full.
+    """
     # A flag is given in full: "--work 2" is not taken for --workers, and other servers'
     # flags (uvicorn's --ws) are "unrecognized", not "ambiguous".
     parser.allow_abbrev = False
-    d = _default
+    d = config_default
     parser.add_argument("app", help="the application, as module:attribute (e.g. main:app)")
     parser.add_argument("--factory", action="store_true",
                         help="treat module:attribute as a factory: call it to get the app")
@@ -144,29 +192,6 @@ def add_server_arguments(parser: argparse.ArgumentParser, server: str) -> None:
     lim.add_argument("--limit-request-body", type=int, metavar="BYTES",
                      help="answer 413 to request bodies larger than this many bytes "
                           "(default unlimited; 0 = unlimited)")
-    if server == "asgi":
-        asgi = parser.add_argument_group("ASGI")
-        asgi.add_argument("--lifespan", choices=LIFESPAN_MODES,
-                          help="ASGI lifespan protocol: auto runs it if the app supports it "
-                               f"(default {d('lifespan')})")
-        asgi.add_argument("--loop", choices=LOOP_MODES,
-                          help="event loop: auto uses uvloop when it is installed "
-                               f"(default {d('loop')})")
-        asgi.add_argument("--ws-max-size", type=int, metavar="BYTES",
-                          help="largest WebSocket message accepted; larger ones close the "
-                               f"connection with 1009 (default {d('ws_max_size')})")
-        asgi.add_argument("--ws-ping-interval", type=float, metavar="SECONDS",
-                          help="send a WebSocket ping this often "
-                               f"(default {d('ws_ping_interval_s')}; 0 = never)")
-        asgi.add_argument("--ws-ping-timeout", type=float, metavar="SECONDS",
-                          help="close a WebSocket whose pong is this late "
-                               f"(default {d('ws_ping_timeout_s')}; 0 = never)")
-    else:
-        wsgi = parser.add_argument_group("WSGI")
-        wsgi.add_argument("--threads", type=int, metavar="COUNT",
-                          help="threads running the WSGI app; 0 runs it on the event loop "
-                               "thread (inline mode, for apps that do not block) "
-                               f"(default {d('threads')} on this machine: min(32, cpus*4+4))")
 
 
 def config_from_args(
@@ -195,19 +220,6 @@ def config_from_args(
             raise
         parser.error(str(exc))
         raise  # unreachable: parser.error exits
-
-
-def _call_serve(serve: Callable[..., Any], app: Any, config: ServerConfig) -> None:
-    try:
-        accepts_config = "config" in inspect.signature(serve).parameters
-    except (TypeError, ValueError):
-        accepts_config = True
-    if accepts_config:
-        serve(app, config=config)
-    else:
-        # Servers that predate ServerConfig take only the URL.
-        logger.warning("this server version ignores most options; serving on %s", config.url)
-        serve(app, config.url)
 
 
 def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str]) -> argparse.Namespace:
@@ -243,44 +255,41 @@ def report_startup_error(prog: str, exc: BaseException) -> None:
     print(f"{prog}: error: {str(exc) or type(exc).__name__}", file=sys.stderr, flush=True)
 
 
-def run_cli(
-    parser: argparse.ArgumentParser,
-    argv: Sequence[str] | None,
-    serve: Callable[..., Any],
-    module: str,
-) -> int:
-    """Parse ``argv``, set up logging, then serve (or supervise ``--workers`` processes).
+def run_cli(adapter: ServerAdapter, argv: Sequence[str] | None = None) -> int:
+    """The command ``adapter.prog``: parse ``argv`` (default ``sys.argv[1:]``), set up
+    logging, import the app, then ``adapter.serve(app, config=config)``, or with ``--workers N``
+    (N > 1) run the :class:`~cymongoose.serving.supervisor.Supervisor`, which starts N
+    server processes (``python -m adapter.module``) on one socket.
 
-    ``serve(app, config=ServerConfig)`` blocks until SIGINT/SIGTERM. ``module`` is what
-    ``python -m`` runs to start one worker process (``"cymongoose.asgi"``). Returns the
-    process exit status: 0 after a clean stop; 1 when the server cannot start
-    (:data:`STARTUP_ERRORS`, reported by :func:`report_startup_error`; a worker process of
-    ``--workers`` returns EXIT_STARTUP_FAILED instead, which tells its parent not to
-    restart it); bad flags exit with status 2 through ``parser.error``.
+    Returns the exit status: 0 after a clean stop; 1 when the server cannot start
+    (:data:`STARTUP_ERRORS`, reported by :func:`report_startup_error`; one of the N server
+    processes returns EXIT_STARTUP_FAILED instead, which tells the supervisor not to
+    start it again); bad flags exit with status 2 through ``parser.error``.
     """
+    parser = adapter.build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(parser, argv)
     config = config_from_args(args, parser)
     configure_logging(config.log_level, config.access_log)
     try:
         if config.workers > 1:
-            from .workers import Supervisor
+            from .supervisor import Supervisor
 
-            def child_command(fd: int) -> list[str]:
+            def process_argv(fd: int) -> list[str]:
                 # argparse keeps the last occurrence of a flag: these override the user's.
-                return [sys.executable, "-m", module, *argv, "--workers", "1", "--fd",
-                        str(fd), "--worker-process"]
+                return [sys.executable, "-m", adapter.module, *argv, "--workers", "1",
+                        "--fd", str(fd), "--worker-process"]
 
-            return Supervisor(config, child_command).run()
+            return Supervisor(config, process_argv).run()
         app_dir = os.path.abspath(args.app_dir)
         if app_dir not in sys.path:
             sys.path.insert(0, app_dir)
         app = import_app(args.app, factory=args.factory)
-        _call_serve(serve, app, config)
+        adapter.serve(app, config=config)
     except STARTUP_ERRORS as exc:
         report_startup_error(parser.prog, exc)
         if args.worker_process:
-            from .workers import EXIT_STARTUP_FAILED
+            from .supervisor import EXIT_STARTUP_FAILED
 
             return EXIT_STARTUP_FAILED
         return 1

@@ -20,7 +20,7 @@ MAX_HEADER_COUNT_LIMIT = 100
 
 
 def default_threads() -> int:
-    """Default size of the WSGI worker thread pool: ``min(32, cpus * 4 + 4)``.
+    """Default number of WSGI app threads per process: ``min(32, cpus * 4 + 4)``.
 
     WSGI apps mostly wait on I/O (databases, upstream HTTP), so a few threads per core keep
     the cores busy; 32 bounds memory and lock contention on large machines.
@@ -110,8 +110,10 @@ class ServerConfig:
         lifespan: ASGI lifespan protocol: auto|on|off.
         loop: ASGI event loop: auto (uvloop when installed, as uvicorn does) | asyncio |
             uvloop.
-        threads: threads running WSGI apps (>= 0 here; the WSGI server itself needs >= 1).
-        workers: processes (``--workers``); 1 serves in this process.
+        threads: app threads of a WSGI server, in each process (>= 0; 0 runs the app on
+            the poll thread).
+        workers: server processes (``--workers``, started and watched by the
+            supervisor); 1 serves in this process.
     """
 
     host: str = "127.0.0.1"

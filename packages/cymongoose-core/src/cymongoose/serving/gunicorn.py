@@ -1,18 +1,21 @@
 """What the gunicorn worker classes of both servers share (gunicorn itself is not imported).
 
-``cymongoose.asgi.workers.ASGIWorker`` and ``cymongoose.wsgi.workers.WSGIWorker`` call
-:func:`prepare_worker` from their ``run()``: it maps gunicorn's settings onto a
+gunicorn runs a *worker class* in each of its worker processes (``-w``); ours are
+``cymongoose.asgi.workers.ASGIWorker`` and ``cymongoose.wsgi.workers.WSGIWorker``, whose
+``run()`` calls :func:`run_worker` with the server's
+:class:`~cymongoose.serving.cli.ServerAdapter`: it maps gunicorn's settings onto a
 :class:`~cymongoose.serving.config.ServerConfig` that serves on gunicorn's pre-bound socket,
-routes the ``cymongoose`` loggers to gunicorn's log handlers and starts the heartbeat
-thread. Graceful stop: gunicorn sends SIGTERM, which the server's own handler turns into
-its graceful shutdown (stop accepting, finish in-flight requests within
-``graceful_timeout``); SIGQUIT stays gunicorn's quick exit.
+routes the ``cymongoose`` loggers to gunicorn's log handlers, starts the heartbeat thread
+and serves until gunicorn stops the process. Graceful stop: gunicorn sends SIGTERM, which
+the server's own handler turns into its graceful shutdown (stop accepting, finish
+in-flight requests within ``graceful_timeout``); SIGQUIT stays gunicorn's quick exit.
 
 Settings mapped: ``bind`` (the first socket; more are ignored with a warning),
 ``keepalive``, ``graceful_timeout``, ``limit_request_fields`` (capped at 100),
 ``limit_request_field_size`` (applied to the whole header block, never below 64 KiB),
-``worker_connections``, ``threads`` (WSGI; 1, gunicorn's default, means our default
-pool; 0 runs the app on the poll thread, the inline mode),
+``worker_connections``, ``threads`` (the app threads of a server with
+``ServerAdapter.app_threads``, WSGI's: 1, gunicorn's default, means our default pool; 0
+runs the app on the poll thread, the inline mode),
 ``certfile``/``keyfile``/``ca_certs``, ``forwarded_allow_ips``, ``accesslog``, and the
 ``SCRIPT_NAME`` environment variable as ``root_path``. ``max_requests`` is not supported
 and is ignored with a log line.
@@ -29,6 +32,7 @@ import time
 from typing import Any
 
 from .accesslog import ACCESS_LOGGER_NAME
+from .cli import ServerAdapter
 from .config import ServerConfig, default_threads
 
 HEARTBEAT_INTERVAL_S = 1.0
@@ -54,16 +58,21 @@ def _route_logging(log: Any, access_enabled: bool) -> None:
         access.disabled = True
 
 
-def config_from_gunicorn(cfg: Any, sockets: list[Any], log: Any, server: str) -> ServerConfig:
-    """Map a gunicorn ``Config`` and its listeners onto a ServerConfig for one worker.
+def config_from_gunicorn(
+    cfg: Any, sockets: list[Any], log: Any, *, app_threads: bool = False
+) -> ServerConfig:
+    """Map a gunicorn ``Config`` and its listeners onto a ServerConfig for one gunicorn
+    worker process.
 
-    ``server`` is ``"asgi"`` or ``"wsgi"``. ``log`` is gunicorn's logger (for warnings).
-    Raises RuntimeError when gunicorn gave no socket.
+    ``app_threads``: the server runs the app in ``threads`` threads
+    (``ServerAdapter.app_threads``), so gunicorn's default ``threads=1`` becomes
+    :func:`~cymongoose.serving.config.default_threads`. ``log`` is gunicorn's logger (for
+    warnings). Raises RuntimeError when gunicorn gave no socket.
     """
     if not sockets:
         raise RuntimeError("gunicorn gave this worker no listening socket")
     if len(sockets) > 1:
-        log.warning("cymongoose workers serve one socket; ignoring all but %s", sockets[0])
+        log.warning("a cymongoose worker serves one socket; ignoring all but %s", sockets[0])
     listener = sockets[0]
     sock = getattr(listener, "sock", listener)
     sock.setblocking(False)
@@ -74,7 +83,7 @@ def config_from_gunicorn(cfg: Any, sockets: list[Any], log: Any, server: str) ->
                     "and the log are placeholders", listener)
         host, port = "127.0.0.1", 0
     if getattr(cfg, "max_requests", 0):
-        log.info("max_requests=%s is not supported by cymongoose workers and is ignored",
+        log.info("max_requests=%s is not supported by the cymongoose worker and is ignored",
                  cfg.max_requests)
     keepalive = float(getattr(cfg, "keepalive", 2) or 0)
     if keepalive <= 0:
@@ -85,7 +94,7 @@ def config_from_gunicorn(cfg: Any, sockets: list[Any], log: Any, server: str) ->
     threads = int(getattr(cfg, "threads", 1))
     if threads < 0:
         threads = 1
-    if server == "wsgi" and threads == 1:
+    if app_threads and threads == 1:
         threads = default_threads()
         log.info("threads=1 (gunicorn's default): running the app in %d threads", threads)
     certfile = getattr(cfg, "certfile", None) if getattr(cfg, "is_ssl", False) else None
@@ -125,11 +134,14 @@ def _heartbeat(worker: Any) -> None:
         time.sleep(HEARTBEAT_INTERVAL_S)
 
 
-def prepare_worker(worker: Any, server: str) -> ServerConfig:
-    """For a gunicorn ``Worker`` about to serve: build its ServerConfig (see
-    :func:`config_from_gunicorn`), route logging, start the heartbeat thread (daemon,
-    ``worker.notify()`` every HEARTBEAT_INTERVAL_S seconds)."""
-    config = config_from_gunicorn(worker.cfg, worker.sockets, worker.log, server)
+def run_worker(worker: Any, adapter: ServerAdapter) -> None:
+    """Serve in a gunicorn worker process until gunicorn stops it: build the ServerConfig
+    of ``worker`` (a gunicorn ``Worker``; see :func:`config_from_gunicorn`), route logging,
+    start the heartbeat thread (daemon, ``worker.notify()`` every HEARTBEAT_INTERVAL_S
+    seconds), then ``adapter.serve(worker.wsgi, config=config)`` (``worker.wsgi`` is the app
+    gunicorn loaded, whatever its interface)."""
+    config = config_from_gunicorn(worker.cfg, worker.sockets, worker.log,
+                                  app_threads=adapter.app_threads)
     threading.Thread(target=_heartbeat, args=(worker,), name="cymongoose-heartbeat",
                      daemon=True).start()
-    return config
+    adapter.serve(worker.wsgi, config=config)

@@ -1,7 +1,7 @@
 """gunicorn worker class: ``gunicorn -k cymongoose.wsgi.workers.WSGIWorker module:app``.
 
 gunicorn manages the processes, binds the sockets and handles reloads and signals; each
-worker process runs one cymongoose WSGI server (its thread pool sized by ``--threads``) on
+worker process runs one cymongoose WSGI server (its app threads: ``--threads``) on
 gunicorn's pre-bound socket. Which gunicorn settings apply is listed in
 :mod:`cymongoose.serving.gunicorn`. Needs the ``gunicorn`` extra:
 ``pip install 'cymongoose-wsgi[gunicorn]'``.
@@ -9,8 +9,10 @@ gunicorn's pre-bound socket. Which gunicorn settings apply is listed in
 
 from __future__ import annotations
 
-from cymongoose.serving.gunicorn import prepare_worker
+from cymongoose.serving.gunicorn import run_worker
 from gunicorn.workers.base import Worker
+
+from .main import ADAPTER
 
 
 class WSGIWorker(Worker):  # type: ignore[misc]
@@ -20,7 +22,4 @@ class WSGIWorker(Worker):  # type: ignore[misc]
     """
 
     def run(self) -> None:
-        from .server import serve
-
-        config = prepare_worker(self, "wsgi")
-        serve(self.wsgi, config=config)
+        run_worker(self, ADAPTER)

@@ -1,7 +1,8 @@
-"""`cymongoose.serving.workers.Supervisor`: one socket, N processes, restart, signals.
+"""`cymongoose.serving.supervisor.Supervisor`: one socket, N processes, restart, signals.
 
-The supervisor runs in a subprocess (it installs signal handlers and blocks); its workers
-are tiny plain-socket HTTP/1.0 servers, so this tests the process management alone.
+The supervisor runs in a subprocess (it installs signal handlers and blocks); its server
+processes are tiny plain-socket HTTP/1.0 servers, so this tests the process management
+alone.
 """
 
 import errno
@@ -18,7 +19,7 @@ import urllib.request
 
 import pytest
 
-WORKER = textwrap.dedent(
+SERVER_PROCESS = textwrap.dedent(
     """
     import os, socket, sys
     if os.environ.get("WORKER_FAILS"):
@@ -40,11 +41,12 @@ SUPERVISOR = textwrap.dedent(
     import sys
     from cymongoose.serving.config import ServerConfig
     from cymongoose.serving.logconfig import configure_logging
-    from cymongoose.serving.workers import Supervisor
+    from cymongoose.serving.supervisor import Supervisor
     configure_logging("info")
     config = ServerConfig(port=0, workers=int(sys.argv[1]), graceful_timeout_s=5)
-    worker = sys.argv[2]
-    sys.exit(Supervisor(config, lambda fd: [sys.executable, "-c", worker, str(fd)]).run())
+    server_process = sys.argv[2]
+    sys.exit(Supervisor(config, lambda fd: [sys.executable, "-c", server_process,
+                                            str(fd)]).run())
     """
 )
 
@@ -52,7 +54,7 @@ SUPERVISOR = textwrap.dedent(
 class Running:
     def __init__(self, workers, env=None):
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", SUPERVISOR, str(workers), WORKER],
+            [sys.executable, "-c", SUPERVISOR, str(workers), SERVER_PROCESS],
             stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})},
         )
         self.lines: queue.Queue[str] = queue.Queue()
@@ -156,7 +158,7 @@ def test_crash_loop_gives_up(running):
 def test_port_in_use_raises_before_any_worker_starts():
     from cymongoose.serving.config import ServerConfig
     from cymongoose.serving.listen import ListenError
-    from cymongoose.serving.workers import Supervisor
+    from cymongoose.serving.supervisor import Supervisor
 
     holder = socket.socket()
     holder.bind(("127.0.0.1", 0))

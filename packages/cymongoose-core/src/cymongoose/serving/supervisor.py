@@ -1,12 +1,17 @@
-"""``--workers N``: one listening socket, N server processes sharing it.
+"""``--workers N``: the supervisor, one listening socket and N server processes on it.
 
-The parent binds the socket once, then starts N child processes (fresh interpreters, not
-forks, so no thread or event-loop state is inherited) that each serve on the inherited
+Words, as in uvicorn: ``--workers`` (``ServerConfig.workers``) counts *server processes*
+(uvicorn's "worker processes", the words of the log lines); the *supervisor* is the parent
+process that starts and watches them; a WSGI server's *app threads* (``--threads``) run
+inside each process; gunicorn's *worker class* (``-k cymongoose.asgi.workers.ASGIWorker``,
+:mod:`cymongoose.serving.gunicorn`) is gunicorn's way to run the same servers.
+
+The supervisor binds the socket once, then starts N server processes (fresh interpreters,
+not forks, so no thread or event-loop state is inherited) that each serve on the inherited
 descriptor (``--fd``, i.e. ``ServerConfig.fd``); the kernel spreads accepted connections
-over them. The parent forwards SIGINT/SIGTERM to the children, restarts a child that dies
-while not stopping, and exits once every child has exited after a stop. A second signal
-during a stop kills the children at once. gunicorn does the same with more features:
-``gunicorn -k cymongoose.asgi.workers.ASGIWorker`` runs the same servers under it.
+over them. It forwards SIGINT/SIGTERM to them, starts a new one when one dies while not
+stopping, and exits once every process has exited after a stop. A second signal during a
+stop kills them at once.
 """
 
 from __future__ import annotations
@@ -25,16 +30,16 @@ from typing import Any
 from .config import ServerConfig
 from .listen import ListenError, check_listen_fd
 
-logger = logging.getLogger("cymongoose.workers")
+logger = logging.getLogger("cymongoose.supervisor")
 
-# A child exiting with this status could not start at all (bad flags, app import error,
-# TLS files; see cli.run_cli): restarting it would fail the same way, so the parent stops
-# everything instead. argparse exits with it too.
+# A server process exiting with this status could not start at all (bad flags, app
+# import error, TLS files; see cli.run_cli): starting it again would fail the same way, so
+# the supervisor stops everything instead. argparse exits with it too.
 EXIT_STARTUP_FAILED = 2
 # More restarts than this within RESTART_WINDOW_S means a crash loop: give up.
 MAX_RESTARTS = 5
 RESTART_WINDOW_S = 10.0
-# After a stop, children get graceful_timeout_s plus this much before SIGKILL.
+# After a stop, server processes get graceful_timeout_s plus this much before SIGKILL.
 KILL_MARGIN_S = 5.0
 LISTEN_BACKLOG = 2048
 
@@ -44,7 +49,7 @@ def bind_socket(config: ServerConfig) -> socket.socket:
 
     With ``config.fd`` set, that already listening socket is used instead (checked by
     :func:`~cymongoose.serving.listen.check_listen_fd`). The socket is non-blocking (as the
-    event loop needs) and inheritable by child processes. Raises
+    event loop needs) and inheritable by the server processes. Raises
     :class:`~cymongoose.serving.listen.ListenError` (an OSError with the errno, naming the
     address) when the address cannot be bound, the errors of ``check_listen_fd`` for a
     bad ``fd``.
@@ -74,8 +79,8 @@ def bind_socket(config: ServerConfig) -> socket.socket:
     return sock
 
 
-def _die_with_parent() -> None:
-    """In the child before exec: get SIGTERM if the parent dies (Linux prctl)."""
+def _die_with_supervisor() -> None:
+    """In a server process before exec: get SIGTERM if the supervisor dies (Linux prctl)."""
     if sys.platform.startswith("linux"):
         import ctypes
 
@@ -89,15 +94,15 @@ def _die_with_parent() -> None:
 class Supervisor:
     """Run ``config.workers`` server processes on one socket bound here.
 
-    ``child_command(fd)`` returns the argv of one worker process serving on ``fd``
+    ``process_argv(fd)`` returns the argv of one server process serving on ``fd``
     (the CLI re-runs itself with ``--fd fd --workers 1``). :meth:`run` blocks until the
-    children have stopped and returns the exit status for the parent.
+    server processes have stopped and returns the supervisor's exit status.
     """
 
-    def __init__(self, config: ServerConfig, child_command: Callable[[int], list[str]]) -> None:
+    def __init__(self, config: ServerConfig, process_argv: Callable[[int], list[str]]) -> None:
         self.config = config
-        self.child_command = child_command
-        self.children: list[subprocess.Popen[bytes]] = []
+        self.process_argv = process_argv
+        self.processes: list[subprocess.Popen[bytes]] = []
         self._stop_signal: int | None = None
         self._signals_seen = 0
         self._restarts: list[float] = []
@@ -108,22 +113,23 @@ class Supervisor:
             self._stop_signal = signum
 
     def _spawn(self, fd: int) -> subprocess.Popen[bytes]:
-        # Own process group: a terminal's Ctrl+C reaches only the parent, which forwards it
-        # once (a child getting two SIGINTs would skip its graceful shutdown).
+        # Own process group: a terminal's Ctrl+C reaches only the supervisor, which
+        # forwards it once (a server process getting two SIGINTs would skip its graceful
+        # shutdown).
         group: dict[str, Any] = (
             {"process_group": 0} if sys.version_info >= (3, 11) else {"start_new_session": True}
         )
-        child = subprocess.Popen(self.child_command(fd), pass_fds=(fd,),
-                                 preexec_fn=_die_with_parent, **group)
-        logger.info("Started worker process [%d]", child.pid)
-        return child
+        process = subprocess.Popen(self.process_argv(fd), pass_fds=(fd,),
+                                   preexec_fn=_die_with_supervisor, **group)
+        logger.info("Started worker process [%d]", process.pid)
+        return process
 
     def run(self) -> int:
-        """Bind, start the workers, supervise them; returns 0 after a clean stop, 1 if
-        workers keep crashing or one cannot start (exits with EXIT_STARTUP_FAILED).
+        """Bind, start the server processes, watch them; returns 0 after a clean stop, 1
+        if they keep crashing or one cannot start (exits with EXIT_STARTUP_FAILED).
 
         Raises what :func:`bind_socket` raises (ListenError, a bad ``fd``) before any
-        worker is started.
+        server process is started.
         """
         sock = bind_socket(self.config)
         host, port = sock.getsockname()[:2]
@@ -136,14 +142,14 @@ class Supervisor:
             logger.info("cymongoose running on %s (Press CTRL+C to quit)", shown.url)
             logger.info("Started parent process [%d]", os.getpid())
             fd = sock.fileno()
-            self.children = [self._spawn(fd) for _ in range(self.config.workers)]
+            self.processes = [self._spawn(fd) for _ in range(self.config.workers)]
             status = self._supervise(fd)
-            self._stop_children()
+            self._stop_processes()
         finally:
-            for child in self.children:
-                if child.poll() is None:
-                    child.kill()
-                    child.wait()
+            for process in self.processes:
+                if process.poll() is None:
+                    process.kill()
+                    process.wait()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
             sock.close()
@@ -151,17 +157,18 @@ class Supervisor:
         return status
 
     def _supervise(self, fd: int) -> int:
-        """Restart children that die until a signal arrives; returns the exit status."""
+        """Start a new server process for each that dies, until a signal arrives; returns the
+        exit status."""
         while self._stop_signal is None:
             time.sleep(0.1)
-            for i, child in enumerate(self.children):
-                code = child.poll()
+            for i, process in enumerate(self.processes):
+                code = process.poll()
                 if code is None or self._stop_signal is not None:
                     continue
                 if code == EXIT_STARTUP_FAILED:
-                    # The worker has said why on stderr; the others would fail the same way.
+                    # The process has said why on stderr; the others would fail the same way.
                     logger.error("worker [%d] could not start (exit status %d); stopping",
-                                 child.pid, code)
+                                 process.pid, code)
                     return 1
                 now = time.monotonic()
                 self._restarts = [t for t in self._restarts if now - t < RESTART_WINDOW_S]
@@ -171,24 +178,24 @@ class Supervisor:
                     return 1
                 self._restarts.append(now)
                 logger.warning("worker [%d] died (exit status %d); restarting",
-                               child.pid, code)
-                self.children[i] = self._spawn(fd)
+                               process.pid, code)
+                self.processes[i] = self._spawn(fd)
         return 0
 
-    def _stop_children(self) -> None:
+    def _stop_processes(self) -> None:
         """Forward the stop signal (SIGTERM if none) and wait; SIGKILL on a second signal or
         after ``graceful_timeout_s`` + KILL_MARGIN_S."""
         sig = self._stop_signal or signal.SIGTERM
         seen = self._signals_seen
-        for child in self.children:
-            if child.poll() is None:
-                logger.info("Stopping worker process [%d]", child.pid)
-                child.send_signal(sig)
+        for process in self.processes:
+            if process.poll() is None:
+                logger.info("Stopping worker process [%d]", process.pid)
+                process.send_signal(sig)
         deadline = time.monotonic() + self.config.graceful_timeout_s + KILL_MARGIN_S
-        while any(child.poll() is None for child in self.children):
+        while any(process.poll() is None for process in self.processes):
             if self._signals_seen > seen or time.monotonic() > deadline:
-                for child in self.children:
-                    if child.poll() is None:
-                        logger.warning("Killing worker process [%d]", child.pid)
-                        child.kill()
+                for process in self.processes:
+                    if process.poll() is None:
+                        logger.warning("Killing worker process [%d]", process.pid)
+                        process.kill()
             time.sleep(0.05)
