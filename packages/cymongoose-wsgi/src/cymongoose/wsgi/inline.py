@@ -26,6 +26,7 @@ from typing import Any
 
 from .cycle import Cycle
 from .environ import SpooledBody
+from .rules import SEND_HIGH_WATER_BYTES, SEND_LOW_WATER_BYTES
 
 __all__ = ["InlineWriter"]
 
@@ -33,10 +34,6 @@ logger = logging.getLogger("cymongoose.wsgi")
 
 #: A streamed request body keeps this many bytes in memory, the rest in a temporary file.
 BODY_MEMORY_BYTES = 1 << 20
-#: Blocks of a streamed response are written until mongoose's send buffer holds this much...
-SEND_HIGH_WATER_BYTES = 256 << 10
-#: ...and the iteration goes on once the buffer has drained to this many bytes.
-SEND_LOW_WATER_BYTES = 64 << 10
 
 
 class InlineWriter:

@@ -9,8 +9,9 @@
 * On ``MG_EV_WAKEUP`` the poll thread empties the whole outbox. Blocks of one response
   that wait there together leave as one chunk (up to ``COALESCE_BYTES``).
 * Backpressure: a streamed response may have ``STREAM_QUEUE_BYTES`` posted but not yet
-  taken by the client; the poll thread credits bytes back once mongoose's send buffer has
-  drained below ``SEND_LOW_WATER_BYTES`` (``EV_WRITABLE``). A request body above the
+  taken by the client; while mongoose's send buffer holds more than
+  ``SEND_HIGH_WATER_BYTES``, the poll thread credits bytes back only once it has drained
+  to ``SEND_LOW_WATER_BYTES`` (``EV_WRITABLE``). A request body above the
   core's stream threshold is fed to a bounded :class:`~.environ.RequestBody`; reading
   the socket pauses while the app is behind.
 """
@@ -28,7 +29,7 @@ from typing import Any
 from . import protocol as _protocol
 from .cycle import Cancelled, Cycle
 from .environ import RequestBody
-from .rules import COALESCE_BYTES
+from .rules import COALESCE_BYTES, SEND_HIGH_WATER_BYTES, SEND_LOW_WATER_BYTES
 
 __all__ = ["PooledWriter", "StreamStalled"]
 
@@ -36,8 +37,6 @@ logger = logging.getLogger("cymongoose.wsgi")
 
 #: A streaming app thread may have this many bytes handed over but not yet sent.
 STREAM_QUEUE_BYTES = 1 << 20
-#: mongoose's send buffer may hold this much before a streaming app thread has to wait.
-SEND_LOW_WATER_BYTES = 256 << 10
 #: At most this much of a streamed request body waits for the app before reading pauses.
 BODY_BUFFER_BYTES = 1 << 20
 
@@ -294,7 +293,7 @@ class PooledWriter:
                 conn.http_chunk(data)
             else:
                 conn.send(data)
-            if conn.send_len > SEND_LOW_WATER_BYTES:
+            if conn.send_len > SEND_HIGH_WATER_BYTES:
                 # Credit the app thread only once the client has taken most of it.
                 if not cycle.uncredited:
                     conn.notify_writable(SEND_LOW_WATER_BYTES)

@@ -17,6 +17,8 @@ __all__ = [
     "ERROR_BODY",
     "ERROR_HEADERS",
     "ERROR_STATUS",
+    "SEND_HIGH_WATER_BYTES",
+    "SEND_LOW_WATER_BYTES",
     "STREAM_THRESHOLD_BYTES",
     "check_headers",
     "connection_headers",
@@ -33,6 +35,10 @@ __all__ = [
 STREAM_THRESHOLD_BYTES = 1 << 20
 #: Streamed blocks that are ready together go out as one chunk of at most this size.
 COALESCE_BYTES = 256 << 10
+#: A streamed response stops feeding mongoose's send buffer once it holds this much...
+SEND_HIGH_WATER_BYTES = 256 << 10
+#: ...and goes on when the client has taken it down to this many bytes (EV_WRITABLE).
+SEND_LOW_WATER_BYTES = 64 << 10
 
 ERROR_STATUS = "500 Internal Server Error"
 ERROR_BODY = b"Internal Server Error"
