@@ -254,8 +254,10 @@ def tests_pythons(session: nox.Session) -> None:
 @nox.session
 def docs(session: nox.Session) -> None:
     """The documentation site: mkdocs build --strict into build/site (warnings fail)."""
-    session.install(str(_core_wheel(session)))
-    session.install("--no-deps", *(str(PACKAGES[n]) for n in ("aio", "wsgi", "asgi")))
+    # --force-reinstall: a reused venv would keep an older build of the same version.
+    session.install("--force-reinstall", "--no-deps", str(_core_wheel(session)))
+    session.install("--force-reinstall", "--no-deps",
+                    *(str(PACKAGES[n]) for n in ("aio", "wsgi", "asgi")))
     session.install(*DOCS_DEPS)
     session.run("mkdocs", "build", "--strict", *session.posargs,
                 env={"NO_MKDOCS_2_WARNING": "1"})

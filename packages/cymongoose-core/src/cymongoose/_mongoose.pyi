@@ -291,6 +291,7 @@ class WsgiFastPath(HttpFastHandler):
         access_log: bool = False,
         file_wrapper: type | None = None,
         buffer_limit: int = 1 << 20,
+        proxy_headers: Iterable[bytes] = (),
     ) -> None: ...
     def run(self, cycle: WsgiStartResponse) -> None: ...
 

@@ -28,6 +28,7 @@ cdef class WsgiFastPath(HttpFastHandler):
     cdef Py_ssize_t buffer_limit
     cdef object submit
     cdef bint access_log
+    cdef tuple proxy_headers
     cdef public bint enabled
 
     cdef int _respond(self, Connection conn, WsgiStartResponse cycle) except -1

@@ -26,14 +26,14 @@ cdef class WsgiConnState:
     # Fields are declared in wsgi_fastpath.pxd.
 
 
-cdef bint _proxy_header(mg_str name) noexcept nogil:
-    if name.len == 9:
-        return strncasecmp(name.buf, "forwarded", 9) == 0
-    if name.len < 15 or strncasecmp(name.buf, "x-forwarded-", 12) != 0:
-        return False
-    return (name.len == 15 and strncasecmp(name.buf + 12, "for", 3) == 0) or \
-        (name.len == 16 and strncasecmp(name.buf + 12, "host", 4) == 0) or \
-        (name.len == 17 and strncasecmp(name.buf + 12, "proto", 5) == 0)
+cdef bint _named(mg_str name, tuple names) noexcept:
+    # ``name`` is one of ``names`` (lower-case bytes), compared without case.
+    cdef bytes candidate
+    for candidate in names:
+        if <size_t>len(candidate) == name.len and \
+                strncasecmp(name.buf, <char *>candidate, name.len) == 0:
+            return True
+    return False
 
 
 cdef class WsgiStartResponse:
@@ -140,7 +140,7 @@ cdef class WsgiFastPath(HttpFastHandler):
       cycle ``taken``;
     * ``fallback(conn, ev, data)``: the Python handler of every other event and of the
       requests the fast path leaves alone: a body that streams, HEAD, a protocol other
-      than HTTP/1.1, a ``Connection`` header, proxy headers on a ``proxied``
+      than HTTP/1.1, a ``Connection`` header, ``proxy_headers`` on a ``proxied``
       connection, a connection whose ``userdata`` is not a `WsgiConnState` with
       ``fast`` set, and all of them while ``enabled`` is False (graceful shutdown);
     * ``submit(cycle)``: given, the server is pooled: the environ is built on the poll
@@ -151,7 +151,9 @@ cdef class WsgiFastPath(HttpFastHandler):
     * ``file_wrapper``: the type of ``wsgi.file_wrapper`` objects, always taken over;
     * ``buffer_limit``: lazy iterables announcing a Content-Length up to this many
       bytes are iterated here, each block written to the send buffer as it comes (PEP
-      3333 "Buffering and Streaming": none is held back for the next).
+      3333 "Buffering and Streaming": none is held back for the next);
+    * ``proxy_headers``: header names (bytes) a trusted proxy sets: on a ``proxied``
+      connection, requests carrying one are left to ``fallback``.
 
     What is written here: a list of bytes blocks (joined) or such a lazy iterable, with a
     status other than 204/304, whose Content-Length, if any, matches the body; the head
@@ -163,7 +165,7 @@ cdef class WsgiFastPath(HttpFastHandler):
     pool_supported = bool(CYM_WAIT_HOOK)
 
     def __init__(self, app, cycle_type, fallback, *, submit=None, bint access_log=False,
-                 file_wrapper=None, Py_ssize_t buffer_limit=1 << 20):
+                 file_wrapper=None, Py_ssize_t buffer_limit=1 << 20, proxy_headers=()):
         for name, f in (("app", app), ("fallback", fallback)):
             if not callable(f):
                 raise TypeError(f"{name} must be callable, not {type(f).__name__}")
@@ -179,6 +181,7 @@ cdef class WsgiFastPath(HttpFastHandler):
         self.access_log = access_log
         self.file_wrapper = file_wrapper
         self.buffer_limit = buffer_limit
+        self.proxy_headers = tuple(bytes(name).lower() for name in proxy_headers)
         self.enabled = True
 
     cdef bint _http_message(self, Connection conn, mg_connection *c, mg_http_message *hm,
@@ -200,7 +203,7 @@ cdef class WsgiFastPath(HttpFastHandler):
             if hm.headers[i].name.len == 10 and \
                     strncasecmp(hm.headers[i].name.buf, "connection", 10) == 0:
                 return False
-            if proxied and _proxy_header(hm.headers[i].name):
+            if proxied and _named(hm.headers[i].name, self.proxy_headers):
                 return False
         cdef dict environ = _wsgi_environ(hm, (<WsgiConnState>state).base)
         environ["wsgi.input"] = (_BytesIO(_bytes(hm.body)) if "CONTENT_LENGTH" in environ

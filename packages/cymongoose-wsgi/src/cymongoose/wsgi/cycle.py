@@ -12,8 +12,7 @@ writer only how.
 
 Behaviour (PEP 3333 "Buffering and Streaming", RFC 9110/9112):
 
-* A list or tuple is answered in one piece with a Content-Length, unless it grows past
-  ``STREAM_THRESHOLD_BYTES``.
+* A list or tuple (in memory already) is answered in one piece with a Content-Length.
 * Other iterables (generators) and ``write()`` stream: the head waits for the first
   non-empty block, so an exception before it still gives a 500; each block is handed to
   the writer before the next is asked for (blocks that are ready together leave as one
@@ -41,7 +40,6 @@ from .rules import (
     ERROR_BODY,
     ERROR_HEADERS,
     ERROR_STATUS,
-    STREAM_THRESHOLD_BYTES,
     check_headers,
     connection_headers,
     content_length,
@@ -228,10 +226,11 @@ class Cycle(WsgiStartResponse):
             self.parts = [data]
         else:
             self.parts.append(data)
+        if not self.eager:
+            return  # a list or tuple: in memory already, answered in one piece
         if self.head_sent:
-            if self.eager or self.size - self.sent >= STREAM_THRESHOLD_BYTES:
-                self._flush()
-        elif self.eager or self.size > STREAM_THRESHOLD_BYTES:
+            self._flush()
+        else:
             self._start_stream()
 
     def _start_stream(self) -> None:

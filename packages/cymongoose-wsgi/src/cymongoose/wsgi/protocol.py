@@ -36,6 +36,7 @@ MAX_PIPELINED = 64
 _PROXY_KEYS = tuple(
     (name, "HTTP_" + name.decode().upper().replace("-", "_")) for name in PROXY_HEADER_NAMES
 )
+_PROXY_KEY_SET = frozenset(key for _, key in _PROXY_KEYS)
 
 
 class Protocol(WsgiConnState):
@@ -106,7 +107,7 @@ class Protocol(WsgiConnState):
         if server.access_log:
             cycle.uri = msg.uri
             cycle.query = msg.query
-        if self.trusted and any(key in environ for _, key in _PROXY_KEYS):
+        if self.trusted and not _PROXY_KEY_SET.isdisjoint(environ):
             self._apply_proxy(cycle)
         if msg.more_body:
             cycle.body = self.writer.new_body(cycle)

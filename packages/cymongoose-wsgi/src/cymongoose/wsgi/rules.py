@@ -19,7 +19,7 @@ __all__ = [
     "ERROR_STATUS",
     "SEND_HIGH_WATER_BYTES",
     "SEND_LOW_WATER_BYTES",
-    "STREAM_THRESHOLD_BYTES",
+    "FAST_STREAM_BYTES",
     "check_headers",
     "connection_headers",
     "content_length",
@@ -30,9 +30,9 @@ __all__ = [
     "without",
 ]
 
-#: A response body buffered past this many bytes is streamed (chunked, or with the app's
-#: Content-Length) instead of sent in one piece.
-STREAM_THRESHOLD_BYTES = 1 << 20
+#: A lazy response announcing a Content-Length up to this many bytes is written by the
+#: core's fast path, which has no flow control; a longer one gets the cycle's.
+FAST_STREAM_BYTES = 1 << 20
 #: Streamed blocks that are ready together go out as one chunk of at most this size.
 COALESCE_BYTES = 256 << 10
 #: A streamed response stops feeding mongoose's send buffer once it holds this much...

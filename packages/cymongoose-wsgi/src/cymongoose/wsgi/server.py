@@ -19,6 +19,7 @@ from typing import Any
 
 from cymongoose.serving.accesslog import access_log_enabled
 from cymongoose.serving.config import ServerConfig
+from cymongoose.serving.httprules import PROXY_HEADER_NAMES
 from cymongoose.serving.listen import listen_http
 from cymongoose.serving.proxy import ProxyHeaders
 from cymongoose.serving.tls import load_tls
@@ -39,7 +40,7 @@ from .environ import FileWrapper
 from .inline import InlineWriter
 from .pooled import PooledWriter
 from .protocol import Protocol
-from .rules import STREAM_THRESHOLD_BYTES
+from .rules import FAST_STREAM_BYTES
 
 __all__ = ["WSGIServer", "serve"]
 
@@ -136,7 +137,7 @@ class WSGIServer:
             # elsewhere every request takes the Python path.
             submit=self._pooled.jobs.put if self._pooled is not None else None,
             access_log=self.access_log, file_wrapper=FileWrapper,
-            buffer_limit=STREAM_THRESHOLD_BYTES,
+            buffer_limit=FAST_STREAM_BYTES, proxy_headers=PROXY_HEADER_NAMES,
         )
         if self._pooled is not None:
             self._pooled.run_fast = self._fast_path.run
