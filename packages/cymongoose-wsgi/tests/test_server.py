@@ -175,7 +175,10 @@ def test_streaming_is_incremental(serve_app):
         assert b"".join([first, *it]) == b"first\nsecond\n"
 
 
-def test_large_response_is_chunked(serve_app):
+@pytest.mark.parametrize("connection", ["keep-alive", None], ids=["python-path", "fast-path"])
+def test_a_large_list_is_answered_in_one_piece(serve_app, connection):
+    """A list is in memory already: one response with a Content-Length, whichever path
+    answers it (a Connection header sends the request to the Python cycle)."""
     big = b"x" * (3 * 1024 * 1024 + 7)
 
     def app(environ, start_response):
@@ -183,8 +186,13 @@ def test_large_response_is_chunked(serve_app):
         return [big[i : i + 65536] for i in range(0, len(big), 65536)]
 
     url = serve_app(app)
-    r = httpx.get(url)
-    assert r.headers.get("transfer-encoding") == "chunked"
+    headers = {"Connection": connection} if connection else {}
+    with httpx.Client(headers={"Connection": "x"}) as client:
+        client.headers.pop("Connection")
+        r = client.get(url, headers=headers)
+    assert ("connection" in r.request.headers) == (connection is not None)
+    assert r.headers.get("content-length") == str(len(big))
+    assert "transfer-encoding" not in r.headers
     assert r.content == big
 
 
