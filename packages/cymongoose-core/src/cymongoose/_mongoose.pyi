@@ -266,6 +266,26 @@ class WsgiStartResponse:
     sent: int
     prefix: list[Any] | None
     iterator: Any
+    protocol: Any
+    writer: Any
+    keep_alive: bool
+    http11: bool
+    is_head: bool
+    client: tuple[str, int] | None
+    body: Any
+    deferred: bool
+    cancelled: bool
+    size: int
+    parts: list[bytes] | None
+    result: Any
+    eager: bool
+    chunked: bool
+    length: int | None
+    logged: bool
+    cond: Any
+    queued_bytes: int
+    uncredited: int
+    deadline: float
     def __call__(
         self, status: str, headers: list[tuple[str, str]], exc_info: Any = None
     ) -> Callable[[bytes], None]: ...

@@ -39,6 +39,15 @@ cdef inline bint _pair(object item) noexcept:
     return type(item) is list and len(<list>item) == 2
 
 
+cdef inline object _first(object pair):
+    # The name of a pair _pair() accepted.
+    return (<tuple>pair)[0] if type(pair) is tuple else (<list>pair)[0]
+
+
+cdef inline object _second(object pair):
+    return (<tuple>pair)[1] if type(pair) is tuple else (<list>pair)[1]
+
+
 cdef inline bint _clean_value(const char *p, Py_ssize_t n) noexcept nogil:
     # No CR, LF or NUL: nothing that could end the field early (RFC 9112 section 4).
     cdef Py_ssize_t i
@@ -90,11 +99,11 @@ cdef int _emit(mg_connection *c, object first, object status, list headers,
         pair = headers[i]
         if not _pair(pair):
             return -1
-        if not _wire_view(pair[0], &p, &nlen) or not _token(p, nlen):
+        if not _wire_view(_first(pair), &p, &nlen) or not _token(p, nlen):
             return -1
         if nlen == 14 and strncasecmp(p, "content-length", 14) == 0:
             has_len = True
-        if not _wire_view(pair[1], &p, &vlen) or not _clean_value(p, vlen):
+        if not _wire_view(_second(pair), &p, &vlen) or not _clean_value(p, vlen):
             return -1
         total += nlen + 2 + vlen + 2
     if not has_len and content_length >= 0:
@@ -111,10 +120,10 @@ cdef int _emit(mg_connection *c, object first, object status, list headers,
     out = _put(out, "\r\n", 2)
     for i in range(count):
         pair = headers[i]
-        _wire_view(pair[0], &p, &n)
+        _wire_view(_first(pair), &p, &n)
         out = _put(out, p, n)
         out = _put(out, ": ", 2)
-        _wire_view(pair[1], &p, &n)
+        _wire_view(_second(pair), &p, &n)
         out = _put(out, p, n)
         out = _put(out, "\r\n", 2)
     if dlen:

@@ -6,19 +6,42 @@ cdef class WsgiConnState:
 
 
 cdef class WsgiStartResponse:
+    # What the fast path and the server's Python cycle share.
     cdef public object status
     cdef public object headers
     cdef public int code
     cdef public object conn
     cdef public object environ
-    cdef public object uri
+    cdef public object uri               # the request target and query, for the access log
     cdef public object query
-    cdef public bint started
-    cdef public bint taken
+    cdef public bint started             # a non-empty body block was produced
+    cdef public bint taken               # the Python cycle runs the request
     cdef public bint head_sent
-    cdef public Py_ssize_t sent
-    cdef public list prefix
+    cdef public Py_ssize_t sent          # body bytes handed to the writer
+    cdef public list prefix              # handed over mid-iteration: blocks taken, not sent
     cdef public object iterator
+    # The Python cycle's own state (cymongoose.wsgi.cycle), kept here so that a cycle is
+    # one C struct: no instance dict to make, fill and free per request.
+    cdef public object protocol          # the connection's protocol object
+    cdef public object writer            # how the response reaches the client
+    cdef public bint keep_alive          # True by default
+    cdef public bint http11              # True by default
+    cdef public bint is_head
+    cdef public object client            # (host, port) from trusted proxy headers
+    cdef public object body              # a request body still arriving
+    cdef public bint deferred            # waits for its body before the app is called
+    cdef public bint cancelled           # the connection has closed
+    cdef public Py_ssize_t size          # body bytes the app produced
+    cdef public object parts             # blocks produced, not yet handed to the writer
+    cdef public object result            # the response iterable while it is open
+    cdef public bint eager               # stream each block as it comes
+    cdef public bint chunked
+    cdef public object length            # the app's Content-Length once streaming, or None
+    cdef public bint logged
+    cdef public object cond              # pooled writer: flow control of a stream
+    cdef public Py_ssize_t queued_bytes
+    cdef public Py_ssize_t uncredited
+    cdef public double deadline          # inline writer: a suspended stream's time limit
 
 
 cdef class WsgiFastPath(HttpFastHandler):
@@ -29,6 +52,7 @@ cdef class WsgiFastPath(HttpFastHandler):
     cdef object submit
     cdef bint access_log
     cdef tuple proxy_headers
+    cdef unsigned long long proxy_lengths  # bit n: a proxy header name has n characters
     cdef public bint enabled
 
     cdef int _respond(self, Connection conn, WsgiStartResponse cycle) except -1

@@ -26,9 +26,12 @@ cdef class WsgiConnState:
     # Fields are declared in wsgi_fastpath.pxd.
 
 
-cdef bint _named(mg_str name, tuple names) noexcept:
-    # ``name`` is one of ``names`` (lower-case bytes), compared without case.
+cdef bint _named(mg_str name, tuple names, unsigned long long lengths) noexcept:
+    # ``name`` is one of ``names`` (lower-case bytes), compared without case; ``lengths``
+    # (bit n: a name of n characters) turns most headers away without a comparison.
     cdef bytes candidate
+    if name.len >= 64 or not (lengths >> name.len) & 1:
+        return False
     for candidate in names:
         if <size_t>len(candidate) == name.len and \
                 strncasecmp(name.buf, <char *>candidate, name.len) == 0:
@@ -57,6 +60,10 @@ cdef class WsgiStartResponse:
     blocks taken but not written, and the rest).
     """
     # Fields are declared in wsgi_fastpath.pxd.
+
+    def __cinit__(self):
+        self.keep_alive = True
+        self.http11 = True
 
     def __call__(self, status, headers, exc_info=None):
         if exc_info is not None:
@@ -106,6 +113,27 @@ cdef inline bint _is(mg_str s, const char *lit, size_t n) noexcept nogil:
     return s.len == n and memcmp(s.buf, lit, n) == 0
 
 
+cdef inline bint _is_content_length(object name) noexcept:
+    # A str header name that is Content-Length, in any case, with no new string made.
+    cdef const char *p
+    cdef Py_ssize_t n
+    return _latin1_view(name, &p, &n) and n == 14 and \
+        strncasecmp(p, "content-length", 14) == 0
+
+
+cdef Py_ssize_t _digits_value(object value) noexcept:
+    # A str of 1 to 18 ASCII digits as a number, else -1 (no int or str made).
+    cdef const char *p
+    cdef Py_ssize_t n, i, number = 0
+    if not _latin1_view(value, &p, &n) or n == 0 or n > 18:
+        return -1
+    for i in range(n):
+        if p[i] < c'0' or p[i] > c'9':
+            return -1
+        number = number * 10 + (p[i] - c'0')
+    return number
+
+
 cdef Py_ssize_t _app_length(list headers, Py_ssize_t limit):
     # The app's Content-Length when it is plain digits up to ``limit``, else -1 (also
     # when the header list is not the str pairs start_response checked).
@@ -114,14 +142,12 @@ cdef Py_ssize_t _app_length(list headers, Py_ssize_t limit):
         if type(pair) is not tuple or len(<tuple>pair) != 2:
             return -1
         name = (<tuple>pair)[0]
-        value = (<tuple>pair)[1]
-        if type(name) is not str or type(value) is not str:
+        if type(name) is not str or type((<tuple>pair)[1]) is not str:
             return -1
-        if len(<str>name) == 14 and (<str>name).lower() == "content-length":
-            if not (<str>value).isascii() or not (<str>value).isdigit() or \
-                    len(<str>value) > 18:
+        if _is_content_length(name):
+            length = _digits_value((<tuple>pair)[1])
+            if length < 0:
                 return -1
-            length = int(value)
     return length if length <= limit else -1
 
 
@@ -182,6 +208,11 @@ cdef class WsgiFastPath(HttpFastHandler):
         self.file_wrapper = file_wrapper
         self.buffer_limit = buffer_limit
         self.proxy_headers = tuple(bytes(name).lower() for name in proxy_headers)
+        self.proxy_lengths = 0
+        for name in self.proxy_headers:
+            if len(name) >= 64:
+                raise ValueError(f"proxy header name {name!r} is too long (64 bytes or more)")
+            self.proxy_lengths |= 1ULL << len(name)
         self.enabled = True
 
     cdef bint _http_message(self, Connection conn, mg_connection *c, mg_http_message *hm,
@@ -203,7 +234,8 @@ cdef class WsgiFastPath(HttpFastHandler):
             if hm.headers[i].name.len == 10 and \
                     strncasecmp(hm.headers[i].name.buf, "connection", 10) == 0:
                 return False
-            if proxied and _named(hm.headers[i].name, self.proxy_headers):
+            if proxied and _named(hm.headers[i].name, self.proxy_headers,
+                                  self.proxy_lengths):
                 return False
         cdef dict environ = _wsgi_environ(hm, (<WsgiConnState>state).base)
         environ["wsgi.input"] = (_BytesIO(_bytes(hm.body)) if "CONTENT_LENGTH" in environ
@@ -227,8 +259,11 @@ cdef class WsgiFastPath(HttpFastHandler):
         """Answer a request queued by a pooled fast path (``submit``); call it on an app
         thread. Nothing is done (the app is not called) for a connection closed or
         closing meanwhile. What is written here goes into the send buffer and the waiting
-        ``poll()`` is woken."""
+        ``poll()`` is woken. A cycle already ``taken`` (queued by the server's Python
+        path to the same pool) is run by its own ``run()``."""
         cdef mg_connection *c
+        if cycle.taken:
+            return cycle.run()
         conn = cycle.conn
         if not isinstance(conn, Connection):
             raise TypeError("run() takes a cycle queued by this fast path")
@@ -302,10 +337,9 @@ cdef class WsgiFastPath(HttpFastHandler):
             if type(pair) is not tuple or len(<tuple>pair) != 2 or \
                     type((<tuple>pair)[0]) is not str:
                 return False
-            name = (<tuple>pair)[0]
-            if len(<str>name) == 14 and (<str>name).lower() == "content-length":
-                if (<tuple>pair)[1] != str(len(body)):
-                    return False  # the Python cycle truncates, or closes after a short body
+            if _is_content_length((<tuple>pair)[0]) and \
+                    _digits_value((<tuple>pair)[1]) != len(body):
+                return False  # the Python cycle truncates, or closes after a short body
         if not self._writable(conn, c) or _wsgi_emit(
                 c, cycle.status, cycle.headers, <char *>body, len(body), len(body),
                 False) != 0:

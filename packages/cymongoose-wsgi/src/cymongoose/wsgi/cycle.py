@@ -61,37 +61,20 @@ class Cancelled(Exception):
 class Cycle(WsgiStartResponse):
     """One request and its response (the server side of PEP 3333).
 
-    The core's base class holds ``status``, ``headers``, ``code``, ``conn``, ``environ``,
-    ``started``, ``taken``, ``head_sent``, ``sent``, ``prefix``/``iterator``; its
-    ``__call__`` is ``start_response``. The rest are class-level defaults that an instance
-    overrides only when it uses them, so that the common request writes few attributes.
+    Its state lives in the core's base class (see ``cymongoose.WsgiStartResponse``), whose
+    ``__call__`` is ``start_response``: ``status``, ``headers``, ``code``, ``conn``,
+    ``environ``, ``protocol`` and ``writer``; ``keep_alive``, ``http11``, ``is_head``;
+    ``started``/``head_sent``/``size``/``sent`` (what the app produced and what went
+    out); ``parts`` (blocks not yet handed to the writer), ``result``/``iterator``,
+    ``eager``, ``chunked``, ``length``; ``cancelled``; and the writers' ``cond``,
+    ``queued_bytes``, ``uncredited``, ``deadline``. No instance dict: a request is one C
+    struct.
     """
+
+    __slots__ = ()
 
     check_status = staticmethod(parse_status)
     check_headers = staticmethod(check_headers)
-
-    protocol: Any = None  # the connection's Protocol
-    writer: Any = None  # how the response reaches the client (InlineWriter, PooledWriter)
-    keep_alive = True
-    is_head = False
-    http11 = True
-    client: Any = None  # (host, port) from trusted proxy headers, when they say
-    body: Any = None  # a request body still arriving (RequestBody, SpooledBody)
-    deferred = False  # waiting for its body before the app is called
-    cancelled = False  # the connection has closed
-    size = 0  # body bytes the app produced
-    parts: list[bytes] | None = None  # blocks produced before the head went out
-    result: Any = None  # the response iterable while it is open
-    eager = False  # stream each block as it comes
-    chunked = False
-    length: int | None = None  # the app's Content-Length, once streaming
-    logged = False
-    # Writer-owned (pooled): flow control of a streamed response.
-    cond: Any = None
-    queued_bytes = 0
-    uncredited = 0  # bytes in the send buffer not yet credited back to queued_bytes
-    # Writer-owned (inline): a suspended stream is dropped after this time.monotonic().
-    deadline = 0.0
 
     # -- entry points --------------------------------------------------------------------
 

@@ -95,10 +95,7 @@ class PooledWriter:
             if cycle is None:
                 return
             try:
-                if cycle.taken:
-                    cycle.run()
-                else:  # queued by the core's fast path
-                    run_fast(cycle)
+                run_fast(cycle)  # the core's fast path, or cycle.run() once taken
             except BaseException:  # never lose a pool thread
                 logger.exception("error in WSGI pool thread")
 
