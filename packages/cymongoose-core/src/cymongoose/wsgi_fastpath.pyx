@@ -200,12 +200,8 @@ cdef class WsgiFastPath(HttpFastHandler):
                             f"not {cycle_type!r}")
         if submit is not None and not callable(submit):
             raise TypeError(f"submit must be callable or None, not {type(submit).__name__}")
-        self.app = app
-        self.cycle_type = cycle_type
-        self.fallback = fallback
-        self.submit = submit
-        self.access_log = access_log
-        self.file_wrapper = file_wrapper
+        self.app, self.cycle_type, self.fallback, self.submit = app, cycle_type, fallback, submit
+        self.access_log, self.file_wrapper = access_log, file_wrapper
         self.buffer_limit = buffer_limit
         self.proxy_headers = tuple(bytes(name).lower() for name in proxy_headers)
         self.proxy_lengths = 0
