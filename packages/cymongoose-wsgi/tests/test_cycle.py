@@ -178,3 +178,22 @@ def test_a_chunked_upload_gets_no_made_up_content_length(threads):
         r = httpx.post(srv.url, content=pieces(), timeout=10)  # Transfer-Encoding: chunked
     assert r.text == "ok"
     assert seen == [(None, True, b"abcdef")]
+
+
+@pytest.mark.parametrize("body", ["list", "generator"])
+def test_a_refused_head_gives_one_500_and_nothing_after(threads, body):
+    """The core refuses a header value with NUL when the head is written: the client gets
+    one clean 500 (one Connection: close), then the close; no body or final chunk of the
+    refused response follows (found by nox -s fuzz, inline mode)."""
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain"), ("X-Bad", "a\0b")])
+        return [b"body"] if body == "list" else (block for block in [b"body"])
+
+    with ServerThread(app, threads=threads, access_log=False) as srv:
+        with socket.create_connection(("127.0.0.1", srv.port), timeout=30) as sock:
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            data = _read_to_eof(sock, bytearray())
+    head, _, rest = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 500 Internal Server Error\r\n")
+    assert head.count(b"Connection: close") == 1
+    assert rest == b"Internal Server Error"

@@ -172,6 +172,8 @@ class Cycle(WsgiStartResponse):
         if not self.close_result():
             self._failed(log=False)  # close() raised (logged) before the head went out
             return
+        if self.cancelled:
+            return  # the client has gone, or the head was refused (a 500 went instead)
         if self.head_sent:
             self._flush()
             if self.length is not None and self.sent < self.length:
@@ -342,12 +344,11 @@ class Cycle(WsgiStartResponse):
     def refused(self, exc: ValueError) -> tuple[str, list[tuple[str, str]], bytes]:
         """The core refused the head the app gave (a header name that is not a token, a
         value that is not latin-1, ...): the writer sends the ``(status, headers, body)``
-        returned, a 500 that closes the connection, never the malformed head."""
+        returned with ``close=True`` (a 500, then the close), never the malformed head."""
         logger.error("invalid response from WSGI application: %s", exc)
         self.code = 500
         self.keep_alive = False
-        headers = [*ERROR_HEADERS, ("Content-Length", str(len(ERROR_BODY))),
-                   ("Connection", "close")]
+        headers = [*ERROR_HEADERS, ("Content-Length", str(len(ERROR_BODY)))]
         return ERROR_STATUS, headers, b"" if self.is_head else ERROR_BODY
 
     # -- on the poll thread: the writers put what the cycle decided on the wire ----------
