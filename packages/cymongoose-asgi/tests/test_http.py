@@ -129,6 +129,31 @@ def test_exception_before_response_is_500(caplog):
     assert any("app failure" in (r.exc_text or "") for r in caplog.records)
 
 
+async def bad_length_app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    if scope["path"] == "/ok":
+        await hello_app(scope, receive, send)
+        return
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-length", b"twelve")]})
+    await send({"type": "http.response.body", "body": b"twelve bytes"})
+
+
+@pytest.mark.parametrize("mode", ["auto", "threaded"])
+def test_invalid_content_length_from_the_app_is_500(mode, caplog):
+    """The app's start message is refused (ValueError in send): nothing was sent yet, so
+    the client gets a 500, not a closed connection."""
+    with caplog.at_level(logging.CRITICAL, logger="cymongoose.asgi"):
+        with ServerThread(bad_length_app, mode=mode) as server:
+            with httpx.Client() as client:
+                r = client.get(server.url + "/")
+                assert r.status_code == 500
+                assert r.text == "Internal Server Error"
+            with httpx.Client() as client:
+                assert client.get(server.url + "/ok").text == "Hello, world!"
+
+
 def test_keep_alive_sequential_requests():
     with ServerThread(hello_app) as server, httpx.Client() as client:
         for _ in range(50):

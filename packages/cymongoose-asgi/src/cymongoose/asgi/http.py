@@ -352,10 +352,13 @@ class RequestCycle:
                 raise TypeError(f"ASGI: status must be an int, got {status!r}")
             if not 200 <= status <= 599:
                 raise RuntimeError(f"ASGI: status {status} is not a final status (200..599)")
+            headers = list(message.get("headers", ()))
+            # Checked before the response counts as started: an invalid one is the app's
+            # error, answered with a 500.
+            self.length = _content_length(headers)
             self.started = True
             self.status = status
-            self.headers = headers = list(message.get("headers", ()))
-            self.length = _content_length(headers)
+            self.headers = headers
             self.no_body = no_content(status, self.is_head)
             return
         if kind != "http.response.body":
