@@ -57,9 +57,9 @@ def verify(directory: Path) -> None:
 def cache_dir() -> Path:
     """Where fetched sources are kept between builds.
 
-    ``$CYMONGOOSE_CACHE_DIR`` if set (CI points it at an empty directory so that every
-    run fetches and verifies), else ``$XDG_CACHE_HOME/cymongoose``, else
-    ``~/.cache/cymongoose``; the version is a subdirectory.
+    ``$CYMONGOOSE_CACHE_DIR`` if set, else ``$XDG_CACHE_HOME/cymongoose`` (CI points
+    ``XDG_CACHE_HOME`` at an empty directory so that every run fetches and verifies),
+    else ``~/.cache/cymongoose``; the version is a subdirectory.
     """
     base = os.environ.get("CYMONGOOSE_CACHE_DIR")
     if not base:

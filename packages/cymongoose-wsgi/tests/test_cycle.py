@@ -27,6 +27,14 @@ def _read_until(sock: socket.socket, data: bytearray, marker: bytes, timeout_s: 
     return True
 
 
+def _start(start_response, length: str | None) -> None:
+    """start_response 200 text/plain, with ``Content-Length: length`` unless None."""
+    headers = [("Content-Type", "text/plain")]
+    if length is not None:
+        headers.append(("Content-Length", length))
+    start_response("200 OK", headers)
+
+
 def _read_to_eof(sock: socket.socket, data: bytearray) -> bytes:
     sock.settimeout(30)
     while chunk := sock.recv(65536):
@@ -42,10 +50,7 @@ def test_each_block_reaches_the_client_before_the_next_is_asked_for(threads, len
     client: socket.socket | None = None
 
     def app(environ, start_response):
-        headers = [("Content-Type", "text/plain")]
-        if length is not None:
-            headers.append(("Content-Length", length))
-        start_response("200 OK", headers)
+        _start(start_response, length)
 
         def body():
             yield b"first "
@@ -74,10 +79,7 @@ def test_each_block_reaches_the_client_before_the_next_is_asked_for(threads, len
 @pytest.mark.parametrize("length", [None, "4"], ids=["chunked", "content-length"])
 def test_an_error_before_the_first_block_gives_500(threads, length):
     def app(environ, start_response):
-        headers = [("Content-Type", "text/plain")]
-        if length is not None:
-            headers.append(("Content-Length", length))
-        start_response("200 OK", headers)
+        _start(start_response, length)
 
         def body():
             yield b""  # empty blocks do not send the head
@@ -94,13 +96,10 @@ def test_an_error_before_the_first_block_gives_500(threads, length):
 @pytest.mark.parametrize("length", [None, "20"], ids=["chunked", "content-length"])
 def test_an_error_after_the_first_block_cuts_the_body_and_closes(threads, length):
     def app(environ, start_response):
-        headers = [("Content-Type", "text/plain")]
         if environ["PATH_INFO"] == "/ok":
-            start_response("200 OK", headers)
+            _start(start_response, None)
             return [b"ok"]
-        if length is not None:
-            headers.append(("Content-Length", length))
-        start_response("200 OK", headers)
+        _start(start_response, length)
 
         def body():
             yield b"partial"

@@ -59,4 +59,6 @@ cdef class WsgiFastPath(HttpFastHandler):
     cdef inline bint _writable(self, Connection conn, mg_connection *c) noexcept
     cdef inline void _written(self, Connection conn, mg_connection *c, bint more) noexcept
     cdef bint _answer(self, Connection conn, WsgiStartResponse cycle, list result) except -1
+    cdef bint _put_block(self, Connection conn, mg_connection *c, WsgiStartResponse cycle,
+                         bytes block) except -1
     cdef int _stream(self, Connection conn, WsgiStartResponse cycle, object result) except -2

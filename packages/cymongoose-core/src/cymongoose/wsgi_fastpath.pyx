@@ -151,6 +151,14 @@ cdef Py_ssize_t _app_length(list headers, Py_ssize_t limit):
     return length if length <= limit else -1
 
 
+cdef inline int _hand_back(WsgiStartResponse cycle, list prefix, object iterator):
+    # A lazy answer the Python cycle goes on with: the blocks taken, not written, and the
+    # rest of the iteration.
+    cycle.prefix = prefix
+    cycle.iterator = iterator
+    return 0
+
+
 cdef class WsgiFastPath(HttpFastHandler):
     """An `HttpFastHandler` that answers the common WSGI request in C.
 
@@ -344,6 +352,24 @@ cdef class WsgiFastPath(HttpFastHandler):
         self._written(conn, c, False)
         return True
 
+    cdef bint _put_block(self, Connection conn, mg_connection *c, WsgiStartResponse cycle,
+                         bytes block) except -1:
+        # One block of a streamed answer into the send buffer, with the head before the
+        # first; False (nothing written) when the connection cannot take it or the core
+        # refuses the head.
+        if not self._writable(conn, c):
+            return False
+        if cycle.head_sent:
+            mg_send(c, <char *>block, len(block))
+        else:
+            if _wsgi_emit(c, cycle.status, cycle.headers, <char *>block, len(block), -1,
+                          False) != 0:
+                return False
+            cycle.head_sent = True
+            _response_written(c, False)
+        cycle.sent += len(block)
+        return True
+
     cdef int _stream(self, Connection conn, WsgiStartResponse cycle, object result) except -2:
         # A lazy iterable announcing a small Content-Length: each block goes into the send
         # buffer as it comes, the head with the first non-empty one. 1: the response is
@@ -364,42 +390,18 @@ cdef class WsgiFastPath(HttpFastHandler):
             for item in iterator:
                 if type(item) is not bytes or \
                         len(<bytes>item) > length - cycle.sent:
-                    cycle.prefix = [item]
-                    cycle.iterator = iterator
-                    return 0
+                    return _hand_back(cycle, [item], iterator)
                 block = <bytes>item
                 if not len(block):
                     continue
                 cycle.started = True
                 c = conn._c
-                if not self._writable(conn, c):
-                    cycle.prefix = [item]
-                    cycle.iterator = iterator
-                    return 0
-                if not cycle.head_sent:
-                    if _wsgi_emit(c, cycle.status, cycle.headers, <char *>block,
-                                  len(block), -1, False) != 0:
-                        cycle.prefix = [item]
-                        cycle.iterator = iterator
-                        return 0
-                    cycle.head_sent = True
-                    _response_written(c, False)
-                else:
-                    mg_send(c, <char *>block, len(block))
-                cycle.sent += len(block)
+                if not self._put_block(conn, c, cycle, block):
+                    return _hand_back(cycle, [item], iterator)
                 self._written(conn, c, cycle.sent < length)
-            if cycle.sent != length:
-                cycle.prefix = []
-                cycle.iterator = iterator
-                return 0
-            if not cycle.head_sent:  # Content-Length: 0 and no block
-                c = conn._c
-                if not self._writable(conn, c) or _wsgi_emit(
-                        c, cycle.status, cycle.headers, NULL, 0, -1, False) != 0:
-                    cycle.prefix = []
-                    cycle.iterator = iterator
-                    return 0
-                cycle.head_sent = True
+            if cycle.sent != length or (  # short, or Content-Length: 0 and no block
+                    not cycle.head_sent and not self._put_block(conn, conn._c, cycle, b"")):
+                return _hand_back(cycle, [], iterator)
             close = getattr(result, "close", None)
             if close is not None:
                 close()

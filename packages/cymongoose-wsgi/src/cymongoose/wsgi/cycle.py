@@ -93,9 +93,8 @@ class Cycle(WsgiStartResponse):
         """Go on with a request the core's fast path began: the app returned ``result``,
         or raised (``failed``; called in the ``except`` block)."""
         if not self.taken and not self._take():
-            close = getattr(result, "close", None)
-            if close is not None:
-                close()  # the client has gone
+            self.result = result
+            self.close_result()  # the client has gone
             return
         if failed:
             self._failed()
@@ -174,8 +173,7 @@ class Cycle(WsgiStartResponse):
             return
         if self.cancelled:
             return  # the client has gone, or the head was refused (a 500 went instead)
-        if self.head_sent:
-            self._flush()
+        if self.head_sent:  # every block went to the writer as it came (eager)
             if self.length is not None and self.sent < self.length:
                 logger.error(
                     "WSGI app produced %d bytes of its Content-Length %d; closing",

@@ -67,8 +67,7 @@ class InlineWriter:
             cycle.close_result()
 
     def sweep(self, protocol: Any, cycle: Cycle, now: float) -> None:
-        deadline = getattr(cycle, "deadline", 0.0)
-        if deadline and cycle.iterator is not None and deadline < now:
+        if cycle.deadline and cycle.iterator is not None and cycle.deadline < now:
             logger.error(
                 "closing connection %d: the client took no data for %s s",
                 protocol.conn.id, self.stream_timeout_s,
@@ -128,14 +127,7 @@ class InlineWriter:
 
     @staticmethod
     def abort(cycle: Cycle, hard: bool) -> None:
-        protocol = cycle.protocol
-        if protocol.current is cycle:
-            protocol.current = None
-        cycle.keep_alive = False
-        if hard:
-            cycle.conn.close()
-        else:
-            cycle.conn.drain()  # the client gets what was written, then the close
+        cycle.protocol.abort(cycle, hard)
 
     @staticmethod
     def file(cycle: Cycle, status: str, headers: list[tuple[str, str]], fd: int, offset: int,

@@ -51,14 +51,17 @@ class StreamStalled(TimeoutError):
 class PooledWriter:
     """The writer of a pooled server: app threads post, the poll thread applies.
 
-    ``manager``: the server's ``Manager`` (with ``enable_wakeup``); ``threads``: the pool
-    size; ``stream_timeout_s``: how long a streaming app thread waits for the client to
-    take data before it gives up (seconds); ``run_fast``: the core fast path's ``run``,
-    for the cycles it queued.
+    ``manager``: the server's ``Manager`` (with ``enable_wakeup``); ``protocols``: the
+    server's ``{connection id: Protocol}`` (poll thread); ``threads``: the pool size;
+    ``stream_timeout_s``: how long a streaming app thread waits for the client to take
+    data before it gives up (seconds); ``run_fast``: the core fast path's ``run``, which
+    runs every queued cycle (set once the fast path exists).
     """
 
-    def __init__(self, manager: Any, threads: int, stream_timeout_s: float) -> None:
+    def __init__(self, manager: Any, protocols: dict[int, Any], threads: int,
+                 stream_timeout_s: float) -> None:
         self.manager = manager
+        self.protocols = protocols
         self.threads = threads
         self.stream_timeout_s = stream_timeout_s
         self.stopping = False  # responses say "Connection: close" from now on
@@ -68,7 +71,6 @@ class PooledWriter:
         self._lock = threading.Lock()
         self._outbox: list[tuple[Any, ...]] = []  # guarded by _lock
         self._wake_target: int | None = None  # guarded by _lock: the wakeup in flight
-        self.protocols: dict[int, Any] = {}  # poll thread: the server's, by connection id
 
     # -- the pool ------------------------------------------------------------------------
 
@@ -304,11 +306,7 @@ class PooledWriter:
             conn.finish_response()
             protocol.finish(cycle)
         elif kind == _ABORT:
-            protocol.current = None
-            if item[2]:
-                conn.close()
-            else:
-                conn.drain()  # the client gets what was sent, then sees the close
+            protocol.abort(cycle, item[2])
         elif kind == _RESUME:
             protocol.resume_reading()
         elif kind == _FILE:

@@ -210,6 +210,17 @@ class Protocol(WsgiConnState):
         elif self.pending and self.current is None:
             self._dispatch(self.pending.popleft())
 
+    def abort(self, cycle: Cycle, hard: bool) -> None:
+        """The response cannot be completed (poll thread): the client gets what was
+        written, then the close (``hard``: the close at once)."""
+        if self.current is cycle:
+            self.current = None
+        cycle.keep_alive = False
+        if hard:
+            self.conn.close()
+        else:
+            self.conn.drain()
+
     def sweep(self, now: float) -> None:
         """Timer (poll thread): 408 to a request whose body stopped arriving before the
         app took it; the writer's own checks (a client that takes no data)."""

@@ -123,11 +123,12 @@ class WSGIServer:
         self.proxy = ProxyHeaders(config.forwarded_allow_ips) if config.proxy_headers else None
         self.tls = load_tls(config)
         self._mgr = Manager(self._on_event, enable_wakeup=True, error_handler=error_handler)
+        self._protocols: dict[int, Protocol] = {}  # poll thread only
         self._pooled: PooledWriter | None = None
         self.writer: PooledWriter | InlineWriter
         if config.threads > 0:
             self.writer = self._pooled = PooledWriter(
-                self._mgr, config.threads, self.stream_timeout
+                self._mgr, self._protocols, config.threads, self.stream_timeout
             )
         else:
             self.writer = InlineWriter(self.stream_timeout)
@@ -141,9 +142,6 @@ class WSGIServer:
         )
         if self._pooled is not None:
             self._pooled.run_fast = self._fast_path.run
-        self._protocols: dict[int, Protocol] = {}  # poll thread only
-        if self._pooled is not None:
-            self._pooled.protocols = self._protocols
         self._listeners: list[Any] = []
         self._sweep_timer: Any = None
         self._stop = threading.Event()
