@@ -58,6 +58,9 @@ def test_url(fields, url):
         ({"threads": -1}, ValueError, "threads"),
         ({"workers": 0}, ValueError, "workers"),
         ({"workers": 1.5}, TypeError, "workers"),
+        ({"backlog": 0}, ValueError, r"backlog must be in 1\.\.65535, got 0"),
+        ({"backlog": 65536}, ValueError, "backlog"),
+        ({"backlog": "64"}, TypeError, "backlog"),
     ],
 )
 def test_invalid_values_name_the_field(fields, error, names):

@@ -3,7 +3,9 @@ as exceptions whose one-line ``str()`` is what the CLIs print."""
 
 import errno
 import os
+import shutil
 import socket
+import subprocess
 
 import pytest
 from cymongoose import Manager, TlsOpts
@@ -75,6 +77,37 @@ def test_supervisor_bind_socket_raises_the_same_error(taken_port):
         bind_socket(ServerConfig(port=taken_port))
     assert info.value.errno == errno.EADDRINUSE
     assert f"127.0.0.1:{taken_port}" in str(info.value)
+
+
+def listen_backlog(port):
+    """``ss`` shows a listening socket's backlog in its Send-Q column."""
+    out = subprocess.run(["ss", "-Hltn", f"sport = :{port}"], capture_output=True,
+                         text=True, check=True, timeout=30).stdout
+    (line,) = out.splitlines()
+    return int(line.split()[2])
+
+
+@pytest.mark.skipif(shutil.which("ss") is None, reason="needs ss (iproute2) to read the "
+                    "backlog of a listening socket")
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
+def test_backlog_is_the_listening_sockets(mgr, host):
+    conn = listen_http(mgr, f"http://{host}:0", None, backlog=77)
+    assert conn.local_addr[0] == "127.0.0.1"
+    assert listen_backlog(conn.local_addr[1]) == 77
+    with bind_socket(ServerConfig(port=0, backlog=33)) as sock:
+        assert listen_backlog(sock.getsockname()[1]) == 33
+
+
+def test_backlog_bind_error_is_a_listen_error(mgr, taken_port):
+    url = f"http://127.0.0.1:{taken_port}"
+    with pytest.raises(ListenError) as info:
+        listen_http(mgr, url, None, backlog=64)
+    assert info.value.errno == errno.EADDRINUSE and info.value.url == url
+
+
+def test_backlog_with_a_host_mongoose_refuses_lets_mongoose_say_so(mgr):
+    with pytest.raises(RuntimeError):
+        listen_http(mgr, "http://not-an-address.invalid:0", None, backlog=64)
 
 
 # -- fd -------------------------------------------------------------------------------

@@ -22,10 +22,14 @@ import pytest
 SERVER_PROCESS = textwrap.dedent(
     """
     import os, socket, sys
+    from cymongoose.serving.listen import notify_ready
     if os.environ.get("WORKER_FAILS"):
         sys.exit(int(os.environ["WORKER_FAILS"]))
+    if os.path.exists(os.environ.get("FAIL_IF_EXISTS", "/nonexistent")):
+        sys.exit(1)
     sock = socket.socket(fileno=int(sys.argv[1]))
     sock.setblocking(True)
+    notify_ready()  # a reload waits for it
     while True:
         conn, _ = sock.accept()
         request = conn.recv(4096)
@@ -171,3 +175,60 @@ def test_port_in_use_raises_before_any_worker_starts():
     finally:
         holder.close()
     assert info.value.errno == errno.EADDRINUSE and not started
+
+
+# -- SIGHUP, SIGTTIN, SIGTTOU --------------------------------------------------------------
+
+
+def test_sighup_starts_new_processes_then_stops_the_old_ones(running):
+    run = running(2).start()
+    old = run.worker_pids(2)
+    run.proc.send_signal(signal.SIGHUP)
+    run.wait_for(r"Received SIGHUP: reloading: starting 2 new worker process\(es\)")
+    match = run.wait_for(r"Reload: new worker processes \[(\d+), (\d+)\] listening")
+    new = {int(pid) for pid in match.groups()}
+    assert not new & old
+    for _ in old:
+        pid = int(run.wait_for(r"Worker process \[(\d+)\] stopped").group(1))
+        assert pid in old and gone(pid)
+    assert {run.get() for _ in range(10)} <= new
+    run.proc.send_signal(signal.SIGTERM)
+    assert run.proc.wait(timeout=30) == 0
+    assert all(gone(pid) for pid in new)
+
+
+def test_sighup_keeps_the_old_processes_when_a_new_one_fails(running, tmp_path):
+    flag = tmp_path / "fail"
+    run = running(2, env={"FAIL_IF_EXISTS": str(flag)}).start()
+    old = run.worker_pids(2)
+    answered = set()
+    while answered != old:  # both are past their start (the flag would stop them)
+        answered.add(run.get())
+    flag.touch()
+    run.proc.send_signal(signal.SIGHUP)
+    run.wait_for(r"Reload failed: new worker process \[\d+\] exited \(exit status 1\) "
+                 r"before it listened; the old worker processes go on serving")
+    assert {run.get() for _ in range(10)} <= old
+    flag.unlink()
+    run.proc.send_signal(signal.SIGHUP)  # works again once the new ones can start
+    run.wait_for(r"Reload: new worker processes")
+    run.proc.send_signal(signal.SIGTERM)
+    assert run.proc.wait(timeout=30) == 0
+
+
+def test_sigttin_adds_and_sigttou_removes_a_process_down_to_one(running):
+    run = running(1).start()
+    (first,) = run.worker_pids(1)
+    run.proc.send_signal(signal.SIGTTIN)
+    run.wait_for(r"Received SIGTTIN: adding a worker process \(now 2\)")
+    (second,) = run.worker_pids(1)
+    run.proc.send_signal(signal.SIGTTOU)
+    removed = run.wait_for(r"Received SIGTTOU: removing worker process \[(\d+)\] \(now 1\)")
+    assert int(removed.group(1)) == first  # the oldest
+    run.wait_for(rf"Worker process \[{first}\] stopped")
+    assert gone(first) and run.get() == second
+    run.proc.send_signal(signal.SIGTTOU)
+    run.wait_for(r"Received SIGTTOU: one worker process left; keeping it")
+    assert run.get() == second
+    run.proc.send_signal(signal.SIGTERM)
+    assert run.proc.wait(timeout=30) == 0

@@ -172,7 +172,7 @@ class ASGIServer:
 
     def _listen(self, mgr: Any, url: str) -> Any:
         cfg = self.config
-        listener = listen_http(mgr, url, self._handle, fd=cfg.fd)
+        listener = listen_http(mgr, url, self._handle, fd=cfg.fd, backlog=cfg.backlog)
         # Accepted connections inherit both: no Python call per loop iteration each.
         listener.io_events = False
         listener.configure_http_server(

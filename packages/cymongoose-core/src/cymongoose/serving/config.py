@@ -17,6 +17,9 @@ LIFESPAN_MODES = ("auto", "on", "off")
 LOOP_MODES = ("auto", "asyncio", "uvloop")
 # mongoose parses at most this many headers per request (MG_MAX_HTTP_HEADERS in our build).
 MAX_HEADER_COUNT_LIMIT = 100
+# listen() backlogs beyond this are typos: Linux caps the backlog at net.core.somaxconn
+# (4096 by default since 5.4) anyway.
+MAX_BACKLOG = 65535
 
 
 def default_threads() -> int:
@@ -114,6 +117,11 @@ class ServerConfig:
             the poll thread).
         workers: server processes (``--workers``, started and watched by the
             supervisor); 1 serves in this process.
+        backlog: the listen() backlog, i.e. how many connections the kernel queues
+            until a server process accepts them (1..65535; Linux caps it at
+            ``net.core.somaxconn``). Applies where the server binds the socket itself
+            (``host``/``port``, and the socket the supervisor shares); a socket handed
+            over as ``fd`` keeps the backlog its owner gave it.
     """
 
     host: str = "127.0.0.1"
@@ -140,6 +148,7 @@ class ServerConfig:
     loop: str = "auto"
     threads: int = field(default_factory=default_threads)
     workers: int = 1
+    backlog: int = 2048
 
     def __post_init__(self) -> None:
         _check_str("host", self.host)
@@ -195,6 +204,7 @@ class ServerConfig:
                              f"got {self.lifespan!r}")
         _check_int("threads", self.threads, 0)
         _check_int("workers", self.workers, 1)
+        _check_int("backlog", self.backlog, 1, MAX_BACKLOG)
 
     @property
     def is_ssl(self) -> bool:

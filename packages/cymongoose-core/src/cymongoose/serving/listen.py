@@ -6,6 +6,10 @@ RuntimeError naming the URL (as cymongoose 0.2.x did). Both servers listen throu
 raises a :class:`ListenError` carrying its errno ("[Errno 98] Address already in use")
 and the URL. A socket handed over as ``fd`` (``--fd``, ``--workers``, gunicorn) is
 checked first by :func:`check_listen_fd`.
+
+mongoose's own listen() backlog is fixed at build time (128). To honour ``--backlog``,
+:func:`listen_http` given a ``backlog`` binds the socket in Python with mongoose's rules
+(numeric IPv4/IPv6 host or ``localhost``, SO_REUSEADDR) and hands it to mongoose as ``fd``.
 """
 
 from __future__ import annotations
@@ -16,7 +20,13 @@ import stat
 from typing import Any
 from urllib.parse import urlsplit
 
-__all__ = ["ListenError", "bind_error", "check_listen_fd", "listen_http"]
+__all__ = ["READY_FD_ENV", "ListenError", "bind_error", "check_listen_fd", "listen_http",
+           "notify_ready"]
+
+#: Set by the supervisor (``--workers``, SIGHUP reload) in a server process it waits for:
+#: the number of a pipe's write end. :func:`listen_http` writes one byte there and closes
+#: it once the server listens (see :func:`notify_ready`).
+READY_FD_ENV = "CYMONGOOSE_READY_FD"
 
 
 class ListenError(OSError, RuntimeError):
@@ -39,6 +49,19 @@ class ListenError(OSError, RuntimeError):
         return f"cannot listen on {self.filename}: [Errno {self.errno}] {self.strerror}"
 
 
+def _host_port(url: str) -> tuple[str, int] | None:
+    """``url``'s host and port (no port: 80, or 443 for https/wss); None when the URL names
+    no host or a bad port."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        return None
+    if port is None:
+        port = 443 if parts.scheme in ("https", "wss") else 80
+    return (parts.hostname, port) if parts.hostname else None
+
+
 def bind_error(url: str) -> ListenError | None:
     """Why ``url``'s host and port cannot be bound, found by binding them once in Python.
 
@@ -47,18 +70,12 @@ def bind_error(url: str) -> ListenError | None:
     bind, or None when the bind works (the failure had another cause) or the URL names no
     host and port. Binds with SO_REUSEADDR, as mongoose does, and closes the socket at once.
     """
-    parts = urlsplit(url)
-    try:
-        port = parts.port
-    except ValueError:
-        return None
-    if port is None:
-        port = 443 if parts.scheme in ("https", "wss") else 80
-    if not parts.hostname:
+    host_port = _host_port(url)
+    if host_port is None:
         return None
     try:
         family, kind, proto, _, address = socket.getaddrinfo(
-            parts.hostname, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+            *host_port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
         with socket.socket(family, kind, proto) as sock:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind(address)
@@ -103,17 +120,89 @@ def check_listen_fd(fd: int) -> None:
                          f"on it before handing it over); {need}")
 
 
-def listen_http(mgr: Any, url: str, handler: Any, *, fd: int | None = None) -> Any:
+def _address(url: str) -> tuple[Any, ...] | None:
+    """``(family, sockaddr)`` of ``url``'s host and port as mongoose reads them (a numeric
+    IP, or ``localhost`` = 127.0.0.1), or None when mongoose would not take the host (the
+    caller then lets mongoose say so)."""
+    host_port = _host_port(url)
+    if host_port is None:
+        return None
+    host, port = host_port
+    if host.lower() == "localhost":
+        host = "127.0.0.1"
+    try:
+        family, _, _, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM,
+            flags=socket.AI_PASSIVE | socket.AI_NUMERICHOST)[0]
+    except (OSError, UnicodeError):  # socket.gaierror included
+        return None
+    return family, address
+
+
+def _bind(url: str, backlog: int) -> socket.socket | None:
+    """A socket bound to ``url`` and listening with ``backlog``; None when the host is not
+    one mongoose takes. Raises ListenError when the address cannot be bound."""
+    found = _address(url)
+    if found is None:
+        return None
+    family, address = found
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(backlog)
+    except OSError as exc:
+        sock.close()
+        raise ListenError(exc.errno, exc.strerror, url) from None
+    return sock
+
+
+def notify_ready() -> None:
+    """Tell the supervisor that started this server process that it is listening.
+
+    Writes one byte to the pipe named by ``$CYMONGOOSE_READY_FD`` (:data:`READY_FD_ENV`)
+    and closes it; removes the variable, so only the first call (and no process the app
+    starts) writes. Does nothing without the variable; never raises.
+    """
+    value = os.environ.pop(READY_FD_ENV, None)
+    if value is None:
+        return
+    try:
+        fd = int(value)
+        try:
+            os.write(fd, b"1")
+        finally:
+            os.close(fd)
+    except (ValueError, OSError):
+        pass  # no supervisor waits (any more): nothing to tell
+
+
+def listen_http(mgr: Any, url: str, handler: Any, *, fd: int | None = None,
+                backlog: int | None = None) -> Any:
     """``mgr.listen(url, handler, http=True)`` (or on the socket ``fd``) with clear errors.
+
+    ``backlog`` (connections; ``ServerConfig.backlog``): the listen() backlog of the socket
+    bound for ``url``; None keeps mongoose's (128). It does not apply to ``fd``, whose
+    owner chose it. Then calls :func:`notify_ready`.
 
     Returns the listening ``Connection``. Raises the errors of :func:`check_listen_fd` for
     a bad ``fd``; :class:`ListenError` (an OSError with the errno, and a RuntimeError)
     when mongoose cannot listen on ``url`` and :func:`bind_error` finds why; otherwise
     mongoose's own RuntimeError.
     """
+    conn = _listen(mgr, url, handler, fd, backlog)
+    notify_ready()
+    return conn
+
+
+def _listen(mgr: Any, url: str, handler: Any, fd: int | None, backlog: int | None) -> Any:
     if fd is not None:
         check_listen_fd(fd)
         return mgr.listen(url, handler, http=True, fd=fd)
+    sock = _bind(url, backlog) if backlog is not None else None
+    if sock is not None:
+        with sock:  # mongoose serves on a duplicate
+            return mgr.listen(url, handler, http=True, fd=sock.fileno())
     try:
         return mgr.listen(url, handler, http=True)
     except RuntimeError as exc:

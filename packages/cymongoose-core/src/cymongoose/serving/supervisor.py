@@ -11,7 +11,8 @@ not forks, so no thread or event-loop state is inherited) that each serve on the
 descriptor (``--fd``, i.e. ``ServerConfig.fd``); the kernel spreads accepted connections
 over them. It forwards SIGINT/SIGTERM to them, starts a new one when one dies while not
 stopping, and exits once every process has exited after a stop. A second signal during a
-stop kills them at once.
+stop kills them at once. SIGHUP (graceful reload), SIGTTIN and SIGTTOU (one process more
+or fewer) are handled by :class:`~cymongoose.serving.control.ControlSignals`.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ from types import FrameType
 from typing import Any
 
 from .config import ServerConfig
-from .listen import ListenError, check_listen_fd
+from .control import ControlSignals
+from .listen import READY_FD_ENV, ListenError, check_listen_fd
 
 logger = logging.getLogger("cymongoose.supervisor")
 
@@ -41,11 +43,11 @@ MAX_RESTARTS = 5
 RESTART_WINDOW_S = 10.0
 # After a stop, server processes get graceful_timeout_s plus this much before SIGKILL.
 KILL_MARGIN_S = 5.0
-LISTEN_BACKLOG = 2048
 
 
 def bind_socket(config: ServerConfig) -> socket.socket:
-    """Bind and listen on ``config.host``:``config.port`` with SO_REUSEADDR.
+    """Bind and listen on ``config.host``:``config.port`` with SO_REUSEADDR and
+    ``config.backlog``.
 
     With ``config.fd`` set, that already listening socket is used instead (checked by
     :func:`~cymongoose.serving.listen.check_listen_fd`). The socket is non-blocking (as the
@@ -70,7 +72,7 @@ def bind_socket(config: ServerConfig) -> socket.socket:
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(address)
-        sock.listen(LISTEN_BACKLOG)
+        sock.listen(config.backlog)
     except OSError as exc:
         sock.close()
         raise ListenError(exc.errno, exc.strerror, config.url) from exc
@@ -91,13 +93,30 @@ def _die_with_supervisor() -> None:
             pass
 
 
-class Supervisor:
+def start_process(argv: list[str], pass_fds: tuple[int, ...],
+                  env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """Start a server process: ``argv`` with the descriptors ``pass_fds`` (and ``env``,
+    default ours), in a process group of its own, SIGTERMed if we die (Linux)."""
+    # Own process group: a terminal's Ctrl+C reaches only the supervisor, which
+    # forwards it once (a server process getting two SIGINTs would skip its graceful
+    # shutdown).
+    group: dict[str, Any] = (
+        {"process_group": 0} if sys.version_info >= (3, 11) else {"start_new_session": True}
+    )
+    return subprocess.Popen(argv, pass_fds=pass_fds, env=env,
+                            preexec_fn=_die_with_supervisor, **group)
+
+
+class Supervisor(ControlSignals):
     """Run ``config.workers`` server processes on one socket bound here.
 
     ``process_argv(fd)`` returns the argv of one server process serving on ``fd``
     (the CLI re-runs itself with ``--fd fd --workers 1``). :meth:`run` blocks until the
-    server processes have stopped and returns the supervisor's exit status.
+    server processes have stopped and returns the supervisor's exit status. SIGHUP,
+    SIGTTIN and SIGTTOU change the processes while it runs (:class:`ControlSignals`).
     """
+
+    kill_margin_s = KILL_MARGIN_S
 
     def __init__(self, config: ServerConfig, process_argv: Callable[[int], list[str]]) -> None:
         self.config = config
@@ -106,21 +125,21 @@ class Supervisor:
         self._stop_signal: int | None = None
         self._signals_seen = 0
         self._restarts: list[float] = []
+        self._init_control()
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         self._signals_seen += 1
         if self._stop_signal is None:
             self._stop_signal = signum
 
-    def _spawn(self, fd: int) -> subprocess.Popen[bytes]:
-        # Own process group: a terminal's Ctrl+C reaches only the supervisor, which
-        # forwards it once (a server process getting two SIGINTs would skip its graceful
-        # shutdown).
-        group: dict[str, Any] = (
-            {"process_group": 0} if sys.version_info >= (3, 11) else {"start_new_session": True}
-        )
-        process = subprocess.Popen(self.process_argv(fd), pass_fds=(fd,),
-                                   preexec_fn=_die_with_supervisor, **group)
+    def _spawn(self, fd: int, ready_fd: int | None = None) -> subprocess.Popen[bytes]:
+        """Start one server process on ``fd``; with ``ready_fd`` (a pipe's write end) it
+        also gets that and $CYMONGOOSE_READY_FD, and writes there once it listens."""
+        if ready_fd is None:
+            process = start_process(self.process_argv(fd), (fd,))
+        else:
+            process = start_process(self.process_argv(fd), (fd, ready_fd),
+                                    {**os.environ, READY_FD_ENV: str(ready_fd)})
         logger.info("Started worker process [%d]", process.pid)
         return process
 
@@ -135,8 +154,9 @@ class Supervisor:
         host, port = sock.getsockname()[:2]
         shown = ServerConfig(host=host, port=port, ssl_certfile=self.config.ssl_certfile,
                              ssl_keyfile=self.config.ssl_keyfile)
-        previous = {sig: signal.signal(sig, self._on_signal)
-                    for sig in (signal.SIGINT, signal.SIGTERM)}
+        previous: dict[int, Any] = {sig: signal.signal(sig, self._on_signal)
+                                    for sig in (signal.SIGINT, signal.SIGTERM)}
+        previous.update(self._install_control_signals())
         status = 0
         try:
             logger.info("cymongoose running on %s (Press CTRL+C to quit)", shown.url)
@@ -144,9 +164,10 @@ class Supervisor:
             fd = sock.fileno()
             self.processes = [self._spawn(fd) for _ in range(self.config.workers)]
             status = self._supervise(fd)
+            self._end_control()
             self._stop_processes()
         finally:
-            for process in self.processes:
+            for process in self._all_processes():
                 if process.poll() is None:
                     process.kill()
                     process.wait()
@@ -161,6 +182,7 @@ class Supervisor:
         exit status."""
         while self._stop_signal is None:
             time.sleep(0.1)
+            self._control_step(fd)
             for i, process in enumerate(self.processes):
                 code = process.poll()
                 if code is None or self._stop_signal is not None:
@@ -192,9 +214,10 @@ class Supervisor:
                 logger.info("Stopping worker process [%d]", process.pid)
                 process.send_signal(sig)
         deadline = time.monotonic() + self.config.graceful_timeout_s + KILL_MARGIN_S
-        while any(process.poll() is None for process in self.processes):
+        # With those stopping after a reload or SIGTTOU, already signalled.
+        while any(process.poll() is None for process in self._all_processes()):
             if self._signals_seen > seen or time.monotonic() > deadline:
-                for process in self.processes:
+                for process in self._all_processes():
                     if process.poll() is None:
                         logger.warning("Killing worker process [%d]", process.pid)
                         process.kill()

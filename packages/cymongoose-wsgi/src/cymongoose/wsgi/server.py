@@ -169,7 +169,7 @@ class WSGIServer:
             fd = config.fd
         if url is None:
             url = config.url
-        conn = listen_http(self._mgr, url, self._fast_path, fd=fd)
+        conn = listen_http(self._mgr, url, self._fast_path, fd=fd, backlog=config.backlog)
         conn.io_events = False  # no Python call per loop iteration per connection
         conn.configure_http_server(
             max_header_count=config.max_header_count,
