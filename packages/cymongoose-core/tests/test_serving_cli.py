@@ -5,9 +5,16 @@ adapter adds two of the same kind.
 """
 
 import errno
+import os
+import sys
 
 import pytest
-from cymongoose.serving.cli import ServerAdapter, config_from_args, run_cli
+from cymongoose.serving.cli import (
+    ServerAdapter,
+    config_from_args,
+    reload_config_from_args,
+    run_cli,
+)
 from cymongoose.serving.config import ServerConfig
 from cymongoose.serving.listen import ListenError
 
@@ -46,7 +53,7 @@ def test_no_flags_gives_serverconfig_defaults(monkeypatch):
 
 def test_every_shared_flag_maps_to_its_field():
     config = parse(
-        "--host", "::", "--port", "9001", "--fd", "7", "--workers", "3",
+        "--host", "::", "--port", "9001", "--fd", "7", "--workers", "3", "--backlog", "64",
         "--log-level", "DEBUG", "--no-access-log", "--root-path", "/api",
         "--no-proxy-headers", "--forwarded-allow-ips", "10.0.0.1,10.2.0.0/16",
         "--ssl-keyfile", "k.pem", "--ssl-certfile", "c.pem", "--ssl-ca-certs", "ca.pem",
@@ -55,7 +62,8 @@ def test_every_shared_flag_maps_to_its_field():
         "--limit-request-header-size", "8192", "--limit-request-body", "1048576",
     )
     assert config == ServerConfig(
-        host="::", port=9001, fd=7, workers=3, log_level="debug", access_log=False,
+        host="::", port=9001, fd=7, workers=3, backlog=64, log_level="debug",
+        access_log=False,
         root_path="/api", proxy_headers=False, forwarded_allow_ips=["10.0.0.1", "10.2.0.0/16"],
         ssl_keyfile="k.pem", ssl_certfile="c.pem", ssl_ca_certs="ca.pem",
         keep_alive_timeout_s=2.5, graceful_timeout_s=0.0, max_connections=50,
@@ -213,3 +221,46 @@ def test_flags_are_not_abbreviated_and_typos_get_a_suggestion(app_dir, capsys, a
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert said in err and "ambiguous" not in err
+
+
+# -- --reload ---------------------------------------------------------------------------
+
+
+def reload_config(*argv):
+    parser = adapter().build_parser()
+    return reload_config_from_args(parser.parse_args(["main:app", *argv]), parser)
+
+
+def test_reload_flags_build_the_reload_config(tmp_path):
+    config = reload_config("--reload", "--reload-dir", str(tmp_path), "--reload-dir", ".",
+                           "--reload-include", "*.txt", "--reload-exclude", "skip_*")
+    assert config.dirs == (str(tmp_path), os.getcwd())
+    assert config.includes == ("*.py", "*.txt")
+    assert config.excludes[-1] == "skip_*" and ".*" in config.excludes
+    assert reload_config("--reload").dirs == (os.getcwd(),)
+    assert reload_config("--reload-dir", str(tmp_path)) is None  # no --reload
+
+
+def test_reload_dir_that_is_not_a_directory_exits_2(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        reload_config("--reload", "--reload-dir", str(tmp_path / "nope"))
+    assert exc.value.code == 2
+    assert f"--reload-dir {str(tmp_path / 'nope')!r} is not a directory" in \
+        capsys.readouterr().err
+
+
+def test_reload_without_watchfiles_says_what_to_install(app_dir, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "watchfiles", None)  # not importable
+    assert run_cli(adapter(), ["cli_probe_app:app", "--reload", "--port", "0"]) == 1
+    assert capsys.readouterr().err.endswith(
+        "cymongoose-test: error: --reload needs the watchfiles package: "
+        "pip install 'cymongoose-test[reload]'\n")
+
+
+def test_reload_flags_without_reload_are_warned_about(app_dir, capsys):
+    served = []
+    status = adapter(lambda app, *, config: served.append(app)).main(
+        ["cli_probe_app:app", "--reload-include", "*.txt"])
+    assert status == 0 and served
+    assert "--reload-include and --reload-exclude do nothing without --reload" in \
+        capsys.readouterr().err

@@ -15,7 +15,8 @@ command's name, its own flags such as ``--threads``, its ``serve``) comes in a
 
 :func:`run_cli` (``ServerAdapter.main``) is the whole flow: logging, app import, serve, or
 ``--workers N`` server processes under the
-:class:`~cymongoose.serving.supervisor.Supervisor`.
+:class:`~cymongoose.serving.supervisor.Supervisor`, or with ``--reload`` one server
+process restarted on changes by the :class:`~cymongoose.serving.reload.Reloader`.
 """
 
 from __future__ import annotations
@@ -27,11 +28,14 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import MISSING, dataclass, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..importer import import_app
 from .config import LOG_LEVELS, ServerConfig
 from .logconfig import configure_logging
+
+if TYPE_CHECKING:
+    from .reload import ReloadConfig
 
 logger = logging.getLogger("cymongoose.serving")
 
@@ -42,6 +46,7 @@ FIELD_OF_DEST = {
     "port": "port",
     "fd": "fd",
     "workers": "workers",
+    "backlog": "backlog",
     "log_level": "log_level",
     "access_log": "access_log",
     "root_path": "root_path",
@@ -151,9 +156,24 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
                           "instead of --host/--port")
     net.add_argument("--workers", type=int,
                      help="number of worker processes sharing the socket "
-                          "(default: $WEB_CONCURRENCY or 1)")
+                          "(default: $WEB_CONCURRENCY or 1); with 2 or more, SIGHUP "
+                          "reloads them gracefully and SIGTTIN/SIGTTOU add/remove one")
+    net.add_argument("--backlog", type=int, metavar="CONNECTIONS",
+                     help="how many connections the kernel queues until a process "
+                          f"accepts them (default {d('backlog')}; Linux caps it at "
+                          "net.core.somaxconn)")
     # Given by --workers to the processes it starts (see run_cli); not for users.
     net.add_argument("--worker-process", action="store_true", help=argparse.SUPPRESS)
+    rel = parser.add_argument_group("reload (development; needs watchfiles)")
+    rel.add_argument("--reload", action="store_true",
+                     help="restart the server when files change")
+    rel.add_argument("--reload-dir", action="append", metavar="DIR",
+                     help="watch this directory (repeatable; default: the current one)")
+    rel.add_argument("--reload-include", action="append", metavar="PATTERN",
+                     help="also watch files matching this glob (repeatable; default *.py)")
+    rel.add_argument("--reload-exclude", action="append", metavar="PATTERN",
+                     help="ignore files and directories matching this glob (repeatable; "
+                          "default .* *.py[cod] *.sw? ~* *~)")
     log = parser.add_argument_group("logging")
     log.add_argument("--log-level", choices=LOG_LEVELS, type=str.lower, default="info",
                      help="level of the server's log (default %(default)s)")
@@ -222,6 +242,26 @@ def config_from_args(
         raise  # unreachable: parser.error exits
 
 
+def reload_config_from_args(
+    args: argparse.Namespace, parser: argparse.ArgumentParser | None = None
+) -> ReloadConfig | None:
+    """The :class:`~cymongoose.serving.reload.ReloadConfig` of ``--reload``'s flags, None
+    without ``--reload``. An invalid value raises ValueError/TypeError, or exits through
+    ``parser.error`` (status 2) when ``parser`` is given."""
+    if not getattr(args, "reload", False):
+        return None
+    from .reload import ReloadConfig
+
+    try:
+        return ReloadConfig.from_flags(args.reload_dir, args.reload_include,
+                                       args.reload_exclude)
+    except (TypeError, ValueError) as exc:
+        if parser is None:
+            raise
+        parser.error(str(exc))
+        raise  # unreachable: parser.error exits
+
+
 def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str]) -> argparse.Namespace:
     """``parser.parse_args(argv)``, whose "unrecognized arguments" error also names the
     flags that were probably meant (``--work``: did you mean --workers?). Exits with
@@ -259,7 +299,9 @@ def run_cli(adapter: ServerAdapter, argv: Sequence[str] | None = None) -> int:
     """The command ``adapter.prog``: parse ``argv`` (default ``sys.argv[1:]``), set up
     logging, import the app, then ``adapter.serve(app, config=config)``, or with ``--workers N``
     (N > 1) run the :class:`~cymongoose.serving.supervisor.Supervisor`, which starts N
-    server processes (``python -m adapter.module``) on one socket.
+    server processes (``python -m adapter.module``) on one socket, or with ``--reload`` the
+    :class:`~cymongoose.serving.reload.Reloader`, which restarts one such process when
+    files change (``--workers`` is then ignored, with a warning, as uvicorn does).
 
     Returns the exit status: 0 after a clean stop; 1 when the server cannot start
     (:data:`STARTUP_ERRORS`, reported by :func:`report_startup_error`; one of the N server
@@ -270,15 +312,29 @@ def run_cli(adapter: ServerAdapter, argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(parser, argv)
     config = config_from_args(args, parser)
+    reload = None if args.worker_process else reload_config_from_args(args, parser)
     configure_logging(config.log_level, config.access_log)
+
+    def process_argv(fd: int) -> list[str]:
+        # argparse keeps the last occurrence of a flag: these override the user's (and
+        # --worker-process makes the process ignore --reload).
+        return [sys.executable, "-m", adapter.module, *argv, "--workers", "1",
+                "--fd", str(fd), "--worker-process"]
+
     try:
+        if reload is not None:
+            from .reload import Reloader
+
+            if config.workers > 1:
+                logger.warning("--workers %d is ignored with --reload: one server "
+                               "process is restarted on changes", config.workers)
+            return Reloader(config, reload, process_argv, adapter.prog).run()
+        if not args.worker_process and (args.reload_dir or args.reload_include
+                                        or args.reload_exclude):
+            logger.warning("--reload-dir, --reload-include and --reload-exclude do "
+                           "nothing without --reload")
         if config.workers > 1:
             from .supervisor import Supervisor
-
-            def process_argv(fd: int) -> list[str]:
-                # argparse keeps the last occurrence of a flag: these override the user's.
-                return [sys.executable, "-m", adapter.module, *argv, "--workers", "1",
-                        "--fd", str(fd), "--worker-process"]
 
             return Supervisor(config, process_argv).run()
         app_dir = os.path.abspath(args.app_dir)
