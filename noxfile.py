@@ -22,7 +22,7 @@ PACKAGES = {
 }
 TEST_DEPS = ["pytest", "pytest-timeout", "httpx", "websockets", "cryptography", "trustme", "uvloop"]
 FRAMEWORKS = ["fastapi", "starlette", "flask", "python-multipart", "gunicorn", "django", "quart",
-              "bottle", "falcon"]
+              "bottle", "falcon", "watchfiles"]
 
 nox.options.sessions = ["tests", "lint"]
 nox.options.reuse_existing_virtualenvs = True
