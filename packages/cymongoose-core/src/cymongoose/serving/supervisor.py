@@ -28,6 +28,7 @@ from types import FrameType
 from typing import Any
 
 from .config import ServerConfig
+from .lifecycle import running
 from .listen import ListenError, check_listen_fd
 
 logger = logging.getLogger("cymongoose.supervisor")
@@ -121,7 +122,8 @@ class Supervisor:
         )
         process = subprocess.Popen(self.process_argv(fd), pass_fds=(fd,),
                                    preexec_fn=_die_with_supervisor, **group)
-        logger.info("Started worker process [%d]", process.pid)
+        # Debug only: the process itself logs "Started server process [pid]".
+        logger.debug("Started worker process [%d]", process.pid)
         return process
 
     def run(self) -> int:
@@ -139,7 +141,7 @@ class Supervisor:
                     for sig in (signal.SIGINT, signal.SIGTERM)}
         status = 0
         try:
-            logger.info("cymongoose running on %s (Press CTRL+C to quit)", shown.url)
+            running(logger, shown.url)
             logger.info("Started parent process [%d]", os.getpid())
             fd = sock.fileno()
             self.processes = [self._spawn(fd) for _ in range(self.config.workers)]
