@@ -160,7 +160,6 @@ class ASGIServer:
         try:
             if cfg.lifespan != "off":
                 self._lifespan = Lifespan(self.app, self._state, cfg.lifespan)
-                lifecycle.app_starting(logger)
                 await self._lifespan.startup()
             try:
                 self._listener = am.run_locked(self._listen, url)
@@ -219,13 +218,8 @@ class ASGIServer:
         await asyncio.sleep(0.05)  # let the poll thread flush close frames / FINs
         # Threaded mode: a connection that closed meanwhile hands its task over only now.
         await _cancel(self._running_tasks(am))
-        lifespan = self._lifespan
-        if lifespan is not None:
-            if lifespan.supported:
-                lifecycle.app_stopping(logger)
-            await lifespan.shutdown()
-            if lifespan.supported:
-                lifecycle.app_stopped(logger)
+        if self._lifespan is not None:
+            await self._lifespan.shutdown()
         await am.aclose()
         self._am = None
 
@@ -473,6 +467,8 @@ async def _serve(app: Any, url: str | None, config: ServerConfig) -> None:
             installed.append(sig)
         except (NotImplementedError, RuntimeError, ValueError):
             pass  # not the main thread, or not supported on this platform
+    if config.lifespan != "off":
+        lifecycle.app_starting(logger)
     conn = await server.start(url)
     lifecycle.app_started(logger)
     if url is not None or config.fd is None:  # else the process that bound it says where
@@ -482,7 +478,12 @@ async def _serve(app: Any, url: str | None, config: ServerConfig) -> None:
         await stop.wait()
     finally:
         lifecycle.shutting_down(logger)
+        lifespan = server._lifespan
+        if lifespan is not None and lifespan.supported:
+            lifecycle.app_stopping(logger)
         await server.stop()
+        if lifespan is not None and lifespan.supported:
+            lifecycle.app_stopped(logger)
         for sig in installed:
             loop.remove_signal_handler(sig)
 
