@@ -20,7 +20,8 @@ PACKAGES = {
     "wsgi": ROOT / "packages" / "cymongoose-wsgi",
     "asgi": ROOT / "packages" / "cymongoose-asgi",
 }
-TEST_DEPS = ["pytest", "pytest-timeout", "httpx", "websockets", "cryptography", "trustme", "uvloop"]
+TEST_DEPS = ["pytest", "pytest-timeout", "httpx", "websockets", "cryptography", "trustme", "uvloop",
+             "pyyaml", "python-dotenv"]  # the last two: --log-config .yaml, --env-file
 FRAMEWORKS = ["fastapi", "starlette", "flask", "python-multipart", "gunicorn", "django", "quart",
               "bottle", "falcon", "watchfiles"]
 

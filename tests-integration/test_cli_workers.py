@@ -220,7 +220,8 @@ def test_workers_2_serve_and_sigterm_stops_all(serve, server):
     assert served.proc.pid not in pids and 1 <= len(pids) <= 2
     assert served.stop() == 0
     assert all(gone(pid) for pid in pids)
-    assert served.err.count("Started worker process") == 2
+    # One start-up line per process, from the process itself.
+    assert served.err.count("Started server process") == 2
 
 
 # -- gunicorn ----------------------------------------------------------------------------

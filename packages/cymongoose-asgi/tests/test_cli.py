@@ -18,7 +18,7 @@ def test_parser_defaults_and_flags():
         "pkg.mod:app",
         "127.0.0.1",
         8000,
-        "info",
+        None,  # not given: info, or what --log-config sets
         False,
     )
     args = build_parser().parse_args(

@@ -59,6 +59,7 @@ CONNECTION_RECIPES = {
     "notify_writable": lambda x: x.conn.notify_writable(0),
     "pause_reading": lambda x: x.conn.pause_reading(),
     "recv_data": lambda x: x.conn.recv_data(),
+    "refused": lambda x: x.conn.refused,
     "recv_len": lambda x: x.conn.recv_len,
     "recv_size": lambda x: x.conn.recv_size,
     "remote_addr": lambda x: x.conn.remote_addr,

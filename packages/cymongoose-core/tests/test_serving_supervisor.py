@@ -46,7 +46,7 @@ SUPERVISOR = textwrap.dedent(
     from cymongoose.serving.config import ServerConfig
     from cymongoose.serving.logconfig import configure_logging
     from cymongoose.serving.supervisor import Supervisor
-    configure_logging("info")
+    configure_logging("debug")  # "Started worker process [pid]" is a debug line
     config = ServerConfig(port=0, workers=int(sys.argv[1]), graceful_timeout_s=5)
     server_process = sys.argv[2]
     sys.exit(Supervisor(config, lambda fd: [sys.executable, "-c", server_process,

@@ -224,9 +224,11 @@ def test_cli_threads_zero(tmp_path):
         text=True,
     )
     try:
-        line = proc.stderr.readline()
-        match = re.search(r"http://127\.0\.0\.1:(\d+)", line)
-        assert match, line
+        lines = []  # the start-up lines, up to the one with the address
+        while not (match := re.search(r"running on http://127\.0\.0\.1:(\d+)",
+                                      lines[-1] if lines else "")):
+            lines.append(proc.stderr.readline())
+            assert lines[-1] and len(lines) < 20, lines
         assert httpx.get(f"http://127.0.0.1:{match.group(1)}/").text == "False"
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=10) == 0

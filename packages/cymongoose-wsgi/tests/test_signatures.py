@@ -169,5 +169,6 @@ def test_serve_0_2_arguments(by):
             proc.kill()
             proc.wait()
     assert proc.returncode == 0, err
-    assert f"serving on http://127.0.0.1:{port} (7 threads)" in err
+    assert f"cymongoose running on http://127.0.0.1:{port} " in err
+    assert "Running the WSGI app in 7 threads" in err
     assert "serve returned" in err

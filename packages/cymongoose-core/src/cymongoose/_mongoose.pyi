@@ -174,6 +174,8 @@ class Connection:
     @property
     def send_size(self) -> int: ...
     @property
+    def refused(self) -> tuple[int, str | None] | None: ...
+    @property
     def more_body(self) -> bool: ...
     def set_handler(self, handler: _Handler | None) -> None: ...
     def recv_data(self, length: int = -1) -> bytes: ...
@@ -260,6 +262,7 @@ class WsgiStartResponse:
     environ: Any
     uri: str | None
     query: str | None
+    arrived: float
     started: bool
     taken: bool
     head_sent: bool
@@ -309,6 +312,7 @@ class WsgiFastPath(HttpFastHandler):
         *,
         submit: Callable[[WsgiStartResponse], Any] | None = None,
         access_log: bool = False,
+        log_arrival: bool = False,
         file_wrapper: type | None = None,
         buffer_limit: int = 1 << 20,
         proxy_headers: Iterable[bytes] = (),

@@ -551,6 +551,28 @@ cdef class Connection:
         self._mgr._start_sweep(min(keep_alive_timeout_ms, header_timeout_ms))
 
     @property
+    def refused(self):
+        """What the core's HTTP server (`configure_http_server`) answered on this
+        connection by itself, for an access log: ``(status, request_line)``, or None.
+
+        ``status`` is 400, 408, 413, 431, 501, 503 or 505 (or 500 after a handler raised
+        on MG_EV_HTTP_MSG); ``request_line`` is the refused request's first line as
+        received (str, latin-1, without CRLF), or None when there was none to keep: a 503
+        is sent at accept, a 408 or 431 may end a line still arriving, a 413 to a chunked
+        body comes after the request went to the handler. The connection closes after
+        such an answer; read it in the MG_EV_CLOSE handler at the latest.
+        """
+        cdef mg_connection *c = self._c
+        if c == NULL or c.fn_data == NULL:
+            return None
+        cdef ConnState *st = <ConnState *>c.fn_data
+        if st.c != c or st.refused == 0:
+            return None
+        if st.refused_line == NULL:
+            return (st.refused, None)
+        return (st.refused, PyUnicode_DecodeLatin1(st.refused_line, st.refused_line_len, NULL))
+
+    @property
     def more_body(self) -> bool:
         """True while a streamed request body is still arriving (EV_HTTP_BODY events)."""
         cdef mg_connection *c = self._get()

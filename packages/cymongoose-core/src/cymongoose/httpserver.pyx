@@ -13,6 +13,7 @@ cdef enum:
     _FILE_WINDOW = 262144       # Connection.send_file: bytes kept queued
     _IDLE_BUFFERS_MS = 1000     # idle this long: the sweep frees a connection's buffers
     _CHUNK_LINE_MAX = 4096      # chunk-size line and trailer field limits
+    _REFUSED_LINE_MAX = 8192    # longest refused request line kept for the access log
     _CS_SIZE = 0
     _CS_DATA = 1
     _CS_DATA_CRLF = 2
@@ -69,8 +70,28 @@ cdef void _srv_reject(mg_connection *c, int status) noexcept nogil:
     c.is_draining = 1
     c.is_resp = 0
     if c.fn_data != NULL and (<ConnState *>c.fn_data).c == c:
+        (<ConnState *>c.fn_data).refused = status
         # Out now: nothing else would wake an integrated (asyncio-driven) loop for it.
         _srv_flush_now(c, <ConnState *>c.fn_data)
+
+
+cdef void _srv_refuse(mg_connection *c, int status, const char *head, size_t n) noexcept nogil:
+    """_srv_reject, keeping the first line of ``head`` (``n`` bytes of the refused
+    request received) for Connection.refused: the access log shows what was refused."""
+    cdef ConnState *st = <ConnState *>c.fn_data
+    cdef const char *nl
+    cdef size_t k
+    if head != NULL and n and st != NULL and st.c == c and st.refused_line == NULL:
+        nl = <const char *>memchr(head, c'\n', n if n < _REFUSED_LINE_MAX else _REFUSED_LINE_MAX)
+        if nl != NULL:
+            k = <size_t>(nl - head)
+            if k and head[k - 1] == c'\r':
+                k -= 1
+            st.refused_line = <char *>malloc(k + 1)
+            if st.refused_line != NULL:
+                memcpy(st.refused_line, head, k)
+                st.refused_line_len = k
+    _srv_reject(c, status)
 
 
 cdef inline void _consume(mg_iobuf *io, size_t n) noexcept nogil:
@@ -273,20 +294,21 @@ cdef void _srv_input(mg_connection *c, ConnState *st) noexcept nogil:
             if mg_http_get_request_len(<unsigned char *>buf, avail) > 0:
                 # The head is complete, yet mg_http_parse wants more: it is malformed
                 # (e.g. a bare CR in the request line).
-                _srv_reject(c, 400)
+                _srv_refuse(c, 400, buf, avail)
                 return
             if avail > srv.max_header_bytes:
-                _srv_reject(c, 431)
+                _srv_refuse(c, 431, buf, avail)
             elif st.request_start_ms == 0:
                 st.request_start_ms = mg_millis()
             break
         st.request_start_ms = 0
         if n < 0:
-            _srv_reject(c, 431 if _header_lines(buf, avail) > srv.max_header_count else 400)
+            _srv_refuse(c, 431 if _header_lines(buf, avail) > srv.max_header_count else 400,
+                        buf, avail)
             return
         if hm.method.len > 5 and strncasecmp(hm.method.buf, "HTTP/", 5) == 0:
             # mg_http_parse took a status line for a response (body until EOF): not a request
-            _srv_reject(c, 400)
+            _srv_refuse(c, 400, buf, avail)
             return
         count = 0
         while count < MG_MAX_HTTP_HEADERS and hm.headers[count].name.len:
@@ -294,24 +316,24 @@ cdef void _srv_input(mg_connection *c, ConnState *st) noexcept nogil:
         if count == MG_MAX_HTTP_HEADERS:
             count = _header_lines(buf, <size_t>n)
         if <size_t>n > srv.max_header_bytes or count > srv.max_header_count:
-            _srv_reject(c, 431)
+            _srv_refuse(c, 431, buf, avail)
             return
         status = _request_error(&hm, count)
         if status:
-            _srv_reject(c, status)
+            _srv_refuse(c, status, buf, avail)
             return
         chunked = False
         h = mg_http_get_header(&hm, "Transfer-Encoding")
         if h != NULL:
             if hm.proto.len == 8 and strncasecmp(hm.proto.buf, "HTTP/1.0", 8) == 0:
-                _srv_reject(c, 400)
+                _srv_refuse(c, 400, buf, avail)
                 return
             if h.len != 7 or strncasecmp(h.buf, "chunked", 7) != 0:
-                _srv_reject(c, 501)
+                _srv_refuse(c, 501, buf, avail)
                 return
             chunked = True
         if srv.max_body_size and hm.body.len > srv.max_body_size:
-            _srv_reject(c, 413)
+            _srv_refuse(c, 413, buf, avail)
             return
         here = avail - <size_t>n
         # RFC 9110 section 10.1.1: a 100-continue expectation in HTTP/1.0 is ignored
@@ -608,7 +630,7 @@ cdef void _srv_sweep(void *arg) noexcept nogil:
                     mg_attend(c)
                 elif st.request_start_ms and now - st.request_start_ms > st.srv.header_timeout_ms:
                     if c.pfn == _srv_pfn and not c.is_resp:
-                        _srv_reject(c, 408)
+                        _srv_refuse(c, 408, <char *>c.recv.buf, c.recv.len)
                         mg_attend(c)  # quiet connections: visit it on the next poll
                 elif (not c.is_resp and st.body_mode == 0 and c.pfn == _srv_pfn
                       and c.send.len == 0
@@ -654,6 +676,9 @@ cdef void _srv_release(ConnState *st) noexcept nogil:
     cdef ServerOpts *srv = st.srv
     if st.file_left:
         _srv_file_end(st)
+    if st.refused_line != NULL:
+        free(st.refused_line)
+        st.refused_line = NULL
     if srv == NULL:
         return
     st.srv = NULL

@@ -52,3 +52,9 @@ ctypedef struct ConnState:
     # _flush_later): a list through the manager's mg_mgr.userdata.
     ConnState *flush_next
     int flush_queued
+    # What the core's HTTP server answered by itself (_srv_reject), for the servers'
+    # access logs (Connection.refused): the status, and the refused request line
+    # (malloc'd, freed with the state) when one had been received.
+    int refused
+    char *refused_line
+    size_t refused_line_len

@@ -14,6 +14,7 @@ cdef class WsgiStartResponse:
     cdef public object environ
     cdef public object uri               # the request target and query, for the access log
     cdef public object query
+    cdef public double arrived           # time.perf_counter() at arrival (timed access logs)
     cdef public bint started             # a non-empty body block was produced
     cdef public bint taken               # the Python cycle runs the request
     cdef public bint head_sent
@@ -51,6 +52,7 @@ cdef class WsgiFastPath(HttpFastHandler):
     cdef Py_ssize_t buffer_limit
     cdef object submit
     cdef bint access_log
+    cdef bint log_arrival
     cdef tuple proxy_headers
     cdef unsigned long long proxy_lengths  # bit n: a proxy header name has n characters
     cdef public bint enabled

@@ -7,6 +7,7 @@
 # manager's lock: poll() holds it except while it waits, patch 0002).
 
 from io import BytesIO as _BytesIO
+from time import perf_counter as _perf_counter
 
 cdef dict _STATUS_OK = {}       # status string -> code, as check_status() found them
 cdef set _HEADER_NAMES_OK = set()
@@ -163,7 +164,7 @@ cdef class WsgiFastPath(HttpFastHandler):
     """An `HttpFastHandler` that answers the common WSGI request in C.
 
     ``WsgiFastPath(app, cycle_type, fallback, *, submit=None, access_log=False,
-    file_wrapper=None, buffer_limit=1 << 20)``:
+    log_arrival=False, file_wrapper=None, buffer_limit=1 << 20)``:
 
     * ``app``: the WSGI callable;
     * ``cycle_type``: the server's request cycle, a subclass of `WsgiStartResponse`; the
@@ -182,6 +183,8 @@ cdef class WsgiFastPath(HttpFastHandler):
       :meth:`run`. Only where ``pool_supported`` (the epoll build, whose ``poll()``
       holds the GIL except while it waits); elsewhere requests go to ``fallback``;
     * ``access_log``: call the cycle's ``log()`` after each answer written here;
+    * ``log_arrival``: set the cycle's ``arrived`` to ``time.perf_counter()`` when the
+      request arrives (for access-log formats that show the request time);
     * ``file_wrapper``: the type of ``wsgi.file_wrapper`` objects, always taken over;
     * ``buffer_limit``: lazy iterables announcing a Content-Length up to this many
       bytes are iterated here, each block written to the send buffer as it comes (PEP
@@ -199,7 +202,8 @@ cdef class WsgiFastPath(HttpFastHandler):
     pool_supported = bool(CYM_WAIT_HOOK)
 
     def __init__(self, app, cycle_type, fallback, *, submit=None, bint access_log=False,
-                 file_wrapper=None, Py_ssize_t buffer_limit=1 << 20, proxy_headers=()):
+                 bint log_arrival=False, file_wrapper=None, Py_ssize_t buffer_limit=1 << 20,
+                 proxy_headers=()):
         for name, f in (("app", app), ("fallback", fallback)):
             if not callable(f):
                 raise TypeError(f"{name} must be callable, not {type(f).__name__}")
@@ -210,6 +214,7 @@ cdef class WsgiFastPath(HttpFastHandler):
             raise TypeError(f"submit must be callable or None, not {type(submit).__name__}")
         self.app, self.cycle_type, self.fallback, self.submit = app, cycle_type, fallback, submit
         self.access_log, self.file_wrapper = access_log, file_wrapper
+        self.log_arrival = log_arrival
         self.buffer_limit = buffer_limit
         self.proxy_headers = tuple(bytes(name).lower() for name in proxy_headers)
         self.proxy_lengths = 0
@@ -252,6 +257,8 @@ cdef class WsgiFastPath(HttpFastHandler):
         if self.access_log:
             cycle.uri = _str(hm.uri)
             cycle.query = _str(hm.query)
+            if self.log_arrival:
+                cycle.arrived = _perf_counter()
         if self.submit is not None:
             (<WsgiConnState>state).busy = True
             self.submit(cycle)
@@ -350,6 +357,7 @@ cdef class WsgiFastPath(HttpFastHandler):
             return False
         _response_written(c, True)
         self._written(conn, c, False)
+        cycle.sent = len(body)  # for the access log
         return True
 
     cdef bint _put_block(self, Connection conn, mg_connection *c, WsgiStartResponse cycle,

@@ -15,9 +15,10 @@ import asyncio
 import collections
 import logging
 from collections.abc import Callable
+from time import perf_counter
 from typing import Any
 
-from cymongoose.serving.accesslog import access_logger, log_access
+from cymongoose.serving.accesslog import AccessAtoms, AccessLogFormat, access_logger, log_access
 from cymongoose.serving.httprules import no_content, parse_content_length
 
 logger = logging.getLogger("cymongoose.asgi")
@@ -167,6 +168,26 @@ def drain_connection(hc: HttpConnection) -> None:
         hc.conn.drain()
 
 
+def log_response(log: bool | AccessLogFormat, scope: dict[str, Any], method: str, status: int,
+                 headers: Any = (), length: int | None = None,
+                 arrived: float | None = None) -> None:
+    """One access record for ``scope`` (``log``: True for the default line, or a gunicorn
+    format; ``arrived``: the request's perf_counter() time); nothing when the access
+    logger is off."""
+    if not log or not access_logger.isEnabledFor(logging.INFO):
+        return
+    if log is True:
+        log_access(scope["client"], method, scope["raw_path"], scope["query_string"],
+                   scope["http_version"], status)
+        return
+    assert isinstance(log, AccessLogFormat)
+    log.log(AccessAtoms(
+        scope["client"], method, scope["raw_path"], scope["query_string"],
+        scope["http_version"], status, request_headers=scope["headers"],
+        response_headers=headers, length=length,
+        duration_s=None if arrived is None else perf_counter() - arrived))
+
+
 # -- the request/response cycle: runs on the asyncio thread ------------------------------
 
 
@@ -180,6 +201,7 @@ class RequestCycle:
     """
 
     __slots__ = (
+        "arrived",
         "call",
         "body",
         "body_done",
@@ -199,6 +221,7 @@ class RequestCycle:
         "paused",
         "request_done",
         "scope",
+        "sent",
         "server",
         "started",
         "status",
@@ -213,7 +236,7 @@ class RequestCycle:
         scope: dict[str, Any],
         body: bytes | None,
         close: bool,
-        log: bool,
+        log: bool | AccessLogFormat,
     ) -> None:
         self.call = call  # AsyncManager.poll_thread_caller()
         self.hc = hc
@@ -228,6 +251,9 @@ class RequestCycle:
         self.paused = False
         self.request_done = False
         self.close = close
+        # The access log: False, True (the default line, logged when the status goes
+        # out), or a gunicorn format (logged when the response ends; the server then sets
+        # ``arrived``, perf_counter() seconds, and ``sent`` counts a streamed body).
         self.log = log
         self.is_head = scope["method"] == "HEAD"
         self.no_body = self.is_head
@@ -269,6 +295,8 @@ class RequestCycle:
                 self._fail()
         finally:
             self.finish()
+            if self.streaming and self.log and self.log is not True:
+                self._log(self.sent)  # a gunicorn format: when the stream ends, however
             if self.paused:  # the app left the body unread: let the core drain it
                 self.paused = False
                 self.call(set_reading, self.hc, True)
@@ -281,17 +309,21 @@ class RequestCycle:
             self.status = 500
             self.call(write_error, self.hc, self.is_head)
             if self.log:
-                self._log()
+                self._log(0 if self.is_head else len(_ERROR_500_BODY))
         else:
             # Part of the response is on the wire: ending the connection (after what was
             # sent, without the rest) is the only honest signal.
             self.call(drain_connection, self.hc)
 
-    def _log(self) -> None:
+    def _log(self, length: int | None = None) -> None:
         if access_logger.isEnabledFor(logging.INFO):
             scope = self.scope
-            log_access(scope["client"], scope["method"], scope["raw_path"],
-                       scope["query_string"], scope["http_version"], self.status)
+            if self.log is True:
+                log_access(scope["client"], scope["method"], scope["raw_path"],
+                           scope["query_string"], scope["http_version"], self.status)
+            else:
+                log_response(self.log, scope, scope["method"], self.status, self.headers,
+                             length, self.arrived)
 
     # -- fed by the poll thread (through call_soon) ---------------------------------------
 
@@ -391,7 +423,7 @@ class RequestCycle:
                 )
                 self.finish()
                 if self.log:
-                    self._log()
+                    self._log(len(body))
                 return
             self.streaming = True
             headers = self.headers
@@ -404,7 +436,8 @@ class RequestCycle:
             if self.close or self.http10:
                 headers = self._connection_header(headers)
             call(write_head, self.hc, self.status, headers, self.is_head)
-            if self.log:  # when the status goes out, as uvicorn: long streams are seen too
+            self.sent = 0
+            if self.log is True:  # when the status goes out, as uvicorn: long streams too
                 self._log()
         if body and not self.no_body:
             if length is not None:
@@ -412,6 +445,7 @@ class RequestCycle:
                 self.length = length - len(body)
             call(write_chunk, self.hc, bytes(body), self.chunked)
             self.unflushed += len(body)
+            self.sent += len(body)
             if self.unflushed > _SEND_HIGH and more_body:
                 await self._drain()
         elif not more_body and length and not self.no_body:

@@ -16,6 +16,7 @@ import logging
 import signal
 import time
 from collections.abc import Callable
+from time import perf_counter
 from typing import Any
 from urllib.parse import unquote
 
@@ -30,9 +31,12 @@ from cymongoose import (
     TlsOpts,
 )
 from cymongoose.aio import AsyncManager
+from cymongoose.serving import lifecycle
+from cymongoose.serving.accesslog import AccessLogFormat, log_refused, parse_request_line
 from cymongoose.serving.config import ServerConfig
 from cymongoose.serving.httprules import PROXY_HEADER_NAMES, keep_alive
 from cymongoose.serving.listen import listen_http
+from cymongoose.serving.logconfig import setup_logging
 from cymongoose.serving.proxy import ProxyHeaders
 from cymongoose.serving.tls import load_tls
 
@@ -101,7 +105,8 @@ class ASGIServer:
             else None
         )
         self._tls: TlsOpts | None = None
-        self._log = False
+        # The access log: False, True (the default line) or a gunicorn format.
+        self._log: bool | AccessLogFormat = False
         self._stopping = False
         # conn.id -> protocol object; poll thread only.
         self._conns: dict[int, HttpConnection | WebSocketConnection] = {}
@@ -142,7 +147,9 @@ class ASGIServer:
             self._tls = load_tls(cfg)
             url = "https" + url[url.index(":"):] if url.startswith("http:") else url
         self._scheme = "https" if url.startswith(("https:", "wss:")) else "http"
-        self._log = cfg.access_log
+        if cfg.access_log:
+            self._log = AccessLogFormat(cfg.access_log_format) if cfg.access_log_format \
+                else True
         am = AsyncManager(self._handle, error_handler=self._error_handler, mode=self._mode)
         await am.start()
         self._am = am
@@ -276,6 +283,10 @@ class ASGIServer:
                 conn.tls_init(self._tls)
         elif ev == MG_EV_CLOSE:
             proto = self._conns.pop(conn.id, None)
+            if self._log:
+                refused = conn.refused
+                if refused is not None:
+                    self._log_refused(conn, proto, *refused)
             if proto is None:
                 return
             proto.closed = True
@@ -283,6 +294,24 @@ class ASGIServer:
                 self._call_soon(proto.on_disconnect, proto.close_code)
             else:
                 self._call_soon(_on_http_close, proto, self._detached)
+
+    def _log_refused(self, conn: Any, proto: HttpConnection | WebSocketConnection | None,
+                     status: int, line: str | None) -> None:
+        # An answer the core made by itself (413, 431, 503, ...). Without a request line
+        # (a 413 to a chunked body): the request the app has, if any.
+        request = parse_request_line(line)
+        client = conn.remote_addr
+        if isinstance(proto, HttpConnection):
+            client = proto.client
+            cycle = proto.body_cycle or proto.current
+            if request is None and cycle is not None:
+                scope = cycle.scope
+                target = scope["raw_path"].decode("latin-1")
+                if scope["query_string"]:
+                    target += "?" + scope["query_string"].decode("latin-1")
+                request = (scope["method"], target, scope["http_version"])
+        log_refused(client, status, request,
+                    self._log if isinstance(self._log, AccessLogFormat) else None)
 
     def _on_http_msg(self, conn: Any, msg: Any) -> None:
         proto = self._conns.get(conn.id)
@@ -329,7 +358,7 @@ class ASGIServer:
         }
         if upgrade == b"websocket" and b"upgrade" in connection and method == "GET":
             assert self._am is not None
-            ws = open_websocket(self._am, self._call_soon, conn, scope, headers)
+            ws = open_websocket(self._am, self._call_soon, conn, scope, headers, self._log)
             if ws is not None:
                 self._conns[conn.id] = ws
                 self._call_soon(self._start_websocket, ws)
@@ -341,6 +370,8 @@ class ASGIServer:
         cycle = RequestCycle(
             self._poll_call, proto, scope, None if more_body else body, close, self._log,
         )
+        if self._log and self._log is not True:
+            cycle.arrived = perf_counter()  # a gunicorn format may show the request time
         if more_body:
             proto.body_cycle = cycle
         self._call_soon(self._on_request, proto, cycle)
@@ -436,14 +467,23 @@ async def _serve(app: Any, url: str | None, config: ServerConfig) -> None:
             installed.append(sig)
         except (NotImplementedError, RuntimeError, ValueError):
             pass  # not the main thread, or not supported on this platform
+    if config.lifespan != "off":
+        lifecycle.app_starting(logger)
     conn = await server.start(url)
-    host, port = conn.local_addr[0], conn.local_addr[1]
-    logger.info("cymongoose-asgi listening on %s://%s:%d", server._scheme, host, port)
+    lifecycle.app_started(logger)
+    if url is not None or config.fd is None:  # else the process that bound it says where
+        host, port = conn.local_addr[0], conn.local_addr[1]
+        lifecycle.running(logger, lifecycle.display_url(server._scheme, host, port))
     try:
         await stop.wait()
     finally:
-        logger.info("shutting down")
+        lifecycle.shutting_down(logger)
+        lifespan = server._lifespan
+        if lifespan is not None and lifespan.supported:
+            lifecycle.app_stopping(logger)
         await server.stop()
+        if lifespan is not None and lifespan.supported:
+            lifecycle.app_stopped(logger)
         for sig in installed:
             loop.remove_signal_handler(sig)
 
@@ -455,13 +495,26 @@ def serve(app: Any, url: str | None = None, *, config: ServerConfig | None = Non
     ``url`` (e.g. ``"http://0.0.0.0:8000"``) defaults to the config's host and port
     (``http://127.0.0.1:8000`` unless configured); ``config``/``options`` as for
     `ASGIServer`. ``app`` and ``url`` are positional as in cymongoose 0.2.5, the rest
-    keyword-only. Raises as `ASGIServer.start`.
+    keyword-only.
+
+    Logging is set up first as ``log_config`` says
+    (`cymongoose.serving.logconfig.setup_logging`): by default uvicorn-style lines on
+    stderr/stdout unless the program has set up logging itself; ``log_config=None``
+    leaves it alone. Then it logs the start-up lines (``Started server process``,
+    lifespan, ``Application startup complete.``, ``cymongoose running on http://...``)
+    and, at the end, ``Finished server process``.
+
+    Raises as `ASGIServer.start`, and `cymongoose.serving.logconfig.LogConfigError` for
+    a log config that cannot be applied.
     """
     cfg = ServerConfig.from_kwargs(config, **options)
+    setup_logging(cfg)
+    lifecycle.process_started(logger)
     try:
         _run(_serve(app, url, cfg), cfg.loop)
     except KeyboardInterrupt:
         pass
+    lifecycle.process_finished(logger)
 
 
 def _run(coro: Any, loop: str) -> None:

@@ -22,12 +22,14 @@ import logging
 import struct
 import time
 from collections.abc import Callable
+from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
-from .http import ClientDisconnected, caused_by_disconnect
+from .http import ClientDisconnected, caused_by_disconnect, log_response
 
 if TYPE_CHECKING:
     from cymongoose.aio import AsyncManager
+    from cymongoose.serving.accesslog import AccessLogFormat
 
 logger = logging.getLogger("cymongoose.asgi")
 
@@ -48,6 +50,7 @@ def open_websocket(
     conn: Any,
     scope: dict[str, Any],
     headers: list[Any],
+    log: bool | AccessLogFormat = False,
 ) -> WebSocketConnection | None:
     """Poll thread: check an upgrade request (RFC 6455 section 4.2.1) and make ``scope``
     (the request's HTTP scope) a ``websocket`` scope.
@@ -56,6 +59,11 @@ def open_websocket(
     naming the version we speak for another ``Sec-WebSocket-Version`` (section 4.4), 400
     for none, for HTTP/1.0 or for a key that is not 16 base64-encoded bytes; the
     connection then closes. ``call_soon`` hands a call to the asyncio thread.
+
+    The access log (``log``: False, True for the default line, or a gunicorn format) gets
+    one line per session: the handshake's status (101, or the refusal's), when it is
+    answered; with a gunicorn format an accepted session's line comes when it closes,
+    with its duration.
     """
     key = version = b""
     protocols: list[str] = []
@@ -70,18 +78,21 @@ def open_websocket(
         if version:
             conn.send_response(426, [(b"sec-websocket-version", b"13"), *_CLOSE_HEADERS],
                                b"Upgrade Required")
+            log_response(log, scope, "GET", 426)
         else:
             conn.send_response(400, _CLOSE_HEADERS, b"Bad WebSocket version")
+            log_response(log, scope, "GET", 400)
         conn.drain()
         return None
     if scope["http_version"] != "1.1" or not _valid_key(key):
         conn.send_response(400, _CLOSE_HEADERS, b"Bad WebSocket handshake")
+        log_response(log, scope, "GET", 400)
         conn.drain()
         return None
     scope["type"] = "websocket"
     scope["scheme"] = "wss" if scope["scheme"] == "https" else "ws"
     scope["subprotocols"] = [p for p in protocols if p]
-    return WebSocketConnection(am, call_soon, conn, scope, key.decode("latin-1"))
+    return WebSocketConnection(am, call_soon, conn, scope, key.decode("latin-1"), log)
 
 
 def _valid_key(key: bytes) -> bool:
@@ -99,8 +110,11 @@ class WebSocketConnection:
     """
 
     def __init__(self, am: AsyncManager, call_soon: Callable[..., Any], conn: Any,
-                 scope: dict[str, Any], key: str) -> None:
+                 scope: dict[str, Any], key: str, log: bool | AccessLogFormat = False) -> None:
         self.am = am
+        self.log = log
+        self.arrived = perf_counter()
+        self.accept_headers: list[Any] = []
         self.call_soon = call_soon
         self.conn = conn
         self.scope = scope
@@ -171,12 +185,18 @@ class WebSocketConnection:
         except (ValueError, TypeError) as exc:
             logger.error("invalid websocket.accept from ASGI application: %s", exc)
             self._reject(500)
+            return
+        self.accept_headers = headers
+        if self.log is True:  # a gunicorn format logs the session when it ends
+            log_response(True, self.scope, "GET", 101)
 
     def _reject(self, status: int) -> None:
         if not self.closed:
             body = b"Forbidden" if status == 403 else b"Internal Server Error"
             self.conn.send_response(status, _REJECT_HEADERS, body)
             self.conn.drain()
+            log_response(self.log, self.scope, "GET", status, _REJECT_HEADERS, len(body),
+                         self.arrived)
 
     def _send_frame(self, data: bytes, op: int) -> None:
         if not self.closed:
@@ -285,6 +305,12 @@ class WebSocketConnection:
             raise RuntimeError(f"ASGI: unexpected message type {kind!r} for a websocket scope")
 
     def on_disconnect(self, code: int) -> None:
+        if self.upgraded:
+            logger.debug("WebSocket %s closed (code %d) after %.3f s", self.scope["path"],
+                         code, perf_counter() - self.arrived)
+            if self.log and self.log is not True:
+                log_response(self.log, self.scope, "GET", 101, self.accept_headers, 0,
+                             self.arrived)
         waiter = self.writable
         if waiter is not None and not waiter.done():
             waiter.set_result(None)

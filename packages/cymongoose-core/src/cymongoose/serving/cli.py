@@ -1,11 +1,14 @@
 """The command line of both servers: the shared flags and the whole CLI flow.
 
-Flag names follow uvicorn where the concept is the same. Apart from ``--host``, ``--port``
-and ``--log-level`` (whose defaults are ServerConfig's), every flag defaults to "not given"
-so that :class:`~cymongoose.serving.config.ServerConfig` holds the one set of defaults;
-the help text quotes them (:func:`config_default`). What differs between the servers (the
-command's name, its own flags such as ``--threads``, its ``serve``) comes in a
-:class:`ServerAdapter` that each server's ``main.py`` makes; this module names no server.
+Flag names follow uvicorn where the concept is the same. Apart from ``--host`` and
+``--port`` (whose defaults are ServerConfig's), every flag defaults to "not given" so that
+:class:`~cymongoose.serving.config.ServerConfig` holds the one set of defaults; the help
+text quotes them (:func:`config_default`). Every flag can also be set by an environment
+variable, ``CYMONGOOSE_<FLAG>`` (:func:`apply_environment`, one rule for every flag the
+parser has, the adapters' included); ``--env-file`` loads such variables from a file.
+What differs between the servers (the command's name, its own flags such as
+``--threads``, its ``serve``) comes in a :class:`ServerAdapter` that each server's
+``main.py`` makes; this module names no server.
 
     ADAPTER = ServerAdapter("cymongoose-asgi", "Serve ...", "cymongoose.asgi", serve,
                             add_arguments=add_asgi_arguments)
@@ -22,17 +25,23 @@ process restarted on changes by the :class:`~cymongoose.serving.reload.Reloader`
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import difflib
 import logging
 import os
+import platform
+import socket
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import MISSING, dataclass, fields
 from typing import TYPE_CHECKING, Any
 
 from ..importer import import_app
 from .config import LOG_LEVELS, ServerConfig
-from .logconfig import configure_logging
+from .environment import ENVIRONMENT_HELP, apply_environment, env_file_of, load_env_file
+from .lifecycle import display_url, running
+from .listen import check_listen_fd
+from .logconfig import LogConfigError, configure_logging
 
 if TYPE_CHECKING:
     from .reload import ReloadConfig
@@ -48,7 +57,9 @@ FIELD_OF_DEST = {
     "workers": "workers",
     "backlog": "backlog",
     "log_level": "log_level",
+    "log_config": "log_config",
     "access_log": "access_log",
+    "access_log_format": "access_log_format",
     "root_path": "root_path",
     "proxy_headers": "proxy_headers",
     "forwarded_allow_ips": "forwarded_allow_ips",
@@ -88,6 +99,34 @@ def _no_arguments(parser: argparse.ArgumentParser) -> None:
     """A server with no flags of its own."""
 
 
+def version_line(prog: str) -> str:
+    """``cymongoose-asgi 0.1.0 (cymongoose-core 0.3.0, mongoose 7.23, CPython 3.11.7 on
+    Linux)``: ``prog`` is the server's distribution name."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from cymongoose import MONGOOSE_VERSION
+
+    def installed(name: str) -> str:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "(not installed)"
+
+    return (f"{prog} {installed(prog)} (cymongoose-core {installed('cymongoose-core')}, "
+            f"mongoose {MONGOOSE_VERSION}, {platform.python_implementation()} "
+            f"{platform.python_version()} on {platform.system()})")
+
+
+class _VersionAction(argparse._VersionAction):
+    """``--version``: :func:`version_line` of the parser's ``prog`` (made only when
+    asked), then exit 0."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        print(version_line(parser.prog))
+        parser.exit()
+
+
 @dataclass(frozen=True)
 class ServerAdapter:
     """One server package as the shared CLI (and :mod:`~cymongoose.serving.gunicorn`)
@@ -119,7 +158,8 @@ class ServerAdapter:
     def build_parser(self) -> argparse.ArgumentParser:
         """The argparse parser of ``prog``: the shared flags (:func:`add_server_arguments`),
         then the server's own (``add_arguments``)."""
-        parser = argparse.ArgumentParser(prog=self.prog, description=self.description)
+        parser = argparse.ArgumentParser(prog=self.prog, description=self.description,
+                                         epilog=ENVIRONMENT_HELP)
         add_server_arguments(parser)
         self.add_arguments(parser)
         return parser
@@ -145,6 +185,13 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--app-dir", default=".",
                         help="directory added to sys.path before importing the app "
                              "(default: the current directory)")
+    conf = parser.add_argument_group("configuration")
+    conf.add_argument("--env-file", metavar="PATH",
+                      help="load environment variables from this .env file (needs "
+                           "python-dotenv) before anything else; variables already set win")
+    conf.add_argument("--version", action=_VersionAction,
+                      help="print the versions of the server, the core, mongoose and "
+                           "Python, and exit")
     net = parser.add_argument_group("socket")
     net.add_argument("--host", default=d("host"),
                      help="bind to this address (default %(default)s; "
@@ -175,10 +222,18 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
                      help="ignore files and directories matching this glob (repeatable; "
                           "default .* *.py[cod] *.sw? ~* *~)")
     log = parser.add_argument_group("logging")
-    log.add_argument("--log-level", choices=LOG_LEVELS, type=str.lower, default="info",
-                     help="level of the server's log (default %(default)s)")
+    log.add_argument("--log-level", choices=LOG_LEVELS, type=str.lower,
+                     help="level of the server's log (default info, or what --log-config "
+                          "sets)")
+    log.add_argument("--log-config", metavar="PATH",
+                     help="logging configuration applied after the default: .json, "
+                          ".yaml/.yml (needs PyYAML) for logging.config.dictConfig, any "
+                          "other file (.ini) for logging.config.fileConfig")
     log.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=None,
                      help="log one line per response (default on)")
+    log.add_argument("--access-log-format", metavar="FORMAT",
+                     help="the access log line in gunicorn's atoms, e.g. "
+                          "'%%(h)s \"%%(r)s\" %%(s)s %%(b)s %%(D)s' (default: uvicorn's line)")
     prox = parser.add_argument_group("proxies")
     prox.add_argument("--root-path",
                       help="path prefix under which the app is mounted behind a proxy "
@@ -215,13 +270,16 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(
-    args: argparse.Namespace, parser: argparse.ArgumentParser | None = None
+    args: argparse.Namespace, parser: argparse.ArgumentParser | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> ServerConfig:
     """Build a validated ServerConfig from flags parsed by :func:`add_server_arguments`.
 
     Flags not given keep ServerConfig's defaults (``--workers`` falls back to
     ``$WEB_CONCURRENCY``). An invalid value raises ValueError/TypeError, or, when
-    ``parser`` is given, exits through ``parser.error`` (status 2) with the message.
+    ``parser`` is given, exits through ``parser.error`` (status 2) with the message,
+    which names the environment variable a value came from (``env``: dest -> variable,
+    from :func:`apply_environment`).
     """
     values: dict[str, Any] = {}
     for dest, name in FIELD_OF_DEST.items():
@@ -238,7 +296,11 @@ def config_from_args(
     except (TypeError, ValueError) as exc:
         if parser is None:
             raise
-        parser.error(str(exc))
+        message = str(exc)
+        for dest, variable in (env or {}).items():
+            if message.split(" ", 1)[0] == FIELD_OF_DEST.get(dest, dest):
+                message += f" (from the environment variable {variable})"
+        parser.error(message)
         raise  # unreachable: parser.error exits
 
 
@@ -295,25 +357,51 @@ def report_startup_error(prog: str, exc: BaseException) -> None:
     print(f"{prog}: error: {str(exc) or type(exc).__name__}", file=sys.stderr, flush=True)
 
 
+def _announce_fd(config: ServerConfig) -> None:
+    """``--fd`` in one process: the "running on" line, from the socket itself (a
+    process started by ``--workers`` or gunicorn leaves it to them)."""
+    fd = config.fd
+    assert fd is not None
+    check_listen_fd(fd)  # the clear errors for a descriptor that cannot be served
+    with socket.socket(fileno=os.dup(fd)) as sock:
+        host, port = sock.getsockname()[:2]
+    running(logger, display_url("https" if config.is_ssl else "http", host, port))
+
+
 def run_cli(adapter: ServerAdapter, argv: Sequence[str] | None = None) -> int:
-    """The command ``adapter.prog``: parse ``argv`` (default ``sys.argv[1:]``), set up
-    logging, import the app, then ``adapter.serve(app, config=config)``, or with ``--workers N``
-    (N > 1) run the :class:`~cymongoose.serving.supervisor.Supervisor`, which starts N
-    server processes (``python -m adapter.module``) on one socket, or with ``--reload`` the
+    """The command ``adapter.prog``: load ``--env-file``, parse ``argv`` (default
+    ``sys.argv[1:]``) over the ``CYMONGOOSE_*`` environment variables, set up logging
+    (with ``--log-config``), import the app, then ``adapter.serve(app, config=config)``,
+    or with ``--workers N`` (N > 1) run the
+    :class:`~cymongoose.serving.supervisor.Supervisor`, which starts N server processes
+    (``python -m adapter.module``) on one socket, or with ``--reload`` the
     :class:`~cymongoose.serving.reload.Reloader`, which restarts one such process when
     files change (``--workers`` is then ignored, with a warning, as uvicorn does).
 
     Returns the exit status: 0 after a clean stop; 1 when the server cannot start
     (:data:`STARTUP_ERRORS`, reported by :func:`report_startup_error`; one of the N server
     processes returns EXIT_STARTUP_FAILED instead, which tells the supervisor not to
-    start it again); bad flags exit with status 2 through ``parser.error``.
+    start it again); bad flags, environment variables, ``--env-file`` or ``--log-config``
+    exit with status 2 through ``parser.error``.
     """
     parser = adapter.build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
+    env_file = env_file_of(argv)
+    if env_file is not None:
+        try:
+            load_env_file(env_file)
+        except ValueError as exc:
+            parser.error(str(exc))
+    env = apply_environment(parser, argv)
     args = parse_args(parser, argv)
-    config = config_from_args(args, parser)
+    config = config_from_args(args, parser, env)
     reload = None if args.worker_process else reload_config_from_args(args, parser)
-    configure_logging(config.log_level, config.access_log)
+    try:
+        configure_logging(config.log_level, config.access_log, args.log_config)
+    except LogConfigError as exc:
+        parser.error(f"--log-config: {exc}")
+    # Logging is set up: serve() must not do it again (a FileHandler would be reopened).
+    config = dataclasses.replace(config, log_config=None)
 
     def process_argv(fd: int) -> list[str]:
         # argparse keeps the last occurrence of a flag: these override the user's (and
@@ -341,6 +429,8 @@ def run_cli(adapter: ServerAdapter, argv: Sequence[str] | None = None) -> int:
         if app_dir not in sys.path:
             sys.path.insert(0, app_dir)
         app = import_app(args.app, factory=args.factory)
+        if config.fd is not None and not args.worker_process:
+            _announce_fd(config)
         adapter.serve(app, config=config)
     except STARTUP_ERRORS as exc:
         report_startup_error(parser.prog, exc)

@@ -9,8 +9,13 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
+
+from .accesslog import AccessLogFormat
+from .lifecycle import display_url
+from .logconfig import DEFAULT_LOG_CONFIG
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 LIFESPAN_MODES = ("auto", "on", "off")
@@ -100,7 +105,17 @@ class ServerConfig:
         proxy_headers: honour ``X-Forwarded-*`` / ``Forwarded`` (RFC 7239) from trusted peers.
         forwarded_allow_ips: trusted peers: IPs, CIDRs or ``"*"``.
         access_log: log one line per response to the ``cymongoose.access`` logger.
-        log_level: critical|error|warning|info|debug|trace, or None to leave logging alone.
+        access_log_format: None for uvicorn's line (``127.0.0.1:5000 - "GET / HTTP/1.1"
+            200 OK``), or a gunicorn ``access_log_format`` (``%(h)s "%(r)s" %(s)s
+            %(D)s``; atoms in :data:`cymongoose.serving.accesslog.ATOMS`).
+        log_level: critical|error|warning|info|debug|trace for the ``cymongoose``
+            loggers, or None: info, or the levels ``log_config`` sets.
+        log_config: what ``serve()`` does with logging (the CLIs do it themselves):
+            ``"default"`` sets up uvicorn-style output on stderr/stdout unless the
+            program has set up logging itself; None leaves logging alone; a
+            ``logging.config.dictConfig`` mapping or a file (``.json``, ``.yaml``/
+            ``.yml``, else ``fileConfig``'s ``.ini`` format) is applied after the
+            default. See :mod:`cymongoose.serving.logconfig`.
         keep_alive_timeout_s: close idle keep-alive connections after this long.
         graceful_timeout_s: on shutdown, wait this long for in-flight requests.
         max_connections: beyond this many open connections new ones get 503.
@@ -131,7 +146,9 @@ class ServerConfig:
     proxy_headers: bool = True
     forwarded_allow_ips: str | list[str] | None = None
     access_log: bool = True
+    access_log_format: str | None = None
     log_level: str | None = None
+    log_config: Mapping[str, Any] | str | os.PathLike[str] | None = DEFAULT_LOG_CONFIG
     keep_alive_timeout_s: float = 5.0
     graceful_timeout_s: float = 30.0
     max_connections: int | None = None
@@ -171,6 +188,12 @@ class ServerConfig:
         else:
             raise TypeError(f"forwarded_allow_ips must be a str, a list of str or None, "
                             f"got {self.forwarded_allow_ips!r}")
+        if self.access_log_format is not None:
+            AccessLogFormat(self.access_log_format)  # raises naming access_log_format
+        if self.log_config is not None and not isinstance(
+                self.log_config, (str, os.PathLike, Mapping)):
+            raise TypeError(f"log_config must be 'default', None, a dictConfig mapping or "
+                            f"a file name, got {self.log_config!r}")
         _check_str("log_level", self.log_level, optional=True)
         if self.log_level is not None:
             self.log_level = self.log_level.lower()
@@ -218,9 +241,7 @@ class ServerConfig:
         This is the URL given to ``Manager.listen``; with ``fd`` set the host and port are
         those of the inherited socket as configured, not necessarily where it is bound.
         """
-        host = f"[{self.host}]" if ":" in self.host and not self.host.startswith("[") \
-            else self.host
-        return f"{'https' if self.is_ssl else 'http'}://{host}:{self.port}"
+        return display_url("https" if self.is_ssl else "http", self.host, self.port)
 
     @classmethod
     def from_kwargs(cls, config: ServerConfig | None = None, **overrides: Any) -> ServerConfig:

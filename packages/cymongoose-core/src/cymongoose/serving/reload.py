@@ -34,6 +34,7 @@ from types import FrameType, ModuleType
 from typing import Any
 
 from .config import ServerConfig
+from .lifecycle import display_url, running
 from .supervisor import KILL_MARGIN_S, bind_socket, start_process
 
 logger = logging.getLogger("cymongoose.reload")
@@ -160,14 +161,12 @@ class Reloader:
         watchfiles = import_watchfiles(self.prog)
         sock = bind_socket(self.config)
         host, port = sock.getsockname()[:2]
-        shown = ServerConfig(host=host, port=port, ssl_certfile=self.config.ssl_certfile,
-                             ssl_keyfile=self.config.ssl_keyfile)
         previous = {sig: signal.signal(sig, self._on_signal)
                     for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
             logger.info("Will watch for changes in these directories: %s",
                         list(self.reload.dirs))
-            logger.info("cymongoose running on %s (Press CTRL+C to quit)", shown.url)
+            running(logger, display_url("https" if self.config.is_ssl else "http", host, port))
             logger.info("Started reloader process [%d] using WatchFiles", os.getpid())
             fd = sock.fileno()
             for changes in watchfiles.watch(
@@ -208,7 +207,8 @@ class Reloader:
         env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
         self.child = start_process(self.process_argv(fd), (fd,), env)
         self._child_reported = False
-        logger.info("Started server process [%d]", self.child.pid)
+        # Debug only: the process itself logs "Started server process [pid]".
+        logger.debug("Started server process [%d]", self.child.pid)
 
     def _report_exited_child(self) -> None:
         if self.child is None or self._child_reported:

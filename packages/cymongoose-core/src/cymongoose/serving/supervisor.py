@@ -30,6 +30,7 @@ from typing import Any
 
 from .config import ServerConfig
 from .control import ControlSignals
+from .lifecycle import running
 from .listen import READY_FD_ENV, ListenError, check_listen_fd
 
 logger = logging.getLogger("cymongoose.supervisor")
@@ -140,7 +141,8 @@ class Supervisor(ControlSignals):
         else:
             process = start_process(self.process_argv(fd), (fd, ready_fd),
                                     {**os.environ, READY_FD_ENV: str(ready_fd)})
-        logger.info("Started worker process [%d]", process.pid)
+        # Debug only: the process itself logs "Started server process [pid]".
+        logger.debug("Started worker process [%d]", process.pid)
         return process
 
     def run(self) -> int:
@@ -159,7 +161,7 @@ class Supervisor(ControlSignals):
         previous.update(self._install_control_signals())
         status = 0
         try:
-            logger.info("cymongoose running on %s (Press CTRL+C to quit)", shown.url)
+            running(logger, shown.url)
             logger.info("Started parent process [%d]", os.getpid())
             fd = sock.fileno()
             self.processes = [self._spawn(fd) for _ in range(self.config.workers)]

@@ -28,9 +28,10 @@ from __future__ import annotations
 import logging
 import sys
 from itertools import chain
+from time import perf_counter
 from typing import Any
 
-from cymongoose.serving.accesslog import log_access
+from cymongoose.serving.accesslog import AccessAtoms, log_access
 from cymongoose.serving.httprules import no_content
 
 from cymongoose import WsgiStartResponse
@@ -400,8 +401,21 @@ class Cycle(WsgiStartResponse):
         environ = self.environ
         client = self.client if self.client is not None else protocol.client
         path = self.uri if self.uri is not None else ""
-        log_access(client, environ["REQUEST_METHOD"], path, self.query or "",
-                   environ["SERVER_PROTOCOL"][5:], self.code)
+        access_format = protocol.server.access_format
+        if access_format is None:
+            log_access(client, environ["REQUEST_METHOD"], path, self.query or "",
+                       environ["SERVER_PROTOCOL"][5:], self.code)
+            return
+        # A gunicorn format: what it may show, made only here.
+        if self.sent or self.head_sent:
+            length = self.sent
+        else:
+            length = 0 if no_content(self.code, self.is_head) else self.size
+        access_format.log(AccessAtoms(
+            client, environ["REQUEST_METHOD"], path, self.query or "",
+            environ["SERVER_PROTOCOL"][5:], self.code, environ=environ,
+            response_headers=self.headers or (), length=length,
+            duration_s=perf_counter() - self.arrived if self.arrived else None))
 
     def _log(self) -> None:
         if not self.logged and self.protocol.server.access_log:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from collections import deque
 from io import BytesIO
+from time import perf_counter
 from typing import Any
 
 from cymongoose.serving.httprules import PROXY_HEADER_NAMES, keep_alive
@@ -107,6 +108,8 @@ class Protocol(WsgiConnState):
         if server.access_log:
             cycle.uri = msg.uri
             cycle.query = msg.query
+            if server.access_format is not None:
+                cycle.arrived = perf_counter()
         if self.trusted and not _PROXY_KEY_SET.isdisjoint(environ):
             self._apply_proxy(cycle)
         if msg.more_body:
@@ -240,6 +243,8 @@ class Protocol(WsgiConnState):
                 b"Request Timeout",
             )
             self.conn.drain()
+            if self.server.access_log:
+                cycle.log()
             return
         self.writer.sweep(self, cycle, now)
 

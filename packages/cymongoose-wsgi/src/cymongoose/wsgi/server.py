@@ -17,10 +17,17 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from cymongoose.serving.accesslog import access_log_enabled
+from cymongoose.serving import lifecycle
+from cymongoose.serving.accesslog import (
+    AccessLogFormat,
+    access_log_enabled,
+    log_refused,
+    parse_request_line,
+)
 from cymongoose.serving.config import ServerConfig
 from cymongoose.serving.httprules import PROXY_HEADER_NAMES
 from cymongoose.serving.listen import listen_http
+from cymongoose.serving.logconfig import setup_logging
 from cymongoose.serving.proxy import ProxyHeaders
 from cymongoose.serving.tls import load_tls
 
@@ -117,6 +124,9 @@ class WSGIServer:
         self.stream_timeout = float(stream_timeout)
         self.graceful_timeout_s = config.graceful_timeout_s
         self.access_log = access_log_enabled(config.access_log)
+        # A gunicorn access-log format, or None for the default line.
+        self.access_format = (AccessLogFormat(config.access_log_format)
+                              if self.access_log and config.access_log_format else None)
         # Other processes may run the same app: --workers N children and gunicorn workers
         # (both serve an inherited socket).
         self.multiprocess = config.workers > 1 or config.fd is not None
@@ -137,7 +147,8 @@ class WSGIServer:
             # Pooled: only where the core can run it on a pool thread (pool_supported);
             # elsewhere every request takes the Python path.
             submit=self._pooled.jobs.put if self._pooled is not None else None,
-            access_log=self.access_log, file_wrapper=FileWrapper,
+            access_log=self.access_log, log_arrival=self.access_format is not None,
+            file_wrapper=FileWrapper,
             buffer_limit=FAST_STREAM_BYTES, proxy_headers=PROXY_HEADER_NAMES,
         )
         if self._pooled is not None:
@@ -204,6 +215,7 @@ class WSGIServer:
                 self.listen()
             while not self._stop.is_set():
                 self._mgr.poll(poll_ms)
+            lifecycle.shutting_down(logger)
             self._graceful_stop(poll_ms)
         finally:
             for sig, handler in previous.items():
@@ -289,6 +301,10 @@ class WSGIServer:
                 protocol.on_writable()
         elif ev == MG_EV_CLOSE:
             protocol = self._protocols.pop(conn.id, None)
+            if self.access_log:
+                refused = conn.refused
+                if refused is not None:
+                    self._log_refused(conn, protocol, *refused)
             if protocol is not None:
                 protocol.on_close()
             if self._pooled is not None:
@@ -297,6 +313,19 @@ class WSGIServer:
             if self.tls is not None:
                 conn.tls_init(self.tls)
             self._accept(conn)  # the fast path needs it from the first request
+
+    def _log_refused(self, conn: Any, protocol: Protocol | None, status: int,
+                     line: str | None) -> None:
+        # An answer the core made by itself (413, 431, 503, ...). Without a request line
+        # (a 413 to a chunked body): the request the app has, if any.
+        request = parse_request_line(line)
+        cycle = protocol.current if protocol is not None else None
+        if request is None and cycle is not None and cycle.uri is not None:
+            environ = cycle.environ
+            target = f"{cycle.uri}?{cycle.query}" if cycle.query else cycle.uri
+            request = (environ["REQUEST_METHOD"], target, environ["SERVER_PROTOCOL"][5:])
+        client = protocol.client if protocol is not None else conn.remote_addr
+        log_refused(client, status, request, self.access_format)
 
     def _accept(self, conn: Any) -> Protocol:
         protocol = self._protocols[conn.id] = Protocol(self, conn)
@@ -325,24 +354,42 @@ def serve(
     ``serve(app, url, workers, stream_timeout)``. ``url`` (``"http://0.0.0.0:8000"``)
     defaults to the config's host and port (``http://127.0.0.1:8000``); ``workers`` (or
     ``threads``) sizes the thread pool; ``config``, keyword ``fields`` (ServerConfig field
-    names) and ``error_handler`` are as for :class:`WSGIServer`. Raises what
-    :class:`WSGIServer` and :meth:`WSGIServer.listen` raise (OSError, ``ListenError``,
-    when it cannot listen).
+    names) and ``error_handler`` are as for :class:`WSGIServer`.
+
+    Logging is set up first as ``config.log_config`` says
+    (:func:`cymongoose.serving.logconfig.setup_logging`): by default uvicorn-style lines
+    on stderr/stdout unless the program has set up logging itself; ``log_config=None``
+    leaves it alone. Then it logs the start-up lines (``Started server process``,
+    ``Application startup complete.``, ``cymongoose running on http://...``) and, at
+    the end, ``Finished server process``.
+
+    Raises what :class:`WSGIServer` and :meth:`WSGIServer.listen` raise (OSError,
+    ``ListenError``, when it cannot listen), and
+    :class:`~cymongoose.serving.logconfig.LogConfigError` for a log config that cannot be
+    applied.
     """
     if url is not None and not isinstance(url, str):
         raise TypeError(f"url must be a str such as 'http://127.0.0.1:8000', got {url!r}"
                         + ("; pass a ServerConfig as config=..."
                            if isinstance(url, ServerConfig) else ""))
+    config = ServerConfig.from_kwargs(config, **fields)
+    setup_logging(config)
+    lifecycle.process_started(logger)
     server = WSGIServer(app, workers, error_handler, stream_timeout, config=config,
-                        threads=threads, **fields)
+                        threads=threads)
     try:
         conn = server.listen(url)
     except BaseException:
         server.close()
         raise
-    host, port = conn.local_addr[0], conn.local_addr[1]
-    scheme = "https" if server.tls is not None else "http"
-    logger.info(
-        "cymongoose-wsgi serving on %s://%s:%d (%d threads)", scheme, host, port, server.threads
-    )
+    if server.threads:
+        logger.info("Running the WSGI app in %d threads", server.threads)
+    else:
+        logger.info("Running the WSGI app on the event loop thread (threads=0)")
+    lifecycle.app_started(logger)
+    if url is not None or config.fd is None:  # else the process that bound it says where
+        host, port = conn.local_addr[0], conn.local_addr[1]
+        scheme = "https" if server.tls is not None else "http"
+        lifecycle.running(logger, lifecycle.display_url(scheme, host, port))
     server.run()
+    lifecycle.process_finished(logger)
