@@ -31,7 +31,7 @@ def start_workers(server_cli, tmp_path, server, workers=2, *args):
     write_app(tmp_path / "app.py", server, "v1")
     served = server_cli(server, "app:app", "--workers", str(workers), *args, cwd=tmp_path)
     # Every process has imported the app: the tests edit it next.
-    served.wait_log(r"cymongoose-\w+ (listening|serving) on", count=workers)
+    served.wait_log(r"Application startup complete", count=workers)
     served.wait_body("v1", timeout_s=60)
     pids = wait_until(lambda: (c := children(served.proc.pid)) and len(c) == workers and c,
                       30, f"{workers} server processes")
