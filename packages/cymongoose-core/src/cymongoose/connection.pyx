@@ -202,18 +202,24 @@ cdef class Connection:
     # Reading state needs no _touch: only changes must wake a quiet connection.
     @property
     def local_addr(self):
-        """``(ip, port, is_ipv6)`` of this end, None once closed."""
+        """``(ip, port, is_ipv6)`` of this end, None once closed; ``("", 0, False)`` on a
+        Unix socket (a listener of ``Manager.listen(fd=)`` and what it accepted)."""
         cdef mg_connection *c = self._c
         if c == NULL:
             return None
+        if c.fn_data != NULL and (<ConnState *>c.fn_data).is_unix:
+            return ("", 0, False)
         return (_ip_str(&c.loc), ntohs(c.loc.port), bool(c.loc.is_ip6))
 
     @property
     def remote_addr(self):
-        """``(ip, port, is_ipv6)`` of the peer, None once closed."""
+        """``(ip, port, is_ipv6)`` of the peer, None once closed; ``("", 0, False)`` on a
+        Unix socket."""
         cdef mg_connection *c = self._c
         if c == NULL:
             return None
+        if c.fn_data != NULL and (<ConnState *>c.fn_data).is_unix:
+            return ("", 0, False)
         return (_ip_str(&c.rem), ntohs(c.rem.port), bool(c.rem.is_ip6))
 
     # Flags are False and sizes 0 once closed, except is_closing (True).
@@ -549,6 +555,19 @@ cdef class Connection:
         srv.ws_max_size = ws_max_size
         _mg_http_cb_set(c.pfn)
         self._mgr._start_sweep(min(keep_alive_timeout_ms, header_timeout_ms))
+
+    @property
+    def request_count(self) -> int:
+        """HTTP requests the core's server protocol has delivered (MG_EV_HTTP_MSG, the
+        fast handlers' included) on the connections of this connection's listener since
+        `configure_http_server`: one count shared by the listener and the connections it
+        accepted. Requests answered in C with an error (400, 413, 431 ...) are not counted.
+        0 for other connections and once closed. Read by the servers' max-requests limit.
+        """
+        cdef mg_connection *c = self._c
+        if c == NULL or c.fn_data == NULL or (<ConnState *>c.fn_data).srv == NULL:
+            return 0
+        return (<ConnState *>c.fn_data).srv.requests
 
     @property
     def more_body(self) -> bool:

@@ -330,6 +330,7 @@ cdef void _srv_input(mg_connection *c, ConnState *st) noexcept nogil:
             c.is_resp = 1
             st.resp_written = 0
             st.more_body = 1
+            srv.requests += 1
             mg_call(c, MG_EV_HTTP_MSG, &hm)
             if c.fn_data != <void *>st:
                 return
@@ -346,6 +347,7 @@ cdef void _srv_input(mg_connection *c, ConnState *st) noexcept nogil:
         ofs += <size_t>n + hm.body.len
         c.is_resp = 1
         st.resp_written = 0
+        srv.requests += 1
         mg_call(c, MG_EV_HTTP_MSG, &hm)
         if c.fn_data != <void *>st:
             return

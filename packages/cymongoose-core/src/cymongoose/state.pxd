@@ -21,6 +21,7 @@ ctypedef struct ServerOpts:
     size_t max_connections        # 0: unlimited
     size_t ws_max_size            # 0: unlimited
     size_t connections            # accepted connections alive
+    uint64_t requests             # requests delivered (MG_EV_HTTP_MSG) on its connections
     int refs
 
 
@@ -30,6 +31,9 @@ ctypedef struct ConnState:
     PyObject *conn       # owned reference to the Connection
     PyObject *mgr        # borrowed: the Manager outlives its connections
     int want_io
+    # A Unix socket listener (Manager.listen(fd=AF_UNIX)): mongoose fills the addresses
+    # of what it accepts as if they were IP ones, so they are zeroed at MG_EV_OPEN.
+    int is_unix
     # The core's HTTP/1.1 server protocol (httpserver.pyx); srv is NULL elsewhere.
     ServerOpts *srv
     uint64_t last_io_ms
