@@ -41,7 +41,10 @@ FIELD_OF_DEST = {
     "host": "host",
     "port": "port",
     "fd": "fd",
+    "uds": "uds",
     "workers": "workers",
+    "limit_max_requests": "limit_max_requests",
+    "limit_max_requests_jitter": "limit_max_requests_jitter",
     "log_level": "log_level",
     "access_log": "access_log",
     "root_path": "root_path",
@@ -65,7 +68,7 @@ FIELD_OF_DEST = {
 }
 # Flags where 0 on the command line means "off" (None in ServerConfig).
 _ZERO_IS_NONE = {"ws_ping_interval", "ws_ping_timeout", "limit_concurrency",
-                 "limit_request_body"}
+                 "limit_request_body", "limit_max_requests"}
 
 
 def config_default(name: str) -> Any:
@@ -94,8 +97,9 @@ class ServerAdapter:
         description: the line under the usage in ``--help``.
         module: the package ``python -m`` runs to start one of the ``--workers N``
             server processes (``"cymongoose.asgi"``).
-        serve: the server's ``serve(app, *, config=ServerConfig)``: serves until
-            SIGINT/SIGTERM (blocks).
+        serve: the server's ``serve(app, *, config=ServerConfig, watchdog=None)``:
+            serves until SIGINT/SIGTERM or its
+            :class:`~cymongoose.serving.watchdog.Watchdog` stops it (blocks).
         add_arguments: adds the server's own flags to the parser, after the shared ones,
             in a group of its own (``--threads``); none by default. Their ``dest`` must
             be in :data:`FIELD_OF_DEST`.
@@ -146,14 +150,18 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
                           "0.0.0.0 or :: for every interface)")
     net.add_argument("--port", type=int, default=d("port"),
                      help="bind to this TCP port (default %(default)s; 0 picks a free one)")
+    net.add_argument("--uds", metavar="PATH",
+                     help="bind this Unix domain socket instead of --host/--port (mode 0666; "
+                          "a stale socket file is replaced)")
     net.add_argument("--fd", type=int,
                      help="serve on this already bound and listening socket file descriptor "
-                          "instead of --host/--port")
+                          "(TCP or Unix) instead of --host/--port")
     net.add_argument("--workers", type=int,
                      help="number of worker processes sharing the socket "
                           "(default: $WEB_CONCURRENCY or 1)")
     # Given by --workers to the processes it starts (see run_cli); not for users.
     net.add_argument("--worker-process", action="store_true", help=argparse.SUPPRESS)
+    net.add_argument("--supervisor-pipe", type=int, help=argparse.SUPPRESS)
     log = parser.add_argument_group("logging")
     log.add_argument("--log-level", choices=LOG_LEVELS, type=str.lower, default="info",
                      help="level of the server's log (default %(default)s)")
@@ -192,6 +200,14 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
     lim.add_argument("--limit-request-body", type=int, metavar="BYTES",
                      help="answer 413 to request bodies larger than this many bytes "
                           "(default unlimited; 0 = unlimited)")
+    lim.add_argument("--limit-max-requests", type=int, metavar="COUNT",
+                     help="a server process stops gracefully after this many requests; "
+                          "with --workers the supervisor starts its replacement first "
+                          "(default unlimited; 0 = unlimited)")
+    lim.add_argument("--limit-max-requests-jitter", type=int, metavar="COUNT",
+                     help="add a random 0..COUNT to --limit-max-requests in each process, "
+                          "so that they do not all retire at once "
+                          f"(default {d('limit_max_requests_jitter')})")
 
 
 def config_from_args(
@@ -285,7 +301,12 @@ def run_cli(adapter: ServerAdapter, argv: Sequence[str] | None = None) -> int:
         if app_dir not in sys.path:
             sys.path.insert(0, app_dir)
         app = import_app(args.app, factory=args.factory)
-        adapter.serve(app, config=config)
+        watchdog = None
+        if args.supervisor_pipe is not None:
+            from .supervisor import process_watchdog
+
+            watchdog = process_watchdog(config, args.supervisor_pipe)
+        adapter.serve(app, config=config, watchdog=watchdog)
     except STARTUP_ERRORS as exc:
         report_startup_error(parser.prog, exc)
         if args.worker_process:
