@@ -214,7 +214,7 @@ class ASGIServer:
         """Stop accepting, let in-flight requests finish (up to ``graceful_timeout_s``),
         cancel what is left, close connections, run lifespan shutdown, free the manager.
 
-        A server retiring after its max requests (its watchdog said RETIRING) closes no
+        A server retiring after its max requests (``watchdog.retiring``) closes no
         idle connection itself: each ends after its next response (``Connection:
         close``) or its keep-alive timeout, within ``graceful_timeout_s``, so that no
         client sends a request into a closing socket."""

@@ -7,7 +7,8 @@ event loop that runs the app* (a timer on its manager; ASGI: through the asyncio
 with the number of requests it has received (``Connection.request_count`` of its
 listeners), and acts on what it returns: :data:`STOP`: stop gracefully now (stop
 accepting, finish in-flight requests within ``graceful_timeout_s``, close keep-alive
-connections between requests); :data:`RETIRING`: keep accepting, but answer every request
+connections between requests; after max requests, ``retiring``, only after a response
+that says ``Connection: close`` or at their keep-alive timeout); :data:`RETIRING`: keep accepting, but answer every request
 with ``Connection: close``, so that clients move their keep-alive connections to the
 process that replaces this one (a STOP follows, by SIGTERM); :data:`CONTINUE`.
 Because the heartbeat rides on the loop, a loop stuck in an app (``time.sleep`` in an
@@ -87,8 +88,10 @@ class Watchdog:
         self.on_retire = on_retire
         self.limit_reached = False
         self.stopping = False
-        # RETIRING was returned: the server's graceful stop then closes no idle
-        # connection itself (see the servers' stop), so no client meets a closing socket.
+        # The max-requests limit was reached: the server's graceful stop then closes no
+        # idle connection itself (each ends after its next response, which says
+        # Connection: close, or at its keep-alive timeout), so that no client sends a
+        # request into a socket being closed while another process takes over.
         self.retiring = False
 
     @classmethod
@@ -99,7 +102,11 @@ class Watchdog:
         return None if limit is None else cls(max_requests=limit)
 
     def ready(self) -> None:
-        """The server accepts connections (called once, after it listens)."""
+        """The server accepts connections (called once, after it listens): the first
+        heartbeat (gunicorn watches a worker's ``--timeout`` only once it has had one)
+        and ``on_ready``."""
+        if self.heartbeat is not None:
+            self.heartbeat()
         if self.on_ready is not None:
             self.on_ready()
 
@@ -117,12 +124,12 @@ class Watchdog:
         if self.max_requests is None or self.limit_reached or requests < self.max_requests:
             return CONTINUE
         self.limit_reached = True
+        self.retiring = True
         if self.on_retire is not None:
             logger.info("Maximum request limit of %d reached; closing keep-alive "
                         "connections until a new process replaces this one",
                         self.max_requests)
             self.on_retire()
-            self.retiring = True
             return RETIRING
         logger.info("Maximum request limit of %d reached. Terminating process.",
                     self.max_requests)

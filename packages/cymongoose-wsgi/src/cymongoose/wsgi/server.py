@@ -260,7 +260,7 @@ class WSGIServer:
         """Stop accepting, close idle connections, let running requests finish (up to
         ``graceful_timeout_s``), then close what is left.
 
-        A process retiring after its max requests (the watchdog said RETIRING) closes no
+        A process retiring after its max requests (``watchdog.retiring``) closes no
         idle connection itself: each ends after its next response (``Connection: close``)
         or its keep-alive timeout, so that no client sends a request into a closing
         socket while the process that replaces this one serves."""
