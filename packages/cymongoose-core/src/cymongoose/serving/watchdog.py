@@ -5,12 +5,17 @@ A server given a :class:`Watchdog` calls :meth:`Watchdog.ready` once it accepts
 connections, then :meth:`Watchdog.tick` every :data:`TICK_MS` milliseconds *from the
 event loop that runs the app* (a timer on its manager; ASGI: through the asyncio loop),
 with the number of requests it has received (``Connection.request_count`` of its
-listeners), and acts on what it returns: :data:`STOP`: stop gracefully now (stop
-accepting, finish in-flight requests within ``graceful_timeout_s``, close keep-alive
-connections between requests; after max requests, ``retiring``, only after a response
-that says ``Connection: close`` or at their keep-alive timeout); :data:`RETIRING`: keep accepting, but answer every request
-with ``Connection: close``, so that clients move their keep-alive connections to the
-process that replaces this one (a STOP follows, by SIGTERM); :data:`CONTINUE`.
+listeners), and acts on what it returns:
+
+* :data:`STOP`: stop gracefully now (stop accepting, finish in-flight requests within
+  ``graceful_timeout_s``, close keep-alive connections between requests; once the
+  max-requests limit is reached, ``retiring``, only after a response that says
+  ``Connection: close`` or at their keep-alive timeout);
+* :data:`RETIRING`: keep accepting, but answer every request with ``Connection: close``,
+  so that clients move their keep-alive connections to the process that replaces this
+  one (a STOP follows, by SIGTERM);
+* :data:`CONTINUE`.
+
 Because the heartbeat rides on the loop, a loop stuck in an app (``time.sleep`` in an
 ASGI app or in an inline WSGI app) stops the heartbeat, and gunicorn's ``--timeout``
 kills the process.
