@@ -1,4 +1,5 @@
-"""``Manager.listen(fd=)`` on a Unix socket, and ``Connection.request_count``.
+"""``Manager.listen(fd=)`` on a Unix socket; ``Connection.request_count``, ``request_limit``
+and EV_REQUEST_LIMIT.
 
 mongoose has no Unix socket URLs: the servers bind one in Python and hand its descriptor
 over. What it accepts must be served like TCP connections, with empty addresses (mongoose
@@ -13,7 +14,7 @@ import threading
 
 import httpx
 import pytest
-from cymongoose import MG_EV_HTTP_MSG, Manager
+from cymongoose import EV_REQUEST_LIMIT, MG_EV_HTTP_MSG, Manager
 
 WAIT_S = 10
 
@@ -111,3 +112,44 @@ def test_closed_connection_counts_nothing(unix_listener):
         listener.close()
         mgr.poll(0)
         assert listener.request_count == 0 and listener.local_addr is None
+
+
+def test_request_limit_event_reaches_the_listener_once():
+    sock = socket.create_server(("127.0.0.1", 0))
+    events = []
+
+    def handler(conn, ev, data):
+        if ev == EV_REQUEST_LIMIT:
+            events.append(("limit", conn.is_listening, conn.request_count, data))
+        elif ev == MG_EV_HTTP_MSG:
+            events.append(("request", data.uri))
+            addresses(conn, ev, data)
+
+    loop = Loop(sock.fileno(), handler)
+    try:
+        loop.listener.request_limit = 2
+        assert loop.listener.request_limit == 2
+        base = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        with httpx.Client(timeout=WAIT_S) as client:
+            for i in range(4):
+                assert client.get(f"{base}/{i}").status_code == 200
+    finally:
+        loop.close()
+        sock.close()
+    # Once, on the listener, before the request that reaches the limit is dispatched.
+    assert events == [("request", "/0"), ("limit", True, 2, None), ("request", "/1"),
+                      ("request", "/2"), ("request", "/3")]
+
+
+def test_request_limit_needs_a_configured_listener():
+    sock = socket.create_server(("127.0.0.1", 0))
+    with sock, Manager() as mgr:
+        plain = mgr.listen("http://127.0.0.1:0", addresses, fd=sock.fileno())
+        with pytest.raises(RuntimeError, match="configure_http_server"):
+            plain.request_limit = 5
+        assert plain.request_limit == 0
+        plain.configure_http_server()
+        with pytest.raises(ValueError, match="request_limit must be >= 0, got -1"):
+            plain.request_limit = -1
+        with pytest.raises(TypeError, match="request_limit must be an int"):
+            plain.request_limit = "5"

@@ -58,6 +58,11 @@ def test_url(fields, url):
         ({"threads": -1}, ValueError, "threads"),
         ({"workers": 0}, ValueError, "workers"),
         ({"workers": 1.5}, TypeError, "workers"),
+        ({"uds": ""}, ValueError, "uds must be a file system path"),
+        ({"uds": 5}, TypeError, "uds"),
+        ({"limit_max_requests": 0}, ValueError, "limit_max_requests"),
+        ({"limit_max_requests": "9"}, TypeError, "limit_max_requests"),
+        ({"limit_max_requests_jitter": -1}, ValueError, "limit_max_requests_jitter"),
     ],
 )
 def test_invalid_values_name_the_field(fields, error, names):

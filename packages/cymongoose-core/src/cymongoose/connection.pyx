@@ -544,6 +544,7 @@ cdef class Connection:
                 raise MemoryError()
             memset(srv, 0, sizeof(ServerOpts))
             srv.refs = 1
+            srv.listener = c
             st.srv = srv
         srv.max_header_count = max_header_count
         srv.max_header_bytes = max_header_bytes
@@ -568,6 +569,31 @@ cdef class Connection:
         if c == NULL or c.fn_data == NULL or (<ConnState *>c.fn_data).srv == NULL:
             return 0
         return (<ConnState *>c.fn_data).srv.requests
+
+    @property
+    def request_limit(self) -> int:
+        """When `request_count` reaches this many requests, the listener's handler gets
+        one EV_REQUEST_LIMIT event (data None), just before that request's MG_EV_HTTP_MSG;
+        0 (the default): never. Set it on a listener of `configure_http_server`
+        (RuntimeError otherwise; ValueError below 0); reads 0 elsewhere and once closed.
+        """
+        cdef mg_connection *c = self._c
+        if c == NULL or c.fn_data == NULL or (<ConnState *>c.fn_data).srv == NULL:
+            return 0
+        return (<ConnState *>c.fn_data).srv.request_limit
+
+    @request_limit.setter
+    def request_limit(self, value) -> None:
+        cdef mg_connection *c = self._get()
+        cdef ConnState *st = <ConnState *>c.fn_data
+        if not c.is_listening or st == NULL or st.srv == NULL:
+            raise RuntimeError("request_limit needs a listener set up with "
+                               "configure_http_server()")
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"request_limit must be an int, got {value!r}")
+        if value < 0:
+            raise ValueError(f"request_limit must be >= 0, got {value}")
+        st.srv.request_limit = value
 
     @property
     def more_body(self) -> bool:

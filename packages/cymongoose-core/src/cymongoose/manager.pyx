@@ -145,7 +145,7 @@ cdef void _dispatch(mg_connection *c, int ev, void *ev_data) noexcept:
                 hmsg._more_body = st.more_body
             elif ev == _EV_HTTP_BODY:
                 data = _bytes((<mg_str *>ev_data)[0])
-            elif ev == _EV_WRITABLE:
+            elif ev == _EV_WRITABLE or ev == _EV_REQUEST_LIMIT:
                 data = None
             elif ev == MG_EV_WS_MSG or ev == MG_EV_WS_CTL:
                 data = wmsg = _ws_message(<mg_ws_message *>ev_data)

@@ -21,6 +21,7 @@ from urllib.parse import unquote
 
 from cymongoose import (
     EV_HTTP_BODY,
+    EV_REQUEST_LIMIT,
     EV_WRITABLE,
     MG_EV_ACCEPT,
     MG_EV_CLOSE,
@@ -208,6 +209,8 @@ class ASGIServer:
             mgr.timer_add(max(10, int(period_s * 1000)), self._ping_websockets, repeat=True)
         if self._watchdog is not None:
             mgr.timer_add(TICK_MS, self._watch, repeat=True)
+            # The limit is acted on at once (EV_REQUEST_LIMIT), not at the next tick.
+            listener.request_limit = self._watchdog.max_requests or 0
         return listener
 
     async def stop(self) -> None:
@@ -318,6 +321,8 @@ class ASGIServer:
         elif ev == MG_EV_ACCEPT:
             if self._tls is not None:
                 conn.tls_init(self._tls)
+        elif ev == EV_REQUEST_LIMIT:
+            self._watch()
         elif ev == MG_EV_CLOSE:
             proto = self._conns.pop(conn.id, None)
             if proto is None:

@@ -97,9 +97,10 @@ class ServerAdapter:
         description: the line under the usage in ``--help``.
         module: the package ``python -m`` runs to start one of the ``--workers N``
             server processes (``"cymongoose.asgi"``).
-        serve: the server's ``serve(app, *, config=ServerConfig, watchdog=None)``:
-            serves until SIGINT/SIGTERM or its
-            :class:`~cymongoose.serving.watchdog.Watchdog` stops it (blocks).
+        serve: the server's ``serve(app, *, config=ServerConfig)``: serves until
+            SIGINT/SIGTERM (blocks); under ``--workers`` also given ``watchdog=``, a
+            :class:`~cymongoose.serving.watchdog.Watchdog` (and used by
+            :mod:`~cymongoose.serving.gunicorn`).
         add_arguments: adds the server's own flags to the parser, after the shared ones,
             in a group of its own (``--threads``); none by default. Their ``dest`` must
             be in :data:`FIELD_OF_DEST`.
@@ -306,7 +307,8 @@ def run_cli(adapter: ServerAdapter, argv: Sequence[str] | None = None) -> int:
             from .supervisor import process_watchdog
 
             watchdog = process_watchdog(config, args.supervisor_pipe)
-        adapter.serve(app, config=config, watchdog=watchdog)
+        # Only given when there is one: a ServerAdapter.serve need not take it.
+        adapter.serve(app, config=config, **({} if watchdog is None else {"watchdog": watchdog}))
     except STARTUP_ERRORS as exc:
         report_startup_error(parser.prog, exc)
         if args.worker_process:

@@ -27,6 +27,7 @@ from cymongoose.serving.watchdog import RETIRING, STOP, TICK_MS, Watchdog
 
 from cymongoose import (
     EV_HTTP_BODY,
+    EV_REQUEST_LIMIT,
     EV_WRITABLE,
     MG_EV_ACCEPT,
     MG_EV_CLOSE,
@@ -204,8 +205,11 @@ class WSGIServer:
             self._pooled.start_threads()
         if self._sweep_timer is None:
             self._sweep_timer = self._mgr.timer_add(SWEEP_MS, self._sweep, repeat=True)
-        if self._watchdog is not None and self._watch_timer is None:
-            self._watch_timer = self._mgr.timer_add(TICK_MS, self._watch, repeat=True)
+        if self._watchdog is not None:
+            # The limit is acted on at once (EV_REQUEST_LIMIT), not at the next tick.
+            conn.request_limit = self._watchdog.max_requests or 0
+            if self._watch_timer is None:
+                self._watch_timer = self._mgr.timer_add(TICK_MS, self._watch, repeat=True)
         return conn
 
     def run(self, poll_ms: int = 100) -> None:
@@ -326,6 +330,8 @@ class WSGIServer:
             if self.tls is not None:
                 conn.tls_init(self.tls)
             self._accept(conn)  # the fast path needs it from the first request
+        elif ev == EV_REQUEST_LIMIT:
+            self._watch()
 
     def _accept(self, conn: Any) -> Protocol:
         protocol = self._protocols[conn.id] = Protocol(self, conn)
