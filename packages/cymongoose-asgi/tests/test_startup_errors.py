@@ -1,6 +1,6 @@
 """What `ASGIServer.start` raises when it cannot start: a port in use, TLS files that
-cannot be read, an ``fd`` that is not a listening socket, a ``uds`` path in use. The app's lifespan startup
-has run by then, so its shutdown runs too."""
+cannot be read, an ``fd`` that is not a listening socket, a ``uds`` path in use. The
+app's lifespan startup has run by then, so its shutdown runs too."""
 
 from __future__ import annotations
 

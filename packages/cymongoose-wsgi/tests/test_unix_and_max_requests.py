@@ -12,6 +12,7 @@ from wsgiref.validate import validator
 import httpx
 import pytest
 from cymongoose.serving.watchdog import Watchdog
+
 from cymongoose.wsgi import WSGIServer
 
 WAIT_S = 30
