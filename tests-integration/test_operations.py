@@ -159,8 +159,7 @@ def test_gunicorn_max_requests_recycles_workers(run, server):
     proc = run(*gunicorn(server, f"127.0.0.1:{port}", "-w", "1", "--max-requests", "50",
                          "--max-requests-jitter", "5"))
     url = f"http://127.0.0.1:{port}/"
-    wait_ready(proc, url)
-    pids = []
+    pids = [wait_ready(proc, url)["pid"]]
     deadline = time.monotonic() + WAIT_S
     with client() as c:
         while len(set(pids)) < 3 and time.monotonic() < deadline:
