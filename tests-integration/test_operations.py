@@ -174,6 +174,22 @@ def test_gunicorn_max_requests_recycles_workers(run, server):
 
 @needs_gunicorn
 @pytest.mark.parametrize("server", SERVERS)
+def test_gunicorn_hup_replaces_workers_gracefully(run, server):
+    port = free_port()
+    proc = run(*gunicorn(server, f"127.0.0.1:{port}", "-w", "2"))
+    url = f"http://127.0.0.1:{port}/"
+    wait_ready(proc, url)
+    with client() as c:
+        before = {c.get(url, headers={"Connection": "close"}).json()["pid"] for _ in range(20)}
+        proc.proc.send_signal(signal.SIGHUP)  # new workers, then TERM to the old ones
+        proc.wait_for_log("Worker exiting", count=2)
+        after = {c.get(url, headers={"Connection": "close"}).json()["pid"] for _ in range(20)}
+    assert proc.stop() == 0
+    assert before and after and not before & after
+
+
+@needs_gunicorn
+@pytest.mark.parametrize("server", SERVERS)
 def test_gunicorn_timeout_kills_a_stuck_loop(run, server):
     port = free_port()
     # WSGI: --threads 0 runs the app on the event loop, which /stuck then blocks.
