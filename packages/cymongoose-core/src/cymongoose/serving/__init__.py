@@ -6,8 +6,8 @@ gunicorn worker classes share), ``accesslog``, ``proxy`` (X-Forwarded-* / Forwar
 ``httprules`` (the HTTP/1.x rules both servers apply), ``logconfig``, ``supervisor``
 (``--workers N`` server processes), ``watchdog`` (heartbeat, stop requests and max
 requests, checked on a server's event loop), ``listen`` (the listening socket,
-``--uds``, and why it cannot be had) and ``tls`` (reading the PEM files). None of them names a server: the servers
-import them.
+``--uds``, and why it cannot be had) and ``tls`` (reading the PEM files). None of them
+names a server: the servers import them.
 """
 
 from .config import ServerConfig
