@@ -1,6 +1,6 @@
 """What `ASGIServer.start` raises when it cannot start: a port in use, TLS files that
-cannot be read, an ``fd`` that is not a listening TCP socket. The app's lifespan startup
-has run by then, so its shutdown runs too."""
+cannot be read, an ``fd`` that is not a listening socket, a ``uds`` path in use. The
+app's lifespan startup has run by then, so its shutdown runs too."""
 
 from __future__ import annotations
 
@@ -65,14 +65,18 @@ def test_missing_certificate_names_the_setting_before_startup(tmp_path):
     assert events == []  # the app was not started for nothing
 
 
-def test_unix_socket_fd_is_refused(tmp_path):
-    with socket.socket(socket.AF_UNIX) as unix:
-        unix.bind(str(tmp_path / "s.sock"))
-        unix.listen()
+def test_uds_where_a_server_listens_raises_listen_error_after_lifespan_shutdown(tmp_path):
+    path = str(tmp_path / "s.sock")
+    events = []
+    with socket.socket(socket.AF_UNIX) as live:
+        live.bind(path)
+        live.listen()
 
         async def main():
-            server = ASGIServer(lifespan_app([]), fd=unix.fileno())
-            with pytest.raises(ValueError, match="Unix socket"):
+            server = ASGIServer(lifespan_app(events), uds=path)
+            with pytest.raises(ListenError, match="a server is listening") as info:
                 await server.start()
+            assert info.value.errno == errno.EADDRINUSE
 
         asyncio.run(main())
+    assert events == ["lifespan.startup", "lifespan.shutdown"]

@@ -49,6 +49,8 @@ CONNECTION_RECIPES = {
     "is_writable": lambda x: x.conn.is_writable,
     "local_addr": lambda x: x.conn.local_addr,
     "more_body": lambda x: x.conn.more_body,
+    "request_count": lambda x: x.conn.request_count,
+    "request_limit": lambda x: setattr(x.conn, "request_limit", x.conn.request_limit + 1),
     "mqtt_disconnect": lambda x: x.conn.mqtt_disconnect(),
     "mqtt_ping": lambda x: x.conn.mqtt_ping(),
     "mqtt_pong": lambda x: x.conn.mqtt_pong(),

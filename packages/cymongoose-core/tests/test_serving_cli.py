@@ -60,8 +60,11 @@ def test_every_shared_flag_maps_to_its_field():
         "--timeout-keep-alive", "2.5", "--timeout-graceful-shutdown", "0",
         "--limit-concurrency", "50", "--limit-request-fields", "20",
         "--limit-request-header-size", "8192", "--limit-request-body", "1048576",
+        "--uds", "/run/app.sock", "--limit-max-requests", "1000",
+        "--limit-max-requests-jitter", "50",
     )
     assert config == ServerConfig(
+        uds="/run/app.sock", limit_max_requests=1000, limit_max_requests_jitter=50,
         host="::", port=9001, fd=7, workers=3, backlog=64, log_level="debug",
         access_log=False,
         root_path="/api", proxy_headers=False, forwarded_allow_ips=["10.0.0.1", "10.2.0.0/16"],
@@ -97,8 +100,10 @@ def test_help_names_the_server_and_ends_with_its_own_flags(capsys):
 
 
 def test_zero_means_unlimited_for_limits():
-    config = parse("--limit-concurrency", "0", "--limit-request-body", "0")
+    config = parse("--limit-concurrency", "0", "--limit-request-body", "0",
+                   "--limit-max-requests", "0")
     assert config.max_connections is None and config.max_body_size is None
+    assert config.limit_max_requests is None
 
 
 def test_invalid_value_exits_2_naming_the_field(capsys):

@@ -61,6 +61,11 @@ def test_url(fields, url):
         ({"backlog": 0}, ValueError, r"backlog must be in 1\.\.65535, got 0"),
         ({"backlog": 65536}, ValueError, "backlog"),
         ({"backlog": "64"}, TypeError, "backlog"),
+        ({"uds": ""}, ValueError, "uds must be a file system path"),
+        ({"uds": 5}, TypeError, "uds"),
+        ({"limit_max_requests": 0}, ValueError, "limit_max_requests"),
+        ({"limit_max_requests": "9"}, TypeError, "limit_max_requests"),
+        ({"limit_max_requests_jitter": -1}, ValueError, "limit_max_requests_jitter"),
     ],
 )
 def test_invalid_values_name_the_field(fields, error, names):

@@ -1,12 +1,15 @@
 """`cymongoose.serving.gunicorn`: gunicorn settings -> ServerConfig (no gunicorn needed)."""
 
 import logging
+import os
 import socket
+import sys
 from types import SimpleNamespace
 
 import pytest
 from cymongoose.serving.config import default_threads
-from cymongoose.serving.gunicorn import config_from_gunicorn
+from cymongoose.serving.gunicorn import config_from_gunicorn, worker_watchdog
+from cymongoose.serving.watchdog import CONTINUE, STOP
 
 pytestmark = pytest.mark.usefixtures("restore_loggers")  # the code under test sets them up
 
@@ -80,11 +83,51 @@ def test_gunicorn_threads_default_means_our_pool_with_app_threads(listener):
 
 def test_unsupported_settings_are_logged(listener):
     log = Log()
-    config = config_from_gunicorn(gunicorn_cfg(max_requests=1000, keepalive=0), [listener],
-                                  log)
+    config = config_from_gunicorn(gunicorn_cfg(keepalive=0), [listener], log)
     assert config.keep_alive_timeout_s > 0
-    assert any("max_requests=1000" in line for line in log.lines)
     assert any("keepalive=0" in line for line in log.lines)
+
+
+def test_a_unix_socket_is_served_through_its_descriptor(tmp_path):
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(str(tmp_path / "g.sock"))
+    sock.listen()
+    with sock:
+        log = Log()
+        config = config_from_gunicorn(gunicorn_cfg(), [sock], log)
+        assert config.fd == sock.fileno() and log.lines == []
+
+
+class Worker:
+    """The parts of a gunicorn Worker that worker_watchdog reads."""
+
+    def __init__(self, max_requests, cfg_max_requests):
+        self.cfg = gunicorn_cfg(max_requests=cfg_max_requests)
+        self.max_requests = max_requests  # gunicorn's, jitter added
+        self.ppid = os.getppid()
+        self.alive = True
+        self.log = Log()
+        self.beats = 0
+
+    def notify(self):
+        self.beats += 1
+
+
+def test_worker_watchdog_beats_and_stops_when_not_alive():
+    worker = Worker(sys.maxsize, 0)
+    dog = worker_watchdog(worker)
+    assert dog.max_requests is None  # --max-requests not set
+    dog.ready()
+    assert dog.tick(10**6) == CONTINUE and worker.beats == 2
+    worker.alive = False  # gunicorn's reloader saw a change
+    assert dog.tick(0) == STOP
+    assert any("no longer alive" in line for line in worker.log.lines)
+
+
+def test_worker_watchdog_takes_gunicorns_max_requests_with_jitter():
+    dog = worker_watchdog(Worker(1037, 1000))
+    assert dog.max_requests == 1037
+    assert dog.tick(1036) == CONTINUE and dog.tick(1037) == STOP
 
 
 def test_extra_sockets_are_ignored_with_a_warning(listener):

@@ -10,7 +10,14 @@ import subprocess
 import pytest
 from cymongoose import Manager, TlsOpts
 from cymongoose.serving.config import ServerConfig
-from cymongoose.serving.listen import ListenError, bind_error, check_listen_fd, listen_http
+from cymongoose.serving.listen import (
+    ListenError,
+    bind_error,
+    bind_unix,
+    check_listen_fd,
+    listen_http,
+    unix_socket_path,
+)
 from cymongoose.serving.supervisor import bind_socket
 from cymongoose.serving.tls import load_tls
 
@@ -122,16 +129,95 @@ def test_listening_tcp_socket_passes(mgr):
         assert conn.local_addr[1] == sock.getsockname()[1]
 
 
-def test_unix_socket_is_refused_by_name(mgr, tmp_path):
+def test_unix_socket_passes_and_names_its_path(mgr, tmp_path):
+    path = str(tmp_path / "s.sock")
     with socket.socket(socket.AF_UNIX) as sock:
-        sock.bind(str(tmp_path / "s.sock"))
+        sock.bind(path)
         sock.listen()
         fd = sock.fileno()
-        with pytest.raises(ValueError, match=f"fd {fd} is a Unix socket of family AF_UNIX"):
-            listen_http(mgr, "http://127.0.0.1:0", None, fd=fd)
-        with pytest.raises(ValueError, match="Unix socket"):
-            bind_socket(ServerConfig(fd=fd))
-        assert sock.fileno() == fd  # left open and as it was
+        check_listen_fd(fd)
+        assert unix_socket_path(fd) == path
+        conn = listen_http(mgr, "http://127.0.0.1:0", None, fd=fd)
+        assert conn.local_addr == ("", 0, False)
+        with bind_socket(ServerConfig(fd=os.dup(fd))) as adopted:  # the supervisor's way
+            assert adopted.family == socket.AF_UNIX
+    with socket.create_server(("127.0.0.1", 0)) as tcp:
+        assert unix_socket_path(tcp.fileno()) is None
+
+
+def test_idle_unix_socket_is_refused(tmp_path):
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(tmp_path / "idle.sock"))
+        with pytest.raises(ValueError, match="Unix socket that is not listening"):
+            check_listen_fd(sock.fileno())
+
+
+# -- --uds: bind_unix ------------------------------------------------------------------
+
+
+def test_bind_unix_mode_and_listening(tmp_path):
+    path = str(tmp_path / "app.sock")
+    with bind_unix(path) as sock:
+        assert os.stat(path).st_mode & 0o777 == 0o666
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)
+        assert not sock.getblocking() and sock.get_inheritable()
+        with socket.socket(socket.AF_UNIX) as peer:
+            peer.connect(path)
+
+
+def test_bind_unix_replaces_a_stale_socket(tmp_path):
+    path = str(tmp_path / "app.sock")
+    with socket.socket(socket.AF_UNIX) as dead:
+        dead.bind(path)  # its server is gone: the file stays, nobody listens
+    with bind_unix(path) as sock:
+        assert sock.getsockname() == path
+
+
+def test_bind_unix_refuses_a_live_socket(tmp_path):
+    path = str(tmp_path / "app.sock")
+    with bind_unix(path) as live:
+        with pytest.raises(ListenError) as info:
+            bind_unix(path)
+        assert info.value.errno == errno.EADDRINUSE
+        assert str(info.value) == (f"cannot listen on unix:{path}: [Errno {errno.EADDRINUSE}] "
+                                   "Address already in use: a server is listening on this "
+                                   "socket")
+        with socket.socket(socket.AF_UNIX) as peer:
+            peer.connect(path)  # still the first server's
+            assert live.accept()[0] is not None
+
+
+def test_bind_unix_refuses_what_is_not_a_socket(tmp_path):
+    data = tmp_path / "data.txt"
+    data.write_text("keep")
+    with pytest.raises(ListenError, match="is a regular file, not a socket") as info:
+        bind_unix(str(data))
+    assert info.value.errno == errno.EEXIST and data.read_text() == "keep"
+    with pytest.raises(ListenError, match="is a directory, not a socket"):
+        bind_unix(str(tmp_path))
+
+
+def test_bind_unix_errors_name_the_path(tmp_path):
+    missing = str(tmp_path / "no" / "such" / "dir.sock")
+    with pytest.raises(ListenError) as info:
+        bind_unix(missing)
+    assert info.value.errno == errno.ENOENT and info.value.url == f"unix:{missing}"
+    too_long = str(tmp_path / ("x" * 120))
+    with pytest.raises(ListenError) as info:
+        bind_unix(too_long)
+    assert info.value.errno == errno.ENAMETOOLONG
+
+
+def test_listen_http_on_uds_and_supervisor_bind(mgr, tmp_path):
+    path = str(tmp_path / "app.sock")
+    conn = listen_http(mgr, "http://127.0.0.1:0", None, uds=path)
+    assert conn.is_listening and conn.local_addr == ("", 0, False)
+    with pytest.raises(ListenError, match="a server is listening"):
+        bind_socket(ServerConfig(uds=path))
+    conn.close()
+    mgr.poll(0)
+    with bind_socket(ServerConfig(uds=path)) as sock:  # stale now: replaced
+        assert sock.family == socket.AF_UNIX
 
 
 def test_udp_and_idle_tcp_sockets_are_refused():

@@ -136,8 +136,11 @@ def test_forwarded_from_untrusted_peer_is_ignored():
     assert ProxyHeaders("10.0.0.1").resolve(headers, PEER) == (PEER, "http", None)
 
 
-def test_no_client_is_left_alone():
-    assert ProxyHeaders("*").resolve(h(x_forwarded_for="1.2.3.4"), None) == (None, "http", None)
+def test_no_client_a_unix_socket_peer_is_trusted_only_with_star():
+    headers = h(x_forwarded_for="1.2.3.4", x_forwarded_proto="https")
+    assert ProxyHeaders("127.0.0.1").resolve(headers, None) == (None, "http", None)
+    assert ProxyHeaders("*").resolve(headers, None) == (("1.2.3.4", 0), "https", None)
+    assert ProxyHeaders("*").resolve(h(x_forwarded_proto="https"), None) == (None, "https", None)
 
 
 @pytest.mark.parametrize("port", [b"\xb9", b"\xb2\xb3", b"8o"])

@@ -9,6 +9,7 @@ _Handler = Callable[[Connection, int, Any], None]
 MG_VERSION_STR: str
 EV_HTTP_BODY: int
 EV_WRITABLE: int
+EV_REQUEST_LIMIT: int
 MG_EV_ACCEPT: int
 MG_EV_CLOSE: int
 MG_EV_CONNECT: int
@@ -147,6 +148,9 @@ class Connection:
     def remote_addr(self) -> tuple[str, int, bool] | None: ...
     @property
     def is_listening(self) -> bool: ...
+    @property
+    def request_count(self) -> int: ...
+    request_limit: int
     @property
     def is_closing(self) -> bool: ...
     @property

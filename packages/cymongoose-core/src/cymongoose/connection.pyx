@@ -202,18 +202,24 @@ cdef class Connection:
     # Reading state needs no _touch: only changes must wake a quiet connection.
     @property
     def local_addr(self):
-        """``(ip, port, is_ipv6)`` of this end, None once closed."""
+        """``(ip, port, is_ipv6)`` of this end, None once closed; ``("", 0, False)`` on a
+        Unix socket (a listener of ``Manager.listen(fd=)`` and what it accepted)."""
         cdef mg_connection *c = self._c
         if c == NULL:
             return None
+        if c.fn_data != NULL and (<ConnState *>c.fn_data).is_unix:
+            return ("", 0, False)
         return (_ip_str(&c.loc), ntohs(c.loc.port), bool(c.loc.is_ip6))
 
     @property
     def remote_addr(self):
-        """``(ip, port, is_ipv6)`` of the peer, None once closed."""
+        """``(ip, port, is_ipv6)`` of the peer, None once closed; ``("", 0, False)`` on a
+        Unix socket."""
         cdef mg_connection *c = self._c
         if c == NULL:
             return None
+        if c.fn_data != NULL and (<ConnState *>c.fn_data).is_unix:
+            return ("", 0, False)
         return (_ip_str(&c.rem), ntohs(c.rem.port), bool(c.rem.is_ip6))
 
     # Flags are False and sizes 0 once closed, except is_closing (True).
@@ -538,6 +544,7 @@ cdef class Connection:
                 raise MemoryError()
             memset(srv, 0, sizeof(ServerOpts))
             srv.refs = 1
+            srv.listener = c
             st.srv = srv
         srv.max_header_count = max_header_count
         srv.max_header_bytes = max_header_bytes
@@ -571,6 +578,44 @@ cdef class Connection:
         if st.refused_line == NULL:
             return (st.refused, None)
         return (st.refused, PyUnicode_DecodeLatin1(st.refused_line, st.refused_line_len, NULL))
+
+    @property
+    def request_count(self) -> int:
+        """HTTP requests the core's server protocol has delivered (MG_EV_HTTP_MSG, the
+        fast handlers' included) on the connections of this connection's listener since
+        `configure_http_server`: one count shared by the listener and the connections it
+        accepted. Requests answered in C with an error (400, 413, 431 ...) are not counted.
+        0 for other connections and once closed. Read by the servers' max-requests limit.
+        """
+        cdef mg_connection *c = self._c
+        if c == NULL or c.fn_data == NULL or (<ConnState *>c.fn_data).srv == NULL:
+            return 0
+        return (<ConnState *>c.fn_data).srv.requests
+
+    @property
+    def request_limit(self) -> int:
+        """When `request_count` reaches this many requests, the listener's handler gets
+        one EV_REQUEST_LIMIT event (data None), just before that request's MG_EV_HTTP_MSG;
+        0 (the default): never. Set it on a listener of `configure_http_server`
+        (RuntimeError otherwise; ValueError below 0); reads 0 elsewhere and once closed.
+        """
+        cdef mg_connection *c = self._c
+        if c == NULL or c.fn_data == NULL or (<ConnState *>c.fn_data).srv == NULL:
+            return 0
+        return (<ConnState *>c.fn_data).srv.request_limit
+
+    @request_limit.setter
+    def request_limit(self, value) -> None:
+        cdef mg_connection *c = self._get()
+        cdef ConnState *st = <ConnState *>c.fn_data
+        if not c.is_listening or st == NULL or st.srv == NULL:
+            raise RuntimeError("request_limit needs a listener set up with "
+                               "configure_http_server()")
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"request_limit must be an int, got {value!r}")
+        if value < 0:
+            raise ValueError(f"request_limit must be >= 0, got {value}")
+        st.srv.request_limit = value
 
     @property
     def more_body(self) -> bool:

@@ -15,6 +15,7 @@ for _name, _val in (
     ("MG_EV_USER", MG_EV_USER),
     # The core's HTTP server's own events (state.pxd).
     ("EV_HTTP_BODY", _EV_HTTP_BODY), ("EV_WRITABLE", _EV_WRITABLE),
+    ("EV_REQUEST_LIMIT", _EV_REQUEST_LIMIT),
 ):
     globals()[_name] = _val
     _EVENT_NAMES[_val] = _name

@@ -273,6 +273,14 @@ cdef inline void _srv_body(mg_connection *c, ConnState *st) noexcept nogil:
         _srv_body_chunked(c, st)
 
 
+cdef inline void _srv_count(ServerOpts *srv) noexcept nogil:
+    # One more request; at request_limit the listener hears of it before the request is
+    # dispatched, so a server stopping there can already answer it with Connection: close.
+    srv.requests += 1
+    if srv.requests == srv.request_limit and srv.listener != NULL:
+        mg_call(srv.listener, _EV_REQUEST_LIMIT, NULL)
+
+
 cdef void _srv_input(mg_connection *c, ConnState *st) noexcept nogil:
     cdef ServerOpts *srv = st.srv
     cdef mg_http_message hm
@@ -352,6 +360,7 @@ cdef void _srv_input(mg_connection *c, ConnState *st) noexcept nogil:
             c.is_resp = 1
             st.resp_written = 0
             st.more_body = 1
+            _srv_count(srv)
             mg_call(c, MG_EV_HTTP_MSG, &hm)
             if c.fn_data != <void *>st:
                 return
@@ -368,6 +377,7 @@ cdef void _srv_input(mg_connection *c, ConnState *st) noexcept nogil:
         ofs += <size_t>n + hm.body.len
         c.is_resp = 1
         st.resp_written = 0
+        _srv_count(srv)
         mg_call(c, MG_EV_HTTP_MSG, &hm)
         if c.fn_data != <void *>st:
             return
@@ -682,6 +692,8 @@ cdef void _srv_release(ConnState *st) noexcept nogil:
     if srv == NULL:
         return
     st.srv = NULL
+    if st.c != NULL and st.c == srv.listener:
+        srv.listener = NULL
     if st.c != NULL and st.c.is_accepted and srv.connections:
         srv.connections -= 1
     srv.refs -= 1

@@ -107,6 +107,7 @@ cdef void _dispatch(mg_connection *c, int ev, void *ev_data) noexcept:
     cdef WsMessage wmsg = None
     cdef MqttMessage mmsg = None
     cdef ServerOpts *srv
+    cdef int is_unix
     try:
         if st.c == NULL:
             _claim(st, c)
@@ -119,9 +120,14 @@ cdef void _dispatch(mg_connection *c, int ev, void *ev_data) noexcept:
             conn._want_io = st.want_io
             conn._consume_reads = parent._consume_reads
             srv = st.srv
+            is_unix = st.is_unix
             st = _new_state(mgr, conn, st.want_io)
             c.fn_data = st
             _claim(st, c)
+            if is_unix:
+                st.is_unix = 1
+                memset(&c.rem, 0, sizeof(c.rem))
+                memset(&c.loc, 0, sizeof(c.loc))
             if srv != NULL:
                 st.srv = srv
                 _srv_accepted(c, st)
@@ -139,7 +145,7 @@ cdef void _dispatch(mg_connection *c, int ev, void *ev_data) noexcept:
                 hmsg._more_body = st.more_body
             elif ev == _EV_HTTP_BODY:
                 data = _bytes((<mg_str *>ev_data)[0])
-            elif ev == _EV_WRITABLE:
+            elif ev == _EV_WRITABLE or ev == _EV_REQUEST_LIMIT:
                 data = None
             elif ev == MG_EV_WS_MSG or ev == MG_EV_WS_CTL:
                 data = wmsg = _ws_message(<mg_ws_message *>ev_data)
@@ -477,11 +483,13 @@ cdef class Manager:
         """Listen on ``url`` (http, https, ws, wss, tcp, udp); port 0 picks a free port.
 
         ``http`` defaults to True for http/https/ws/wss URLs. ``fd``: serve on this
-        already bound and listening TCP socket (int descriptor, e.g. from gunicorn)
-        instead of binding ``url``'s address; the scheme of ``url`` still selects the
-        protocol and a duplicate of ``fd`` is used, so the caller keeps its own. Raises
-        RuntimeError naming the URL when it cannot listen, ValueError for an ``fd`` that
-        is not a listening IPv4/IPv6 stream socket.
+        already bound and listening stream socket (int descriptor, e.g. from gunicorn):
+        TCP over IPv4/IPv6, or a Unix socket (AF_UNIX; its connections then have
+        ``local_addr``/``remote_addr`` of ``("", 0, False)``: mongoose keeps IP addresses
+        only), instead of binding ``url``'s address; the scheme of ``url`` still selects
+        the protocol and a duplicate of ``fd`` is used, so the caller keeps its own.
+        Raises RuntimeError naming the URL when it cannot listen, ValueError for an
+        ``fd`` that is not a listening stream socket of those families.
         """
         if fd is None:
             return self._open_conn(url, handler, 0, http)
@@ -489,12 +497,14 @@ cdef class Manager:
         import os
         if not isinstance(fd, int) or isinstance(fd, bool):
             raise TypeError(f"fd must be an int, not {type(fd).__name__}")
+        unix = getattr(socket, "AF_UNIX", None)
         probe = socket.socket(fileno=os.dup(fd))
         try:
-            if probe.family not in (socket.AF_INET, socket.AF_INET6) or \
+            if probe.family not in (socket.AF_INET, socket.AF_INET6, unix) or \
                     probe.type != socket.SOCK_STREAM or \
                     not probe.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
-                raise ValueError(f"fd {fd} is not a listening TCP (IPv4/IPv6) socket")
+                raise ValueError(f"fd {fd} is not a listening TCP (IPv4/IPv6) or Unix "
+                                 f"stream socket")
             probe.setblocking(False)
             local = probe.getsockname()
             family = probe.family
@@ -518,8 +528,11 @@ cdef class Manager:
             ev.events = EPOLLIN | EPOLLERR | EPOLLHUP
             ev.data.ptr = <void *>c
             epoll_ctl(self._mgr.epoll_fd, EPOLL_CTL_ADD, newfd, &ev)
-        cdef bytes ip = socket.inet_pton(family, local[0])
         memset(&c.loc, 0, sizeof(c.loc))
+        if family == unix:
+            (<ConnState *>c.fn_data).is_unix = 1
+            return conn
+        cdef bytes ip = socket.inet_pton(family, local[0])
         c.loc.is_ip6 = family == socket.AF_INET6
         memcpy(c.loc.addr.ip, <char *>ip, len(ip))
         c.loc.port = htons(local[1])

@@ -4,9 +4,11 @@
 
 cdef enum:
     # Events of the core's HTTP server (httpserver.pyx), numbered above mongoose's
-    # MG_EV_USER range that programs use; Python sees them as EV_HTTP_BODY/EV_WRITABLE.
+    # MG_EV_USER range that programs use; Python sees them as EV_HTTP_BODY/EV_WRITABLE/
+    # EV_REQUEST_LIMIT.
     _EV_HTTP_BODY = MG_EV_USER + 4096
     _EV_WRITABLE = MG_EV_USER + 4097
+    _EV_REQUEST_LIMIT = MG_EV_USER + 4098
 
 
 ctypedef struct ServerOpts:
@@ -21,6 +23,9 @@ ctypedef struct ServerOpts:
     size_t max_connections        # 0: unlimited
     size_t ws_max_size            # 0: unlimited
     size_t connections            # accepted connections alive
+    uint64_t requests             # requests delivered (MG_EV_HTTP_MSG) on its connections
+    uint64_t request_limit        # EV_REQUEST_LIMIT to the listener at this count; 0: none
+    mg_connection *listener       # NULL once the listener is released
     int refs
 
 
@@ -30,6 +35,9 @@ ctypedef struct ConnState:
     PyObject *conn       # owned reference to the Connection
     PyObject *mgr        # borrowed: the Manager outlives its connections
     int want_io
+    # A Unix socket listener (Manager.listen(fd=AF_UNIX)): mongoose fills the addresses
+    # of what it accepts as if they were IP ones, so they are zeroed at MG_EV_OPEN.
+    int is_unix
     # The core's HTTP/1.1 server protocol (httpserver.pyx); srv is NULL elsewhere.
     ServerOpts *srv
     uint64_t last_io_ms

@@ -69,7 +69,8 @@ class HttpConnection:
     def __init__(self, conn: Any) -> None:
         self.conn = conn
         self.client: tuple[str, int] | None = None  # the peer, as in the ASGI scope
-        self.server: tuple[str, int] | None = None
+        # (host, port); a Unix socket: (path, None), as uvicorn gives
+        self.server: tuple[str, int | None] | None = None
         self.trusted = False  # the peer is a trusted proxy (proxy headers apply)
         self.closed = False  # set on the asyncio thread when MG_EV_CLOSE was seen
         self.requests: collections.deque[RequestCycle] = collections.deque()

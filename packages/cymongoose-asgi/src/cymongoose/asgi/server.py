@@ -22,6 +22,7 @@ from urllib.parse import unquote
 
 from cymongoose import (
     EV_HTTP_BODY,
+    EV_REQUEST_LIMIT,
     EV_WRITABLE,
     MG_EV_ACCEPT,
     MG_EV_CLOSE,
@@ -35,10 +36,11 @@ from cymongoose.serving import lifecycle
 from cymongoose.serving.accesslog import AccessLogFormat, log_refused, parse_request_line
 from cymongoose.serving.config import ServerConfig
 from cymongoose.serving.httprules import PROXY_HEADER_NAMES, keep_alive
-from cymongoose.serving.listen import listen_http
+from cymongoose.serving.listen import listen_http, unix_socket_path
 from cymongoose.serving.logconfig import setup_logging
 from cymongoose.serving.proxy import ProxyHeaders
 from cymongoose.serving.tls import load_tls
+from cymongoose.serving.watchdog import RETIRING, STOP, TICK_MS, Watchdog
 
 from .http import HttpConnection, RequestCycle
 from .lifespan import Lifespan
@@ -67,6 +69,14 @@ class ASGIServer:
             ``graceful_timeout_s``, ``ws_max_size``, ``ssl_certfile`` ...) override it.
         mode: the `AsyncManager` mode: ``"auto"`` (integrated where available, else
             threaded), ``"integrated"`` or ``"threaded"``.
+        watchdog: a `cymongoose.serving.watchdog.Watchdog` ticked from the asyncio loop
+            (gunicorn's heartbeat and ``alive`` flag, the supervisor's max-requests
+            hand-over); default: one for ``config.limit_max_requests``, if set. When it
+            asks to stop, `exit_requested` is set (`serve` then stops gracefully).
+
+    Attributes:
+        exit_requested: an `asyncio.Event` set when the server asks to be stopped (its
+            watchdog: max requests reached, gunicorn's worker no longer alive).
 
     Raises TypeError/ValueError naming a bad option, TypeError if ``error_handler`` is
     neither None nor callable.
@@ -79,6 +89,7 @@ class ASGIServer:
         *,
         config: ServerConfig | None = None,
         mode: str = "auto",
+        watchdog: Watchdog | None = None,
         **options: Any,
     ) -> None:
         if error_handler is not None and not callable(error_handler):
@@ -114,6 +125,10 @@ class ASGIServer:
         # that closed while their app was still running (stop() cancels those too).
         self._tasks: set[asyncio.Task[None]] = set()
         self._detached: set[asyncio.Task[None]] = set()
+        self._watchdog = watchdog if watchdog is not None else Watchdog.for_config(self.config)
+        self.exit_requested = asyncio.Event()
+        # The path of the Unix socket served (scope "server": (path, None), no "client").
+        self.unix_path: str | None = None
 
     @property
     def manager(self) -> Any:
@@ -131,11 +146,13 @@ class ASGIServer:
         """Run lifespan startup, then listen; returns the listening Connection.
 
         ``url`` defaults to the config's (``http://127.0.0.1:8000`` unless configured;
-        https with TLS); with ``config.fd`` the server uses that socket. Raises
+        https with TLS); with ``config.fd`` the server uses that socket (TCP or Unix), with
+        ``config.uds`` it binds that Unix socket. Raises
         RuntimeError if lifespan startup fails; `cymongoose.serving.listen.ListenError` (an
         OSError with the errno, e.g. EADDRINUSE, and a RuntimeError) if the address cannot
-        be listened on (after running lifespan shutdown); ValueError/OSError for an ``fd``
-        that is not a listening TCP socket; FileNotFoundError/PermissionError (OSError)
+        be listened on (after running lifespan shutdown), also for a ``uds`` path where a
+        server listens or that is not a socket; ValueError/OSError for an ``fd`` that is
+        not a listening stream socket; FileNotFoundError/PermissionError (OSError)
         naming a TLS file that cannot be read.
         """
         if self._am is not None:
@@ -175,11 +192,16 @@ class ASGIServer:
             await am.aclose()
             self._am = None
             raise
+        if self._watchdog is not None:
+            self._watchdog.ready()
         return self._listener
 
     def _listen(self, mgr: Any, url: str) -> Any:
         cfg = self.config
-        listener = listen_http(mgr, url, self._handle, fd=cfg.fd, backlog=cfg.backlog)
+        listener = listen_http(mgr, url, self._handle, fd=cfg.fd, uds=cfg.uds,
+                               backlog=cfg.backlog)
+        if cfg.fd is not None or cfg.uds is not None:
+            self.unix_path = unix_socket_path(cfg.fd) if cfg.fd is not None else cfg.uds
         # Accepted connections inherit both: no Python call per loop iteration each.
         listener.io_events = False
         listener.configure_http_server(
@@ -193,11 +215,20 @@ class ASGIServer:
         if cfg.ws_ping_interval_s:
             period_s = min(cfg.ws_ping_interval_s, cfg.ws_ping_timeout_s or 1e9) / 2
             mgr.timer_add(max(10, int(period_s * 1000)), self._ping_websockets, repeat=True)
+        if self._watchdog is not None:
+            mgr.timer_add(TICK_MS, self._watch, repeat=True)
+            # The limit is acted on at once (EV_REQUEST_LIMIT), not at the next tick.
+            listener.request_limit = self._watchdog.max_requests or 0
         return listener
 
     async def stop(self) -> None:
         """Stop accepting, let in-flight requests finish (up to ``graceful_timeout_s``),
-        cancel what is left, close connections, run lifespan shutdown, free the manager."""
+        cancel what is left, close connections, run lifespan shutdown, free the manager.
+
+        A server retiring after its max requests (``watchdog.retiring``) closes no
+        idle connection itself: each ends after its next response (``Connection:
+        close``) or its keep-alive timeout, within ``graceful_timeout_s``, so that no
+        client sends a request into a closing socket."""
         am = self._am
         if am is None:
             return
@@ -205,10 +236,14 @@ class ASGIServer:
         listener = self._listener
         if listener is not None:
             am.call_in_poll_thread(listener.close)
+        deadline = time.monotonic() + self.config.graceful_timeout_s
+        if self._watchdog is not None and self._watchdog.retiring:
+            while am.run_locked(_open_connections) and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
         am.call_in_poll_thread(self._close_idle)
         tasks = self._running_tasks(am)
         if tasks:
-            await asyncio.wait(tasks, timeout=self.config.graceful_timeout_s)
+            await asyncio.wait(tasks, timeout=max(0.0, deadline - time.monotonic()))
         tasks = self._running_tasks(am)
         if tasks:
             logger.warning("cancelling %d running task(s): graceful shutdown timeout "
@@ -248,6 +283,19 @@ class ASGIServer:
             if not proto.closed:
                 proto.conn.close()
 
+    def _watch(self) -> None:
+        # The tick runs on the asyncio loop (this timer's thread in integrated mode): an
+        # app that blocks the loop stops the heartbeat, which is what gunicorn watches.
+        listener = self._listener
+        self._call_soon(self._tick, listener.request_count if listener is not None else 0)
+
+    def _tick(self, requests: int) -> None:
+        action = self._watchdog.tick(requests) if self._watchdog is not None else None
+        if action == STOP:
+            self.exit_requested.set()
+        elif action == RETIRING:
+            self._stopping = True  # responses say Connection: close from now on
+
     def _ping_websockets(self) -> None:
         cfg = self.config
         now = time.monotonic()
@@ -281,6 +329,8 @@ class ASGIServer:
         elif ev == MG_EV_ACCEPT:
             if self._tls is not None:
                 conn.tls_init(self._tls)
+        elif ev == EV_REQUEST_LIMIT:
+            self._watch()
         elif ev == MG_EV_CLOSE:
             proto = self._conns.pop(conn.id, None)
             if self._log:
@@ -319,8 +369,11 @@ class ASGIServer:
             proto = self._conns[conn.id] = HttpConnection(conn)
             remote = conn.remote_addr
             local = conn.local_addr
-            proto.client = (remote[0], remote[1])
-            proto.server = (local[0], local[1])
+            if self.unix_path is None:
+                proto.client = (remote[0], remote[1])
+                proto.server = (local[0], local[1])
+            else:  # ASGI spec: no client for a Unix socket; uvicorn's server
+                proto.server = (self.unix_path, None)
             proto.trusted = self._proxy is not None and self._proxy.is_trusted(remote[0])
         elif isinstance(proto, WebSocketConnection):
             return
@@ -413,6 +466,13 @@ class ASGIServer:
         self._spawn(ws.run(self.app))
 
 
+def _open_connections(mgr: Any) -> int:
+    """Accepted connections still open (poll thread)."""
+    wakeup = mgr.wakeup_id
+    return sum(1 for c in mgr.connections
+               if not c.is_listening and not c.is_closing and c.id != wakeup)
+
+
 async def _cancel(tasks: set[asyncio.Task[None]]) -> None:
     """Cancel ``tasks`` and give them up to 1 s to unwind."""
     for task in tasks:
@@ -456,9 +516,10 @@ def _on_writable(proto: HttpConnection | WebSocketConnection) -> None:
         waiter.set_result(None)
 
 
-async def _serve(app: Any, url: str | None, config: ServerConfig) -> None:
-    server = ASGIServer(app, config=config)
-    stop = asyncio.Event()
+async def _serve(app: Any, url: str | None, config: ServerConfig,
+                 watchdog: Watchdog | None) -> None:
+    server = ASGIServer(app, config=config, watchdog=watchdog)
+    stop = server.exit_requested
     loop = asyncio.get_running_loop()
     installed = []
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -472,8 +533,11 @@ async def _serve(app: Any, url: str | None, config: ServerConfig) -> None:
     conn = await server.start(url)
     lifecycle.app_started(logger)
     if url is not None or config.fd is None:  # else the process that bound it says where
-        host, port = conn.local_addr[0], conn.local_addr[1]
-        lifecycle.running(logger, lifecycle.display_url(server._scheme, host, port))
+        if server.unix_path is not None:
+            lifecycle.running(logger, f"unix socket {server.unix_path}")
+        else:
+            host, port = conn.local_addr[0], conn.local_addr[1]
+            lifecycle.running(logger, lifecycle.display_url(server._scheme, host, port))
     try:
         await stop.wait()
     finally:
@@ -489,13 +553,14 @@ async def _serve(app: Any, url: str | None, config: ServerConfig) -> None:
 
 
 def serve(app: Any, url: str | None = None, *, config: ServerConfig | None = None,
-          **options: Any) -> None:
-    """Serve ``app`` until SIGINT/SIGTERM (graceful shutdown); blocks.
+          watchdog: Watchdog | None = None, **options: Any) -> None:
+    """Serve ``app`` until SIGINT/SIGTERM, or until its watchdog asks to stop (by default:
+    ``limit_max_requests`` requests served), then shut down gracefully; blocks.
 
     ``url`` (e.g. ``"http://0.0.0.0:8000"``) defaults to the config's host and port
     (``http://127.0.0.1:8000`` unless configured); ``config``/``options`` as for
     `ASGIServer`. ``app`` and ``url`` are positional as in cymongoose 0.2.5, the rest
-    keyword-only.
+    keyword-only; ``watchdog`` as for `ASGIServer`.
 
     Logging is set up first as ``log_config`` says
     (`cymongoose.serving.logconfig.setup_logging`): by default uvicorn-style lines on
@@ -511,7 +576,7 @@ def serve(app: Any, url: str | None = None, *, config: ServerConfig | None = Non
     setup_logging(cfg)
     lifecycle.process_started(logger)
     try:
-        _run(_serve(app, url, cfg), cfg.loop)
+        _run(_serve(app, url, cfg, watchdog), cfg.loop)
     except KeyboardInterrupt:
         pass
     lifecycle.process_finished(logger)

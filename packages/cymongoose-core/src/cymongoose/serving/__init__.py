@@ -7,9 +7,10 @@ gunicorn worker classes share), ``accesslog``, ``proxy`` (X-Forwarded-* / Forwar
 logging, ``--log-config``, what ``serve()`` sets up), ``lifecycle`` (the start and stop
 lines), ``environment`` (``CYMONGOOSE_<FLAG>`` variables, ``--env-file``), ``supervisor``
 (``--workers N`` server processes) with ``control`` (its SIGHUP/SIGTTIN/SIGTTOU),
-``reload`` (``--reload``), ``listen`` (the listening socket and why it cannot be had) and
-``tls`` (reading the PEM files). None of them names a server: the servers
-import them.
+``reload`` (``--reload``), ``watchdog`` (heartbeat, stop requests and max requests,
+checked on a server's event loop), ``listen`` (the listening socket, ``--uds``, and why
+it cannot be had) and ``tls`` (reading the PEM files). None of them names a server: the
+servers import them.
 """
 
 from .config import ServerConfig

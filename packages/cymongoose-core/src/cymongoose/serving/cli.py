@@ -40,7 +40,7 @@ from ..importer import import_app
 from .config import LOG_LEVELS, ServerConfig
 from .environment import ENVIRONMENT_HELP, apply_environment, env_file_of, load_env_file
 from .lifecycle import display_url, running
-from .listen import check_listen_fd
+from .listen import check_listen_fd, unix_socket_path
 from .logconfig import LogConfigError, configure_logging
 
 if TYPE_CHECKING:
@@ -54,8 +54,11 @@ FIELD_OF_DEST = {
     "host": "host",
     "port": "port",
     "fd": "fd",
+    "uds": "uds",
     "workers": "workers",
     "backlog": "backlog",
+    "limit_max_requests": "limit_max_requests",
+    "limit_max_requests_jitter": "limit_max_requests_jitter",
     "log_level": "log_level",
     "log_config": "log_config",
     "access_log": "access_log",
@@ -81,7 +84,7 @@ FIELD_OF_DEST = {
 }
 # Flags where 0 on the command line means "off" (None in ServerConfig).
 _ZERO_IS_NONE = {"ws_ping_interval", "ws_ping_timeout", "limit_concurrency",
-                 "limit_request_body"}
+                 "limit_request_body", "limit_max_requests"}
 
 
 def config_default(name: str) -> Any:
@@ -139,7 +142,9 @@ class ServerAdapter:
         module: the package ``python -m`` runs to start one of the ``--workers N``
             server processes (``"cymongoose.asgi"``).
         serve: the server's ``serve(app, *, config=ServerConfig)``: serves until
-            SIGINT/SIGTERM (blocks).
+            SIGINT/SIGTERM (blocks); under ``--workers`` also given ``watchdog=``, a
+            :class:`~cymongoose.serving.watchdog.Watchdog` (and used by
+            :mod:`~cymongoose.serving.gunicorn`).
         add_arguments: adds the server's own flags to the parser, after the shared ones,
             in a group of its own (``--threads``); none by default. Their ``dest`` must
             be in :data:`FIELD_OF_DEST`.
@@ -198,9 +203,12 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
                           "0.0.0.0 or :: for every interface)")
     net.add_argument("--port", type=int, default=d("port"),
                      help="bind to this TCP port (default %(default)s; 0 picks a free one)")
+    net.add_argument("--uds", metavar="PATH",
+                     help="bind this Unix domain socket instead of --host/--port (mode 0666; "
+                          "a stale socket file is replaced)")
     net.add_argument("--fd", type=int,
                      help="serve on this already bound and listening socket file descriptor "
-                          "instead of --host/--port")
+                          "(TCP or Unix) instead of --host/--port")
     net.add_argument("--workers", type=int,
                      help="number of worker processes sharing the socket "
                           "(default: $WEB_CONCURRENCY or 1); with 2 or more, SIGHUP "
@@ -221,6 +229,7 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
     rel.add_argument("--reload-exclude", action="append", metavar="PATTERN",
                      help="ignore files and directories matching this glob (repeatable; "
                           "default .* *.py[cod] *.sw? ~* *~)")
+    net.add_argument("--supervisor-pipe", type=int, help=argparse.SUPPRESS)
     log = parser.add_argument_group("logging")
     log.add_argument("--log-level", choices=LOG_LEVELS, type=str.lower,
                      help="level of the server's log (default info, or what --log-config "
@@ -267,6 +276,14 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
     lim.add_argument("--limit-request-body", type=int, metavar="BYTES",
                      help="answer 413 to request bodies larger than this many bytes "
                           "(default unlimited; 0 = unlimited)")
+    lim.add_argument("--limit-max-requests", type=int, metavar="COUNT",
+                     help="a server process stops gracefully after this many requests; "
+                          "with --workers the supervisor starts its replacement first "
+                          "(default unlimited; 0 = unlimited)")
+    lim.add_argument("--limit-max-requests-jitter", type=int, metavar="COUNT",
+                     help="add a random 0..COUNT to --limit-max-requests in each process, "
+                          "so that they do not all retire at once "
+                          f"(default {d('limit_max_requests_jitter')})")
 
 
 def config_from_args(
@@ -363,6 +380,10 @@ def _announce_fd(config: ServerConfig) -> None:
     fd = config.fd
     assert fd is not None
     check_listen_fd(fd)  # the clear errors for a descriptor that cannot be served
+    path = unix_socket_path(fd)
+    if path is not None:
+        running(logger, f"unix socket {path}")
+        return
     with socket.socket(fileno=os.dup(fd)) as sock:
         host, port = sock.getsockname()[:2]
     running(logger, display_url("https" if config.is_ssl else "http", host, port))
@@ -431,7 +452,13 @@ def run_cli(adapter: ServerAdapter, argv: Sequence[str] | None = None) -> int:
         app = import_app(args.app, factory=args.factory)
         if config.fd is not None and not args.worker_process:
             _announce_fd(config)
-        adapter.serve(app, config=config)
+        watchdog = None
+        if args.supervisor_pipe is not None:
+            from .supervisor import process_watchdog
+
+            watchdog = process_watchdog(config, args.supervisor_pipe)
+        # Only given when there is one: a ServerAdapter.serve need not take it.
+        adapter.serve(app, config=config, **({} if watchdog is None else {"watchdog": watchdog}))
     except STARTUP_ERRORS as exc:
         report_startup_error(parser.prog, exc)
         if args.worker_process:

@@ -99,8 +99,11 @@ class ServerConfig:
 
     Fields:
         host, port: address to bind (port 0..65535; 0 picks a free port).
-        fd: an already bound and listening socket to serve on instead of host/port
-            (from gunicorn or ``--workers``).
+        fd: an already bound and listening socket to serve on instead of host/port or
+            uds (from gunicorn or ``--workers``): TCP, or a Unix socket.
+        uds: path of a Unix domain socket to bind and serve on instead of host/port
+            (mode 0o666; a stale socket file left by a dead server is replaced; see
+            :func:`cymongoose.serving.listen.bind_unix`).
         root_path: ASGI ``root_path`` / WSGI ``SCRIPT_NAME`` prefix of the mounted app.
         proxy_headers: honour ``X-Forwarded-*`` / ``Forwarded`` (RFC 7239) from trusted peers.
         forwarded_allow_ips: trusted peers: IPs, CIDRs or ``"*"``.
@@ -137,11 +140,17 @@ class ServerConfig:
             ``net.core.somaxconn``). Applies where the server binds the socket itself
             (``host``/``port``, and the socket the supervisor shares); a socket handed
             over as ``fd`` keeps the backlog its owner gave it.
+        limit_max_requests: after this many requests (>= 1) a server process stops
+            gracefully (one process: it exits; ``--workers``: the supervisor replaces it
+            first); None: no limit.
+        limit_max_requests_jitter: each process adds a random 0..this many requests to
+            ``limit_max_requests`` (>= 0), so that processes do not all retire at once.
     """
 
     host: str = "127.0.0.1"
     port: int = 8000
     fd: int | None = None
+    uds: str | None = None
     root_path: str = ""
     proxy_headers: bool = True
     forwarded_allow_ips: str | list[str] | None = None
@@ -166,6 +175,8 @@ class ServerConfig:
     threads: int = field(default_factory=default_threads)
     workers: int = 1
     backlog: int = 2048
+    limit_max_requests: int | None = None
+    limit_max_requests_jitter: int = 0
 
     def __post_init__(self) -> None:
         _check_str("host", self.host)
@@ -173,6 +184,10 @@ class ServerConfig:
             raise ValueError("host must not be empty (use 0.0.0.0 or :: for all interfaces)")
         _check_int("port", self.port, 0, 65535)
         _check_int("fd", self.fd, 0, optional=True)
+        _check_str("uds", self.uds, optional=True)
+        if self.uds is not None and (not self.uds or "\0" in self.uds):
+            raise ValueError(f"uds must be a file system path such as /run/app.sock, "
+                             f"got {self.uds!r}")
         _check_str("root_path", self.root_path)
         if self.root_path and (not self.root_path.startswith("/") or self.root_path == "/"):
             raise ValueError(f"root_path must be '' or start with '/' (e.g. '/api'), "
@@ -228,6 +243,8 @@ class ServerConfig:
         _check_int("threads", self.threads, 0)
         _check_int("workers", self.workers, 1)
         _check_int("backlog", self.backlog, 1, MAX_BACKLOG)
+        _check_int("limit_max_requests", self.limit_max_requests, 1, optional=True)
+        _check_int("limit_max_requests_jitter", self.limit_max_requests_jitter, 0)
 
     @property
     def is_ssl(self) -> bool:

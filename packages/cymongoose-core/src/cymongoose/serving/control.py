@@ -108,6 +108,10 @@ class ControlSignals:
             self.processes.append(starting.process)
         self._starting = []
 
+    def _process_gone(self, pid: int) -> None:
+        """Server process ``pid``, stopped here, has exited (the Supervisor frees what it
+        kept for it)."""
+
     def _retire(self, process: subprocess.Popen[bytes]) -> None:
         if process.poll() is None:
             logger.info("Stopping worker process [%d]", process.pid)
@@ -122,6 +126,7 @@ class ControlSignals:
             if code is not None:
                 logger.info("Worker process [%d] stopped (exit status %d)", process.pid, code)
                 del self._retiring[process]
+                self._process_gone(process.pid)
             elif now > deadline:
                 logger.warning("Killing worker process [%d]", process.pid)
                 process.kill()

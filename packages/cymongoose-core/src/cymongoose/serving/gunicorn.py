@@ -4,38 +4,46 @@ gunicorn runs a *worker class* in each of its worker processes (``-w``); ours ar
 ``cymongoose.asgi.workers.ASGIWorker`` and ``cymongoose.wsgi.workers.WSGIWorker``, whose
 ``run()`` calls :func:`run_worker` with the server's
 :class:`~cymongoose.serving.cli.ServerAdapter`: it maps gunicorn's settings onto a
-:class:`~cymongoose.serving.config.ServerConfig` that serves on gunicorn's pre-bound socket,
-routes the ``cymongoose`` loggers to gunicorn's log handlers, starts the heartbeat thread
-and serves until gunicorn stops the process. Graceful stop: gunicorn sends SIGTERM, which
-the server's own handler turns into its graceful shutdown (stop accepting, finish
-in-flight requests within ``graceful_timeout``); SIGQUIT stays gunicorn's quick exit.
+:class:`~cymongoose.serving.config.ServerConfig` that serves on gunicorn's pre-bound socket
+(TCP or ``-b unix:PATH``), routes the ``cymongoose`` loggers to gunicorn's log handlers and
+serves with a :class:`~cymongoose.serving.watchdog.Watchdog` that, on the server's event
+loop, every ``TICK_MS``:
+
+* calls ``worker.notify()``, gunicorn's heartbeat: a loop stuck in an app stops it, and
+  gunicorn's ``--timeout`` kills the process ("WORKER TIMEOUT") and starts another;
+* stops the server gracefully once ``worker.alive`` is False (gunicorn's ``--reload``
+  saw a change, the worker was told to stop) or the arbiter is gone;
+* stops it after ``worker.max_requests`` requests (``--max-requests`` plus gunicorn's
+  ``--max-requests-jitter``), and gunicorn starts a new worker.
+
+Graceful stop: gunicorn sends SIGTERM (``HUP`` reload, ``TTOU``, shutdown), which the
+server's own handler turns into its graceful shutdown (stop accepting, finish in-flight
+requests within ``graceful_timeout``, keep-alive connections closed between requests);
+SIGQUIT/SIGINT stay gunicorn's quick exit.
 
 Settings mapped: ``bind`` (the first socket; more are ignored with a warning),
-``keepalive``, ``graceful_timeout``, ``limit_request_fields`` (capped at 100),
-``limit_request_field_size`` (applied to the whole header block, never below 64 KiB),
-``worker_connections``, ``threads`` (the app threads of a server with
+``keepalive``, ``graceful_timeout``, ``max_requests``/``max_requests_jitter``,
+``timeout`` (through the heartbeat), ``reload``, ``limit_request_fields`` (capped at
+100), ``limit_request_field_size`` (applied to the whole header block, never below 64
+KiB), ``worker_connections``, ``threads`` (the app threads of a server with
 ``ServerAdapter.app_threads``, WSGI's: 1, gunicorn's default, means our default pool; 0
 runs the app on the poll thread, the inline mode),
 ``certfile``/``keyfile``/``ca_certs``, ``forwarded_allow_ips``, ``accesslog``, and the
-``SCRIPT_NAME`` environment variable as ``root_path``. ``max_requests`` is not supported
-and is ignored with a log line.
+``SCRIPT_NAME`` environment variable as ``root_path``.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import signal
 import socket
-import threading
-import time
 from typing import Any
 
 from .accesslog import ACCESS_LOGGER_NAME
 from .cli import ServerAdapter
 from .config import ServerConfig, default_threads
+from .watchdog import Watchdog
 
-HEARTBEAT_INTERVAL_S = 1.0
 _DEFAULT_HEADER_BYTES = 65536
 
 
@@ -78,13 +86,8 @@ def config_from_gunicorn(
     sock.setblocking(False)
     if sock.family in (socket.AF_INET, socket.AF_INET6):
         host, port = sock.getsockname()[:2]
-    else:
-        log.warning("cymongoose serves %s through its descriptor; addresses in the scope "
-                    "and the log are placeholders", listener)
+    else:  # -b unix:PATH: the server finds the path from the descriptor
         host, port = "127.0.0.1", 0
-    if getattr(cfg, "max_requests", 0):
-        log.info("max_requests=%s is not supported by the cymongoose worker and is ignored",
-                 cfg.max_requests)
     keepalive = float(getattr(cfg, "keepalive", 2) or 0)
     if keepalive <= 0:
         log.info("keepalive=0 is not supported; idle connections close after 1 s")
@@ -122,26 +125,35 @@ def config_from_gunicorn(
     )
 
 
-def _heartbeat(worker: Any) -> None:
-    """Tell the arbiter we are alive; stop ourselves if the arbiter went away."""
+def worker_watchdog(worker: Any) -> Watchdog:
+    """The :class:`~cymongoose.serving.watchdog.Watchdog` of one gunicorn worker: its
+    heartbeat (``worker.notify``), its ``alive`` flag and parent (``worker.ppid``), and
+    ``worker.max_requests`` (gunicorn adds the jitter) when ``--max-requests`` is set."""
     ppid = worker.ppid
-    while True:
-        worker.notify()
+    log = worker.log
+
+    def keep_serving() -> bool:
+        if not worker.alive:
+            log.info("Worker no longer alive (reload or stop requested): stopping gracefully")
+            return False
         if os.getppid() != ppid:
-            worker.log.info("Parent changed, shutting down: %s", worker)
-            os.kill(os.getpid(), signal.SIGTERM)
-            return
-        time.sleep(HEARTBEAT_INTERVAL_S)
+            log.info("Parent changed, shutting down: %s", worker)
+            return False
+        return True
+
+    limit = int(getattr(worker, "max_requests", 0) or 0)
+    enabled = int(getattr(worker.cfg, "max_requests", 0) or 0) > 0
+    return Watchdog(max_requests=limit if enabled and limit > 0 else None,
+                    heartbeat=worker.notify, keep_serving=keep_serving)
 
 
 def run_worker(worker: Any, adapter: ServerAdapter) -> None:
-    """Serve in a gunicorn worker process until gunicorn stops it: build the ServerConfig
-    of ``worker`` (a gunicorn ``Worker``; see :func:`config_from_gunicorn`), route logging,
-    start the heartbeat thread (daemon, ``worker.notify()`` every HEARTBEAT_INTERVAL_S
-    seconds), then ``adapter.serve(worker.wsgi, config=config)`` (``worker.wsgi`` is the app
-    gunicorn loaded, whatever its interface)."""
+    """Serve in a gunicorn worker process until gunicorn stops it, or it stops itself
+    (``alive`` False, ``max_requests`` reached): build the ServerConfig of ``worker`` (a
+    gunicorn ``Worker``; see :func:`config_from_gunicorn`), route logging, then
+    ``adapter.serve(worker.wsgi, config=config, watchdog=worker_watchdog(worker))``
+    (``worker.wsgi`` is the app gunicorn loaded, whatever its interface). Returns when the
+    server has stopped; gunicorn then ends the process."""
     config = config_from_gunicorn(worker.cfg, worker.sockets, worker.log,
                                   app_threads=adapter.app_threads)
-    threading.Thread(target=_heartbeat, args=(worker,), name="cymongoose-heartbeat",
-                     daemon=True).start()
-    adapter.serve(worker.wsgi, config=config)
+    adapter.serve(worker.wsgi, config=config, watchdog=worker_watchdog(worker))

@@ -5,7 +5,8 @@ RuntimeError naming the URL (as cymongoose 0.2.x did). Both servers listen throu
 :func:`listen_http`, which then tries the same bind in Python to learn the reason and
 raises a :class:`ListenError` carrying its errno ("[Errno 98] Address already in use")
 and the URL. A socket handed over as ``fd`` (``--fd``, ``--workers``, gunicorn) is
-checked first by :func:`check_listen_fd`.
+checked first by :func:`check_listen_fd`. mongoose has no Unix socket URLs: ``--uds``
+is bound here (:func:`bind_unix`) and handed over as a descriptor too.
 
 mongoose's own listen() backlog is fixed at build time (128). To honour ``--backlog``,
 :func:`listen_http` given a ``backlog`` binds the socket in Python with mongoose's rules
@@ -14,19 +15,25 @@ mongoose's own listen() backlog is fixed at build time (128). To honour ``--back
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
 import stat
 from typing import Any
 from urllib.parse import urlsplit
 
-__all__ = ["READY_FD_ENV", "ListenError", "bind_error", "check_listen_fd", "listen_http",
-           "notify_ready"]
+__all__ = ["READY_FD_ENV", "ListenError", "bind_error", "bind_unix", "check_listen_fd",
+           "listen_http", "notify_ready", "unix_socket_path"]
 
 #: Set by the supervisor (``--workers``, SIGHUP reload) in a server process it waits for:
 #: the number of a pipe's write end. :func:`listen_http` writes one byte there and closes
 #: it once the server listens (see :func:`notify_ready`).
 READY_FD_ENV = "CYMONGOOSE_READY_FD"
+#: Backlog of a Unix socket bound by :func:`bind_unix` when none is given.
+UNIX_BACKLOG = 2048
+#: File mode of a Unix socket bound by :func:`bind_unix`: any local user may connect, as
+#: with uvicorn's ``--uds`` (restrict access through the directory's permissions).
+UNIX_MODE = 0o666
 
 
 class ListenError(OSError, RuntimeError):
@@ -91,11 +98,12 @@ def _file_kind(mode: int) -> str:
 
 
 def check_listen_fd(fd: int) -> None:
-    """Check that ``fd`` is what the servers can serve on: a listening IPv4/IPv6 TCP socket.
+    """Check that ``fd`` is what the servers can serve on: a listening stream socket, TCP
+    (IPv4/IPv6) or Unix (AF_UNIX).
 
     Raises TypeError when ``fd`` is not an int, OSError (``EBADF``) naming it when it is not
-    open, and ValueError saying what it is otherwise (a file, a pipe, a Unix or UDP socket,
-    a TCP socket that is not listening). The caller's descriptor is left as it was.
+    open, and ValueError saying what it is otherwise (a file, a pipe, a UDP or datagram
+    socket, a socket that is not listening). The caller's descriptor is left as it was.
     """
     if isinstance(fd, bool) or not isinstance(fd, int):
         raise TypeError(f"fd must be an int (a socket file descriptor), got {fd!r}")
@@ -103,20 +111,21 @@ def check_listen_fd(fd: int) -> None:
         mode = os.fstat(fd).st_mode
     except OSError as exc:
         raise OSError(exc.errno, f"{exc.strerror}: fd {fd} is not open") from None
-    need = "the server needs a bound, listening TCP socket"
+    need = "the server needs a bound, listening TCP or Unix stream socket"
     if not stat.S_ISSOCK(mode):
         raise ValueError(f"fd {fd} is {_file_kind(mode)}, not a socket; {need}")
     with socket.socket(fileno=os.dup(fd)) as sock:
         family, kind = sock.family, sock.type
         listening = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)
-    if family not in (socket.AF_INET, socket.AF_INET6):
-        what = "a Unix" if family == getattr(socket, "AF_UNIX", None) else "an"
-        raise ValueError(f"fd {fd} is {what} socket of family {family.name}, not a TCP "
-                         f"(AF_INET/AF_INET6) socket; {need}")
+    unix = family == getattr(socket, "AF_UNIX", None)
+    if family not in (socket.AF_INET, socket.AF_INET6) and not unix:
+        raise ValueError(f"fd {fd} is a socket of family {family.name}, not a TCP "
+                         f"(AF_INET/AF_INET6) or Unix (AF_UNIX) one; {need}")
+    what = "Unix" if unix else "TCP"
     if kind != socket.SOCK_STREAM:
-        raise ValueError(f"fd {fd} is a {kind.name} (not TCP) socket; {need}")
+        raise ValueError(f"fd {fd} is a {kind.name} (not a stream) socket; {need}")
     if not listening:
-        raise ValueError(f"fd {fd} is a TCP socket that is not listening (call listen() "
+        raise ValueError(f"fd {fd} is a {what} socket that is not listening (call listen() "
                          f"on it before handing it over); {need}")
 
 
@@ -177,28 +186,109 @@ def notify_ready() -> None:
         pass  # no supervisor waits (any more): nothing to tell
 
 
+def unix_socket_path(fd: int) -> str | None:
+    """The path a listening Unix socket ``fd`` is bound to (``""`` for an abstract or
+    unnamed one), or None when ``fd`` is not a Unix socket (TCP). Raises OSError when
+    ``fd`` is not an open socket."""
+    with socket.socket(fileno=os.dup(fd)) as sock:
+        if sock.family != getattr(socket, "AF_UNIX", None):
+            return None
+        name = sock.getsockname()
+    return name if isinstance(name, str) else name.decode("utf-8", "replace")
+
+
+def _remove_stale_socket(path: str, where: str) -> None:
+    """Remove ``path`` when it is a Unix socket nobody listens on (a dead server's);
+    raise ListenError when it is something else or a server still listens there."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise ListenError(exc.errno, exc.strerror, where) from None
+    if not stat.S_ISSOCK(mode):
+        raise ListenError(errno.EEXIST, f"{path} exists and is {_file_kind(mode)}, not a "
+                          "socket; remove it or choose another path", where)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.setblocking(False)  # a live server with a full backlog: EAGAIN, no wait
+        try:
+            probe.connect(path)
+            live = True
+        except ConnectionRefusedError:
+            live = False  # nobody listens: a dead server's socket file
+        except BlockingIOError:
+            live = True
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise ListenError(exc.errno, exc.strerror, where) from None
+    if live:
+        raise ListenError(errno.EADDRINUSE, "Address already in use: a server is listening "
+                          "on this socket", where)
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def bind_unix(path: str, *, backlog: int = UNIX_BACKLOG) -> socket.socket:
+    """Bind and listen on the Unix stream socket ``path`` (``--uds``), as uvicorn does:
+    file mode :data:`UNIX_MODE` (0o666).
+
+    A socket file left by a server that is gone (nobody accepts on it) is replaced; a
+    path where a server still listens, or that is not a socket, is refused. Returns the
+    listening socket, non-blocking and inheritable (the servers hand its descriptor to
+    mongoose, the supervisor to its server processes); the caller closes it. Raises
+    :class:`ListenError` (an OSError) naming ``unix:<path>``: ``EADDRINUSE`` when a server
+    listens there, ``EEXIST`` when the path is not a socket, ``ENAMETOOLONG`` for a path
+    over the system's limit (about 107 bytes), ``ENOENT``/``EACCES`` from ``bind``.
+    """
+    where = f"unix:{path}"
+    _remove_stale_socket(path, where)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.bind(path)
+        os.chmod(path, UNIX_MODE)
+        sock.listen(backlog)
+    except OSError as exc:
+        sock.close()
+        if exc.errno is None:  # "AF_UNIX path too long" carries no errno
+            raise ListenError(errno.ENAMETOOLONG, str(exc), where) from None
+        raise ListenError(exc.errno, exc.strerror, where) from None
+    sock.setblocking(False)
+    sock.set_inheritable(True)
+    return sock
+
+
 def listen_http(mgr: Any, url: str, handler: Any, *, fd: int | None = None,
-                backlog: int | None = None) -> Any:
-    """``mgr.listen(url, handler, http=True)`` (or on the socket ``fd``) with clear errors.
+                uds: str | None = None, backlog: int | None = None) -> Any:
+    """``mgr.listen(url, handler, http=True)``, or on the socket ``fd``, or on the Unix
+    socket ``uds`` (bound by :func:`bind_unix`), with clear errors. ``fd`` comes first,
+    then ``uds``, then ``url``'s address.
 
     ``backlog`` (connections; ``ServerConfig.backlog``): the listen() backlog of the socket
-    bound for ``url``; None keeps mongoose's (128). It does not apply to ``fd``, whose
+    bound for ``url`` or ``uds``; None keeps mongoose's (128; :data:`UNIX_BACKLOG` for
+    ``uds``). It does not apply to ``fd``, whose
     owner chose it. Then calls :func:`notify_ready`.
 
     Returns the listening ``Connection``. Raises the errors of :func:`check_listen_fd` for
-    a bad ``fd``; :class:`ListenError` (an OSError with the errno, and a RuntimeError)
-    when mongoose cannot listen on ``url`` and :func:`bind_error` finds why; otherwise
-    mongoose's own RuntimeError.
+    a bad ``fd``, of :func:`bind_unix` for ``uds``; :class:`ListenError` (an OSError with
+    the errno, and a RuntimeError) when mongoose cannot listen on ``url`` and
+    :func:`bind_error` finds why; otherwise mongoose's own RuntimeError.
     """
-    conn = _listen(mgr, url, handler, fd, backlog)
+    conn = _listen(mgr, url, handler, fd, uds, backlog)
     notify_ready()
     return conn
 
 
-def _listen(mgr: Any, url: str, handler: Any, fd: int | None, backlog: int | None) -> Any:
+def _listen(mgr: Any, url: str, handler: Any, fd: int | None, uds: str | None,
+            backlog: int | None) -> Any:
     if fd is not None:
         check_listen_fd(fd)
         return mgr.listen(url, handler, http=True, fd=fd)
+    if uds is not None:
+        with bind_unix(uds, backlog=backlog or UNIX_BACKLOG) as sock:
+            return mgr.listen(url, handler, http=True, fd=sock.fileno())
     sock = _bind(url, backlog) if backlog is not None else None
     if sock is not None:
         with sock:  # mongoose serves on a duplicate

@@ -169,14 +169,15 @@ class ProxyHeaders:
         Args:
             headers: ASGI-style ``[(b"lower-case-name", b"value"), ...]``; repeated headers
                 are read as one comma-separated list, in order.
-            client: the immediate peer ``(host, port)``.
+            client: the immediate peer ``(host, port)``; None on a Unix socket, whose
+                peers are trusted only with ``"*"``.
             scheme: ``"http"`` or ``"https"`` as seen on our socket.
 
         Returns a :class:`ProxyResult`; when the peer is not trusted, or no proxy header is
         present, it is ``(client, scheme, None)`` unchanged.
         """
         unchanged = ProxyResult(client, scheme, None)
-        if client is None or not self.is_trusted(client[0]):
+        if not (self.trust_all if client is None else self.is_trusted(client[0])):
             return unchanged
         values: dict[bytes, list[str]] = {}
         for name, value in headers:
@@ -196,7 +197,7 @@ class ProxyHeaders:
         return 0
 
     def _from_forwarded(
-        self, value: str, client: tuple[str, int], scheme: str
+        self, value: str, client: tuple[str, int] | None, scheme: str
     ) -> ProxyResult:
         elements = parse_forwarded(value)
         with_for = [e for e in elements if "for" in e]
@@ -211,7 +212,7 @@ class ProxyHeaders:
         return ProxyResult(client, proto, host)
 
     def _from_x_forwarded(
-        self, values: dict[bytes, list[str]], client: tuple[str, int], scheme: str
+        self, values: dict[bytes, list[str]], client: tuple[str, int] | None, scheme: str
     ) -> ProxyResult:
         hops = _split_list(", ".join(values.get(b"x-forwarded-for", [])))
         index = None

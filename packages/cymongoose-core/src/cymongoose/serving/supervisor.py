@@ -6,13 +6,21 @@ process that starts and watches them; a WSGI server's *app threads* (``--threads
 inside each process; gunicorn's *worker class* (``-k cymongoose.asgi.workers.ASGIWorker``,
 :mod:`cymongoose.serving.gunicorn`) is gunicorn's way to run the same servers.
 
-The supervisor binds the socket once, then starts N server processes (fresh interpreters,
-not forks, so no thread or event-loop state is inherited) that each serve on the inherited
-descriptor (``--fd``, i.e. ``ServerConfig.fd``); the kernel spreads accepted connections
-over them. It forwards SIGINT/SIGTERM to them, starts a new one when one dies while not
-stopping, and exits once every process has exited after a stop. A second signal during a
-stop kills them at once. SIGHUP (graceful reload), SIGTTIN and SIGTTOU (one process more
-or fewer) are handled by :class:`~cymongoose.serving.control.ControlSignals`.
+The supervisor binds the socket once (TCP, or ``--uds``), then starts N server processes
+(fresh interpreters, not forks, so no thread or event-loop state is inherited) that each
+serve on the inherited descriptor (``--fd``, i.e. ``ServerConfig.fd``); the kernel spreads
+accepted connections over them. It forwards SIGINT/SIGTERM to them, starts a new one when
+one dies while not stopping, and exits once every process has exited after a stop. A
+second signal during a stop kills them at once. SIGHUP (graceful reload), SIGTTIN and
+SIGTTOU (one process more or fewer) are handled by
+:class:`~cymongoose.serving.control.ControlSignals`.
+
+Max-requests recycling (``--limit-max-requests``): each server process gets the write
+end of a pipe (``--supervisor-pipe``) and its :func:`process_watchdog` says on it when
+it accepts connections (:data:`MSG_READY`) and when it has served its requests
+(:data:`MSG_RETIRE`) -- it keeps serving then. The supervisor starts a replacement, waits
+until that one accepts, then SIGTERMs the old one, which stops gracefully: no moment
+without a process accepting, and the shared socket keeps the queued connections.
 """
 
 from __future__ import annotations
@@ -30,8 +38,9 @@ from typing import Any
 
 from .config import ServerConfig
 from .control import ControlSignals
-from .lifecycle import running
-from .listen import READY_FD_ENV, ListenError, check_listen_fd
+from .lifecycle import display_url, running
+from .listen import READY_FD_ENV, ListenError, bind_unix, check_listen_fd
+from .watchdog import Watchdog, max_requests_with_jitter
 
 logger = logging.getLogger("cymongoose.supervisor")
 
@@ -44,6 +53,9 @@ MAX_RESTARTS = 5
 RESTART_WINDOW_S = 10.0
 # After a stop, server processes get graceful_timeout_s plus this much before SIGKILL.
 KILL_MARGIN_S = 5.0
+# What a server process writes on its --supervisor-pipe (one byte each).
+MSG_READY = b"R"
+MSG_RETIRE = b"X"
 
 
 def bind_socket(config: ServerConfig) -> socket.socket:
@@ -51,8 +63,9 @@ def bind_socket(config: ServerConfig) -> socket.socket:
     ``config.backlog``.
 
     With ``config.fd`` set, that already listening socket is used instead (checked by
-    :func:`~cymongoose.serving.listen.check_listen_fd`). The socket is non-blocking (as the
-    event loop needs) and inheritable by the server processes. Raises
+    :func:`~cymongoose.serving.listen.check_listen_fd`); with ``config.uds``, that Unix
+    socket is bound (:func:`~cymongoose.serving.listen.bind_unix`). The socket is
+    non-blocking (as the event loop needs) and inheritable by the server processes. Raises
     :class:`~cymongoose.serving.listen.ListenError` (an OSError with the errno, naming the
     address) when the address cannot be bound, the errors of ``check_listen_fd`` for a
     bad ``fd``.
@@ -63,6 +76,8 @@ def bind_socket(config: ServerConfig) -> socket.socket:
         sock.setblocking(False)
         sock.set_inheritable(True)
         return sock
+    if config.uds is not None:
+        return bind_unix(config.uds, backlog=config.backlog)
     try:
         infos = socket.getaddrinfo(config.host, config.port, type=socket.SOCK_STREAM,
                                    flags=socket.AI_PASSIVE)
@@ -108,12 +123,31 @@ def start_process(argv: list[str], pass_fds: tuple[int, ...],
                             preexec_fn=_die_with_supervisor, **group)
 
 
+def process_watchdog(config: ServerConfig, pipe_fd: int) -> Watchdog:
+    """The :class:`~cymongoose.serving.watchdog.Watchdog` of a server process the
+    supervisor started (``--supervisor-pipe pipe_fd``): it writes :data:`MSG_READY` on
+    ``pipe_fd`` once the server accepts, and :data:`MSG_RETIRE` once it has received
+    ``config.limit_max_requests`` (plus jitter) requests, then keeps serving until the
+    supervisor's SIGTERM. Raises OSError when ``pipe_fd`` is not open."""
+    os.set_inheritable(pipe_fd, False)  # not for the app's own child processes
+
+    def say(message: bytes) -> None:
+        try:
+            os.write(pipe_fd, message)
+        except OSError:
+            pass  # the supervisor is gone; its death signal stops this process
+
+    return Watchdog(max_requests=max_requests_with_jitter(config),
+                    on_ready=lambda: say(MSG_READY), on_retire=lambda: say(MSG_RETIRE))
+
+
 class Supervisor(ControlSignals):
     """Run ``config.workers`` server processes on one socket bound here.
 
     ``process_argv(fd)`` returns the argv of one server process serving on ``fd``
-    (the CLI re-runs itself with ``--fd fd --workers 1``). :meth:`run` blocks until the
-    server processes have stopped and returns the supervisor's exit status. SIGHUP,
+    (the CLI re-runs itself with ``--fd fd --workers 1``); the supervisor appends
+    ``--supervisor-pipe N``, the pipe of :func:`process_watchdog`. :meth:`run` blocks until
+    the server processes have stopped and returns the supervisor's exit status. SIGHUP,
     SIGTTIN and SIGTTOU change the processes while it runs (:class:`ControlSignals`).
     """
 
@@ -127,6 +161,12 @@ class Supervisor(ControlSignals):
         self._signals_seen = 0
         self._restarts: list[float] = []
         self._init_control()
+        # Max-requests recycling (see _recycle): pid -> read end of its pipe; pids that
+        # said MSG_READY; retiring pid -> pid of its replacement; retired pids (SIGTERMed).
+        self._pipes: dict[int, int] = {}
+        self._ready: set[int] = set()
+        self._successors: dict[int, int] = {}
+        self._retired: set[int] = set()
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         self._signals_seen += 1
@@ -134,13 +174,25 @@ class Supervisor(ControlSignals):
             self._stop_signal = signum
 
     def _spawn(self, fd: int, ready_fd: int | None = None) -> subprocess.Popen[bytes]:
-        """Start one server process on ``fd``; with ``ready_fd`` (a pipe's write end) it
-        also gets that and $CYMONGOOSE_READY_FD, and writes there once it listens."""
-        if ready_fd is None:
-            process = start_process(self.process_argv(fd), (fd,))
-        else:
-            process = start_process(self.process_argv(fd), (fd, ready_fd),
-                                    {**os.environ, READY_FD_ENV: str(ready_fd)})
+        """Start one server process on ``fd`` with the write end of its own pipe
+        (``--supervisor-pipe``, see :func:`process_watchdog`); with ``ready_fd`` (a pipe's
+        write end) it also gets that and $CYMONGOOSE_READY_FD, and writes there once it
+        listens."""
+        read_end, write_end = os.pipe()
+        os.set_blocking(read_end, False)
+        argv = [*self.process_argv(fd), "--supervisor-pipe", str(write_end)]
+        try:
+            if ready_fd is None:
+                process = start_process(argv, (fd, write_end))
+            else:
+                process = start_process(argv, (fd, write_end, ready_fd),
+                                        {**os.environ, READY_FD_ENV: str(ready_fd)})
+        except BaseException:
+            os.close(read_end)
+            raise
+        finally:
+            os.close(write_end)
+        self._pipes[process.pid] = read_end
         # Debug only: the process itself logs "Started server process [pid]".
         logger.debug("Started worker process [%d]", process.pid)
         return process
@@ -153,15 +205,17 @@ class Supervisor(ControlSignals):
         server process is started.
         """
         sock = bind_socket(self.config)
-        host, port = sock.getsockname()[:2]
-        shown = ServerConfig(host=host, port=port, ssl_certfile=self.config.ssl_certfile,
-                             ssl_keyfile=self.config.ssl_keyfile)
+        if sock.family == getattr(socket, "AF_UNIX", None):
+            where = f"unix socket {sock.getsockname()}"
+        else:
+            host, port = sock.getsockname()[:2]
+            where = display_url("https" if self.config.is_ssl else "http", host, port)
         previous: dict[int, Any] = {sig: signal.signal(sig, self._on_signal)
                                     for sig in (signal.SIGINT, signal.SIGTERM)}
         previous.update(self._install_control_signals())
         status = 0
         try:
-            running(logger, shown.url)
+            running(logger, where)
             logger.info("Started parent process [%d]", os.getpid())
             fd = sock.fileno()
             self.processes = [self._spawn(fd) for _ in range(self.config.workers)]
@@ -175,6 +229,9 @@ class Supervisor(ControlSignals):
                     process.wait()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+            for read_end in self._pipes.values():
+                os.close(read_end)
+            self._pipes.clear()
             sock.close()
         logger.info("Stopping parent process [%d]", os.getpid())
         return status
@@ -185,9 +242,12 @@ class Supervisor(ControlSignals):
         while self._stop_signal is None:
             time.sleep(0.1)
             self._control_step(fd)
-            for i, process in enumerate(self.processes):
+            self._recycle(fd)
+            for process in list(self.processes):
                 code = process.poll()
                 if code is None or self._stop_signal is not None:
+                    continue
+                if self._forget_retired(process):
                     continue
                 if code == EXIT_STARTUP_FAILED:
                     # The process has said why on stderr; the others would fail the same way.
@@ -203,8 +263,81 @@ class Supervisor(ControlSignals):
                 self._restarts.append(now)
                 logger.warning("worker [%d] died (exit status %d); restarting",
                                process.pid, code)
-                self.processes[i] = self._spawn(fd)
+                replacement = self._spawn(fd)
+                self.processes[self.processes.index(process)] = replacement
+                self._replaced(process.pid, replacement.pid)
         return 0
+
+    # -- max-requests recycling ------------------------------------------------------------
+
+    def _said(self, pid: int) -> bytes:
+        """What server process ``pid`` wrote on its pipe since the last call."""
+        read_end = self._pipes.get(pid)
+        if read_end is None:
+            return b""
+        try:
+            return os.read(read_end, 256)
+        except BlockingIOError:
+            return b""
+
+    def _recycle(self, fd: int) -> None:
+        """Start a replacement for each server process that has served its max requests
+        (MSG_RETIRE), and SIGTERM the retiring process once its replacement accepts
+        connections (MSG_READY): the socket always has a process accepting on it."""
+        for process in list(self.processes):
+            said = self._said(process.pid)
+            if MSG_READY in said:
+                self._ready.add(process.pid)
+            if MSG_RETIRE in said and process.pid not in self._successors \
+                    and process.pid not in self._retired:
+                logger.info("Worker process [%d] served its max requests; starting its "
+                            "replacement", process.pid)
+                replacement = self._spawn(fd)
+                self.processes.append(replacement)
+                self._successors[process.pid] = replacement.pid
+        for old_pid, new_pid in list(self._successors.items()):
+            if new_pid not in self._ready:
+                continue
+            del self._successors[old_pid]
+            self._retired.add(old_pid)
+            for process in self.processes:
+                if process.pid == old_pid and process.poll() is None:
+                    logger.info("Stopping worker process [%d] (replaced by [%d])",
+                                old_pid, new_pid)
+                    process.send_signal(signal.SIGTERM)
+
+    def _forget_retired(self, process: subprocess.Popen[bytes]) -> bool:
+        """``process`` has exited: if it was retired (or retiring, its replacement on the
+        way), drop it and return True; False for a death to handle."""
+        pid = process.pid
+        if pid not in self._retired and pid not in self._successors:
+            return False
+        self._retired.discard(pid)
+        self._successors.pop(pid, None)
+        self._ready.discard(pid)
+        self.processes.remove(process)
+        read_end = self._pipes.pop(pid, None)
+        if read_end is not None:
+            os.close(read_end)
+        return True
+
+    def _process_gone(self, pid: int) -> None:
+        """A process stopped by SIGHUP or SIGTTOU has exited: close its pipe."""
+        self._ready.discard(pid)
+        read_end = self._pipes.pop(pid, None)
+        if read_end is not None:
+            os.close(read_end)
+
+    def _replaced(self, dead_pid: int, new_pid: int) -> None:
+        """Server process ``dead_pid`` died and ``new_pid`` took its place, also as the
+        replacement a retiring process waits for."""
+        self._ready.discard(dead_pid)
+        read_end = self._pipes.pop(dead_pid, None)
+        if read_end is not None:
+            os.close(read_end)
+        for old_pid, waited in self._successors.items():
+            if waited == dead_pid:
+                self._successors[old_pid] = new_pid
 
     def _stop_processes(self) -> None:
         """Forward the stop signal (SIGTERM if none) and wait; SIGKILL on a second signal or

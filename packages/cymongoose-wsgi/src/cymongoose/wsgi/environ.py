@@ -237,8 +237,8 @@ class RequestBody:
 
 
 def base_environ(
-    local_addr: tuple[str, int, bool],
-    remote_addr: tuple[str, int, bool],
+    local_addr: tuple[str, int, bool] | None,
+    remote_addr: tuple[str, int, bool] | None,
     url_scheme: str,
     *,
     script_name: str = "",
@@ -250,13 +250,24 @@ def base_environ(
 
     ``script_name`` is the application's mount point (the ``root_path`` setting) as a
     native string; ``errors`` is ``wsgi.errors`` (default ``sys.stderr``); ``multithread``
-    and ``multiprocess`` are the PEP 3333 flags of the same names.
+    and ``multiprocess`` are the PEP 3333 flags of the same names. On a Unix socket
+    (``local_addr``/``remote_addr`` None) the environ is gunicorn's: ``REMOTE_ADDR`` is
+    ``""`` with no ``REMOTE_PORT``, ``SERVER_NAME`` ``"localhost"`` and ``SERVER_PORT`` the
+    scheme's default port.
     """
-    return {
-        "SERVER_NAME": local_addr[0],
-        "SERVER_PORT": str(local_addr[1]),
-        "REMOTE_ADDR": remote_addr[0],
-        "REMOTE_PORT": str(remote_addr[1]),
+    environ: dict[str, Any] = {}
+    if local_addr is None:
+        environ["SERVER_NAME"] = "localhost"
+        environ["SERVER_PORT"] = "443" if url_scheme == "https" else "80"
+    else:
+        environ["SERVER_NAME"] = local_addr[0]
+        environ["SERVER_PORT"] = str(local_addr[1])
+    if remote_addr is None:
+        environ["REMOTE_ADDR"] = ""
+    else:
+        environ["REMOTE_ADDR"] = remote_addr[0]
+        environ["REMOTE_PORT"] = str(remote_addr[1])
+    return environ | {
         "SCRIPT_NAME": script_name,
         "wsgi.version": (1, 0),
         "wsgi.url_scheme": url_scheme,

@@ -63,15 +63,16 @@ class Protocol(WsgiConnState):
 
     def __init__(self, server: Any, conn: Any) -> None:
         remote = conn.remote_addr
+        unix = server.unix_path is not None
         self.server = server
         self.writer = server.writer
         self.conn = conn
-        self.client = (remote[0], remote[1])  # the peer
+        self.client = None if unix else (remote[0], remote[1])  # the peer
         proxy = server.proxy
         self.trusted = proxy is not None and proxy.is_trusted(remote[0])
         self.base = base_environ(
-            conn.local_addr,
-            remote,
+            None if unix else conn.local_addr,
+            None if unix else remote,
             "https" if conn.is_tls else "http",
             script_name=server.config.root_path,
             multithread=server.threads > 0,

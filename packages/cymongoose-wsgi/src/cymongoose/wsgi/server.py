@@ -26,13 +26,15 @@ from cymongoose.serving.accesslog import (
 )
 from cymongoose.serving.config import ServerConfig
 from cymongoose.serving.httprules import PROXY_HEADER_NAMES
-from cymongoose.serving.listen import listen_http
+from cymongoose.serving.listen import listen_http, unix_socket_path
 from cymongoose.serving.logconfig import setup_logging
 from cymongoose.serving.proxy import ProxyHeaders
 from cymongoose.serving.tls import load_tls
+from cymongoose.serving.watchdog import RETIRING, STOP, TICK_MS, Watchdog
 
 from cymongoose import (
     EV_HTTP_BODY,
+    EV_REQUEST_LIMIT,
     EV_WRITABLE,
     MG_EV_ACCEPT,
     MG_EV_CLOSE,
@@ -81,9 +83,16 @@ class WSGIServer:
         config: a :class:`cymongoose.serving.config.ServerConfig`; keyword ``fields``
             (``host``, ``port``, ``root_path``, ``keep_alive_timeout_s``, ...) override it.
         threads: the pool size, as ``workers`` (give one of the two).
+        watchdog: a :class:`~cymongoose.serving.watchdog.Watchdog` ticked on the poll
+            thread (gunicorn's heartbeat and ``alive`` flag, the supervisor's max-requests
+            hand-over); default: one for ``config.limit_max_requests``, if set. When it
+            asks to stop, :meth:`run` stops gracefully.
 
-    On shutdown, in-flight requests get ``graceful_timeout_s`` seconds to finish. Raises
-    TypeError/ValueError (from ServerConfig) for invalid settings, and the errors of
+    On a Unix socket (``uds``, or an ``fd`` that is one) the environ has
+    ``REMOTE_ADDR`` ``""`` and no ``REMOTE_PORT``, ``SERVER_NAME`` ``"localhost"`` and
+    ``SERVER_PORT`` ``"80"`` (``"443"`` with TLS), as gunicorn gives; ``unix_path`` is the
+    socket's path. On shutdown, in-flight requests get ``graceful_timeout_s`` seconds to
+    finish. Raises TypeError/ValueError (from ServerConfig) for invalid settings, and the errors of
     :func:`cymongoose.serving.tls.load_tls` (FileNotFoundError, PermissionError, ...
     naming the file) when a TLS file cannot be read.
     """
@@ -97,6 +106,7 @@ class WSGIServer:
         *,
         config: ServerConfig | None = None,
         threads: int | None = None,
+        watchdog: Watchdog | None = None,
         **fields: Any,
     ) -> None:
         if not callable(app):
@@ -155,6 +165,9 @@ class WSGIServer:
             self._pooled.run_fast = self._fast_path.run
         self._listeners: list[Any] = []
         self._sweep_timer: Any = None
+        self._watchdog = watchdog if watchdog is not None else Watchdog.for_config(config)
+        self._watch_timer: Any = None
+        self.unix_path: str | None = None
         self._stop = threading.Event()
         self._closed = False
 
@@ -166,21 +179,27 @@ class WSGIServer:
     def listen(self, url: str | None = None, *, fd: int | None = None) -> Any:
         """Listen on ``url`` (``http://host:port`` or ``https://``; port 0 picks a free one).
 
-        Without ``url``, listens where the config says (``host``/``port``, or the already
-        listening socket ``fd``). With ``ssl_certfile``/``ssl_keyfile`` set, connections
-        speak TLS whatever the scheme. Returns the listening ``Connection``; its
-        ``local_addr[1]`` is the bound port. Raises
+        Without ``url``, listens where the config says (``host``/``port``, the Unix socket
+        ``uds``, or the already listening socket ``fd``, TCP or Unix). With
+        ``ssl_certfile``/``ssl_keyfile`` set, connections speak TLS whatever the scheme.
+        Returns the listening ``Connection``; its ``local_addr[1]`` is the bound port. Raises
         :class:`~cymongoose.serving.listen.ListenError` (an OSError with the errno, e.g.
-        EADDRINUSE, and also a RuntimeError as in 0.2.x) when it cannot listen there,
-        ValueError/OSError for an ``fd`` that is not a listening TCP socket (see
+        EADDRINUSE, and also a RuntimeError as in 0.2.x) when it cannot listen there
+        (also for a ``uds`` path where a server listens or that is not a socket, see
+        :func:`~cymongoose.serving.listen.bind_unix`), ValueError/OSError for an ``fd``
+        that is not a listening stream socket (see
         :func:`~cymongoose.serving.listen.check_listen_fd`).
         """
         config = self.config
+        uds = None
         if fd is None and url is None:
-            fd = config.fd
+            fd, uds = config.fd, config.uds
         if url is None:
             url = config.url
-        conn = listen_http(self._mgr, url, self._fast_path, fd=fd, backlog=config.backlog)
+        conn = listen_http(self._mgr, url, self._fast_path, fd=fd, uds=uds,
+                           backlog=config.backlog)
+        if fd is not None or uds is not None:
+            self.unix_path = unix_socket_path(fd) if fd is not None else uds
         conn.io_events = False  # no Python call per loop iteration per connection
         conn.configure_http_server(
             max_header_count=config.max_header_count,
@@ -198,10 +217,16 @@ class WSGIServer:
             self._pooled.start_threads()
         if self._sweep_timer is None:
             self._sweep_timer = self._mgr.timer_add(SWEEP_MS, self._sweep, repeat=True)
+        if self._watchdog is not None:
+            # The limit is acted on at once (EV_REQUEST_LIMIT), not at the next tick.
+            conn.request_limit = self._watchdog.max_requests or 0
+            if self._watch_timer is None:
+                self._watch_timer = self._mgr.timer_add(TICK_MS, self._watch, repeat=True)
         return conn
 
     def run(self, poll_ms: int = 100) -> None:
-        """Poll until SIGINT/SIGTERM or :meth:`shutdown`, finish in-flight requests, close.
+        """Poll until SIGINT/SIGTERM, :meth:`shutdown` or the watchdog's stop, finish
+        in-flight requests, close.
 
         Signal handlers are installed only when called from the main thread, and the
         previous handlers are restored afterwards.
@@ -213,6 +238,8 @@ class WSGIServer:
         try:
             if not self._listeners:
                 self.listen()
+            if self._watchdog is not None:
+                self._watchdog.ready()
             while not self._stop.is_set():
                 self._mgr.poll(poll_ms)
             lifecycle.shutting_down(logger)
@@ -248,7 +275,12 @@ class WSGIServer:
 
     def _graceful_stop(self, poll_ms: int) -> None:
         """Stop accepting, close idle connections, let running requests finish (up to
-        ``graceful_timeout_s``), then close what is left."""
+        ``graceful_timeout_s``), then close what is left.
+
+        A process retiring after its max requests (``watchdog.retiring``) closes no
+        idle connection itself: each ends after its next response (``Connection: close``)
+        or its keep-alive timeout, so that no client sends a request into a closing
+        socket while the process that replaces this one serves."""
         self._begin_stop()
         for conn in self._listeners:
             try:
@@ -257,14 +289,16 @@ class WSGIServer:
                 pass
         # Not the listeners, nor the wakeup pipe that brings the running responses back.
         keep = {c.id for c in self._listeners} | {self._mgr.wakeup_id}
-        for conn in self._mgr.connections:
+        retiring = self._watchdog is not None and self._watchdog.retiring
+        for conn in self._mgr.connections if not retiring else ():
             protocol = self._protocols.get(conn.id)
             if conn.id not in keep and (protocol is None or not protocol.in_flight()):
                 conn.drain()  # idle keep-alive connection (or no complete request yet)
         deadline = time.monotonic() + self.graceful_timeout_s
         while time.monotonic() < deadline:
             if self.writer.idle() and not any(
-                    p.in_flight() for p in self._protocols.values()):
+                    p.in_flight() for p in self._protocols.values()) and not (
+                    retiring and any(c.id not in keep for c in self._mgr.connections)):
                 break
             self._mgr.poll(min(poll_ms, 50))
         for protocol in list(self._protocols.values()):
@@ -313,6 +347,8 @@ class WSGIServer:
             if self.tls is not None:
                 conn.tls_init(self.tls)
             self._accept(conn)  # the fast path needs it from the first request
+        elif ev == EV_REQUEST_LIMIT:
+            self._watch()
 
     def _log_refused(self, conn: Any, protocol: Protocol | None, status: int,
                      line: str | None) -> None:
@@ -331,6 +367,15 @@ class WSGIServer:
         protocol = self._protocols[conn.id] = Protocol(self, conn)
         return protocol
 
+    def _watch(self) -> None:
+        # On the poll thread: an inline app (threads=0) stuck there stops the heartbeat.
+        assert self._watchdog is not None
+        action = self._watchdog.tick(sum(conn.request_count for conn in self._listeners))
+        if action == STOP:
+            self.shutdown()
+        elif action == RETIRING:
+            self._begin_stop()  # responses say Connection: close from now on
+
     def _sweep(self) -> None:
         now = time.monotonic()
         for protocol in list(self._protocols.values()):
@@ -346,15 +391,17 @@ def serve(
     config: ServerConfig | None = None,
     threads: int | None = None,
     error_handler: Callable[[BaseException], Any] | None = None,
+    watchdog: Watchdog | None = None,
     **fields: Any,
 ) -> None:
-    """Serve ``app`` until SIGINT/SIGTERM (blocking), then shut down gracefully.
+    """Serve ``app`` until SIGINT/SIGTERM, or until its watchdog asks to stop (by default:
+    ``limit_max_requests`` requests served), then shut down gracefully; blocks.
 
     The positional parameters are cymongoose 0.2.x's, in its order:
     ``serve(app, url, workers, stream_timeout)``. ``url`` (``"http://0.0.0.0:8000"``)
     defaults to the config's host and port (``http://127.0.0.1:8000``); ``workers`` (or
     ``threads``) sizes the thread pool; ``config``, keyword ``fields`` (ServerConfig field
-    names) and ``error_handler`` are as for :class:`WSGIServer`.
+    names), ``error_handler`` and ``watchdog`` are as for :class:`WSGIServer`.
 
     Logging is set up first as ``config.log_config`` says
     (:func:`cymongoose.serving.logconfig.setup_logging`): by default uvicorn-style lines
@@ -376,7 +423,7 @@ def serve(
     setup_logging(config)
     lifecycle.process_started(logger)
     server = WSGIServer(app, workers, error_handler, stream_timeout, config=config,
-                        threads=threads)
+                        threads=threads, watchdog=watchdog)
     try:
         conn = server.listen(url)
     except BaseException:
@@ -388,8 +435,11 @@ def serve(
         logger.info("Running the WSGI app on the event loop thread (threads=0)")
     lifecycle.app_started(logger)
     if url is not None or config.fd is None:  # else the process that bound it says where
-        host, port = conn.local_addr[0], conn.local_addr[1]
-        scheme = "https" if server.tls is not None else "http"
-        lifecycle.running(logger, lifecycle.display_url(scheme, host, port))
+        if server.unix_path is not None:
+            lifecycle.running(logger, f"unix socket {server.unix_path}")
+        else:
+            host, port = conn.local_addr[0], conn.local_addr[1]
+            scheme = "https" if server.tls is not None else "http"
+            lifecycle.running(logger, lifecycle.display_url(scheme, host, port))
     server.run()
     lifecycle.process_finished(logger)
