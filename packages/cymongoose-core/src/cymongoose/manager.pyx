@@ -471,6 +471,8 @@ cdef class Manager:
             raise RuntimeError(_OPEN_FAILED[kind] % (url,))  # 0.2.5's wording
         if st.c == NULL:
             _claim(st, c)
+        if kind in (1, 2, 3):  # a client: its TLS checks the server's name by default
+            conn._peer_host = _str(mg_url_host(u)).strip("[]").encode()
         return conn
 
     def listen(self, url, handler=None, *, http=None, fd=None) -> Connection:
