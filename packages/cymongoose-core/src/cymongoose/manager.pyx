@@ -1,6 +1,7 @@
 # Manager: owns one ``struct mg_mgr`` and routes C events to Python handlers.
 
 cdef extern from "Python.h":
+    int PyErr_CheckSignals() except -1
     ctypedef struct PyThreadState:
         pass
     PyThreadState *PyEval_SaveThread() nogil
@@ -429,6 +430,9 @@ cdef class Manager:
         try:
             while not stop and self._open:
                 self.poll(poll_ms)
+                # Python runs signal handlers between bytecodes; this loop and poll()
+                # are C, so with no Python handler called on_signal would never run.
+                PyErr_CheckSignals()
         finally:
             for sig, h in previous.items():
                 signal.signal(sig, h)
