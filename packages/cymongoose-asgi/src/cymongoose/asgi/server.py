@@ -24,6 +24,7 @@ from cymongoose import (
     EV_WRITABLE,
     MG_EV_ACCEPT,
     MG_EV_CLOSE,
+    MG_EV_ERROR,
     MG_EV_HTTP_MSG,
     MG_EV_WS_CTL,
     MG_EV_WS_MSG,
@@ -34,7 +35,7 @@ from cymongoose.serving.config import ServerConfig
 from cymongoose.serving.httprules import PROXY_HEADER_NAMES, keep_alive
 from cymongoose.serving.listen import listen_http
 from cymongoose.serving.proxy import ProxyHeaders
-from cymongoose.serving.tls import load_tls
+from cymongoose.serving.tls import load_tls, log_connection_error
 
 from .http import HttpConnection, RequestCycle
 from .lifespan import Lifespan
@@ -274,6 +275,8 @@ class ASGIServer:
         elif ev == MG_EV_ACCEPT:
             if self._tls is not None:
                 conn.tls_init(self._tls)
+        elif ev == MG_EV_ERROR:  # a failed TLS handshake, most often; the server goes on
+            log_connection_error(conn, data)
         elif ev == MG_EV_CLOSE:
             proto = self._conns.pop(conn.id, None)
             if proto is None:

@@ -22,13 +22,14 @@ from cymongoose.serving.config import ServerConfig
 from cymongoose.serving.httprules import PROXY_HEADER_NAMES
 from cymongoose.serving.listen import listen_http
 from cymongoose.serving.proxy import ProxyHeaders
-from cymongoose.serving.tls import load_tls
+from cymongoose.serving.tls import load_tls, log_connection_error
 
 from cymongoose import (
     EV_HTTP_BODY,
     EV_WRITABLE,
     MG_EV_ACCEPT,
     MG_EV_CLOSE,
+    MG_EV_ERROR,
     MG_EV_HTTP_MSG,
     MG_EV_WAKEUP,
     Manager,
@@ -297,6 +298,8 @@ class WSGIServer:
             if self.tls is not None:
                 conn.tls_init(self.tls)
             self._accept(conn)  # the fast path needs it from the first request
+        elif ev == MG_EV_ERROR:  # a failed TLS handshake, most often; the server goes on
+            log_connection_error(conn, data)
 
     def _accept(self, conn: Any) -> Protocol:
         protocol = self._protocols[conn.id] = Protocol(self, conn)
