@@ -18,9 +18,8 @@ import httpx
 import pytest
 import trustme
 from cryptography.hazmat.primitives import serialization
-from test_cli_workers import APPS, ASGI_APP, WSGI_APP, cli, free_port, serve  # noqa: F401
-
 from cymongoose import TLS_LIBRARY
+from test_cli_workers import APPS, ASGI_APP, WSGI_APP, cli, free_port, serve  # noqa: F401
 
 pytestmark = pytest.mark.skipif(not TLS_LIBRARY.startswith("OpenSSL"),
                                 reason=f"this build's TLS is {TLS_LIBRARY}")
