@@ -11,6 +11,7 @@ warning that says what to install.
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -85,7 +86,9 @@ def probe_openssl() -> tuple[TlsChoice | None, str]:
             return None, str(exc)
     if proc.returncode != 0:
         lines = (proc.stderr or proc.stdout).strip().splitlines()
-        return None, lines[0] if lines else f"{cmd[0]} exited with {proc.returncode}"
+        # "probe.c:2:10: fatal error: openssl/ssl.h: ..." without the temporary path
+        first = re.sub(r"^\S*probe\.c:[\d:]* ", "", lines[0]) if lines else ""
+        return None, first or f"{cmd[0]} exited with {proc.returncode}"
     return TlsChoice("openssl", "MG_TLS_CUSTOM", includes, libdirs, libs), ""
 
 

@@ -141,6 +141,7 @@ cdef class TlsOpts:
         else:
             self.alpn = tuple(_alpn_name(p) for p in alpn)
         self._alpn = _alpn_wire(tuple(p.encode() for p in self.alpn))
+        self._default_ca = False
         if CYM_TLS_OPENSSL:
             self._make_ctx()
         else:

@@ -436,6 +436,7 @@ long mg_tls_recv(struct mg_connection *c, void *buf, size_t len) {
   struct mg_tls *tls = (struct mg_tls *) c->tls;
   int n, err;
   if (tls == NULL) return MG_IO_ERR;
+  if (len == 0) return MG_IO_WAIT;  // SSL_read would report a 0-byte read as an error
   n = SSL_read(tls->ssl, buf, len > INT_MAX ? INT_MAX : (int) len);
   if (n > 0) return n;
   err = SSL_get_error(tls->ssl, n);
