@@ -278,13 +278,12 @@ int cym_tls_ctx_new(const struct cym_tls_conf *conf, void **out, char *reason,
   } else if (conf->ciphers != NULL && !SSL_CTX_set_cipher_list(ctx, conf->ciphers)) {
     take_reason(reason, len, "no cipher match");
     rc = CYM_TLS_E_CIPHERS;
-  } else if (conf->cert.buf != NULL &&
-             (rc = use_cert_and_key(ctx, conf, reason, len)) != CYM_TLS_OK) {
-  } else if (conf->ca.buf != NULL && (rc = use_ca(ctx, conf->ca, reason, len)) != CYM_TLS_OK) {
   } else if (!use_alpn(ctx, conf->alpn)) {
     take_reason(reason, len, "invalid protocol list");
     rc = CYM_TLS_E_ALPN;
   }
+  if (rc == CYM_TLS_OK && conf->cert.buf != NULL) rc = use_cert_and_key(ctx, conf, reason, len);
+  if (rc == CYM_TLS_OK && conf->ca.buf != NULL) rc = use_ca(ctx, conf->ca, reason, len);
   if (rc != CYM_TLS_OK) {
     SSL_CTX_free(ctx);
     return rc;
