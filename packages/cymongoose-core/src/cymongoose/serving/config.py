@@ -142,10 +142,9 @@ class ServerConfig:
             that sign client certificates (mTLS, see ``ssl_cert_reqs``).
         ssl_keyfile_password: the password of an encrypted ``ssl_keyfile``.
         ssl_version: the minimum TLS version, ``"TLSv1.2"`` (None, the default) or
-            ``"TLSv1.3"``. uvicorn's ``ssl.PROTOCOL_*`` numbers are accepted and
-            normalised: 2 (``PROTOCOL_TLS``), 5 (``PROTOCOL_TLSv1_2``), 16 and 17
-            (``PROTOCOL_TLS_CLIENT``/``_SERVER``) mean ``"TLSv1.2"``; TLS 1.0 and 1.1
-            (3, 4) are refused.
+            ``"TLSv1.3"``. uvicorn's ``ssl.PROTOCOL_*`` numbers are taken too (2
+            ``PROTOCOL_TLS``, 5 ``PROTOCOL_TLSv1_2``, 16 and 17 ``PROTOCOL_TLS_CLIENT`` and
+            ``_SERVER`` all mean ``"TLSv1.2"``); TLS 1.0 and 1.1 (3, 4) are refused.
         ssl_cert_reqs: client certificates: 0 not asked, 1 optional (verified when
             sent), 2 required (``ssl.CERT_*``); None: 2 with ``ssl_ca_certs``, else 0.
         ssl_ciphers: OpenSSL cipher list for TLS 1.2; None keeps OpenSSL's default list
