@@ -9,6 +9,12 @@ measures it; rounds are interleaved and the median over rounds is reported.
     python benchmarks/run.py --quick    # 1 round, short durations
     python benchmarks/run.py --workloads idle0,idle10k,idle0x64,idle10kx64,wsidle10k
 
+The https workload (issue 18) serves the hello route over TLS, every server with the
+same EC P-256 certificate made at start (trustme): cymongoose-asgi and -wsgi against
+uvicorn and granian.
+
+    python benchmarks/run.py --workloads https
+
 The idle workloads (issue 11) measure the hello route while a separate process
 (idle_clients.py, on the load CPU) holds 1,000 or 10,000 idle keep-alive connections or
 10,000 idle WebSockets open; each is reported against its no-idle twin, with the server's
@@ -33,6 +39,7 @@ import platform
 import shutil
 import signal
 import socket
+import ssl
 import statistics
 import subprocess
 import sys
@@ -78,11 +85,15 @@ class Server:
         return self.twin or self.name
 
     def argv(self, module: str, port: int, c_binary: Path | None,
-             long_keep_alive: bool = False) -> list[str]:
+             long_keep_alive: bool = False, tls: TlsFiles | None = None) -> list[str]:
         spec, p = f"{module}:app", str(port)
         host = ["--host", "127.0.0.1", "--port", p]
         if long_keep_alive:  # idle workloads: idle connections must outlive the run
             host += IDLE_KEEP_ALIVE.get(self.program, [])
+        if tls is not None:  # the https workload: every server the same certificate
+            cert_flag = "--ssl-certificate" if self.program.startswith("granian") \
+                else "--ssl-certfile"
+            host += [cert_flag, str(tls.cert), "--ssl-keyfile", str(tls.key)]
         py = self.python
         return {
             "mongoose-c": [str(c_binary), p],
@@ -107,6 +118,32 @@ class Server:
             "granian-wsgi": [py, "-m", "granian", "--interface", "wsgi", "--workers", "1",
                              "--log-level", "warning", *host, spec],
         }[self.program]
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """The https workload's certificate, made at start (trustme, EC P-256): ``cert`` and
+    ``key`` (PKCS#8, which granian requires) for the servers, ``ca`` for the checks."""
+
+    cert: Path
+    key: Path
+    ca: Path
+
+    @classmethod
+    def make(cls, directory: Path) -> TlsFiles:
+        import trustme
+        from cryptography.hazmat.primitives import serialization
+
+        ca = trustme.CA()
+        leaf = ca.issue_cert("127.0.0.1", "localhost")
+        key = serialization.load_pem_private_key(leaf.private_key_pem.bytes(), None)
+        files = cls(directory / "cert.pem", directory / "key.pem", directory / "ca.pem")
+        files.cert.write_bytes(leaf.cert_chain_pems[0].bytes())
+        files.key.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                                serialization.PrivateFormat.PKCS8,
+                                                serialization.NoEncryption()))
+        files.ca.write_bytes(ca.cert_pem.bytes())
+        return files
 
 
 # Flags that keep idle keep-alive connections open for the idle workloads; servers
@@ -158,6 +195,7 @@ class Workload:
     idle_websocket: bool = False  # the idle connections are WebSockets (path /ws)
     base: str | None = None  # the no-idle workload this one is compared with
     servers: tuple[str, ...] | None = None  # only these servers (None: every one)
+    tls: bool = False  # served over TLS (https://) with the run's certificate
 
 
 RAW = {"c": "", "core": "", "asgi": "raw_asgi", "wsgi": "raw_wsgi"}
@@ -179,6 +217,10 @@ WORKLOADS = [
              ("c", "core", "asgi"), RAW, websocket=True),
     Workload("ws100", "WebSocket 32-byte echo, 100 connections", "/ws", 100,
              ("c", "core", "asgi"), RAW, websocket=True),
+    Workload("https", "13-byte hello over TLS (EC P-256 certificate, the same for every "
+             "server), keep-alive, 50 connections", "/", 50, ("asgi", "wsgi"), RAW, HELLO,
+             tls=True, servers=("cymongoose-asgi", "uvicorn", "granian-asgi",
+                                "cymongoose-wsgi", "cymongoose-wsgi-inline", "granian-wsgi")),
 ]
 
 
@@ -245,13 +287,14 @@ class Running:
     """One server process (own process group, pinned to SERVER_CPU)."""
 
     def __init__(self, server: Server, module: str, c_binary: Path | None,
-                 long_keep_alive: bool = False):
+                 long_keep_alive: bool = False, tls: TlsFiles | None = None):
         self.port = free_port()
+        self.tls = tls
         self.log = tempfile.TemporaryFile()
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(
             [str(APPS), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep))
         argv = ["taskset", "-c", SERVER_CPU,
-                *server.argv(module, self.port, c_binary, long_keep_alive)]
+                *server.argv(module, self.port, c_binary, long_keep_alive, tls)]
         self.proc = subprocess.Popen(argv, cwd=APPS, env=env, stdin=subprocess.DEVNULL,
                                      stdout=self.log, stderr=subprocess.STDOUT,
                                      start_new_session=True)
@@ -359,9 +402,16 @@ def build_c_hello(tmp: Path) -> Path:
 
 # --------------------------------------------------------------------------- measuring
 
-def check_http(port: int, w: Workload, seconds: float = 0.0) -> None:
-    """Requests on one keep-alive connection (two, or for ``seconds``); raise on a wrong one."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+def check_http(port: int, w: Workload, seconds: float = 0.0,
+               tls: TlsFiles | None = None) -> None:
+    """Requests on one keep-alive connection (two, or for ``seconds``); raise on a wrong one.
+    With ``tls``, over HTTPS, verifying the server's certificate."""
+    if tls is not None:
+        context = ssl.create_default_context(cafile=str(tls.ca))
+        conn: http.client.HTTPConnection = http.client.HTTPSConnection(
+            "127.0.0.1", port, timeout=10, context=context)
+    else:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     deadline = time.monotonic() + seconds
     try:
         for n in range(1_000_000):
@@ -385,8 +435,9 @@ def check_http(port: int, w: Workload, seconds: float = 0.0) -> None:
 
 
 def run_wrk(port: int, w: Workload, seconds: int, script: Path) -> dict:
+    scheme = "https" if w.tls else "http"
     argv = ["taskset", "-c", LOAD_CPU, "wrk", "-t1", f"-c{w.connections}", f"-d{seconds}s",
-            "--timeout", "5s", "-s", str(script), f"http://127.0.0.1:{port}{w.path}"]
+            "--timeout", "5s", "-s", str(script), f"{scheme}://127.0.0.1:{port}{w.path}"]
     out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
     for line in out.stdout.splitlines():
         if line.startswith("BENCHJSON "):
@@ -434,15 +485,16 @@ def measure(running: Running, server: Server, w: Workload, args, scripts, cell: 
         elif w.idle is not None:
             result = measure_idle(running, w, args, scripts[w.method])
         else:
-            check_http(running.port, w)
+            check_http(running.port, w, tls=running.tls)
             script = scripts[w.method]
             if args.warmup >= 1:
                 run_wrk(running.port, w, round(args.warmup), script)
             else:  # wrk takes whole seconds only: a short warm-up on one connection
-                check_http(running.port, w, args.warmup)
+                check_http(running.port, w, args.warmup, tls=running.tls)
             running.rss.take()
             result = run_wrk(running.port, w, args.duration, script)
-            check_http(running.port, w)  # still answering correctly after the load
+            # still answering correctly after the load
+            check_http(running.port, w, tls=running.tls)
         result["rss"] = running.rss.take()
         cell.rounds.append(result)
         flag = " !" if result["errors"] or result["timeouts"] else ""
@@ -482,18 +534,21 @@ def measure_idle(running: Running, w: Workload, args, script: Path) -> dict:
     return result
 
 
-def run_round(servers, workloads, args, scripts, cells, c_binary) -> None:
+def run_round(servers, workloads, args, scripts, cells, c_binary,
+              tls: TlsFiles | None = None) -> None:
     for server in servers:
         todo = [w for w in workloads if server.kind in w.kinds
                 and (server.websocket or not w.websocket)
                 and (w.servers is None or server.program in w.servers)
                 and (server.websocket or not w.idle_websocket)]
-        # idle workloads get a server of their own, started with long keep-alive timeouts
-        for module, idle in dict.fromkeys((w.module[server.kind], w.idle is not None)
-                                          for w in todo):
-            group = [w for w in todo
-                     if w.module[server.kind] == module and (w.idle is not None) == idle]
-            running = Running(server, module, c_binary, long_keep_alive=idle)
+        # idle workloads get a server of their own, started with long keep-alive timeouts;
+        # TLS ones one serving https
+        for module, idle, https in dict.fromkeys(
+                (w.module[server.kind], w.idle is not None, w.tls) for w in todo):
+            group = [w for w in todo if w.module[server.kind] == module
+                     and (w.idle is not None) == idle and w.tls == https]
+            running = Running(server, module, c_binary, long_keep_alive=idle,
+                              tls=tls if https else None)
             try:
                 running.wait_ready()
                 for w in group:
@@ -769,10 +824,12 @@ def main(argv=None) -> int:
                  if s.kind in w.kinds and (s.websocket or not w.websocket)
                  and (w.servers is None or s.program in w.servers)
                  and (s.websocket or not w.idle_websocket)}
+        tls = TlsFiles.make(tmpdir) if any(w.tls for w in workloads) else None
         try:
             for n in range(args.rounds):
                 print(f"round {n + 1}/{args.rounds}", flush=True)
-                run_round(round_order(servers, n), workloads, args, scripts, cells, c_binary)
+                run_round(round_order(servers, n), workloads, args, scripts, cells, c_binary,
+                          tls)
         except KeyboardInterrupt:
             # Ctrl-C (SIGINT) keeps what was measured: the report covers the rounds so far.
             print("interrupted: reporting the measurements made so far", flush=True)

@@ -19,11 +19,12 @@ sys.path.insert(0, str(ROOT))
 
 from build_support.fetch_mongoose import locate  # noqa: E402
 from build_support.patch_mongoose import apply_patches  # noqa: E402
+from build_support.tls_choice import TlsChoice, choose_tls  # noqa: E402
 
-# Chosen for servers (README "Compile flags"): TLS built in, IPv6, larger header and
-# receive limits than mongoose's embedded defaults so browsers, proxies and uploads fit.
+# Chosen for servers (README "Compile flags"): IPv6, larger header and receive limits
+# than mongoose's embedded defaults so browsers, proxies and uploads fit. MG_TLS comes
+# from choose_tls (README "TLS"): OpenSSL through tls_openssl.c, else the built-in stack.
 DEFINES = [
-    ("MG_TLS", "MG_TLS_BUILTIN"),
     ("MG_ENABLE_IPV6", "1"),
     ("MG_MAX_HTTP_HEADERS", "100"),
     ("MG_MAX_RECV_SIZE", str(64 * 1024 * 1024)),
@@ -32,7 +33,7 @@ DEFINES = [
 ]
 
 
-def _compile_extension(mongoose_dir: Path, build_temp: Path) -> Path:
+def _compile_extension(mongoose_dir: Path, build_temp: Path, tls: TlsChoice) -> Path:
     from setuptools import Distribution, Extension
     from Cython.Build import cythonize  # isort: skip
 
@@ -40,9 +41,12 @@ def _compile_extension(mongoose_dir: Path, build_temp: Path) -> Path:
     extra = os.environ.get("CYMONGOOSE_CFLAGS", "").split()
     ext = Extension(
         "cymongoose._mongoose",
-        sources=[str(pkg / "_mongoose.pyx"), str(mongoose_dir / "mongoose.c")],
-        include_dirs=[str(mongoose_dir), str(pkg)],
-        define_macros=DEFINES,
+        sources=[str(pkg / "_mongoose.pyx"), str(mongoose_dir / "mongoose.c"),
+                 str(pkg / "tls_openssl.c")],
+        include_dirs=[str(mongoose_dir), str(pkg), *tls.include_dirs],
+        define_macros=[("MG_TLS", tls.mg_tls), *DEFINES],
+        library_dirs=tls.library_dirs,
+        libraries=tls.libraries,
         extra_compile_args=["-O2", "-Wno-unused-function", *extra],
         extra_link_args=os.environ.get("CYMONGOOSE_LDFLAGS", "").split(),
     )
@@ -72,14 +76,19 @@ class CustomBuildHook(BuildHookInterface):
             return
         if self.target_name != "wheel":
             return
+        tls = choose_tls()
+        if tls.warning:
+            self.app.display_warning(f"cymongoose-core: {tls.warning}")
         # A build directory per flag set: setuptools skips linking when an output
         # newer than the sources exists, which would mix sanitizer and plain builds.
-        flags = "|".join(os.environ.get(v, "") for v in ("CYMONGOOSE_CFLAGS", "CYMONGOOSE_LDFLAGS"))
+        flags = "|".join([*(os.environ.get(v, "") for v in ("CYMONGOOSE_CFLAGS",
+                                                             "CYMONGOOSE_LDFLAGS")),
+                          tls.mg_tls])
         tag = hashlib.sha256(flags.encode()).hexdigest()[:12]
         # Our patches (patches/*.patch, each with its reason) go onto a copy of the
         # verified pristine sources; the build stops if one no longer applies.
         patched = apply_patches(mongoose_dir, ROOT / "patches", ROOT / "build" / "mongoose")
-        built = _compile_extension(patched, ROOT / "build" / tag)
+        built = _compile_extension(patched, ROOT / "build" / tag, tls)
         build_data["pure_python"] = False
         build_data["infer_tag"] = True
         if version == "editable":

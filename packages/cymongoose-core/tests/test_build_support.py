@@ -54,3 +54,37 @@ def test_index_lookup_imports_no_pip_internals_nor_distutils(tmp_path):
 def test_cache_directory_follows_cymongoose_cache_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("CYMONGOOSE_CACHE_DIR", str(tmp_path))
     assert fetch.cache_dir() == tmp_path / fetch.MONGOOSE_VERSION
+
+
+tls_choice = pytest.importorskip("build_support.tls_choice")
+
+
+def _found():
+    return tls_choice.TlsChoice("openssl", "MG_TLS_CUSTOM", [], [], ["ssl", "crypto"]), ""
+
+
+def _missing():
+    return None, "fatal error: openssl/ssl.h: No such file or directory"
+
+
+def test_tls_openssl_when_found_builtin_with_a_warning_otherwise():
+    assert tls_choice.choose_tls("", probe=_found).mg_tls == "MG_TLS_CUSTOM"
+    fallback = tls_choice.choose_tls("", probe=_missing)
+    assert fallback.mg_tls == "MG_TLS_BUILTIN"
+    assert "openssl/ssl.h" in fallback.warning and "libssl-dev" in fallback.warning
+
+
+def test_tls_forced_by_environment(monkeypatch):
+    monkeypatch.setenv("CYMONGOOSE_TLS", "builtin")
+    assert tls_choice.choose_tls(probe=_found).library == "builtin"
+    monkeypatch.setenv("CYMONGOOSE_TLS", "openssl")
+    with pytest.raises(tls_choice.TlsBuildError, match="CYMONGOOSE_TLS=openssl .*libssl-dev"):
+        tls_choice.choose_tls(probe=_missing)
+    monkeypatch.setenv("CYMONGOOSE_TLS", "gnutls")
+    with pytest.raises(tls_choice.TlsBuildError, match="'gnutls': expected one of"):
+        tls_choice.choose_tls(probe=_found)
+
+
+def test_tls_probe_finds_this_machines_openssl_or_says_why():
+    found, why = tls_choice.probe_openssl()
+    assert (found is not None and "ssl" in found.libraries) or why

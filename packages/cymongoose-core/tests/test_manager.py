@@ -145,3 +145,26 @@ def test_websocket_opcodes_and_log_levels():
     levels = [cymongoose.MG_LL_NONE, cymongoose.MG_LL_ERROR, cymongoose.MG_LL_INFO,
               cymongoose.MG_LL_DEBUG, cymongoose.MG_LL_VERBOSE]  # fmt: skip
     assert levels == sorted(levels) and len(set(levels)) == 5
+
+
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT"])
+def test_run_stops_on_signal_while_no_handler_runs(sig):
+    # A listener that sees no events: no Python code runs between polls, so the
+    # signal must be noticed by run() itself.
+    import signal
+    import subprocess
+    import sys
+
+    # "ready" comes from a one-shot timer: run() has set its signal handlers by then.
+    code = ("from cymongoose import Manager\n"
+            "m = Manager(); m.listen('tcp://127.0.0.1:0')\n"
+            "m.timer_add(50, lambda: print('ready', flush=True))\n"
+            "m.run(poll_ms=200); print('stopped', flush=True)\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        proc.send_signal(getattr(signal, sig))
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert out.strip() == "stopped" and proc.returncode == 0

@@ -74,6 +74,21 @@ def test_every_shared_flag_maps_to_its_field():
     )
 
 
+def test_tls_flags_map_to_their_fields():
+    config = parse("--ssl-keyfile", "k.pem", "--ssl-certfile", "c.pem", "--ssl-ca-certs",
+                   "ca.pem", "--ssl-keyfile-password", "pw", "--ssl-version", "TLSv1.3",
+                   "--ssl-cert-reqs", "1", "--ssl-ciphers", "ECDHE+AESGCM")
+    assert (config.ssl_keyfile_password, config.ssl_version, config.ssl_cert_reqs,
+            config.ssl_ciphers) == ("pw", "TLSv1.3", 1, "ECDHE+AESGCM")
+    assert parse("--ssl-version", "17").ssl_version == "TLSv1.2"  # uvicorn's default
+
+
+def test_bad_tls_flag_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit):
+        parse("--ssl-version", "SSLv3")
+    assert "ssl_version must be TLSv1.2 or TLSv1.3" in capsys.readouterr().err
+
+
 def test_the_adapters_flags_map_to_their_fields(capsys):
     config = parse("--threads", "7", "--ws-ping-interval", "0")
     assert config.threads == 7 and config.ws_ping_interval_s is None  # 0 = never
@@ -218,7 +233,7 @@ def test_other_errors_of_serve_are_not_hidden(app_dir):
 @pytest.mark.parametrize(("argv", "said"), [
     (["--work", "2"], "unrecognized arguments: --work 2 (did you mean --workers?)"),
     (["--ws", "websockets"], "unrecognized arguments: --ws websockets"),
-    (["--ssl-cert=c.pem"], "(did you mean --ssl-certfile?)"),
+    (["--ssl-cert=c.pem"], "(did you mean --ssl-certfile"),
 ])
 def test_flags_are_not_abbreviated_and_typos_get_a_suggestion(app_dir, capsys, argv, said):
     with pytest.raises(SystemExit) as exc:

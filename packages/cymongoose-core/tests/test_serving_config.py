@@ -51,6 +51,14 @@ def test_url(fields, url):
         ({"ssl_certfile": "c.pem"}, ValueError, "ssl_keyfile"),
         ({"ssl_keyfile": "k.pem"}, ValueError, "ssl_certfile"),
         ({"ssl_ca_certs": "ca.pem"}, ValueError, "ssl_ca_certs"),
+        ({"ssl_keyfile_password": "pw"}, ValueError, "ssl_keyfile_password needs ssl_keyfile"),
+        ({"ssl_version": "TLSv1.1"}, ValueError, "ssl_version must be TLSv1.2 or TLSv1.3"),
+        ({"ssl_version": 3}, ValueError, "TLS 1.0 and 1.1 are not offered"),
+        ({"ssl_version": 1.2}, TypeError, "ssl_version"),
+        ({"ssl_cert_reqs": 3}, ValueError, "ssl_cert_reqs"),
+        ({"ssl_cert_reqs": 2, "ssl_certfile": "c", "ssl_keyfile": "k"}, ValueError,
+         "ssl_cert_reqs=2 .*needs ssl_ca_certs"),
+        ({"ssl_ciphers": 5}, TypeError, "ssl_ciphers"),
         ({"ws_max_size": 0}, ValueError, "ws_max_size"),
         ({"ws_ping_interval_s": 0}, ValueError, "ws_ping_interval_s"),
         ({"ws_ping_timeout_s": "1"}, TypeError, "ws_ping_timeout_s"),
@@ -110,3 +118,13 @@ def test_from_kwargs_rejects_unknown_names():
         ServerConfig.from_kwargs(None, keepalive=3)
     with pytest.raises(TypeError, match="config"):
         ServerConfig.from_kwargs({"port": 1})
+
+
+@pytest.mark.parametrize("given, minimum", [
+    (None, None), ("TLSv1.2", "TLSv1.2"), ("tlsv1.3", "TLSv1.3"), (" TLSv1.3 ", "TLSv1.3"),
+    # uvicorn's --ssl-version numbers (ssl.PROTOCOL_*), as int and as CLI text
+    (2, "TLSv1.2"), (17, "TLSv1.2"), ("17", "TLSv1.2"), (16, "TLSv1.2"), (5, "TLSv1.2"),
+    (772, "TLSv1.3"),  # ssl.TLSVersion.TLSv1_3
+])
+def test_ssl_version_is_a_minimum_version(given, minimum):
+    assert ServerConfig(ssl_version=given).ssl_version == minimum

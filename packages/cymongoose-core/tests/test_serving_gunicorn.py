@@ -66,8 +66,18 @@ def test_settings_are_mapped(listener):
     assert config.threads == 6
     assert (config.ssl_certfile, config.ssl_keyfile, config.ssl_ca_certs) == (
         "c.pem", "k.pem", "ca.pem")
+    # gunicorn's cert_reqs default (0) is kept: gunicorn asks no client certificate
+    assert (config.ssl_cert_reqs, config.ssl_ciphers, config.ssl_version) == (0, None, None)
     assert config.forwarded_allow_ips == ["*"] and config.access_log is True
     assert not logging.getLogger("cymongoose.access").disabled
+
+
+def test_tls_options_are_mapped(listener):
+    cfg = gunicorn_cfg(is_ssl=True, certfile="c.pem", keyfile="k.pem", ca_certs="ca.pem",
+                       cert_reqs=2, ciphers="ECDHE+AESGCM", ssl_version=17)
+    config = config_from_gunicorn(cfg, [listener], Log())
+    assert (config.ssl_cert_reqs, config.ssl_ciphers, config.ssl_version) == (
+        2, "ECDHE+AESGCM", "TLSv1.2")
 
 
 def test_gunicorn_threads_default_means_our_pool_with_app_threads(listener):

@@ -2,13 +2,14 @@
 as exceptions whose one-line ``str()`` is what the CLIs print."""
 
 import errno
+import logging
 import os
 import shutil
 import socket
 import subprocess
 
 import pytest
-from cymongoose import Manager, TlsOpts
+from cymongoose import TLS_LIBRARY, Manager, TlsOpts
 from cymongoose.serving.config import ServerConfig
 from cymongoose.serving.listen import (
     ListenError,
@@ -19,7 +20,7 @@ from cymongoose.serving.listen import (
     unix_socket_path,
 )
 from cymongoose.serving.supervisor import bind_socket
-from cymongoose.serving.tls import load_tls
+from cymongoose.serving.tls import load_tls, log_connection_error
 
 
 @pytest.fixture
@@ -290,3 +291,65 @@ def test_unreadable_and_empty_files(pem_files):
     (d / "empty.pem").write_bytes(b"\n")
     with pytest.raises(ValueError, match="ssl_certfile .*empty.pem' is empty"):
         load_tls(tls_config(d / "empty.pem", d / "key.pem"))
+
+
+def test_tls_settings_reach_the_tls_opts(pem_files):
+    d = pem_files
+    opts = load_tls(ServerConfig(ssl_certfile=str(d / "cert.pem"), ssl_keyfile=str(d / "key.pem"),
+                                 ssl_ca_certs=str(d / "ca.pem"), ssl_version="TLSv1.3"))
+    assert (opts.min_version, opts.cert_reqs, opts.alpn) == ("TLSv1.3", 2, ("http/1.1",))
+    opts = load_tls(tls_config(d / "cert.pem", d / "key.pem", d / "ca.pem"))
+    assert opts.cert_reqs == 2  # a CA means client certificates are required by default
+
+
+openssl_only = pytest.mark.skipif(not TLS_LIBRARY.startswith("OpenSSL"),
+                                  reason=f"this build's TLS is {TLS_LIBRARY}")
+
+
+@openssl_only
+def test_encrypted_key_errors_name_the_settings(pem_files):
+    from cryptography.hazmat.primitives import serialization
+
+    d = pem_files
+    key = serialization.load_pem_private_key((d / "key.pem").read_bytes(), None)
+    (d / "enc.pem").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(b"pw")))
+    config = tls_config(d / "cert.pem", d / "enc.pem")
+    with pytest.raises(ValueError, match=r"^ssl_keyfile '.*enc.pem' is encrypted and no "
+                                         r"password was given$"):
+        load_tls(config)
+    with pytest.raises(ValueError, match="^ssl_keyfile_password does not decrypt the key"):
+        load_tls(ServerConfig(ssl_certfile=str(d / "cert.pem"), ssl_keyfile=str(d / "enc.pem"),
+                              ssl_keyfile_password="wrong"))
+    assert load_tls(ServerConfig(ssl_certfile=str(d / "cert.pem"),
+                                 ssl_keyfile=str(d / "enc.pem"), ssl_keyfile_password="pw"))
+
+
+@openssl_only
+def test_key_of_another_certificate_and_bad_ciphers_name_the_settings(pem_files, tmp_path):
+    import trustme
+
+    d = pem_files
+    trustme.CA().issue_cert("x").private_key_pem.write_to_path(tmp_path / "other.pem")
+    with pytest.raises(ValueError, match="^ssl_keyfile '.*other.pem' is not the private key"):
+        load_tls(tls_config(d / "cert.pem", tmp_path / "other.pem"))
+    with pytest.raises(ValueError, match="^ssl_ciphers selects no cipher"):
+        load_tls(ServerConfig(ssl_certfile=str(d / "cert.pem"), ssl_keyfile=str(d / "key.pem"),
+                              ssl_ciphers="NOT-A-CIPHER"))
+    (tmp_path / "junk.pem").write_bytes(b"junk\n")
+    with pytest.raises(ValueError, match="^ssl_certfile '.*junk.pem' holds no usable certificate"):
+        load_tls(tls_config(tmp_path / "junk.pem", d / "key.pem"))
+
+
+def test_connection_error_is_logged_at_debug_with_the_peer(caplog):
+    class Conn:
+        remote_addr = ("::1", 50312, True)
+
+    with caplog.at_level(logging.DEBUG, logger="cymongoose.tls"):
+        log_connection_error(Conn(), "TLS handshake: no shared cipher")
+        log_connection_error(Conn(), "socket error")
+    assert [r.getMessage() for r in caplog.records] == [
+        "TLS handshake with [::1]:50312 failed: no shared cipher",
+        "connection with [::1]:50312 failed: socket error"]
+    assert {r.levelno for r in caplog.records} == {logging.DEBUG}

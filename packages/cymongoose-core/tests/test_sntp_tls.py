@@ -269,13 +269,13 @@ def test_https_client_checks_dates_against_host_clock(dates):
     assert "error" in got and "status" not in got, got
 
 
-def test_tls_opts_validation():
+def test_tls_opts_validation(pki):
     with pytest.raises(TypeError, match="ca"):
         TlsOpts(ca=123)
     with pytest.raises(ValueError, match="cert and key"):
         TlsOpts(cert=b"x")
-    o = TlsOpts(ca="abc", name="h", skip_verification=True)
-    assert o.ca == b"abc" and o.name == b"h" and o.skip_verification
+    o = TlsOpts(ca=pki["ca"].decode(), name="h", skip_verification=True)
+    assert o.ca == pki["ca"] and o.name == b"h" and o.skip_verification
     with Manager() as mgr:
         c = mgr.connect("tcp://127.0.0.1:9")
         with pytest.raises(TypeError):

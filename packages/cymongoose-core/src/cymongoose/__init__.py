@@ -18,6 +18,7 @@ __path__ = extend_path(__path__, __name__)
 from cymongoose._mongoose import *  # noqa: E402,F401,F403
 from cymongoose._mongoose import MG_VERSION_STR as MONGOOSE_VERSION  # noqa: E402,F401
 from cymongoose._mongoose import (  # noqa: E402,F401
+    TLS_LIBRARY,
     Connection,
     HttpMessage,
     Manager,

@@ -7,6 +7,7 @@ _Data = bytes | bytearray | memoryview | str
 _Handler = Callable[[Connection, int, Any], None]
 
 MG_VERSION_STR: str
+TLS_LIBRARY: str
 EV_HTTP_BODY: int
 EV_WRITABLE: int
 EV_REQUEST_LIMIT: int
@@ -122,6 +123,10 @@ class TlsOpts:
     key: bytes
     name: bytes
     skip_verification: bool
+    ciphers: str | None
+    min_version: str
+    cert_reqs: int
+    alpn: tuple[str, ...]
     def __init__(
         self,
         ca: _Data | None = None,
@@ -129,6 +134,12 @@ class TlsOpts:
         key: _Data | None = None,
         name: _Data | None = None,
         skip_verification: bool = False,
+        *,
+        password: _Data | None = None,
+        ciphers: str | None = None,
+        min_version: str | int = "TLSv1.2",
+        cert_reqs: int | None = None,
+        alpn: Iterable[_Data] | None = None,
     ) -> None: ...
 
 class Timer:

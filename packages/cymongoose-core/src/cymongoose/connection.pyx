@@ -834,19 +834,26 @@ cdef class Connection:
         mg_sntp_request(self._get())
 
     def tls_init(self, TlsOpts opts not None) -> None:
-        """Start TLS on this connection (``mg_tls_init``, mongoose's built-in TLS).
+        """Start TLS on this connection with ``opts`` (see ``TLS_LIBRARY`` for the library).
 
         Server side: call on MG_EV_ACCEPT with ``cert``/``key``; client side: on
-        MG_EV_CONNECT with ``ca`` and ``name`` (or ``skip_verification``).
-        Failures surface as MG_EV_ERROR. Raises RuntimeError if TLS is already set up.
+        MG_EV_CONNECT. A client verifies the server's certificate (against ``ca``, else
+        the system's CA certificates) and its name (``name``, else the host of the URL
+        given to ``connect``/``ws_connect``/``mqtt_connect``), unless
+        ``skip_verification``. A failed handshake is an MG_EV_ERROR whose message says
+        why (``"TLS handshake: certificate verify failed"``), then the connection closes.
+        Raises RuntimeError if TLS is already set up.
         """
         cdef mg_connection *c = self._get()
         cdef mg_tls_opts o
         if c.tls != NULL:  # mg_tls_init would drop (leak) the state mongoose may be using
             raise RuntimeError(f"connection {self._id}: TLS is already set up")
-        opts._fill(&o)
         self._tls = opts
-        mg_tls_init(c, &o)
+        if CYM_TLS_OPENSSL:
+            opts._attach(c, self._peer_host)
+        else:
+            opts._fill(&o)
+            mg_tls_init(c, &o)
 
     def tls_free(self) -> None:
         """Release this connection's TLS state by closing it (like `close`).

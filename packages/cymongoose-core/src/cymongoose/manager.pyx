@@ -1,6 +1,7 @@
 # Manager: owns one ``struct mg_mgr`` and routes C events to Python handlers.
 
 cdef extern from "Python.h":
+    int PyErr_CheckSignals() except -1
     ctypedef struct PyThreadState:
         pass
     PyThreadState *PyEval_SaveThread() nogil
@@ -435,6 +436,9 @@ cdef class Manager:
         try:
             while not stop and self._open:
                 self.poll(poll_ms)
+                # Python runs signal handlers between bytecodes; this loop and poll()
+                # are C, so with no Python handler called on_signal would never run.
+                PyErr_CheckSignals()
         finally:
             for sig, h in previous.items():
                 signal.signal(sig, h)
@@ -477,6 +481,8 @@ cdef class Manager:
             raise RuntimeError(_OPEN_FAILED[kind] % (url,))  # 0.2.5's wording
         if st.c == NULL:
             _claim(st, c)
+        if kind in (1, 2, 3):  # a client: its TLS checks the server's name by default
+            conn._peer_host = _str(mg_url_host(u)).strip("[]").encode()
         return conn
 
     def listen(self, url, handler=None, *, http=None, fd=None) -> Connection:

@@ -57,7 +57,10 @@ def main() -> int:
         timer.cancel()
         ok: bool = mgr.wakeup(listener.id, b"payload")
         digest: bytes = cymongoose.sha256(b"abc")
-        return port if ok and digest else 0
+        tls = cymongoose.TlsOpts(ca=b"", password="pw", min_version="TLSv1.3",
+                                 alpn=["http/1.1"]) if cymongoose.TLS_LIBRARY else None
+        versions: str = tls.min_version if tls is not None else ""
+        return port if ok and digest and versions else 0
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ from cymongoose import (
     EV_WRITABLE,
     MG_EV_ACCEPT,
     MG_EV_CLOSE,
+    MG_EV_ERROR,
     MG_EV_HTTP_MSG,
     MG_EV_WS_CTL,
     MG_EV_WS_MSG,
@@ -39,7 +40,7 @@ from cymongoose.serving.httprules import PROXY_HEADER_NAMES, keep_alive
 from cymongoose.serving.listen import listen_http, unix_socket_path
 from cymongoose.serving.logconfig import setup_logging
 from cymongoose.serving.proxy import ProxyHeaders
-from cymongoose.serving.tls import load_tls
+from cymongoose.serving.tls import load_tls, log_connection_error
 from cymongoose.serving.watchdog import RETIRING, STOP, TICK_MS, Watchdog
 
 from .http import HttpConnection, RequestCycle
@@ -331,6 +332,8 @@ class ASGIServer:
                 conn.tls_init(self._tls)
         elif ev == EV_REQUEST_LIMIT:
             self._watch()
+        elif ev == MG_EV_ERROR:  # a failed TLS handshake, most often; the server goes on
+            log_connection_error(conn, data)
         elif ev == MG_EV_CLOSE:
             proto = self._conns.pop(conn.id, None)
             if self._log:

@@ -238,6 +238,39 @@ cdef extern from "mongoose.h" nogil:
     void mg_tls_init(mg_connection *c, const mg_tls_opts *opts)
     void mg_tls_free(mg_connection *)
 
+
+# The binding's OpenSSL glue for mongoose's TLS interface (tls_openssl.c): one shared
+# SSL_CTX per TlsOpts. In a build on mongoose's built-in stack CYM_TLS_OPENSSL is 0.
+cdef extern from "tls_openssl.h" nogil:
+    enum:
+        CYM_TLS_OPENSSL
+        CYM_TLS_OK
+        CYM_TLS_E_CA
+        CYM_TLS_E_CERT
+        CYM_TLS_E_KEY
+        CYM_TLS_E_KEY_ENCRYPTED
+        CYM_TLS_E_PASSWORD
+        CYM_TLS_E_KEY_MISMATCH
+        CYM_TLS_E_CIPHERS
+        CYM_TLS_E_VERSION
+        CYM_TLS_E_ALPN
+        CYM_TLS_E_OOM
+        CYM_TLS_E_UNSUPPORTED
+    struct cym_tls_conf:
+        mg_str ca
+        mg_str cert
+        mg_str key
+        mg_str password
+        const char *ciphers
+        mg_str alpn
+        int min_version
+        int cert_reqs
+    int cym_tls_ctx_new(const cym_tls_conf *conf, void **ctx, char *reason, size_t reason_len)
+    void cym_tls_ctx_free(void *ctx)
+    int cym_tls_ctx_use_default_ca(void *ctx, char *reason, size_t reason_len)
+    void cym_tls_attach(mg_connection *c, void *ctx, const char *name, int verify)
+    const char *cym_tls_library()
+
     # SNTP
     mg_connection *mg_sntp_connect(mg_mgr *mgr, const char *url, mg_event_handler_t fn,
                                    void *fn_data)

@@ -69,6 +69,10 @@ FIELD_OF_DEST = {
     "ssl_keyfile": "ssl_keyfile",
     "ssl_certfile": "ssl_certfile",
     "ssl_ca_certs": "ssl_ca_certs",
+    "ssl_keyfile_password": "ssl_keyfile_password",
+    "ssl_version": "ssl_version",
+    "ssl_cert_reqs": "ssl_cert_reqs",
+    "ssl_ciphers": "ssl_ciphers",
     "timeout_keep_alive": "keep_alive_timeout_s",
     "timeout_graceful_shutdown": "graceful_timeout_s",
     "limit_concurrency": "max_connections",
@@ -257,6 +261,16 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
     tls.add_argument("--ssl-keyfile", help="PEM private key file (serve HTTPS)")
     tls.add_argument("--ssl-certfile", help="PEM certificate (chain) file (serve HTTPS)")
     tls.add_argument("--ssl-ca-certs", help="PEM CA certificates to verify client certificates")
+    tls.add_argument("--ssl-keyfile-password", help="password of an encrypted --ssl-keyfile")
+    tls.add_argument("--ssl-version", metavar="VERSION",
+                     help="minimum TLS version: TLSv1.2 (default) or TLSv1.3; uvicorn's "
+                          "ssl.PROTOCOL_* numbers 2, 5, 16 and 17 mean TLSv1.2")
+    tls.add_argument("--ssl-cert-reqs", type=int, metavar="{0,1,2}",
+                     help="client certificates (mTLS): 0 not asked, 1 optional, 2 required "
+                          "(default: 2 with --ssl-ca-certs, else 0)")
+    tls.add_argument("--ssl-ciphers", metavar="CIPHERS",
+                     help="OpenSSL cipher list for TLS 1.2 (default: OpenSSL's; TLS 1.3 "
+                          "uses OpenSSL's default suites)")
     lim = parser.add_argument_group("timeouts and limits")
     lim.add_argument("--timeout-keep-alive", type=float, metavar="SECONDS",
                      help="close idle keep-alive connections after this many seconds "

@@ -87,6 +87,39 @@ def _check_str(name: str, value: Any, optional: bool = False) -> None:
         raise TypeError(f"{name} must be a str{' or None' if optional else ''}, got {value!r}")
 
 
+# ServerConfig.ssl_version: what is accepted -> the minimum TLS version it means.
+# uvicorn's --ssl-version takes Python's ssl.PROTOCOL_* numbers: PROTOCOL_TLS (2),
+# PROTOCOL_TLS_CLIENT (16), PROTOCOL_TLS_SERVER (17, its default) and PROTOCOL_TLSv1_2 (5)
+# all allow TLS 1.2; ssl.TLSVersion values (771, 772) are taken too.
+_TLS_MIN_VERSIONS: dict[str | int, str] = {
+    "tlsv1.2": "TLSv1.2", "tlsv1.3": "TLSv1.3", 2: "TLSv1.2", 5: "TLSv1.2", 16: "TLSv1.2",
+    17: "TLSv1.2", 771: "TLSv1.2", 772: "TLSv1.3",
+}
+
+
+def tls_min_version(value: str | int | None) -> str | None:
+    """``ssl_version`` normalised: ``"TLSv1.2"``, ``"TLSv1.3"`` or None (TLS 1.2).
+
+    Takes those names (any case), uvicorn's ``ssl.PROTOCOL_*`` numbers, as int or as a
+    string of digits (see :class:`ServerConfig`), or ``ssl.TLSVersion``. Raises TypeError
+    for another type, ValueError naming ``ssl_version`` for another value (TLS 1.0 and
+    1.1, ``PROTOCOL_TLSv1``/``_TLSv1_1`` = 3/4, are not offered).
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise TypeError(f"ssl_version must be a str such as 'TLSv1.3', an int or None, "
+                        f"got {value!r}")
+    key: str | int = value.strip().lower() if isinstance(value, str) else value
+    if isinstance(key, str) and key.isdigit():
+        key = int(key)
+    if key not in _TLS_MIN_VERSIONS:
+        old = " (TLS 1.0 and 1.1 are not offered)" if key in (3, 4, "tlsv1", "tlsv1.1") else ""
+        raise ValueError(f"ssl_version must be TLSv1.2 or TLSv1.3 (or one of uvicorn's "
+                         f"ssl.PROTOCOL_* numbers 2, 5, 16, 17), got {value!r}{old}")
+    return _TLS_MIN_VERSIONS[key]
+
+
 @dataclass
 class ServerConfig:
     """Settings shared by ``cymongoose.asgi`` and ``cymongoose.wsgi`` servers.
@@ -125,7 +158,18 @@ class ServerConfig:
         max_header_count: more request headers than this give 431 (1..100).
         max_header_bytes: a request line plus headers larger than this gives 431.
         max_body_size: a request body larger than this gives 413.
-        ssl_certfile, ssl_keyfile, ssl_ca_certs: PEM files for TLS (cert and key together).
+        ssl_certfile, ssl_keyfile, ssl_ca_certs: PEM files for TLS (cert and key together;
+            RSA or EC keys, PKCS#1, SEC1 or PKCS#8). ``ssl_ca_certs``: CA certificates
+            that sign client certificates (mTLS, see ``ssl_cert_reqs``).
+        ssl_keyfile_password: the password of an encrypted ``ssl_keyfile``.
+        ssl_version: the minimum TLS version, ``"TLSv1.2"`` (None, the default) or
+            ``"TLSv1.3"``. uvicorn's ``ssl.PROTOCOL_*`` numbers are taken too (2
+            ``PROTOCOL_TLS``, 5 ``PROTOCOL_TLSv1_2``, 16 and 17 ``PROTOCOL_TLS_CLIENT`` and
+            ``_SERVER`` all mean ``"TLSv1.2"``); TLS 1.0 and 1.1 (3, 4) are refused.
+        ssl_cert_reqs: client certificates: 0 not asked, 1 optional (verified when
+            sent), 2 required (``ssl.CERT_*``); None: 2 with ``ssl_ca_certs``, else 0.
+        ssl_ciphers: OpenSSL cipher list for TLS 1.2; None keeps OpenSSL's default list
+            (TLS 1.3 always uses OpenSSL's default suites).
         ws_max_size: largest WebSocket message accepted (close 1009 beyond it).
         ws_ping_interval_s, ws_ping_timeout_s: WebSocket keep-alive pings (None: off).
         lifespan: ASGI lifespan protocol: auto|on|off.
@@ -167,6 +211,10 @@ class ServerConfig:
     ssl_certfile: str | None = None
     ssl_keyfile: str | None = None
     ssl_ca_certs: str | None = None
+    ssl_keyfile_password: str | None = None
+    ssl_version: str | int | None = None
+    ssl_cert_reqs: int | None = None
+    ssl_ciphers: str | None = None
     ws_max_size: int = 16 * 1024 * 1024
     ws_ping_interval_s: float | None = 20.0
     ws_ping_timeout_s: float | None = 20.0
@@ -229,6 +277,7 @@ class ServerConfig:
                              f"ssl_keyfile={self.ssl_keyfile!r}")
         if self.ssl_ca_certs is not None and self.ssl_certfile is None:
             raise ValueError("ssl_ca_certs needs ssl_certfile and ssl_keyfile")
+        self._check_tls_options()
         _check_int("ws_max_size", self.ws_max_size, 1)
         _check_float("ws_ping_interval_s", self.ws_ping_interval_s, positive=True,
                      optional=True)
@@ -245,6 +294,18 @@ class ServerConfig:
         _check_int("backlog", self.backlog, 1, MAX_BACKLOG)
         _check_int("limit_max_requests", self.limit_max_requests, 1, optional=True)
         _check_int("limit_max_requests_jitter", self.limit_max_requests_jitter, 0)
+
+    def _check_tls_options(self) -> None:
+        for name in ("ssl_keyfile_password", "ssl_ciphers"):
+            _check_str(name, getattr(self, name), optional=True)
+        if self.ssl_keyfile_password is not None and self.ssl_keyfile is None:
+            raise ValueError("ssl_keyfile_password needs ssl_keyfile")
+        self.ssl_version = tls_min_version(self.ssl_version)
+        _check_int("ssl_cert_reqs", self.ssl_cert_reqs, 0, 2, optional=True)
+        if self.ssl_cert_reqs and self.ssl_ca_certs is None:
+            raise ValueError(f"ssl_cert_reqs={self.ssl_cert_reqs} (client certificates "
+                             f"{'optional' if self.ssl_cert_reqs == 1 else 'required'}) "
+                             "needs ssl_ca_certs, the CAs that sign them")
 
     @property
     def is_ssl(self) -> bool:

@@ -28,8 +28,9 @@ Settings mapped: ``bind`` (the first socket; more are ignored with a warning),
 KiB), ``worker_connections``, ``threads`` (the app threads of a server with
 ``ServerAdapter.app_threads``, WSGI's: 1, gunicorn's default, means our default pool; 0
 runs the app on the poll thread, the inline mode),
-``certfile``/``keyfile``/``ca_certs``, ``forwarded_allow_ips``, ``accesslog``, and the
-``SCRIPT_NAME`` environment variable as ``root_path``.
+``certfile``/``keyfile``/``ca_certs``/``cert_reqs``/``ciphers``/``ssl_version``,
+``forwarded_allow_ips``, ``accesslog``, and the ``SCRIPT_NAME`` environment variable as
+``root_path``.
 """
 
 from __future__ import annotations
@@ -120,6 +121,11 @@ def config_from_gunicorn(
         ssl_certfile=certfile,
         ssl_keyfile=keyfile,
         ssl_ca_certs=(getattr(cfg, "ca_certs", None) or None) if certfile else None,
+        # gunicorn's own defaults (cert_reqs 0: no client certificate asked, even with
+        # ca_certs), as gunicorn would serve.
+        ssl_cert_reqs=int(getattr(cfg, "cert_reqs", 0) or 0) if certfile else None,
+        ssl_ciphers=(getattr(cfg, "ciphers", None) or None) if certfile else None,
+        ssl_version=getattr(cfg, "ssl_version", None) if certfile else None,
         threads=threads,
         workers=1,
     )

@@ -29,7 +29,7 @@ from cymongoose.serving.httprules import PROXY_HEADER_NAMES
 from cymongoose.serving.listen import listen_http, unix_socket_path
 from cymongoose.serving.logconfig import setup_logging
 from cymongoose.serving.proxy import ProxyHeaders
-from cymongoose.serving.tls import load_tls
+from cymongoose.serving.tls import load_tls, log_connection_error
 from cymongoose.serving.watchdog import RETIRING, STOP, TICK_MS, Watchdog
 
 from cymongoose import (
@@ -38,6 +38,7 @@ from cymongoose import (
     EV_WRITABLE,
     MG_EV_ACCEPT,
     MG_EV_CLOSE,
+    MG_EV_ERROR,
     MG_EV_HTTP_MSG,
     MG_EV_WAKEUP,
     Manager,
@@ -349,6 +350,8 @@ class WSGIServer:
             self._accept(conn)  # the fast path needs it from the first request
         elif ev == EV_REQUEST_LIMIT:
             self._watch()
+        elif ev == MG_EV_ERROR:  # a failed TLS handshake, most often; the server goes on
+            log_connection_error(conn, data)
 
     def _log_refused(self, conn: Any, protocol: Protocol | None, status: int,
                      line: str | None) -> None:
