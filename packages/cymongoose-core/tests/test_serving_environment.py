@@ -13,9 +13,7 @@ from cymongoose.serving.environment import apply_environment, env_name, load_env
 def add_test_arguments(parser):
     group = parser.add_argument_group("TEST")
     group.add_argument("--threads", type=int)
-    # Flags of kinds the shared parser has none of yet: the rule must cover them too.
-    group.add_argument("--reload-dir", action="append")
-    group.add_argument("--reload", action="store_true")
+    # A kind the shared parser has none of: the rule must cover it too.
     group.add_argument("-v", "--verbose", action="count")
 
 
@@ -35,9 +33,10 @@ def test_every_flag_has_its_variable():
     assert {"CYMONGOOSE_APP", "CYMONGOOSE_PORT", "CYMONGOOSE_ACCESS_LOG",
             "CYMONGOOSE_LIMIT_CONCURRENCY", "CYMONGOOSE_LOG_CONFIG", "CYMONGOOSE_THREADS",
             "CYMONGOOSE_RELOAD_DIR", "CYMONGOOSE_VERBOSE"} <= names
-    # Not from the environment: --help, --version, the hidden --worker-process, --env-file.
+    # Not from the environment: --help, --version, the hidden --worker-process and
+    # --supervisor-pipe, --env-file.
     assert not {"CYMONGOOSE_HELP", "CYMONGOOSE_VERSION", "CYMONGOOSE_WORKER_PROCESS",
-                "CYMONGOOSE_ENV_FILE"} & names
+                "CYMONGOOSE_SUPERVISOR_PIPE", "CYMONGOOSE_ENV_FILE"} & names
     for action in parser._actions:
         name = env_name(action)
         assert name is None or re.fullmatch(r"CYMONGOOSE_[A-Z0-9_]+", name)
