@@ -22,14 +22,16 @@ import pytest
 SERVER_PROCESS = textwrap.dedent(
     """
     import os, socket, sys
-    from cymongoose.serving.listen import notify_ready
+    from cymongoose.serving.supervisor import MSG_READY
     if os.environ.get("WORKER_FAILS"):
         sys.exit(int(os.environ["WORKER_FAILS"]))
     if os.path.exists(os.environ.get("FAIL_IF_EXISTS", "/nonexistent")):
         sys.exit(1)
     sock = socket.socket(fileno=int(sys.argv[1]))
     sock.setblocking(True)
-    notify_ready()  # a reload waits for it
+    # argv: fd --supervisor-pipe N. A reload waits for MSG_READY there.
+    assert sys.argv[2] == "--supervisor-pipe", sys.argv
+    os.write(int(sys.argv[3]), MSG_READY)
     while True:
         conn, _ = sock.accept()
         request = conn.recv(4096)

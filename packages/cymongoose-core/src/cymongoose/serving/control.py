@@ -1,11 +1,12 @@
 """SIGHUP, SIGTTIN and SIGTTOU for the ``--workers`` supervisor, as gunicorn has them.
 
 - **SIGHUP**, graceful reload: as many new server processes as are running start (fresh
-  interpreters, so the app and its modules are imported anew); once every new one listens
-  (it says so through a pipe, :func:`~cymongoose.serving.listen.notify_ready`), the old
-  ones get SIGTERM and finish their requests while the new ones accept. A new one that
-  exits first, or is not listening within READY_TIMEOUT_S, abandons the reload: the new
-  ones are stopped and the old ones go on serving.
+  interpreters, so the app and its modules are imported anew); once every new one accepts
+  connections (its watchdog says so on its ``--supervisor-pipe``, which the supervisor
+  reads: :func:`~cymongoose.serving.supervisor.process_watchdog`), the old ones get
+  SIGTERM and finish their requests while the new ones accept. A new one that exits
+  first, or is not listening within READY_TIMEOUT_S, abandons the reload: the new ones
+  are stopped and the old ones go on serving.
 - **SIGTTIN**: one server process more.
 - **SIGTTOU**: one fewer (the oldest gets SIGTERM and stops gracefully), never fewer
   than one.
@@ -19,8 +20,6 @@ waited for (killed after ``graceful_timeout_s`` + ``kill_margin_s``) like the ot
 from __future__ import annotations
 
 import logging
-import os
-import select
 import signal
 import subprocess
 import time
@@ -37,42 +36,22 @@ CONTROL_SIGNALS = (signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU)
 READY_TIMEOUT_S = 60.0
 
 
-class _Starting:
-    """A new server process of a reload and the read end of its readiness pipe."""
-
-    def __init__(self, process: subprocess.Popen[bytes], ready_r: int) -> None:
-        self.process = process
-        self.ready_r = ready_r
-        self.ready = False
-
-    def check(self) -> None:
-        """Read the pipe if it has something: one byte means listening."""
-        if self.ready or self.ready_r < 0:
-            return
-        if select.select([self.ready_r], [], [], 0)[0]:
-            self.ready = os.read(self.ready_r, 1) == b"1"
-            self.close()
-
-    def close(self) -> None:
-        if self.ready_r >= 0:
-            os.close(self.ready_r)
-            self.ready_r = -1
-
-
 class ControlSignals:
     """The SIGHUP/SIGTTIN/SIGTTOU half of :class:`~cymongoose.serving.supervisor.Supervisor`
-    (mixed into it): acts on ``self.processes`` with ``self._spawn(fd, ready_fd=None)``."""
+    (mixed into it): acts on ``self.processes`` with ``self._spawn(fd)``; a process is
+    listening once its pid is in ``self._ready`` (the supervisor reads the pipes)."""
 
     config: ServerConfig
     processes: list[subprocess.Popen[bytes]]
-    _spawn: Callable[..., subprocess.Popen[bytes]]
+    _spawn: Callable[[int], subprocess.Popen[bytes]]
+    _ready: set[int]  # pids of the server processes that said they accept connections
     kill_margin_s: float  # a stopping process is killed after graceful_timeout_s + this
 
     def _init_control(self) -> None:
         self._control_queue: list[int] = []
         # Server processes stopping for good (after a reload or SIGTTOU) -> kill deadline.
         self._retiring: dict[subprocess.Popen[bytes], float] = {}
-        self._starting: list[_Starting] = []  # a reload's new processes; empty: none
+        self._starting: list[subprocess.Popen[bytes]] = []  # a reload's new processes
         self._reload_deadline = 0.0
 
     def _install_control_signals(self) -> dict[int, Any]:
@@ -84,7 +63,7 @@ class ControlSignals:
 
     def _all_processes(self) -> list[subprocess.Popen[bytes]]:
         """Every server process still to wait for: serving, starting and stopping ones."""
-        return [*self.processes, *(s.process for s in self._starting), *self._retiring]
+        return [*self.processes, *self._starting, *self._retiring]
 
     def _control_step(self, fd: int) -> None:
         """Called by the supervisor's loop: reap stopping processes, move a reload on, then
@@ -103,9 +82,7 @@ class ControlSignals:
 
     def _end_control(self) -> None:
         """On stop: a reload's new processes become ordinary ones, to be stopped with them."""
-        for starting in self._starting:
-            starting.close()
-            self.processes.append(starting.process)
+        self.processes.extend(self._starting)
         self._starting = []
 
     def _process_gone(self, pid: int) -> None:
@@ -149,29 +126,20 @@ class ControlSignals:
         count = len(self.processes)
         logger.info("Received SIGHUP: reloading: starting %d new worker process(es)", count)
         for _ in range(count):
-            ready_r, ready_w = os.pipe()
-            try:
-                process = self._spawn(fd, ready_w)
-            except OSError:
-                os.close(ready_r)
-                raise
-            finally:
-                os.close(ready_w)
-            self._starting.append(_Starting(process, ready_r))
+            self._starting.append(self._spawn(fd))
         self._reload_deadline = time.monotonic() + READY_TIMEOUT_S
 
     def _check_reload(self) -> None:
         """All new processes listen: retire the old ones. One has exited, or the deadline
         passed: retire the new ones instead."""
-        for starting in self._starting:
-            starting.check()
-            code = starting.process.poll()
-            if not starting.ready and code is not None:
-                self._abandon_reload(f"new worker process [{starting.process.pid}] exited "
+        for new in self._starting:
+            code = new.poll()
+            if new.pid not in self._ready and code is not None:
+                self._abandon_reload(f"new worker process [{new.pid}] exited "
                                      f"(exit status {code}) before it listened")
                 return
-        if all(s.ready for s in self._starting):
-            old, self.processes = self.processes, [s.process for s in self._starting]
+        if all(new.pid in self._ready for new in self._starting):
+            old, self.processes = self.processes, self._starting
             self._starting = []
             logger.info("Reload: new worker processes %s listening; stopping the old ones",
                         [p.pid for p in self.processes])
@@ -185,5 +153,4 @@ class ControlSignals:
         logger.error("Reload failed: %s; the old worker processes go on serving", why)
         starting, self._starting = self._starting, []
         for new in starting:
-            new.close()
-            self._retire(new.process)
+            self._retire(new)

@@ -22,13 +22,9 @@ import stat
 from typing import Any
 from urllib.parse import urlsplit
 
-__all__ = ["READY_FD_ENV", "ListenError", "bind_error", "bind_unix", "check_listen_fd",
-           "listen_http", "notify_ready", "unix_socket_path"]
+__all__ = ["ListenError", "bind_error", "bind_unix", "check_listen_fd", "listen_http",
+           "unix_socket_path"]
 
-#: Set by the supervisor (``--workers``, SIGHUP reload) in a server process it waits for:
-#: the number of a pipe's write end. :func:`listen_http` writes one byte there and closes
-#: it once the server listens (see :func:`notify_ready`).
-READY_FD_ENV = "CYMONGOOSE_READY_FD"
 #: Backlog of a Unix socket bound by :func:`bind_unix` when none is given.
 UNIX_BACKLOG = 2048
 #: File mode of a Unix socket bound by :func:`bind_unix`: any local user may connect, as
@@ -166,26 +162,6 @@ def _bind(url: str, backlog: int) -> socket.socket | None:
     return sock
 
 
-def notify_ready() -> None:
-    """Tell the supervisor that started this server process that it is listening.
-
-    Writes one byte to the pipe named by ``$CYMONGOOSE_READY_FD`` (:data:`READY_FD_ENV`)
-    and closes it; removes the variable, so only the first call (and no process the app
-    starts) writes. Does nothing without the variable; never raises.
-    """
-    value = os.environ.pop(READY_FD_ENV, None)
-    if value is None:
-        return
-    try:
-        fd = int(value)
-        try:
-            os.write(fd, b"1")
-        finally:
-            os.close(fd)
-    except (ValueError, OSError):
-        pass  # no supervisor waits (any more): nothing to tell
-
-
 def unix_socket_path(fd: int) -> str | None:
     """The path a listening Unix socket ``fd`` is bound to (``""`` for an abstract or
     unnamed one), or None when ``fd`` is not a Unix socket (TCP). Raises OSError when
@@ -268,27 +244,21 @@ def listen_http(mgr: Any, url: str, handler: Any, *, fd: int | None = None,
 
     ``backlog`` (connections; ``ServerConfig.backlog``): the listen() backlog of the socket
     bound for ``url`` or ``uds``; None keeps mongoose's (128; :data:`UNIX_BACKLOG` for
-    ``uds``). It does not apply to ``fd``, whose
-    owner chose it. Then calls :func:`notify_ready`.
+    ``uds``). It does not apply to ``fd``, whose owner chose it. (A server process of
+    the ``--workers`` supervisor says it listens through its watchdog, not here:
+    :func:`~cymongoose.serving.supervisor.process_watchdog`.)
 
     Returns the listening ``Connection``. Raises the errors of :func:`check_listen_fd` for
     a bad ``fd``, of :func:`bind_unix` for ``uds``; :class:`ListenError` (an OSError with
     the errno, and a RuntimeError) when mongoose cannot listen on ``url`` and
     :func:`bind_error` finds why; otherwise mongoose's own RuntimeError.
     """
-    conn = _listen(mgr, url, handler, fd, uds, backlog)
-    notify_ready()
-    return conn
-
-
-def _listen(mgr: Any, url: str, handler: Any, fd: int | None, uds: str | None,
-            backlog: int | None) -> Any:
     if fd is not None:
         check_listen_fd(fd)
         return mgr.listen(url, handler, http=True, fd=fd)
     if uds is not None:
-        with bind_unix(uds, backlog=backlog or UNIX_BACKLOG) as sock:
-            return mgr.listen(url, handler, http=True, fd=sock.fileno())
+        with bind_unix(uds, backlog=backlog or UNIX_BACKLOG) as unix_sock:
+            return mgr.listen(url, handler, http=True, fd=unix_sock.fileno())
     sock = _bind(url, backlog) if backlog is not None else None
     if sock is not None:
         with sock:  # mongoose serves on a duplicate

@@ -15,12 +15,14 @@ second signal during a stop kills them at once. SIGHUP (graceful reload), SIGTTI
 SIGTTOU (one process more or fewer) are handled by
 :class:`~cymongoose.serving.control.ControlSignals`.
 
-Max-requests recycling (``--limit-max-requests``): each server process gets the write
-end of a pipe (``--supervisor-pipe``) and its :func:`process_watchdog` says on it when
-it accepts connections (:data:`MSG_READY`) and when it has served its requests
-(:data:`MSG_RETIRE`) -- it keeps serving then. The supervisor starts a replacement, waits
-until that one accepts, then SIGTERMs the old one, which stops gracefully: no moment
-without a process accepting, and the shared socket keeps the queued connections.
+Every server process gets the write end of a pipe of its own (``--supervisor-pipe``), on
+which its :func:`process_watchdog` says when it accepts connections (:data:`MSG_READY`)
+and when it has served its ``--limit-max-requests`` (:data:`MSG_RETIRE`; it keeps
+serving then). The supervisor reads every pipe at each step of its loop
+(:meth:`Supervisor._read_pipes`), the one place that does. A SIGHUP reload waits for the
+new processes' MSG_READY. Max-requests recycling starts a replacement on MSG_RETIRE,
+waits for that one's MSG_READY, then SIGTERMs the old one, which stops gracefully: no
+moment without a process accepting, and the shared socket keeps the queued connections.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from typing import Any
 from .config import ServerConfig
 from .control import ControlSignals
 from .lifecycle import display_url, running
-from .listen import READY_FD_ENV, ListenError, bind_unix, check_listen_fd
+from .listen import ListenError, bind_unix, check_listen_fd
 from .watchdog import Watchdog, max_requests_with_jitter
 
 logger = logging.getLogger("cymongoose.supervisor")
@@ -146,7 +148,9 @@ class Supervisor(ControlSignals):
 
     ``process_argv(fd)`` returns the argv of one server process serving on ``fd``
     (the CLI re-runs itself with ``--fd fd --workers 1``); the supervisor appends
-    ``--supervisor-pipe N``, the pipe of :func:`process_watchdog`. :meth:`run` blocks until
+    ``--supervisor-pipe N``, the pipe of :func:`process_watchdog`: each process must write
+    :data:`MSG_READY` there once it accepts (the CLI's do, through that watchdog), or a
+    SIGHUP reload and max-requests recycling wait for it in vain. :meth:`run` blocks until
     the server processes have stopped and returns the supervisor's exit status. SIGHUP,
     SIGTTIN and SIGTTOU change the processes while it runs (:class:`ControlSignals`).
     """
@@ -161,10 +165,12 @@ class Supervisor(ControlSignals):
         self._signals_seen = 0
         self._restarts: list[float] = []
         self._init_control()
-        # Max-requests recycling (see _recycle): pid -> read end of its pipe; pids that
-        # said MSG_READY; retiring pid -> pid of its replacement; retired pids (SIGTERMed).
+        # What the pipes say (see _read_pipes): pid -> read end of its pipe; pids that said
+        # MSG_READY; pids that said MSG_RETIRE, not yet acted on. Max-requests recycling
+        # (see _recycle): retiring pid -> pid of its replacement; retired pids (SIGTERMed).
         self._pipes: dict[int, int] = {}
         self._ready: set[int] = set()
+        self._retire_asked: set[int] = set()
         self._successors: dict[int, int] = {}
         self._retired: set[int] = set()
 
@@ -173,20 +179,15 @@ class Supervisor(ControlSignals):
         if self._stop_signal is None:
             self._stop_signal = signum
 
-    def _spawn(self, fd: int, ready_fd: int | None = None) -> subprocess.Popen[bytes]:
+    def _spawn(self, fd: int) -> subprocess.Popen[bytes]:
         """Start one server process on ``fd`` with the write end of its own pipe
-        (``--supervisor-pipe``, see :func:`process_watchdog`); with ``ready_fd`` (a pipe's
-        write end) it also gets that and $CYMONGOOSE_READY_FD, and writes there once it
-        listens."""
+        (``--supervisor-pipe``, see :func:`process_watchdog`); the read end, kept in
+        ``self._pipes``, is closed once by :meth:`_process_gone`."""
         read_end, write_end = os.pipe()
         os.set_blocking(read_end, False)
         argv = [*self.process_argv(fd), "--supervisor-pipe", str(write_end)]
         try:
-            if ready_fd is None:
-                process = start_process(argv, (fd, write_end))
-            else:
-                process = start_process(argv, (fd, write_end, ready_fd),
-                                        {**os.environ, READY_FD_ENV: str(ready_fd)})
+            process = start_process(argv, (fd, write_end))
         except BaseException:
             os.close(read_end)
             raise
@@ -241,6 +242,7 @@ class Supervisor(ControlSignals):
         exit status."""
         while self._stop_signal is None:
             time.sleep(0.1)
+            self._read_pipes()
             self._control_step(fd)
             self._recycle(fd)
             for process in list(self.processes):
@@ -268,28 +270,33 @@ class Supervisor(ControlSignals):
                 self._replaced(process.pid, replacement.pid)
         return 0
 
-    # -- max-requests recycling ------------------------------------------------------------
+    # -- the pipes, and max-requests recycling ---------------------------------------------
 
-    def _said(self, pid: int) -> bytes:
-        """What server process ``pid`` wrote on its pipe since the last call."""
-        read_end = self._pipes.get(pid)
-        if read_end is None:
-            return b""
-        try:
-            return os.read(read_end, 256)
-        except BlockingIOError:
-            return b""
+    def _read_pipes(self) -> None:
+        """Read what every server process (serving, starting or stopping) wrote on its pipe
+        since the last step: MSG_READY adds its pid to ``_ready`` (a reload and
+        :meth:`_recycle` wait for it), MSG_RETIRE to ``_retire_asked``."""
+        for process in self._all_processes():
+            read_end = self._pipes.get(process.pid)
+            if read_end is None:
+                continue
+            try:
+                said = os.read(read_end, 256)  # one byte per message, two at most
+            except BlockingIOError:
+                continue
+            if MSG_READY in said:
+                self._ready.add(process.pid)
+            if MSG_RETIRE in said:
+                self._retire_asked.add(process.pid)
 
     def _recycle(self, fd: int) -> None:
         """Start a replacement for each server process that has served its max requests
         (MSG_RETIRE), and SIGTERM the retiring process once its replacement accepts
-        connections (MSG_READY): the socket always has a process accepting on it."""
+        connections (MSG_READY): the socket always has a process accepting on it. (A new
+        process of a reload that asks waits until the reload makes it a serving one.)"""
         for process in list(self.processes):
-            said = self._said(process.pid)
-            if MSG_READY in said:
-                self._ready.add(process.pid)
-            if MSG_RETIRE in said and process.pid not in self._successors \
-                    and process.pid not in self._retired:
+            if process.pid in self._retire_asked:
+                self._retire_asked.discard(process.pid)
                 logger.info("Worker process [%d] served its max requests; starting its "
                             "replacement", process.pid)
                 replacement = self._spawn(fd)
@@ -309,32 +316,27 @@ class Supervisor(ControlSignals):
     def _forget_retired(self, process: subprocess.Popen[bytes]) -> bool:
         """``process`` has exited: if it was retired (or retiring, its replacement on the
         way), drop it and return True; False for a death to handle."""
-        pid = process.pid
-        if pid not in self._retired and pid not in self._successors:
+        if process.pid not in self._retired and process.pid not in self._successors:
             return False
-        self._retired.discard(pid)
-        self._successors.pop(pid, None)
-        self._ready.discard(pid)
         self.processes.remove(process)
-        read_end = self._pipes.pop(pid, None)
-        if read_end is not None:
-            os.close(read_end)
+        self._process_gone(process.pid)
         return True
 
     def _process_gone(self, pid: int) -> None:
-        """A process stopped by SIGHUP or SIGTTOU has exited: close its pipe."""
-        self._ready.discard(pid)
+        """Server process ``pid`` has exited (retired, died, or stopped by SIGHUP or
+        SIGTTOU): close its pipe (once: the pid is forgotten) and forget what it said."""
         read_end = self._pipes.pop(pid, None)
         if read_end is not None:
             os.close(read_end)
+        self._ready.discard(pid)
+        self._retire_asked.discard(pid)
+        self._retired.discard(pid)
+        self._successors.pop(pid, None)
 
     def _replaced(self, dead_pid: int, new_pid: int) -> None:
         """Server process ``dead_pid`` died and ``new_pid`` took its place, also as the
         replacement a retiring process waits for."""
-        self._ready.discard(dead_pid)
-        read_end = self._pipes.pop(dead_pid, None)
-        if read_end is not None:
-            os.close(read_end)
+        self._process_gone(dead_pid)
         for old_pid, waited in self._successors.items():
             if waited == dead_pid:
                 self._successors[old_pid] = new_pid
