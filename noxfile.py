@@ -128,7 +128,9 @@ def demo(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """mypy --strict over a program using the core API, against the shipped stubs."""
-    session.install(str(_core_wheel(session)), "mypy")
+    # --force-reinstall: a reused venv would keep an older build (and stubs) of 0.3.0.
+    session.install("--force-reinstall", "--no-deps", str(_core_wheel(session)))
+    session.install("mypy")
     session.run("mypy", "--strict", str(CORE / "tests" / "typecheck" / "sample.py"))
 
 
