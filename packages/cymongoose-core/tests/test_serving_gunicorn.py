@@ -173,3 +173,12 @@ def test_gunicorn_threads_zero_is_inline_mode(listener):
     log = Log()
     config = config_from_gunicorn(gunicorn_cfg(threads=0), [listener], log, app_threads=True)
     assert config.threads == 0
+
+
+def test_access_log_format_is_gunicorns_when_the_access_log_is_on(listener):
+    fmt = '%(h)s "%(r)s" %(s)s %(b)s %(D)s'
+    config = config_from_gunicorn(gunicorn_cfg(accesslog="-", access_log_format=fmt),
+                                  [listener], Log())
+    assert config.access_log_format == fmt
+    config = config_from_gunicorn(gunicorn_cfg(access_log_format=fmt), [listener], Log())
+    assert config.access_log is False and config.access_log_format is None

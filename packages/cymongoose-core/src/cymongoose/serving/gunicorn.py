@@ -29,8 +29,8 @@ KiB), ``worker_connections``, ``threads`` (the app threads of a server with
 ``ServerAdapter.app_threads``, WSGI's: 1, gunicorn's default, means our default pool; 0
 runs the app on the poll thread, the inline mode),
 ``certfile``/``keyfile``/``ca_certs``/``cert_reqs``/``ciphers``/``ssl_version``,
-``forwarded_allow_ips``, ``accesslog``, and the ``SCRIPT_NAME`` environment variable as
-``root_path``.
+``forwarded_allow_ips``, ``accesslog`` with ``access_log_format``, and the
+``SCRIPT_NAME`` environment variable as ``root_path``.
 """
 
 from __future__ import annotations
@@ -113,6 +113,9 @@ def config_from_gunicorn(
         root_path=os.environ.get("SCRIPT_NAME", "").rstrip("/"),
         forwarded_allow_ips=list(allow) if isinstance(allow, (list, tuple)) else allow,
         access_log=access_enabled,
+        # gunicorn's --access-logformat (its default included): the lines gunicorn would log.
+        access_log_format=(getattr(cfg, "access_log_format", None) or None)
+        if access_enabled else None,
         keep_alive_timeout_s=keepalive,
         graceful_timeout_s=float(getattr(cfg, "graceful_timeout", 30)),
         max_connections=int(getattr(cfg, "worker_connections", 0) or 0) or None,
