@@ -87,6 +87,42 @@ def test_signal_hup_reloads_the_app_with_no_failed_request(server_cli, tmp_path,
     assert served.stop() == 0
 
 
+class KeepAliveClient(Client):
+    """GET / in a loop on one keep-alive connection pool (as a busy client has it)."""
+
+    def run(self) -> None:
+        with httpx.Client(timeout=30) as http:
+            while not self.done.is_set():
+                try:
+                    response = http.get(self.served.base + "/")
+                    response.raise_for_status()
+                    self.bodies.append(response.text)
+                except httpx.HTTPError as exc:
+                    self.errors.append(repr(exc))
+
+
+def test_wsgi_signal_hup_fails_no_request_on_keep_alive_connections(server_cli, tmp_path):
+    # The stopping processes answer each request already sent and close only connections
+    # idle for a moment: no request goes into a connection that closes.
+    served, _ = start_workers(server_cli, tmp_path, "wsgi")
+    clients = [KeepAliveClient(served) for _ in range(3)]
+    for client in clients:
+        client.start()
+    try:
+        for reload in range(1, 6):
+            seen = sum(len(c.bodies) for c in clients)
+            served.proc.send_signal(signal.SIGHUP)
+            served.wait_log(r"Reload: new worker processes \[\d+, \d+\] listening",
+                            count=reload)
+            wait_until(lambda seen=seen: sum(len(c.bodies) for c in clients) >= seen + 50, 30,
+                       "50 answers after the reload")
+    finally:
+        for client in clients:
+            client.stop()
+    assert [e for c in clients for e in c.errors] == []
+    assert served.stop() == 0
+
+
 @pytest.mark.parametrize("server", SERVERS)
 def test_signal_hup_with_a_broken_app_keeps_the_old_processes(server_cli, tmp_path, server):
     served, old = start_workers(server_cli, tmp_path, server)

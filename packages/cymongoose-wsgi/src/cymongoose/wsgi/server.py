@@ -62,6 +62,9 @@ WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 BODY_STREAM_THRESHOLD_BYTES = 64 << 10
 #: Period of the sweep for stalled request bodies and response streams (milliseconds).
 SWEEP_MS = 1000
+# On shutdown, a keep-alive connection is closed once it has been idle this long (s): one
+# whose next request is on its way gets it answered (with "Connection: close") instead.
+STOP_IDLE_S = 0.25
 
 
 class WSGIServer:
@@ -275,8 +278,9 @@ class WSGIServer:
         self._fast_path.enabled = False
 
     def _graceful_stop(self, poll_ms: int) -> None:
-        """Stop accepting, close idle connections, let running requests finish (up to
-        ``graceful_timeout_s``), then close what is left.
+        """Stop accepting, answer the requests already sent, close each connection once
+        idle (``STOP_IDLE_S``) or answered, within ``graceful_timeout_s``; then close what
+        is left.
 
         A process retiring after its max requests (``watchdog.retiring``) closes no
         idle connection itself: each ends after its next response (``Connection: close``)
@@ -291,15 +295,18 @@ class WSGIServer:
         # Not the listeners, nor the wakeup pipe that brings the running responses back.
         keep = {c.id for c in self._listeners} | {self._mgr.wakeup_id}
         retiring = self._watchdog is not None and self._watchdog.retiring
-        for conn in self._mgr.connections if not retiring else ():
-            protocol = self._protocols.get(conn.id)
-            if conn.id not in keep and (protocol is None or not protocol.in_flight()):
-                conn.drain()  # idle keep-alive connection (or no complete request yet)
+        # Read what already waits in the sockets (the listeners closed): a request sent
+        # before the stop gets in flight, and is answered, instead of a closed socket.
+        self._mgr.poll(0)
+        idle_since: dict[int, float] = {}
         deadline = time.monotonic() + self.graceful_timeout_s
         while time.monotonic() < deadline:
+            if not retiring:
+                self._close_idle(keep, idle_since)
             if self.writer.idle() and not any(
-                    p.in_flight() for p in self._protocols.values()) and not (
-                    retiring and any(c.id not in keep for c in self._mgr.connections)):
+                    p.in_flight() for p in self._protocols.values()) and not any(
+                    c.id not in keep and (retiring or not c.is_draining)
+                    for c in self._mgr.connections):
                 break
             self._mgr.poll(min(poll_ms, 50))
         for protocol in list(self._protocols.values()):
@@ -314,6 +321,21 @@ class WSGIServer:
             if time.monotonic() >= deadline or not any(
                     c.id not in keep for c in self._mgr.connections):
                 break
+
+    def _close_idle(self, keep: set[int], idle_since: dict[int, float]) -> None:
+        """Drain each connection idle for ``STOP_IDLE_S``: no request in flight, no byte
+        of the next one received (it closes by itself after its response)."""
+        now = time.monotonic()
+        for conn in self._mgr.connections:
+            if conn.id in keep or conn.is_closing or conn.is_draining:
+                idle_since.pop(conn.id, None)
+                continue
+            protocol = self._protocols.get(conn.id)
+            if conn.recv_len or (protocol is not None and protocol.in_flight()):
+                idle_since.pop(conn.id, None)
+            elif now - idle_since.setdefault(conn.id, now) >= STOP_IDLE_S:
+                idle_since.pop(conn.id)
+                conn.drain()
 
     # -- poll thread -------------------------------------------------------------------
 
