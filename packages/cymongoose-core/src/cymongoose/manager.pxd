@@ -11,6 +11,7 @@ cdef class Manager:
     cdef unsigned long long _calls  # Python callbacks made by poll(), MG_EV_POLL excluded
     cdef object _handler
     cdef object _error_handler
+    cdef object _exit  # a SystemExit/KeyboardInterrupt from a callback, raised by poll()
     cdef dict _conns
     cdef set _timers
     cdef list _cancelled

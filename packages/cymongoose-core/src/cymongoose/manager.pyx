@@ -270,6 +270,13 @@ cdef class Manager:
         return 0
 
     cdef void _report(self, exc) noexcept:
+        # SystemExit and KeyboardInterrupt stop the program, as they do outside a
+        # callback (and as in cymongoose 0.2.5, whose process exited): poll() raises it
+        # once mongoose's iteration is over, instead of the error handler seeing it.
+        if isinstance(exc, (SystemExit, KeyboardInterrupt)):
+            if self._exit is None:
+                self._exit = exc
+            return
         try:
             if self._error_handler is not None:
                 self._error_handler(exc)
@@ -313,7 +320,9 @@ cdef class Manager:
         for events other than MG_EV_POLL, timer callbacks, wakeup deliveries) it made:
         non-zero means Python code ran and may have queued data that only the next
         poll sends. Raises RuntimeError if the manager is closed or when called
-        re-entrantly (from a handler or a second thread).
+        re-entrantly (from a handler or a second thread). A SystemExit or
+        KeyboardInterrupt raised by a handler or timer callback is raised here once the
+        iteration is over (other exceptions go to ``error_handler``).
         """
         self._check()
         cdef unsigned long long start = self._calls
@@ -349,6 +358,9 @@ cdef class Manager:
                 self._deliver_wakeups()
         finally:
             self._polling = False
+        if self._exit is not None:
+            exc, self._exit = self._exit, None
+            raise exc
         return self._calls - start
 
     cdef void _start_sweep(self, uint64_t timeout_ms):
