@@ -100,7 +100,7 @@ def wsgi(session: nox.Session) -> None:
 @nox.session
 def asgi(session: nox.Session) -> None:
     """cymongoose-asgi's tests."""
-    _install(session, "core", "aio", "asgi")
+    _install(session, "core", "aio", "asgi", extra=["asgiref>=3.6,<4"])  # the [mqtt] extra
     _pytest(session, PACKAGES["asgi"] / "tests")
 
 
