@@ -32,7 +32,7 @@ SUPPORTED_PYTHONS = ["3.10", "3.11", "3.12", "3.13", "3.14"]
 nox.options.error_on_missing_interpreters = False
 nox.options.download_python = "never"
 DOCS_DEPS = ["mkdocs", "mkdocs-material", "mkdocstrings[python]", "ruff", "gunicorn",
-             "tomli; python_version < '3.11'"]
+             "tomli; python_version < '3.11'", "asgiref>=3.6,<4"]  # asgiref: cymongoose.asgi.mqtt
 
 
 def _core_wheel(session: nox.Session) -> Path:
@@ -100,7 +100,7 @@ def wsgi(session: nox.Session) -> None:
 @nox.session
 def asgi(session: nox.Session) -> None:
     """cymongoose-asgi's tests."""
-    _install(session, "core", "aio", "asgi")
+    _install(session, "core", "aio", "asgi", extra=["asgiref>=3.6,<4"])  # the [mqtt] extra
     _pytest(session, PACKAGES["asgi"] / "tests")
 
 
