@@ -101,10 +101,11 @@ class KeepAliveClient(Client):
                     self.errors.append(repr(exc))
 
 
-def test_wsgi_signal_hup_fails_no_request_on_keep_alive_connections(server_cli, tmp_path):
+@pytest.mark.parametrize("server", SERVERS)
+def test_signal_hup_fails_no_request_on_keep_alive_connections(server_cli, tmp_path, server):
     # The stopping processes answer each request already sent and close only connections
     # idle for a moment: no request goes into a connection that closes.
-    served, _ = start_workers(server_cli, tmp_path, "wsgi")
+    served, _ = start_workers(server_cli, tmp_path, server)
     clients = [KeepAliveClient(served) for _ in range(3)]
     for client in clients:
         client.start()

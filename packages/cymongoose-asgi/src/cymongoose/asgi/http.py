@@ -63,8 +63,8 @@ def caused_by_disconnect(exc: BaseException | None) -> bool:
 class HttpConnection:
     """One keep-alive TCP connection: requests are answered one after another, in order."""
 
-    __slots__ = ("body_cycle", "client", "closed", "conn", "current", "requests", "runner",
-                 "server", "trusted", "writable")
+    __slots__ = ("body_cycle", "client", "closed", "conn", "current", "received", "requests",
+                 "runner", "server", "trusted", "writable")
 
     def __init__(self, conn: Any) -> None:
         self.conn = conn
@@ -77,6 +77,9 @@ class HttpConnection:
         self.current: RequestCycle | None = None
         self.runner: asyncio.Task[None] | None = None
         self.body_cycle: RequestCycle | None = None  # poll thread: who gets EV_HTTP_BODY
+        # Poll thread: requests parsed so far (one is handed to the asyncio thread before
+        # it shows in ``requests``: a graceful stop sees it here).
+        self.received = 0
         self.writable: asyncio.Future[None] | None = None  # asyncio thread
 
 

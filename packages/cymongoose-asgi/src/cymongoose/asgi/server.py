@@ -36,7 +36,7 @@ from cymongoose.aio import AsyncManager
 from cymongoose.serving import lifecycle
 from cymongoose.serving.accesslog import AccessLogFormat, log_refused, parse_request_line
 from cymongoose.serving.config import ServerConfig
-from cymongoose.serving.httprules import PROXY_HEADER_NAMES, keep_alive
+from cymongoose.serving.httprules import PROXY_HEADER_NAMES, STOP_IDLE_S, keep_alive
 from cymongoose.serving.listen import listen_http, unix_socket_path
 from cymongoose.serving.logconfig import setup_logging
 from cymongoose.serving.proxy import ProxyHeaders
@@ -223,8 +223,10 @@ class ASGIServer:
         return listener
 
     async def stop(self) -> None:
-        """Stop accepting, let in-flight requests finish (up to ``graceful_timeout_s``),
-        cancel what is left, close connections, run lifespan shutdown, free the manager.
+        """Stop accepting, answer the requests already sent (with ``Connection: close``),
+        close each keep-alive connection once idle (``STOP_IDLE_S``) or answered, let
+        in-flight requests finish (all within ``graceful_timeout_s``), cancel what is
+        left, close connections, run lifespan shutdown, free the manager.
 
         A server retiring after its max requests (``watchdog.retiring``) closes no
         idle connection itself: each ends after its next response (``Connection:
@@ -241,7 +243,12 @@ class ASGIServer:
         if self._watchdog is not None and self._watchdog.retiring:
             while am.run_locked(_open_connections) and time.monotonic() < deadline:
                 await asyncio.sleep(0.05)
-        am.call_in_poll_thread(self._close_idle)
+        am.call_in_poll_thread(self._shutdown_websockets)
+        # A request already sent (still in the socket, or parsed and on its way to the
+        # app) is answered, not cut off by a close: only idle connections are closed.
+        idle_since: dict[int, tuple[float, int]] = {}
+        while am.run_locked(self._close_idle, idle_since) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
         tasks = self._running_tasks(am)
         if tasks:
             await asyncio.wait(tasks, timeout=max(0.0, deadline - time.monotonic()))
@@ -272,12 +279,36 @@ class ASGIServer:
         return {proto.runner for proto in self._conns.values()
                 if isinstance(proto, HttpConnection) and proto.runner is not None}
 
-    def _close_idle(self) -> None:
+    def _shutdown_websockets(self) -> None:
         for proto in list(self._conns.values()):
             if isinstance(proto, WebSocketConnection):
                 proto.shutdown()
-            elif proto.current is None and not proto.requests and not proto.closed:
-                proto.conn.drain()
+
+    def _close_idle(self, mgr: Any, idle_since: dict[int, tuple[float, int]]) -> bool:
+        """Drain each HTTP connection idle for ``STOP_IDLE_S``: no request in flight, none
+        parsed, no byte of the next one received (a busy one closes by itself after its
+        response). True while an HTTP connection is still open and not draining."""
+        now = time.monotonic()
+        wakeup = mgr.wakeup_id
+        waiting = False
+        for conn in mgr.connections:
+            if conn.is_listening or conn.id == wakeup or conn.is_closing or conn.is_draining:
+                continue
+            proto = self._conns.get(conn.id)
+            if isinstance(proto, WebSocketConnection):
+                continue  # shut down, its task ends it
+            waiting = True
+            received = proto.received if proto is not None else 0
+            since, seen = idle_since.get(conn.id, (now, received))
+            if conn.recv_len or received != seen or (proto is not None and (
+                    proto.current is not None or proto.requests)):
+                idle_since[conn.id] = (now, received)
+            elif now - since >= STOP_IDLE_S:
+                idle_since.pop(conn.id, None)
+                conn.drain()
+            else:
+                idle_since[conn.id] = (since, received)
+        return waiting
 
     def _close_all(self) -> None:
         for proto in list(self._conns.values()):
@@ -380,6 +411,7 @@ class ASGIServer:
             proto.trusted = self._proxy is not None and self._proxy.is_trusted(remote[0])
         elif isinstance(proto, WebSocketConnection):
             return
+        proto.received += 1
         method, raw_path, query, proto_str, headers, body = msg.parts()
         http_version = proto_str[5:] if proto_str.startswith("HTTP/") else "1.1"
         upgrade = connection = b""

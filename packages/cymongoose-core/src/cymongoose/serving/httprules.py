@@ -9,6 +9,7 @@ from __future__ import annotations
 
 __all__ = [
     "PROXY_HEADER_NAMES",
+    "STOP_IDLE_S",
     "ascii_digits",
     "keep_alive",
     "no_content",
@@ -23,6 +24,12 @@ PROXY_HEADER_NAMES: tuple[bytes, ...] = (
     b"x-forwarded-proto",
     b"x-forwarded-host",
 )
+
+#: On a graceful stop, a keep-alive connection is closed once it has been idle this long
+#: (seconds): no request in flight, no byte of the next one received. One whose next
+#: request is on its way gets it answered (with ``Connection: close``) instead, so no
+#: client sends a request into a socket that closes.
+STOP_IDLE_S = 0.25
 
 
 def ascii_digits(text: str) -> bool:

@@ -25,7 +25,7 @@ from cymongoose.serving.accesslog import (
     parse_request_line,
 )
 from cymongoose.serving.config import ServerConfig
-from cymongoose.serving.httprules import PROXY_HEADER_NAMES
+from cymongoose.serving.httprules import PROXY_HEADER_NAMES, STOP_IDLE_S
 from cymongoose.serving.listen import listen_http, unix_socket_path
 from cymongoose.serving.logconfig import setup_logging
 from cymongoose.serving.proxy import ProxyHeaders
@@ -62,9 +62,6 @@ WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 BODY_STREAM_THRESHOLD_BYTES = 64 << 10
 #: Period of the sweep for stalled request bodies and response streams (milliseconds).
 SWEEP_MS = 1000
-# On shutdown, a keep-alive connection is closed once it has been idle this long (s): one
-# whose next request is on its way gets it answered (with "Connection: close") instead.
-STOP_IDLE_S = 0.25
 
 
 class WSGIServer:
