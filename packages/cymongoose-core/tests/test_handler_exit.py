@@ -4,7 +4,6 @@ other exceptions go to the error handler and the loop goes on."""
 import socket
 
 import pytest
-
 from cymongoose import MG_EV_HTTP_MSG, Manager
 
 
