@@ -568,11 +568,9 @@ async def _serve(app: Any, url: str | None, config: ServerConfig,
     conn = await server.start(url)
     lifecycle.app_started(logger)
     if url is not None or config.fd is None:  # else the process that bound it says where
-        if server.unix_path is not None:
-            lifecycle.running(logger, f"unix socket {server.unix_path}")
-        else:
-            host, port = conn.local_addr[0], conn.local_addr[1]
-            lifecycle.running(logger, lifecycle.display_url(server._scheme, host, port))
+        host, port = conn.local_addr[0], conn.local_addr[1]
+        lifecycle.running(logger, lifecycle.listen_url(server._scheme, host, port,
+                                                       server.unix_path))
     try:
         await stop.wait()
     finally:

@@ -39,8 +39,8 @@ from typing import TYPE_CHECKING, Any
 from ..importer import import_app
 from .config import LOG_LEVELS, ServerConfig
 from .environment import ENVIRONMENT_HELP, apply_environment, env_file_of, load_env_file
-from .lifecycle import display_url, running
-from .listen import check_listen_fd, unix_socket_path
+from .lifecycle import running, socket_url
+from .listen import check_listen_fd
 from .logconfig import LogConfigError, configure_logging
 
 if TYPE_CHECKING:
@@ -394,13 +394,8 @@ def _announce_fd(config: ServerConfig) -> None:
     fd = config.fd
     assert fd is not None
     check_listen_fd(fd)  # the clear errors for a descriptor that cannot be served
-    path = unix_socket_path(fd)
-    if path is not None:
-        running(logger, f"unix socket {path}")
-        return
     with socket.socket(fileno=os.dup(fd)) as sock:
-        host, port = sock.getsockname()[:2]
-    running(logger, display_url("https" if config.is_ssl else "http", host, port))
+        running(logger, socket_url(sock, "https" if config.is_ssl else "http"))
 
 
 def run_cli(adapter: ServerAdapter, argv: Sequence[str] | None = None) -> int:

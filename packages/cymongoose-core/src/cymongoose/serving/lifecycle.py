@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 
 
 def display_url(scheme: str, host: str, port: int) -> str:
@@ -27,6 +28,23 @@ def display_url(scheme: str, host: str, port: int) -> str:
     if ":" in host and not host.startswith("["):
         host = f"[{host}]"
     return f"{scheme}://{host}:{port}"
+
+
+def listen_url(scheme: str, host: str, port: int, unix_path: str | None = None) -> str:
+    """What the "running on" line names: ``"unix socket /run/app.sock"`` when
+    ``unix_path`` is given, else :func:`display_url` of ``scheme``, ``host``, ``port``."""
+    if unix_path is not None:
+        return f"unix socket {unix_path}"
+    return display_url(scheme, host, port)
+
+
+def socket_url(sock: socket.socket, scheme: str) -> str:
+    """:func:`listen_url` of the listening socket ``sock`` (TCP or Unix)."""
+    name = sock.getsockname()
+    if sock.family == getattr(socket, "AF_UNIX", None):
+        return listen_url(scheme, "", 0, name if isinstance(name, str)
+                          else name.decode("utf-8", "replace"))
+    return listen_url(scheme, name[0], name[1])
 
 
 def process_started(log: logging.Logger) -> None:

@@ -34,7 +34,7 @@ from types import FrameType, ModuleType
 from typing import Any
 
 from .config import ServerConfig
-from .lifecycle import display_url, running
+from .lifecycle import running, socket_url
 from .supervisor import KILL_MARGIN_S, bind_socket, start_process
 
 logger = logging.getLogger("cymongoose.reload")
@@ -160,13 +160,12 @@ class Reloader:
         """
         watchfiles = import_watchfiles(self.prog)
         sock = bind_socket(self.config)
-        host, port = sock.getsockname()[:2]
         previous = {sig: signal.signal(sig, self._on_signal)
                     for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
             logger.info("Will watch for changes in these directories: %s",
                         list(self.reload.dirs))
-            running(logger, display_url("https" if self.config.is_ssl else "http", host, port))
+            running(logger, socket_url(sock, "https" if self.config.is_ssl else "http"))
             logger.info("Started reloader process [%d] using WatchFiles", os.getpid())
             fd = sock.fileno()
             for changes in watchfiles.watch(

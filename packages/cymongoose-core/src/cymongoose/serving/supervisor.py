@@ -40,7 +40,7 @@ from typing import Any
 
 from .config import ServerConfig
 from .control import ControlSignals
-from .lifecycle import display_url, running
+from .lifecycle import running, socket_url
 from .listen import ListenError, bind_unix, check_listen_fd
 from .watchdog import Watchdog, max_requests_with_jitter
 
@@ -206,11 +206,7 @@ class Supervisor(ControlSignals):
         server process is started.
         """
         sock = bind_socket(self.config)
-        if sock.family == getattr(socket, "AF_UNIX", None):
-            where = f"unix socket {sock.getsockname()}"
-        else:
-            host, port = sock.getsockname()[:2]
-            where = display_url("https" if self.config.is_ssl else "http", host, port)
+        where = socket_url(sock, "https" if self.config.is_ssl else "http")
         previous: dict[int, Any] = {sig: signal.signal(sig, self._on_signal)
                                     for sig in (signal.SIGINT, signal.SIGTERM)}
         previous.update(self._install_control_signals())

@@ -457,11 +457,8 @@ def serve(
         logger.info("Running the WSGI app on the event loop thread (threads=0)")
     lifecycle.app_started(logger)
     if url is not None or config.fd is None:  # else the process that bound it says where
-        if server.unix_path is not None:
-            lifecycle.running(logger, f"unix socket {server.unix_path}")
-        else:
-            host, port = conn.local_addr[0], conn.local_addr[1]
-            scheme = "https" if server.tls is not None else "http"
-            lifecycle.running(logger, lifecycle.display_url(scheme, host, port))
+        host, port = conn.local_addr[0], conn.local_addr[1]
+        scheme = "https" if server.tls is not None else "http"
+        lifecycle.running(logger, lifecycle.listen_url(scheme, host, port, server.unix_path))
     server.run()
     lifecycle.process_finished(logger)
