@@ -117,6 +117,16 @@ cdef inline str _ip_str(mg_addr *a):
     return inet_ntop(AF_INET, PyBytes_FromStringAndSize(<char *>a.addr.ip, 4))
 
 
+cdef object _tls_text(char *text, size_t n):
+    # A malloc'd string of tls_openssl.c as str (ASCII: PEM, RFC 4514), freed; or None.
+    if text == NULL:
+        return None
+    try:
+        return PyUnicode_DecodeLatin1(text, n, NULL)
+    finally:
+        free(text)
+
+
 cdef class Connection:
     """One mongoose connection (``struct mg_connection``).
 
@@ -366,8 +376,11 @@ cdef class Connection:
         """Send ``length`` bytes of the open file ``fd`` from ``offset``, after what is
         already queued, and complete the response when the last byte is queued.
 
-        The file is read in C (``pread``) as the socket drains, never copied into Python;
-        ``fd`` is duplicated, so the caller may close its file at once. Pipelined requests
+        The file never passes through Python: on plain TCP the kernel sends it
+        (``sendfile(2)``, Linux) whenever nothing else is queued, otherwise (TLS, or a
+        full socket) C reads it (``pread``) into the send buffer as the socket drains.
+        ``fd`` is duplicated, so the caller may close its file at once; the duplicate is
+        closed when the file is sent or the connection closes. Pipelined requests
         wait until the file is sent. Only on connections of a listener set up with
         `configure_http_server`. Raises RuntimeError otherwise or while another file is
         being sent, OSError if ``fd`` cannot be duplicated.
@@ -390,6 +403,7 @@ cdef class Connection:
         st.file_offset = offset
         st.file_left = length
         c.is_resp = 1
+        _srv_flush_now(c, st)  # the head first: with nothing queued, sendfile(2) can go
         _srv_file_pump(c, st)
 
     def finish_response(self) -> None:
@@ -854,6 +868,47 @@ cdef class Connection:
         else:
             opts._fill(&o)
             mg_tls_init(c, &o)
+
+    def tls_info(self):
+        """What this connection's TLS session negotiated, or None before its handshake
+        is done, without TLS, or in a build on mongoose's built-in stack.
+
+        A dict: ``version`` (int, the protocol number: 0x0303 TLS 1.2, 0x0304 TLS 1.3),
+        ``cipher_suite`` (int, the IANA number, 0x1301 for TLS_AES_128_GCM_SHA256),
+        ``local_cert`` (str, our certificate as PEM, or None), ``peer_cert_chain``
+        (list of PEM str: the peer's certificate first, then the chain it sent; empty
+        when it sent none), ``peer_cert_name`` (str, the subject of the peer's
+        certificate as RFC 4514 says, or None), ``peer_cert_error`` (str, why the
+        peer's certificate failed its check, or None). The fields of the ASGI TLS
+        extension (asgiref specs/tls.rst, version 0.2).
+        """
+        cdef mg_connection *c = self._c
+        cdef int version = 0, cipher = 0, which = 1
+        cdef long verify = 0
+        cdef size_t n = 0
+        cdef char *text
+        if c == NULL or not c.is_tls or not cym_tls_conn_info(c, &version, &cipher, &verify):
+            return None
+        chain = []
+        while True:
+            text = cym_tls_conn_cert(c, which, &n)
+            if text == NULL:
+                break
+            chain.append(_tls_text(text, n))
+            which += 1
+        text = cym_tls_conn_cert(c, 0, &n)
+        local = _tls_text(text, n)
+        text = cym_tls_peer_subject(c, &n)
+        name = _tls_text(text, n)
+        return {
+            "version": version,
+            "cipher_suite": cipher if cipher >= 0 else None,
+            "local_cert": local,
+            "peer_cert_chain": chain,
+            "peer_cert_name": name,
+            "peer_cert_error": None if verify == 0 or not chain
+                               else cym_tls_verify_error(verify).decode(),
+        }
 
     def tls_free(self) -> None:
         """Release this connection's TLS state by closing it (like `close`).

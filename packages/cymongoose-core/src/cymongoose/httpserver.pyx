@@ -11,6 +11,8 @@
 cdef enum:
     _BODY_CHUNK = 65536         # bytes gathered per EV_HTTP_BODY while more are coming
     _FILE_WINDOW = 262144       # Connection.send_file: bytes kept queued
+    _SENDFILE_BURST = 4194304   # sendfile(2): most bytes per visit, so others get a turn
+    _FILE_PRIMER = 16384        # queued after sendfile(2) would block (see _srv_file_pump)
     _IDLE_BUFFERS_MS = 1000     # idle this long: the sweep frees a connection's buffers
     _CHUNK_LINE_MAX = 4096      # chunk-size line and trailer field limits
     _REFUSED_LINE_MAX = 8192    # longest refused request line kept for the access log
@@ -31,6 +33,28 @@ cdef extern from *:
     # glibc keeps freed small blocks in its heap: RSS would not fall after the sweep
     # frees thousands of idle buffers (16 KiB each) without this.
     void cym_give_back_memory() nogil
+
+cdef extern from *:
+    """
+    #include <errno.h>
+    #if defined(__linux__)
+    #include <sys/sendfile.h>
+    /* sendfile(2) from file to socket; -2: would block (or interrupted), -1: failed. */
+    static long cym_sendfile(int sock, int fd, unsigned long long *offset, size_t n) {
+        off_t off = (off_t) *offset;
+        ssize_t got = sendfile(sock, fd, &off, n);
+        if (got < 0) return (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) ? -2 : -1;
+        *offset = (unsigned long long) off;
+        return (long) got;
+    }
+    #else
+    static long cym_sendfile(int sock, int fd, unsigned long long *offset, size_t n) {
+        (void) sock; (void) fd; (void) offset; (void) n;
+        return -1;
+    }
+    #endif
+    """
+    long cym_sendfile(int sock, int fd, unsigned long long *offset, size_t n) nogil
 
 cdef enum:
     _TRIM_AFTER_BYTES = 1 << 20  # a sweep that freed this much gives memory back to the OS
@@ -485,14 +509,40 @@ cdef void _srv_flush_now(mg_connection *c, ConnState *st) noexcept nogil:
 
 
 cdef void _srv_file_pump(mg_connection *c, ConnState *st) noexcept nogil:
-    # Connection.send_file: keep about _FILE_WINDOW bytes queued, read straight into the
-    # send buffer; the response completes (pipelined requests go on) after the last byte.
-    cdef size_t want, room
+    # Connection.send_file. On plain TCP with nothing queued, sendfile(2) hands the file to
+    # the socket in the kernel, until the socket is full or _SENDFILE_BURST bytes went.
+    # Otherwise (TLS, bytes queued, sendfile unavailable) read about _FILE_WINDOW bytes
+    # straight into the send buffer. After sendfile a little is always queued while the
+    # file goes on: that arms the socket's writability, whose MG_EV_WRITE calls this again
+    # (mongoose would not wake for an empty buffer), and a draining connection does not
+    # close before the end. The response completes (pipelined requests go on) after the
+    # last byte.
+    cdef size_t want, burst = 0
     cdef long got
-    cdef uint64_t offset
+    cdef unsigned long long offset
     if c.is_closing or c.send.len >= _FILE_WINDOW:
         return
-    want = _FILE_WINDOW - c.send.len
+    if c.send.len == 0 and not c.is_tls and c.is_accepted and c.fd != NULL:
+        while st.file_left and burst < _SENDFILE_BURST:
+            want = _SENDFILE_BURST - burst
+            if want > st.file_left:
+                want = <size_t>st.file_left
+            offset = st.file_offset
+            got = cym_sendfile(<int><size_t>c.fd, st.file_fd, &offset, want)
+            if got <= 0:
+                break  # full (-2), or failed (-1) / file shrank (0): pread below tells
+            burst += <size_t>got
+            st.file_offset += <uint64_t>got
+            st.file_left -= <uint64_t>got
+            st.last_io_ms = mg_millis()
+        if st.file_left == 0:
+            _srv_file_end(st)
+            c.is_resp = 0
+            st.need_parse = 1
+            return
+        want = _FILE_PRIMER
+    else:
+        want = _FILE_WINDOW - c.send.len
     if want > st.file_left:
         want = <size_t>st.file_left
     if c.send.size - c.send.len < want and not mg_iobuf_resize(&c.send, c.send.len + want):

@@ -18,6 +18,7 @@
 
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/err.h>
@@ -426,6 +427,93 @@ void mg_tls_handshake(struct mg_connection *c) {
   mg_error(c, "TLS handshake: %s", reason);
 }
 
+// --- What a connection negotiated (Connection.tls_info) -----------------------------
+
+// 1 and the protocol version (0x0304 for TLS 1.3), the cipher suite's IANA number and
+// the result of the peer certificate's check (X509_V_OK, 0, when none was sent) once
+// c's handshake is done; else 0.
+int cym_tls_conn_info(struct mg_connection *c, int *version, int *cipher, long *verify) {
+  struct mg_tls *tls = (struct mg_tls *) c->tls;
+  const SSL_CIPHER *suite;
+  if (tls == NULL || c->is_tls_hs || !SSL_is_init_finished(tls->ssl)) return 0;
+  suite = SSL_get_current_cipher(tls->ssl);
+  *version = SSL_version(tls->ssl);
+  *cipher = suite != NULL ? (int) SSL_CIPHER_get_protocol_id(suite) : -1;
+  *verify = SSL_get_verify_result(tls->ssl);
+  return 1;
+}
+
+// The text a memory BIO holds, NUL-terminated, malloc'd (the caller frees), or NULL.
+static char *bio_text(BIO *bio, size_t *len) {
+  char *data, *out = NULL;
+  long n = BIO_get_mem_data(bio, &data);
+  if (n > 0 && (out = (char *) malloc((size_t) n + 1)) != NULL) {
+    memcpy(out, data, (size_t) n);
+    out[n] = '\0';
+    *len = (size_t) n;
+  }
+  BIO_free(bio);
+  ERR_clear_error();
+  return out;
+}
+
+static X509 *peer_cert(SSL *ssl) {  // a new reference, or NULL
+#if OPENSSL_VERSION_NUMBER >= 0x30000000L
+  return SSL_get1_peer_certificate(ssl);
+#else
+  return SSL_get_peer_certificate(ssl);
+#endif
+}
+
+// A certificate of c's session as PEM (malloc'd, the caller frees; *len bytes), or NULL
+// when there is none: which 0 is ours, 1 the peer's, 2 and on the rest of the chain the
+// peer sent (each signing the one before).
+char *cym_tls_conn_cert(struct mg_connection *c, int which, size_t *len) {
+  struct mg_tls *tls = (struct mg_tls *) c->tls;
+  X509 *cert = NULL, *owned = NULL;
+  BIO *bio;
+  if (tls == NULL || which < 0) return NULL;
+  if (which == 0) {
+    cert = SSL_get_certificate(tls->ssl);
+  } else if (which == 1) {
+    cert = owned = peer_cert(tls->ssl);
+  } else {
+    // A server's chain leaves out the client's own certificate; a client's starts with it.
+    STACK_OF(X509) *chain = SSL_get_peer_cert_chain(tls->ssl);
+    int i = c->is_accepted ? which - 2 : which - 1;
+    if (chain != NULL && i < sk_X509_num(chain)) cert = sk_X509_value(chain, i);
+  }
+  if (cert == NULL || (bio = BIO_new(BIO_s_mem())) == NULL) {
+    X509_free(owned);
+    return NULL;
+  }
+  if (!PEM_write_bio_X509(bio, cert)) (void) BIO_reset(bio);
+  X509_free(owned);
+  return bio_text(bio, len);
+}
+
+// The subject of the peer's certificate as an RFC 4514 string (malloc'd, the caller
+// frees; *len bytes), or NULL when the peer sent none.
+char *cym_tls_peer_subject(struct mg_connection *c, size_t *len) {
+  struct mg_tls *tls = (struct mg_tls *) c->tls;
+  X509 *cert;
+  BIO *bio;
+  if (tls == NULL || (cert = peer_cert(tls->ssl)) == NULL) return NULL;
+  if ((bio = BIO_new(BIO_s_mem())) == NULL) {
+    X509_free(cert);
+    return NULL;
+  }
+  if (X509_NAME_print_ex(bio, X509_get_subject_name(cert), 0, XN_FLAG_RFC2253) < 0) {
+    (void) BIO_reset(bio);
+  }
+  X509_free(cert);
+  return bio_text(bio, len);
+}
+
+const char *cym_tls_verify_error(long result) {
+  return X509_verify_cert_error_string(result);
+}
+
 size_t mg_tls_pending(struct mg_connection *c) {
   struct mg_tls *tls = (struct mg_tls *) c->tls;
   return tls == NULL ? 0 : (size_t) SSL_pending(tls->ssl);
@@ -505,6 +593,26 @@ void cym_tls_attach(struct mg_connection *c, void *ctx, const char *name, int ve
 
 const char *cym_tls_library(void) {
   return "mongoose built-in TLS " MG_VERSION;
+}
+
+int cym_tls_conn_info(struct mg_connection *c, int *version, int *cipher, long *verify) {
+  (void) c, (void) version, (void) cipher, (void) verify;
+  return 0;
+}
+
+char *cym_tls_conn_cert(struct mg_connection *c, int which, size_t *len) {
+  (void) c, (void) which, (void) len;
+  return NULL;
+}
+
+char *cym_tls_peer_subject(struct mg_connection *c, size_t *len) {
+  (void) c, (void) len;
+  return NULL;
+}
+
+const char *cym_tls_verify_error(long result) {
+  (void) result;
+  return "";
 }
 
 #endif

@@ -44,5 +44,10 @@ void cym_tls_ctx_free(void *ctx);
 int cym_tls_ctx_use_default_ca(void *ctx, char *reason, size_t reason_len);
 void cym_tls_attach(struct mg_connection *c, void *ctx, const char *name, int verify);
 const char *cym_tls_library(void);
+// What a connection's TLS session negotiated (Connection.tls_info; see tls_openssl.c).
+int cym_tls_conn_info(struct mg_connection *c, int *version, int *cipher, long *verify);
+char *cym_tls_conn_cert(struct mg_connection *c, int which, size_t *len);
+char *cym_tls_peer_subject(struct mg_connection *c, size_t *len);
+const char *cym_tls_verify_error(long result);
 
 #endif

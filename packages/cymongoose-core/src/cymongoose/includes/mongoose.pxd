@@ -270,6 +270,10 @@ cdef extern from "tls_openssl.h" nogil:
     int cym_tls_ctx_use_default_ca(void *ctx, char *reason, size_t reason_len)
     void cym_tls_attach(mg_connection *c, void *ctx, const char *name, int verify)
     const char *cym_tls_library()
+    int cym_tls_conn_info(mg_connection *c, int *version, int *cipher, long *verify)
+    char *cym_tls_conn_cert(mg_connection *c, int which, size_t *len)
+    char *cym_tls_peer_subject(mg_connection *c, size_t *len)
+    const char *cym_tls_verify_error(long result)
 
     # SNTP
     mg_connection *mg_sntp_connect(mg_mgr *mgr, const char *url, mg_event_handler_t fn,
