@@ -14,6 +14,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import os
+import stat
 from collections.abc import Callable
 from time import perf_counter
 from typing import Any
@@ -64,7 +66,7 @@ class HttpConnection:
     """One keep-alive TCP connection: requests are answered one after another, in order."""
 
     __slots__ = ("body_cycle", "client", "closed", "conn", "current", "received", "requests",
-                 "runner", "server", "trusted", "writable")
+                 "runner", "server", "tls", "trusted", "writable")
 
     def __init__(self, conn: Any) -> None:
         self.conn = conn
@@ -81,6 +83,8 @@ class HttpConnection:
         # it shows in ``requests``: a graceful stop sees it here).
         self.received = 0
         self.writable: asyncio.Future[None] | None = None  # asyncio thread
+        # The ASGI "tls" extension's dict on a TLS listener, else None.
+        self.tls: dict[str, Any] | None = None
 
 
 # -- writers: run on the poll thread ----------------------------------------------------
@@ -149,6 +153,50 @@ def write_end(hc: HttpConnection, chunked: bool, close: bool) -> None:
     conn = hc.conn
     if chunked:
         conn.http_chunk(b"")
+    conn.finish_response()
+    if close:
+        conn.drain()
+
+
+def write_file(hc: HttpConnection, status: int, headers: list[Any], fd: int, count: int,
+               close: bool) -> None:
+    """http.response.pathsend: the head, then ``count`` bytes of the open file ``fd`` sent
+    by the core (`Connection.send_file`: sendfile(2) on plain TCP, never through
+    Python); ``fd`` is closed here in every case (the core keeps its own duplicate)."""
+    try:
+        if _ended(hc):
+            return
+        try:
+            hc.conn.send_response_head(status, headers)
+        except (ValueError, TypeError) as exc:
+            _refuse(hc, exc, False)
+            return
+        if count:
+            hc.conn.send_file(fd, 0, count)  # completes the response after the last byte
+        else:
+            hc.conn.finish_response()
+        if close:
+            hc.conn.drain()  # the core keeps a byte queued until the file is all sent
+    finally:
+        os.close(fd)
+
+
+def write_raw(hc: HttpConnection, data: bytes) -> None:
+    """Bytes framed by the caller: a 103 Early Hints response, the last chunk with
+    trailer fields."""
+    if not _ended(hc):
+        hc.conn.send(data)
+
+
+def write_trailers(hc: HttpConnection, fields: bytes | None, close: bool) -> None:
+    """End a chunked response with its last chunk and ``fields`` (``Name: value\r\n``
+    lines, maybe none) as its trailer section (RFC 9112 section 7.1.2); None: not
+    chunked, nothing to add."""
+    if _ended(hc):
+        return
+    conn = hc.conn
+    if fields is not None:
+        conn.send(b"0\r\n" + fields + b"\r\n")
     conn.finish_response()
     if close:
         conn.drain()
@@ -230,6 +278,7 @@ class RequestCycle:
         "started",
         "status",
         "streaming",
+        "trailers",
         "unflushed",
     )
 
@@ -270,6 +319,8 @@ class RequestCycle:
         self.streaming = False
         self.chunked = False
         self.unflushed = 0
+        # http.response.trailers: None unless http.response.start announced trailers.
+        self.trailers: _Trailers | None = None
         # The response is complete or the client went away: receive() may answer
         # http.disconnect (a future only while receive() waits for it).
         self.finished = False
@@ -309,7 +360,7 @@ class RequestCycle:
         if self.hc.closed or self.complete:
             return
         self.complete = True
-        if not self.started:
+        if not self.streaming:  # nothing of the response is written yet
             self.status = 500
             self.call(write_error, self.hc, self.is_head)
             if self.log:
@@ -396,9 +447,12 @@ class RequestCycle:
             self.status = status
             self.headers = headers
             self.no_body = no_content(status, self.is_head)
+            if message.get("trailers"):
+                self.trailers = _Trailers()
             return
         if kind != "http.response.body":
-            raise RuntimeError(f"ASGI: unexpected message type {kind!r} for an http scope")
+            await self._send_extension(kind, message)
+            return
         if not self.started:
             raise RuntimeError("ASGI: 'http.response.body' sent before 'http.response.start'")
         if self.complete:
@@ -410,7 +464,7 @@ class RequestCycle:
         call = self.call
         length = self.length
         if not self.streaming:
-            if not more_body:
+            if not more_body and self.trailers is None:
                 self.complete = True
                 headers = self.headers
                 if self.no_body:
@@ -437,6 +491,10 @@ class RequestCycle:
                 self.close = True
             if self.chunked:
                 headers = [*headers, _CHUNKED]
+            if self.trailers is not None:
+                # Only a chunked body can carry them, only to a client that said it
+                # takes them (RFC 9110 section 6.5.1: TE: trailers).
+                self.trailers.wire = self.chunked and _accepts_trailers(self.scope)
             if self.close or self.http10:
                 headers = self._connection_header(headers)
             call(write_head, self.hc, self.status, headers, self.is_head)
@@ -455,9 +513,100 @@ class RequestCycle:
         elif not more_body and length and not self.no_body:
             self._fit(b"", length, True)
         if not more_body:
+            if self.trailers is not None:
+                self.trailers.body_done = True  # the end comes with http.response.trailers
+                return
             self.complete = True
             call(write_end, self.hc, self.chunked, self.close)
             self.finish()
+
+    async def _send_extension(self, kind: str, message: dict[str, Any]) -> None:
+        """The messages of the ASGI extensions declared in ``scope["extensions"]``."""
+        if kind == "http.response.pathsend":
+            self._pathsend(message)
+        elif kind == "http.response.trailers":
+            self._send_trailers(message)
+        elif kind == "http.response.early_hint":
+            self._early_hint(message)
+        else:
+            raise RuntimeError(f"ASGI: unexpected message type {kind!r} for an http scope")
+
+    def _pathsend(self, message: dict[str, Any]) -> None:
+        # ASGI extension "http.response.pathsend": the whole file at ``path`` is the body.
+        if not self.started:
+            raise RuntimeError("ASGI: 'http.response.pathsend' sent before "
+                               "'http.response.start'")
+        if self.complete or self.streaming:
+            raise RuntimeError("ASGI: 'http.response.pathsend' sent after the body began")
+        if self.hc.closed:
+            raise _disconnected()
+        path = os.fspath(message["path"])
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                raise ValueError(f"ASGI: 'http.response.pathsend' path {path!r} is not a "
+                                 "regular file")
+            size = info.st_size
+            headers = self.headers
+            length = self.length
+            if length is None:
+                length = size
+                headers = [*headers, (b"content-length", str(size).encode())]
+            count = min(length, size)
+            if count < length:
+                logger.error("ASGI application's Content-Length %d exceeds the size of %r "
+                             "(%d bytes): closing after it", length, path, size)
+                self.close = True
+            if self.no_body:
+                count = 0
+            if self.close or self.http10:
+                headers = self._connection_header(headers)
+        except BaseException:
+            os.close(fd)
+            raise
+        self.complete = True
+        self.streaming = True  # for the access log's byte count
+        self.sent = count
+        self.call(write_file, self.hc, self.status, headers, fd, count, self.close)
+        if self.log is True:
+            self._log()
+        self.finish()
+
+    def _send_trailers(self, message: dict[str, Any]) -> None:
+        # ASGI extension "http.response.trailers", after the last http.response.body.
+        trailers = self.trailers
+        if trailers is None:
+            raise RuntimeError("ASGI: 'http.response.trailers' without 'trailers': True in "
+                               "'http.response.start'")
+        if not trailers.body_done or self.complete:
+            raise RuntimeError("ASGI: 'http.response.trailers' sent before the body ended or "
+                               "after the response completed")
+        if self.hc.closed:
+            raise _disconnected()
+        if trailers.wire:
+            trailers.fields += _field_lines(message.get("headers", ()), "trailer")
+        if message.get("more_trailers", False):
+            return
+        self.complete = True
+        # Chunked: the last chunk, with the fields or (dropped) without.
+        fields = (trailers.fields if trailers.wire else b"") if self.chunked else None
+        self.call(write_trailers, self.hc, fields, self.close)
+        self.finish()
+
+    def _early_hint(self, message: dict[str, Any]) -> None:
+        # ASGI extension "http.response.early_hint": 103 Early Hints (RFC 8297) with one
+        # Link field per link, before the final response. HTTP/1.0 clients get none
+        # (RFC 9110 section 15.2: no 1xx to them).
+        if self.started:
+            raise RuntimeError("ASGI: 'http.response.early_hint' sent after "
+                               "'http.response.start'")
+        if self.hc.closed:
+            raise _disconnected()
+        links = [(b"link", link) for link in message.get("links", ())]
+        if links and not self.http10:
+            self.call(write_raw, self.hc,
+                      b"HTTP/1.1 103 Early Hints\r\n" + _field_lines(links, "link") + b"\r\n")
 
     def _fit(self, body: bytes, length: int, last: bool) -> bytes:
         """Keep the body within the app's Content-Length (RFC 9112 section 6.3): extra bytes
@@ -501,3 +650,42 @@ def _content_length(headers: list[Any]) -> int | None:
             except ValueError as exc:
                 raise ValueError(f"ASGI: {exc}") from None
     return None
+
+
+
+class _Trailers:
+    """http.response.trailers of one response (ASGI extension)."""
+
+    __slots__ = ("body_done", "fields", "wire")
+
+    def __init__(self) -> None:
+        self.wire = False  # sent (chunked, TE: trailers) or dropped
+        self.body_done = False  # the last http.response.body came
+        self.fields = b""
+
+
+def _accepts_trailers(scope: dict[str, Any]) -> bool:
+    """The request's TE lists "trailers" (RFC 9110 section 10.1.4)."""
+    for name, value in scope["headers"]:
+        if name == b"te" and b"trailers" in [v.strip().split(b";")[0].strip()
+                                             for v in value.lower().split(b",")]:
+            return True
+    return False
+
+
+def _field_lines(fields: Any, what: str) -> bytes:
+    """``Name: value\r\n`` lines of (name, value) pairs (bytes, or latin-1 str); ValueError
+    naming ``what`` for a name that is not a token or CR/LF/NUL in a value (RFC 9110
+    section 5)."""
+    out = []
+    for name, value in fields:
+        raw_name = name.encode("latin-1") if isinstance(name, str) else bytes(name)
+        raw_value = value.encode("latin-1") if isinstance(value, str) else bytes(value)
+        if not raw_name or raw_name.strip(_TOKEN) or any(c in raw_value for c in b"\r\n\0"):
+            raise ValueError(f"ASGI: invalid {what} field {name!r}: {value!r}")
+        out.append(raw_name + b": " + raw_value + b"\r\n")
+    return b"".join(out)
+
+
+# RFC 9110 section 5.6.2: the characters of a token.
+_TOKEN = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"

@@ -53,6 +53,29 @@ logger = logging.getLogger("cymongoose.asgi")
 
 # HTTP & WebSocket spec 2.4: send() on a closed connection raises an OSError subclass.
 _ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}
+# scope["extensions"]: the ASGI extensions implemented (http.py, websocket.py); a TLS
+# connection adds "tls" (cymongoose.serving.tls.tls_extension). Copied per request: an
+# app may change its scope.
+HTTP_EXTENSIONS: dict[str, Any] = {
+    "http.response.pathsend": {},
+    "http.response.trailers": {},
+    "http.response.early_hint": {},
+}
+WEBSOCKET_EXTENSIONS: dict[str, Any] = {"websocket.http.response": {}}
+
+
+def tls_extension(conn: Any) -> dict[str, Any]:
+    """The ASGI TLS extension's dict (asgiref specs/tls.rst, version 0.2) for a TLS
+    connection whose handshake is done (`Connection.tls_info`)."""
+    info = conn.tls_info() or {}
+    return {
+        "server_cert": info.get("local_cert"),
+        "client_cert_chain": info.get("peer_cert_chain", []),
+        "client_cert_name": info.get("peer_cert_name"),
+        "client_cert_error": info.get("peer_cert_error"),
+        "tls_version": info.get("version"),
+        "cipher_suite": info.get("cipher_suite"),
+    }
 
 
 class ASGIServer:
@@ -409,6 +432,8 @@ class ASGIServer:
             else:  # ASGI spec: no client for a Unix socket; uvicorn's server
                 proto.server = (self.unix_path, None)
             proto.trusted = self._proxy is not None and self._proxy.is_trusted(remote[0])
+            if self._tls is not None:
+                proto.tls = tls_extension(conn)
         elif isinstance(proto, WebSocketConnection):
             return
         proto.received += 1
@@ -446,6 +471,9 @@ class ASGIServer:
         }
         if upgrade == b"websocket" and b"upgrade" in connection and method == "GET":
             assert self._am is not None
+            scope["extensions"] = WEBSOCKET_EXTENSIONS.copy()
+            if proto.tls is not None:
+                scope["extensions"]["tls"] = proto.tls
             ws = open_websocket(self._am, self._call_soon, conn, scope, headers, self._log)
             if ws is not None:
                 self._conns[conn.id] = ws
@@ -453,6 +481,9 @@ class ASGIServer:
             return
         scope["type"] = "http"
         scope["method"] = method
+        extensions = scope["extensions"] = HTTP_EXTENSIONS.copy()
+        if proto.tls is not None:
+            extensions["tls"] = proto.tls
         more_body = msg.more_body
         close = self._stopping or not keep_alive(http_version, connection.decode("latin-1"))
         cycle = RequestCycle(

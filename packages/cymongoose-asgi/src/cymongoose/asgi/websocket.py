@@ -8,9 +8,12 @@ server only dispatches the core's events to it.
 The upgrade request reaches the app as ``websocket.connect``; the 101 response is written
 only when the app sends ``websocket.accept`` (`Connection.ws_accept`, with the chosen
 ``subprotocol`` and ``headers``). A ``websocket.close`` before that is answered with HTTP
-403, an exception with 500. Frames above ``ws_max_size`` are refused by the core (close
-1009), pings are sent every ``ws_ping_interval_s`` by the server. Once the connection is
-closed, ``websocket.send`` and ``websocket.accept`` raise `ClientDisconnected` (an
+403, an exception with 500; or the app answers with an HTTP response of its own (ASGI
+extension "websocket.http.response": ``websocket.http.response.start``, then
+``websocket.http.response.body`` messages with ``more_body``; any status, headers and
+body), after which the connection closes. Frames above ``ws_max_size`` are refused by
+the core (close 1009), pings are sent every ``ws_ping_interval_s`` by the server. Once
+the connection is closed, ``websocket.send`` and ``websocket.accept`` raise `ClientDisconnected` (an
 OSError); ``websocket.close`` is then a no-op.
 """
 
@@ -25,7 +28,9 @@ from collections.abc import Callable
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
-from .http import ClientDisconnected, caused_by_disconnect, log_response
+from cymongoose.serving.httprules import no_content
+
+from .http import ClientDisconnected, _content_length, caused_by_disconnect, log_response
 
 if TYPE_CHECKING:
     from cymongoose.aio import AsyncManager
@@ -126,6 +131,7 @@ class WebSocketConnection:
         self.last_ping_at = 0.0
         self.accepted = False
         self.close_sent = False
+        self.denial: _Denial | None = None  # the app's own HTTP response, once started
         self.unflushed = 0
         self.writable: asyncio.Future[None] | None = None
         self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
@@ -198,6 +204,41 @@ class WebSocketConnection:
             log_response(self.log, self.scope, "GET", status, _REJECT_HEADERS, len(body),
                          self.arrived)
 
+    def _deny_part(self, denial: _Denial, body: bytes, last: bool) -> None:
+        # websocket.http.response, poll thread: a body in one part goes out as one
+        # response; else the head with the first part and, without a Content-Length from
+        # the app, the chunked coding. The connection closes after the last part.
+        if self.closed or denial.failed:
+            return
+        conn = self.conn
+        if not denial.head_sent:
+            denial.head_sent = True
+            denial.chunked = denial.unsized and not last
+            headers = denial.headers
+            try:
+                if last:
+                    conn.send_response(denial.status, headers, body)
+                    conn.drain()
+                    return
+                if denial.chunked:
+                    headers = [*headers, (b"transfer-encoding", b"chunked")]
+                conn.send_response_head(denial.status, headers)
+            except (ValueError, TypeError) as exc:
+                logger.error("invalid websocket.http.response from ASGI application: %s", exc)
+                denial.failed = True
+                self._reject(500)
+                return
+        if body:
+            if denial.chunked:
+                conn.http_chunk(body)
+            else:
+                conn.send(body)
+        if last:
+            if denial.chunked:
+                conn.http_chunk(b"")
+            conn.finish_response()
+            conn.drain()
+
     def _send_frame(self, data: bytes, op: int) -> None:
         if not self.closed:
             self.conn.ws_send(data, op)
@@ -235,13 +276,32 @@ class WebSocketConnection:
                 logger.error("exception in ASGI application (websocket)", exc_info=exc)
             if self.accepted:
                 self._close(1011, "")
+            elif self.denial is not None:
+                self._end_denial()
             elif not self.close_sent:
                 self.close_sent = True
                 self.am.call_in_poll_thread(self._reject, 500)
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                 raise
         else:
+            if self.denial is not None and not self.denial.done:
+                logger.error("ASGI application returned without completing its "
+                             "websocket.http.response")
+                self._end_denial()
             self._close(1000, "")
+
+    def _end_denial(self) -> None:
+        # The app failed or returned during its websocket.http.response: a 500 if none of
+        # it was written yet, else the connection ends after what was sent.
+        denial = self.denial
+        assert denial is not None
+        if denial.done:
+            return
+        denial.done = True
+        if denial.parts:
+            self.am.call_in_poll_thread(_drain, self)
+        else:
+            self.am.call_in_poll_thread(self._reject, 500)
 
     def _close(self, code: int, reason: str) -> None:
         if self.close_sent:
@@ -299,8 +359,40 @@ class WebSocketConnection:
                 headers.append((b"sec-websocket-protocol", subprotocol.encode("latin-1")))
             self.am.call_in_poll_thread(self._accept, headers)
         elif kind == "websocket.close":
+            if self.denial is not None:
+                raise RuntimeError("ASGI: 'websocket.close' after 'websocket.http.response.start'")
             code = message.get("code") or 1000
             self._close(int(code), message.get("reason") or "")
+        elif kind == "websocket.http.response.start":
+            if self.accepted or self.close_sent:
+                raise RuntimeError("ASGI: 'websocket.http.response.start' after "
+                                   "'websocket.accept' or 'websocket.close', or sent twice")
+            status = message["status"]
+            if type(status) is not int or not 200 <= status <= 599:
+                raise RuntimeError(f"ASGI: websocket.http.response status must be an int "
+                                   f"in 200..599, got {status!r}")
+            headers = list(message.get("headers") or ())
+            length = _content_length(headers)  # ValueError for an invalid one
+            self.close_sent = True  # no accept or close from now on
+            self.denial = _Denial(status, headers, length is None and not no_content(status))
+        elif kind == "websocket.http.response.body":
+            denial = self.denial
+            if denial is None or denial.done:
+                raise RuntimeError("ASGI: 'websocket.http.response.body' before "
+                                   "'websocket.http.response.start' or after the last one")
+            if self.closed:
+                raise ClientDisconnected("ASGI send(): the WebSocket client has disconnected")
+            body = bytes(message.get("body", b""))
+            last = not message.get("more_body", False)
+            if no_content(denial.status):
+                body = b""
+            denial.parts += 1
+            denial.length += len(body)
+            if last:
+                denial.done = True
+                log_response(self.log, self.scope, "GET", denial.status, denial.headers,
+                             denial.length, self.arrived)
+            self.am.call_in_poll_thread(self._deny_part, denial, body, last)
         else:
             raise RuntimeError(f"ASGI: unexpected message type {kind!r} for a websocket scope")
 
@@ -320,3 +412,28 @@ class WebSocketConnection:
         waiter = self.writable
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
+
+
+def _drain(ws: WebSocketConnection) -> None:
+    if not ws.closed:
+        ws.conn.drain()
+
+
+class _Denial:
+    """The app's HTTP response to a WebSocket request (ASGI extension
+    "websocket.http.response"); ``unsized``: the app gave no Content-Length and the
+    status has content, so a body in several parts is framed by the chunked coding."""
+
+    __slots__ = ("chunked", "done", "failed", "head_sent", "headers", "length", "parts",
+                 "status", "unsized")
+
+    def __init__(self, status: int, headers: list[Any], unsized: bool) -> None:
+        self.status = status
+        self.headers = [*headers, *_CLOSE_HEADERS]
+        self.unsized = unsized
+        self.done = False  # the last body part was sent (asyncio thread)
+        self.parts = 0  # body messages sent (asyncio thread)
+        self.length = 0
+        self.head_sent = False  # poll thread
+        self.chunked = False  # poll thread
+        self.failed = False  # poll thread: the core refused the head
