@@ -125,6 +125,21 @@ def test_pathsend_50_mib_byte_identical(served, files):
     assert sent["/files/big.bin"] == PATHSEND
 
 
+def test_pathsend_then_close_sends_the_whole_file(served, files):
+    # HTTP/1.0 without keep-alive: the connection closes after the file, not before.
+    server, sent = served
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+        sock.sendall(b"GET /files/big.bin HTTP/1.0\r\nHost: x\r\n\r\n")
+        data = bytearray()
+        while chunk := sock.recv(1 << 20):
+            data += chunk
+    head, body = bytes(data).split(b"\r\n\r\n", 1)
+    assert b"connection: close" in head.lower()
+    assert len(body) == BIG
+    assert hashlib.sha256(body).hexdigest() == sha256_file(files / "big.bin")
+    assert sent["/files/big.bin"] == PATHSEND
+
+
 def test_pathsend_backpressure_on_a_stalled_client(server, files):
     # The client stops reading: the server queues a window of the file, not all of it.
     with socket.create_connection(("127.0.0.1", server.port)) as sock:

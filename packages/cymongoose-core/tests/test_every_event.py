@@ -85,6 +85,7 @@ CONNECTION_RECIPES = {
     "set_handler": lambda x: x.conn.set_handler(x.conn.handler),
     "sntp_request": lambda x: x.conn.sntp_request(),
     "tls_free": lambda x: x.conn.tls_free(),
+    "tls_info": lambda x: x.conn.tls_info(),
     "tls_init": lambda x: x.conn.tls_init(x.tls),
     "userdata": lambda x: setattr(x.conn, "userdata", {"probe": x.conn.userdata}),
     "ws_accept": lambda x: x.conn.ws_accept("dGhlIHNhbXBsZSBub25jZQ=="),

@@ -248,6 +248,54 @@ def test_client_certificates(serve, ca, leaf, cert_reqs):
     assert errors[1].startswith("TLS handshake: ")
 
 
+@pytest.mark.parametrize("version, number", [(ssl.TLSVersion.TLSv1_2, 0x0303),
+                                             (ssl.TLSVersion.TLSv1_3, 0x0304)])
+def test_tls_info_of_an_accepted_connection(serve, ca, leaf, version, number):
+    infos = []
+    opts = server_opts(leaf, ca=ca.cert_pem.bytes(), cert_reqs=1)
+
+    def handler(c, ev, data):
+        if ev == MG_EV_ACCEPT:
+            infos.append(c.tls_info())  # before the handshake: None
+            c.tls_init(opts)
+        elif ev == MG_EV_HTTP_MSG:
+            infos.append(c.tls_info())
+            c.reply(200, b"hello " + data.uri.encode())
+    srv = serve(handler, "https://127.0.0.1:0")
+    ctx = client_ctx(ca, minimum_version=version, maximum_version=version)
+    client_cert = ca.issue_cert("client@example.com", common_name="client")
+    client_cert.configure_cert(ctx)
+    assert https_get(srv.port, ctx)[0] == version.name.replace("v1_", "v1.")
+    assert https_get(srv.port, client_ctx(ca, maximum_version=version))[2].endswith(b"hello /x")
+    before, with_cert, before2, without = infos
+    assert before is None and before2 is None
+    assert with_cert["version"] == without["version"] == number
+    assert with_cert["local_cert"] == leaf.cert_chain_pems[0].bytes().decode()
+    assert with_cert["peer_cert_chain"][0] == client_cert.cert_chain_pems[0].bytes().decode()
+    assert "CN=client" in with_cert["peer_cert_name"]
+    assert with_cert["peer_cert_error"] is None
+    assert without["peer_cert_chain"] == [] and without["peer_cert_name"] is None
+    if number == 0x0304:  # RFC 8446 B.4: TLS 1.3 suites are 0x13xx
+        assert with_cert["cipher_suite"] >> 8 == 0x13
+    else:
+        assert isinstance(with_cert["cipher_suite"], int)
+
+
+def test_tls_info_is_none_without_tls(serve):
+    infos = []
+
+    def handler(c, ev, data):
+        if ev == MG_EV_HTTP_MSG:
+            infos.append(c.tls_info())
+            c.reply(200, b"plain")
+    srv = serve(handler)
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=30) as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        sock.recv(65536)
+    wait_for(lambda: infos)
+    assert infos == [None]
+
+
 def test_large_bodies_both_ways(serve, ca, leaf):
     srv = tls_server(serve, server_opts(leaf))
     body = bytes(range(256)) * (16 * 1024)  # 4 MiB: many records, partial writes
