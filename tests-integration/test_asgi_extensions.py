@@ -42,10 +42,10 @@ def files(tmp_path_factory):
     return path
 
 
-@pytest.fixture(scope="module")
-def served(files):
+@pytest.fixture(scope="module", params=["integrated", "threaded"])
+def served(files, request):
     app, sent = make_app(files)
-    with ServerThread(app) as srv:
+    with ServerThread(app, mode=request.param) as srv:
         app.server["asgi"] = srv.server
         yield srv, sent
 

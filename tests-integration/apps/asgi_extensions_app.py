@@ -118,9 +118,9 @@ async def raw_ws_deny_parts(scope: dict[str, Any], receive: Any, send: Any,
 
 
 async def raw_stats(scope: dict[str, Any], receive: Any, send: Any, server: Any) -> None:
-    # Integrated mode (Linux): the app runs on the thread that polls the manager.
-    manager = server["asgi"].manager
-    queued = max((c.send_len for c in manager.connections), default=0)
+    # Where the manager may be touched: the poll thread, or under its lock (threaded mode).
+    queued = server["asgi"]._am.run_locked(
+        lambda manager: max((c.send_len for c in manager.connections), default=0))
     fds = len(os.listdir("/proc/self/fd"))
     await _answer(send, json.dumps({"fds": fds, "queued": queued}).encode())
 
