@@ -176,7 +176,7 @@ def write_file(hc: HttpConnection, status: int, headers: list[Any], fd: int, cou
         else:
             hc.conn.finish_response()
         if close:
-            hc.conn.drain()  # the core keeps a byte queued until the file is all sent
+            hc.conn.drain()  # the core keeps part of the file queued until the end
     finally:
         os.close(fd)
 
@@ -451,7 +451,7 @@ class RequestCycle:
                 self.trailers = _Trailers()
             return
         if kind != "http.response.body":
-            await self._send_extension(kind, message)
+            self._send_extension(kind, message)
             return
         if not self.started:
             raise RuntimeError("ASGI: 'http.response.body' sent before 'http.response.start'")
@@ -520,7 +520,7 @@ class RequestCycle:
             call(write_end, self.hc, self.chunked, self.close)
             self.finish()
 
-    async def _send_extension(self, kind: str, message: dict[str, Any]) -> None:
+    def _send_extension(self, kind: str, message: dict[str, Any]) -> None:
         """The messages of the ASGI extensions declared in ``scope["extensions"]``."""
         if kind == "http.response.pathsend":
             self._pathsend(message)

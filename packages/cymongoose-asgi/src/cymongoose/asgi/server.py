@@ -54,8 +54,8 @@ logger = logging.getLogger("cymongoose.asgi")
 # HTTP & WebSocket spec 2.4: send() on a closed connection raises an OSError subclass.
 _ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}
 # scope["extensions"]: the ASGI extensions implemented (http.py, websocket.py); a TLS
-# connection adds "tls" (cymongoose.serving.tls.tls_extension). Copied per request: an
-# app may change its scope.
+# connection adds "tls" (tls_extension, read once per connection). Copied per request:
+# an app may change its scope.
 HTTP_EXTENSIONS: dict[str, Any] = {
     "http.response.pathsend": {},
     "http.response.trailers": {},
