@@ -338,3 +338,31 @@ def test_pathsend_over_tls_byte_identical(tls_served, files):
                 digest.update(block)
     assert digest.hexdigest() == sha256_file(files / "big.bin")
     assert sent["/files/big.bin"] == PATHSEND
+
+
+# -- bad input ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("what, error", [
+    ("hint", "invalid link field"),
+    ("dir", "is not a regular file"),
+])
+def test_bad_extension_message_is_a_500_with_a_clear_error(server, caplog, what, error):
+    events = h11_exchange(server, f"/raw/bad?{what}")
+    assert [type(e) for e in events[:1]] == [h11.Response]  # no 103 with a smuggled field
+    assert events[0].status_code == 500
+    assert error in caplog.text
+
+
+def test_trailers_not_announced_are_an_error(server, caplog):
+    assert httpx.get(server.url + "/raw/bad?trailers").content == b"x"
+    # Logged once the app's send() raised, maybe after the response went out.
+    wait_for(lambda: "without 'trailers': True" in caplog.text, "the app's error logged")
+
+
+def test_websocket_denial_with_an_informational_status_is_a_500(server, caplog):
+    with pytest.raises(InvalidStatus) as info:
+        with connect(f"ws://127.0.0.1:{server.port}/raw/bad"):
+            pass
+    assert info.value.response.status_code == 500
+    assert "status must be an int in 200..599, got 101" in caplog.text

@@ -7,6 +7,7 @@
   there is accepted and sends them), ``/raw/trailers`` (a chunked body with trailers),
   ``/raw/pathsend?path=..&length=..`` (pathsend with the Content-Length given),
   ``/raw/ws-deny-parts`` (a WebSocket denial with its body in three parts),
+  ``/raw/bad?hint|dir|trailers`` (extension messages with bad input),
   ``/raw/tls`` (the scope's "tls" extension as JSON), ``/raw/stats`` (open fds of
   this process, bytes queued on the server's connections).
 """
@@ -117,6 +118,23 @@ async def raw_ws_deny_parts(scope: dict[str, Any], receive: Any, send: Any,
         await send({"type": "websocket.http.response.body", "body": part, "more_body": more})
 
 
+async def raw_bad(scope: dict[str, Any], receive: Any, send: Any, _server: Any) -> None:
+    # Extension messages with bad input; the server refuses each with a clear error.
+    what = scope["query_string"].decode()
+    if scope["type"] == "websocket":
+        await receive()
+        await send({"type": "websocket.http.response.start", "status": 101, "headers": []})
+    elif what == "hint":
+        await send({"type": "http.response.early_hint", "links": [b"</a>\r\nX-Evil: 1"]})
+    elif what == "dir":
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.pathsend", "path": "/"})
+    elif what == "trailers":  # trailers never announced
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"x"})
+        await send({"type": "http.response.trailers", "headers": []})
+
+
 async def raw_stats(scope: dict[str, Any], receive: Any, send: Any, server: Any) -> None:
     # Where the manager may be touched: the poll thread, or under its lock (threaded mode).
     queued = server["asgi"]._am.run_locked(
@@ -127,4 +145,4 @@ async def raw_stats(scope: dict[str, Any], receive: Any, send: Any, server: Any)
 
 RAW = {"/raw/extensions": raw_extensions, "/raw/tls": raw_tls, "/raw/trailers": raw_trailers,
        "/raw/pathsend": raw_pathsend, "/raw/ws-deny-parts": raw_ws_deny_parts,
-       "/raw/stats": raw_stats}
+       "/raw/stats": raw_stats, "/raw/bad": raw_bad}
