@@ -103,7 +103,7 @@ def parse_header_list(value: Any) -> list[tuple[str, str]]:
         else:
             raise TypeError(f"headers entries must be 'Name: value' str or (name, value) "
                             f"str pairs, got {item!r}")
-        name, field_value = name.strip(), field_value.strip()
+        name, field_value = name.strip(" \t"), field_value.strip(" \t")  # OWS only
         if not name or not _TOKEN.issuperset(name):
             raise ValueError(f"headers entry {item!r}: the name {name!r} is not a token "
                              f"(RFC 9110 section 5.6.2)")
