@@ -104,7 +104,7 @@ def test_off_by_default(port):
     ([("Bad Name", "x")], ValueError, "not a token"),
     ([("X-A", "a\r\nInjected: 1")], ValueError, "CR, LF or NUL"),
     (["X-A: 1"], TypeError, "pairs"),
-    ([("X-%d" % i, "1") for i in range(17)], ValueError, "at most 16"),
+    ([(f"X-{i}", "1") for i in range(17)], ValueError, "at most 16"),
 ])
 def test_bad_default_headers_refused(value, error, said):
     with Manager() as mgr:
