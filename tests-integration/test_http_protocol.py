@@ -134,9 +134,10 @@ def server(kind, threads, failures):
 
 def exchange(port: int, method: str, target: str, body: bytes | None = None,
              chunked: bool = False) -> tuple[h11.Response, bytes]:
-    """One request with h11 (strict framing): the response and its body."""
+    """One request with h11 (strict framing): the response and its body. Keep-alive, no
+    Connection header: what the WSGI fast path answers in C."""
     conn = h11.Connection(h11.CLIENT)
-    headers = [("Host", "x"), ("Connection", "close")]
+    headers = [("Host", "x")]
     if chunked:
         headers.append(("Transfer-Encoding", "chunked"))
     elif body is not None:
