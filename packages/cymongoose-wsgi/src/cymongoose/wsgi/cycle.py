@@ -334,6 +334,7 @@ class Cycle(WsgiStartResponse):
         self.headers = list(ERROR_HEADERS)
         self.parts = None
         self.size = len(ERROR_BODY)
+        self.eager = False  # a body in memory: HEAD gets its length, as GET
         self._respond(ERROR_BODY)
 
     def _abort(self, hard: bool = False) -> None:
