@@ -12,6 +12,10 @@ from email.utils import parsedate_to_datetime
 import h11
 import httpx
 import pytest
+from cli_process import (
+    server_cli_fixture,  # noqa: F401  (fixture: server_cli)
+    write_app,
+)
 from cymongoose.asgi.testing import ServerThread as AsgiThread
 from cymongoose.wsgi.testing import ServerThread as WsgiThread
 from flask import Flask, Response
@@ -214,6 +218,25 @@ def test_header_option_replaces_server(kind, threads, failures):
         response, _ = exchange(srv.port, "GET", "/")
         assert fields(response, "server") == ["edge"]
         assert len(fields(response, "date")) == 1
+
+
+@pytest.mark.parametrize("server_kind", ["asgi", "wsgi"])
+def test_cli_flags(server_cli, tmp_path, threads, server_kind):
+    if threads:
+        pytest.skip("the command line's own mode: run once")
+    write_app(tmp_path / "app.py", server_kind, "hello")
+    served = server_cli(server_kind, "app:app", "--no-server-header", "--header",
+                        "X-Frame-Options:DENY", "--header", "X-Team: web", cwd=tmp_path)
+    served.wait_body("hello", WAIT_S * 6)
+    r = httpx.get(served.base + "/")
+    assert "server" not in r.headers
+    assert (r.headers["x-frame-options"], r.headers["x-team"]) == ("DENY", "web")
+    assert len(r.headers.get_list("date")) == 1
+    assert served.stop() == 0
+    served = server_cli(server_kind, "app:app", "--no-date-header", cwd=tmp_path)
+    served.wait_body("hello", WAIT_S * 6)
+    r = httpx.get(served.base + "/")
+    assert "date" not in r.headers and r.headers["server"] == "cymongoose"
 
 
 def test_server_software_in_environ(kind, server):
