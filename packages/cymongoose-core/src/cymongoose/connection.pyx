@@ -518,8 +518,9 @@ cdef class Connection:
         heads, the fast paths and the errors above) gets ``Date`` (RFC 9110 section
         6.6.1, IMF-fixdate, remade once a second) when ``date_header`` is True, and the
         ``default_headers`` (``(name, value)`` pairs, bytes or str, at most 16), each
-        unless the response has its own field of that name. Bodies up to ``stream_threshold`` bytes arrive whole with MG_EV_HTTP_MSG;
-        larger or chunked ones arrive as MG_EV_HTTP_MSG with ``more_body`` True, then
+        unless the response has its own field of that name. Bodies up to
+        ``stream_threshold`` bytes arrive whole with MG_EV_HTTP_MSG; larger or chunked
+        ones arrive as MG_EV_HTTP_MSG with ``more_body`` True, then
         EV_HTTP_BODY events (bytes; an empty one ends the body). MG_EV_HTTP_HDRS is not
         delivered. 0 means unlimited for the size and count limits. Raises ValueError for
         an out-of-range value or a default header that is not a valid field (a name
@@ -553,7 +554,7 @@ cdef class Connection:
             offsets.append(len(block))
             name_lens.append(len(name_b))
             block += name_b + b": " + _header_bytes(pair[1], "default header value") + _CRLF
-        if len(offsets) > 16:  # ServerOpts.default_off
+        if len(offsets) > _MAX_DEFAULTS:
             raise ValueError(f"default_headers takes at most 16 headers, got {len(offsets)}")
         cdef char *defaults = NULL
         if block:
