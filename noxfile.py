@@ -23,7 +23,8 @@ PACKAGES = {
 TEST_DEPS = ["pytest", "pytest-timeout", "httpx", "websockets", "cryptography", "trustme", "uvloop",
              "pyyaml", "python-dotenv"]  # the last two: --log-config .yaml, --env-file
 FRAMEWORKS = ["fastapi", "starlette", "flask", "python-multipart", "gunicorn", "django", "quart",
-              "bottle", "falcon", "watchfiles"]
+              "bottle", "falcon", "watchfiles",
+              "redbot", "uvicorn"]  # tests-integration/test_redbot_lint.py: lint vs uvicorn
 
 nox.options.sessions = ["tests", "lint"]
 nox.options.reuse_existing_virtualenvs = True

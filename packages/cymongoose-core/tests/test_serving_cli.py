@@ -284,3 +284,18 @@ def test_reload_flags_without_reload_are_warned_about(app_dir, capsys):
     assert status == 0 and served
     assert "--reload-include and --reload-exclude do nothing without --reload" in \
         capsys.readouterr().err
+
+
+def test_response_header_flags():
+    config = parse("--no-server-header", "--no-date-header", "--header", "X-A: 1",
+                   "--header", "X-B:two words")
+    assert (config.server_header, config.date_header) == (False, False)
+    assert config.headers == [("X-A", "1"), ("X-B", "two words")]
+    assert (parse().server_header, parse().date_header, parse().headers) == (True, True, [])
+
+
+def test_bad_header_flag_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as info:
+        parse("--header", "no colon here")
+    assert info.value.code == 2
+    assert "headers entry 'no colon here' must be 'Name: value'" in capsys.readouterr().err

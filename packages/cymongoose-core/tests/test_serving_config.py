@@ -74,6 +74,13 @@ def test_url(fields, url):
         ({"limit_max_requests": 0}, ValueError, "limit_max_requests"),
         ({"limit_max_requests": "9"}, TypeError, "limit_max_requests"),
         ({"limit_max_requests_jitter": -1}, ValueError, "limit_max_requests_jitter"),
+        ({"server_header": 1}, TypeError, "server_header must be a bool"),
+        ({"date_header": None}, TypeError, "date_header must be a bool"),
+        ({"headers": "X-A: 1"}, TypeError, "headers must be a list"),
+        ({"headers": ["X A: 1"]}, ValueError, "is not a token"),
+        ({"headers": [("X-A", "1\n")]}, ValueError, "CR, LF or NUL"),
+        ({"headers": [("X-A", 1)]}, TypeError, "headers entries"),
+        ({"headers": ["X-A: 1"] * 15}, ValueError, "at most 14"),
     ],
 )
 def test_invalid_values_name_the_field(fields, error, names):
@@ -128,3 +135,16 @@ def test_from_kwargs_rejects_unknown_names():
 ])
 def test_ssl_version_is_a_minimum_version(given, minimum):
     assert ServerConfig(ssl_version=given).ssl_version == minimum
+
+
+@pytest.mark.parametrize(("config", "date", "pairs"), [
+    ({}, True, [("Server", "cymongoose")]),
+    ({"server_header": False, "date_header": False}, False, []),
+    ({"headers": ["server: edge", "X-A: 1"]}, True, [("server", "edge"), ("X-A", "1")]),
+    ({"headers": [("Date", "fixed")]}, False, [("Server", "cymongoose"), ("Date", "fixed")]),
+])
+def test_response_defaults(config, date, pairs):
+    from cymongoose.serving.httprules import response_defaults
+
+    assert response_defaults(ServerConfig(**config)) == {"date_header": date,
+                                                         "default_headers": pairs}

@@ -11,4 +11,3 @@ cdef class Connection:
 
     cdef inline mg_connection *_get(self) except NULL
     cdef inline bint _alive(self) noexcept
-    cdef int _write_response(self, bytes wire, bint complete) except -1

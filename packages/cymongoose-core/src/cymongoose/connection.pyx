@@ -55,6 +55,29 @@ cdef inline mg_http_message *_message_arg(HttpMessage message) except NULL:
 cdef list _STATUS_LINES = [None] * 600  # status -> b"HTTP/1.1 200 OK" (no CRLF)
 
 
+cdef list _checked_pairs(object headers, bint native):
+    """``headers`` as ``(name, value)`` bytes pairs, checked (the general path of the
+    send_* methods, for what _emit does not take as it is). ``native``: PEP 3333 str
+    (latin-1). Raises ValueError for a name that is not a token, CR/LF/NUL in a value
+    or a value that is not latin-1 (native), TypeError for another type."""
+    cdef list pairs = []
+    for name, value in headers:
+        if native:
+            pairs.append((_header_name(_native(name, "header name")),
+                          _native(value, "header value")))
+        else:
+            pairs.append((_header_name(name), _header_bytes(value, "header value")))
+    return pairs
+
+
+cdef int _emit_checked(mg_connection *c, bytes first, bytes status, list pairs, bytes body,
+                       Py_ssize_t content_length, bint close) except -1:
+    # _emit of checked pairs: the one writer of response heads (default headers included).
+    if _emit(c, first, status, pairs, <char *>body, len(body), content_length, close) != 0:
+        raise ValueError(f"status line {first + status!r} contains CR, LF or NUL")
+    return 0
+
+
 cdef bytes _status_text(int status):
     if status < 100 or status > 599:  # RFC 9110 section 15: 1xx to 5xx
         raise ValueError(f"HTTP status {status} is not in 100..599")
@@ -285,13 +308,6 @@ cdef class Connection:
         cdef bytes b = _as_bytes(data, "data")
         return bool(mg_send(c, <char *>b, len(b)))
 
-    cdef int _write_response(self, bytes wire, bint complete) except -1:
-        cdef mg_connection *c = self._get()
-        if not mg_send(c, <char *>wire, len(wire)):
-            raise MemoryError(f"connection {self._id}: send buffer allocation failed")
-        _response_written(c, complete)
-        return 0
-
     def send_response(self, int status, headers, body=b"") -> None:
         """Write a complete HTTP/1.1 response in one buffer append.
 
@@ -302,38 +318,20 @@ cdef class Connection:
         cdef bytes b = _as_bytes(body, "body")
         cdef bytes line = _status_text(status)
         cdef mg_connection *c = self._get()
-        if type(headers) is list and _emit(
-                c, line, b"", <list>headers, <char *>b, len(b),
-                -1 if status == 204 or status == 304 else len(b), False) == 0:
-            _response_written(c, True)
-            return
-        cdef list parts = [line, _CRLF]
-        cdef bint has_len = False
-        cdef bytes n
-        for name, value in headers:
-            n = _header_name(name)
-            if not has_len and n.lower() == b"content-length":
-                has_len = True
-            parts += (n, b": ", _header_bytes(value, "header value"), _CRLF)
-        if not has_len and status != 204 and status != 304:  # RFC 9110 8.6
-            parts.append(b"Content-Length: %d\r\n" % len(b))
-        parts += (_CRLF, b)
-        self._write_response(b"".join(parts), True)
+        cdef Py_ssize_t length = -1 if status == 204 or status == 304 else len(b)
+        if type(headers) is not list or _emit(c, line, b"", <list>headers, <char *>b,
+                                               len(b), length, False) != 0:
+            _emit_checked(c, line, b"", _checked_pairs(headers, False), b, length, False)
+        _response_written(c, True)
 
     def send_response_head(self, int status, headers) -> None:
         """Write only the status line and headers; the body follows (e.g. ``http_chunk``)."""
         cdef bytes line = _status_text(status)
         cdef mg_connection *c = self._get()
-        if type(headers) is list and _emit(c, line, b"", <list>headers, NULL, 0, -1,
-                                           False) == 0:
-            _response_written(c, False)
-            return
-        cdef list parts = [line, _CRLF]
-        for name, value in headers:
-            parts += (_header_name(name), b": ",
-                      _header_bytes(value, "header value"), _CRLF)
-        parts.append(_CRLF)
-        self._write_response(b"".join(parts), False)
+        if type(headers) is not list or _emit(c, line, b"", <list>headers, NULL, 0, -1,
+                                               False) != 0:
+            _emit_checked(c, line, b"", _checked_pairs(headers, False), b"", -1, False)
+        _response_written(c, False)
 
     def send_wsgi_response(self, str status not None, list headers not None, body=b"",
                            bint close=False) -> None:
@@ -353,10 +351,10 @@ cdef class Connection:
             b = b"".join(body)
         else:
             b = _as_bytes(body, "body")
-        if _wsgi_emit(c, status, headers, <char *>b, len(b), len(b), close) == 0:
-            _response_written(c, True)
-        else:
-            self._write_response(_wsgi_head(status, headers, len(b), close) + b, True)
+        if _wsgi_emit(c, status, headers, <char *>b, len(b), len(b), close) != 0:
+            _emit_checked(c, _HTTP11, _native(status, "status"),
+                          _checked_pairs(headers, True), b, len(b), close)
+        _response_written(c, True)
         if close:
             c.is_draining = 1
 
@@ -367,10 +365,11 @@ cdef class Connection:
         end it with `finish_response`. Errors as `send_wsgi_response`."""
         if chunked:
             headers = headers + [("Transfer-Encoding", "chunked")]
-        if _wsgi_emit(self._get(), status, headers, NULL, 0, -1, close) == 0:
-            _response_written(self._c, False)
-        else:
-            self._write_response(_wsgi_head(status, headers, -1, close), False)
+        cdef mg_connection *c = self._get()
+        if _wsgi_emit(c, status, headers, NULL, 0, -1, close) != 0:
+            _emit_checked(c, _HTTP11, _native(status, "status"),
+                          _checked_pairs(headers, True), b"", -1, close)
+        _response_written(c, False)
 
     def send_file(self, int fd, unsigned long long offset, unsigned long long length) -> None:
         """Send ``length`` bytes of the open file ``fd`` from ``offset``, after what is
@@ -516,7 +515,8 @@ cdef class Connection:
                               Py_ssize_t stream_threshold=65536,
                               Py_ssize_t keep_alive_timeout_ms=5000,
                               Py_ssize_t header_timeout_ms=30000,
-                              Py_ssize_t max_connections=0, Py_ssize_t ws_max_size=0) -> None:
+                              Py_ssize_t max_connections=0, Py_ssize_t ws_max_size=0,
+                              bint date_header=False, default_headers=None) -> None:
         """Serve this HTTP listener's connections with the core's HTTP/1.1 server protocol.
 
         Accepted connections then get, in C: 400 for a malformed request, 431 beyond
@@ -528,14 +528,23 @@ cdef class Connection:
         ``Expect: 100-continue``; keep-alive connections idle (no request in progress)
         for ``keep_alive_timeout_ms`` ms are closed; WebSocket messages above
         ``ws_max_size`` bytes are refused with close code 1009 (RFC 6455 section 7.4.1).
-        Bodies up to ``stream_threshold`` bytes arrive whole with MG_EV_HTTP_MSG;
-        larger or chunked ones arrive as MG_EV_HTTP_MSG with ``more_body`` True, then
+        Every response written on them (``send_response``, ``send_wsgi_response``, the
+        heads, the fast paths and the errors above) gets ``Date`` (RFC 9110 section
+        6.6.1, IMF-fixdate, remade once a second) when ``date_header`` is True, and the
+        ``default_headers`` (``(name, value)`` pairs, bytes or str, at most 16), each
+        unless the response has its own field of that name. Bodies up to
+        ``stream_threshold`` bytes arrive whole with MG_EV_HTTP_MSG; larger or chunked
+        ones arrive as MG_EV_HTTP_MSG with ``more_body`` True, then
         EV_HTTP_BODY events (bytes; an empty one ends the body). MG_EV_HTTP_HDRS is not
         delivered. 0 means unlimited for the size and count limits. Raises ValueError for
-        an out-of-range value, RuntimeError if this is not an HTTP listener.
+        an out-of-range value or a default header that is not a valid field (a name
+        that is not a token, CR/LF/NUL in a value), TypeError for one that is not a
+        pair, RuntimeError if this is not an HTTP listener.
         """
         cdef mg_connection *c = self._get()
         cdef ConnState *st = <ConnState *>c.fn_data
+        cdef bytes block = b""
+        cdef list offsets = [], name_lens = []
         if not c.is_listening or c.pfn == NULL or st == NULL:
             raise RuntimeError("configure_http_server() needs an HTTP listener (listen(http=True))")
         if not 1 <= max_header_count <= MG_MAX_HTTP_HEADERS:
@@ -551,10 +560,27 @@ cdef class Connection:
                             ("max_connections", max_connections), ("ws_max_size", ws_max_size)):
             if value < 0:
                 raise ValueError(f"{name} must be >= 0, got {value}")
+        for pair in default_headers or ():
+            if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+                raise TypeError(f"default_headers items must be (name, value) pairs, "
+                                f"got {pair!r}")
+            name_b = _header_name(pair[0])
+            offsets.append(len(block))
+            name_lens.append(len(name_b))
+            block += name_b + b": " + _header_bytes(pair[1], "default header value") + _CRLF
+        if len(offsets) > _MAX_DEFAULTS:
+            raise ValueError(f"default_headers takes at most 16 headers, got {len(offsets)}")
+        cdef char *defaults = NULL
+        if block:
+            defaults = <char *>malloc(len(block))
+            if defaults == NULL:
+                raise MemoryError()
+            memcpy(defaults, <char *>block, len(block))
         cdef ServerOpts *srv = st.srv
         if srv == NULL:
             srv = <ServerOpts *>malloc(sizeof(ServerOpts))
             if srv == NULL:
+                free(defaults)
                 raise MemoryError()
             memset(srv, 0, sizeof(ServerOpts))
             srv.refs = 1
@@ -568,6 +594,14 @@ cdef class Connection:
         srv.header_timeout_ms = header_timeout_ms
         srv.max_connections = max_connections
         srv.ws_max_size = ws_max_size
+        srv.date_header = date_header
+        free(srv.defaults)
+        srv.defaults = defaults
+        srv.defaults_len = len(block)
+        srv.default_count = len(offsets)
+        for i, off in enumerate(offsets):
+            srv.default_off[i] = off
+            srv.default_name_len[i] = name_lens[i]
         _mg_http_cb_set(c.pfn)
         self._mgr._start_sweep(min(keep_alive_timeout_ms, header_timeout_ms))
 

@@ -15,6 +15,93 @@ for _ch in _TOKEN_CHARS:
     _IS_TOKEN[_ch] = 1
 
 
+cdef extern from *:
+    """
+    #include <time.h>
+    /* RFC 9110 section 5.6.7 IMF-fixdate, "Date: Sun, 06 Nov 1994 08:49:37 GMT\\r\\n",
+       remade once a second. Two buffers: a writer (any thread, GIL or not) fills the
+       one readers are not using, then publishes it; a reader copies the 37 bytes. */
+    #define CYM_DATE_LINE_LEN 37
+    static char cym_date_bufs[2][CYM_DATE_LINE_LEN + 1];
+    static const char *volatile cym_date_cur = NULL;
+    static volatile time_t cym_date_sec = 0;
+    static const char *cym_date_line(void) {
+        static const char days[7][4] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+        static const char months[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                           "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+        time_t now = time(NULL);
+        const char *cur = cym_date_cur;
+        if (cur != NULL && now == cym_date_sec)
+            return cur;
+        char *buf = cym_date_bufs[cur == cym_date_bufs[0] ? 1 : 0];
+        struct tm tm;
+        gmtime_r(&now, &tm);
+        snprintf(buf, CYM_DATE_LINE_LEN + 1, "Date: %s, %02d %s %04d %02d:%02d:%02d GMT\\r\\n",
+                 days[tm.tm_wday % 7], tm.tm_mday, months[tm.tm_mon % 12],
+                 (tm.tm_year + 1900) % 10000, tm.tm_hour, tm.tm_min, tm.tm_sec);
+        __atomic_store_n(&cym_date_cur, buf, __ATOMIC_RELEASE);
+        cym_date_sec = now;
+        return buf;
+    }
+    """
+    const int CYM_DATE_LINE_LEN
+    const char *cym_date_line() noexcept nogil
+
+
+cdef enum:
+    _MAX_DEFAULTS = 16  # ServerOpts.default_off's size
+    _DATE_BIT = 1 << 16
+
+
+cdef inline ServerOpts *_server_of(mg_connection *c) noexcept nogil:
+    # The defaults of a connection accepted by a configure_http_server listener, or NULL.
+    cdef ConnState *st = <ConnState *>c.fn_data
+    if st == NULL or st.c != c:
+        return NULL
+    return st.srv
+
+
+cdef inline int _default_bit(ServerOpts *srv, const char *p, Py_ssize_t n) noexcept nogil:
+    # Which default header (its bit) the response field named p[:n] replaces; 0: none.
+    cdef int i
+    if srv.date_header and n == 4 and strncasecmp(p, "date", 4) == 0:
+        return _DATE_BIT
+    for i in range(srv.default_count):
+        if <size_t>n == srv.default_name_len[i] and \
+                strncasecmp(p, srv.defaults + srv.default_off[i], n) == 0:
+            return 1 << i
+    return 0
+
+
+cdef inline size_t _defaults_size(ServerOpts *srv, int present) noexcept nogil:
+    cdef size_t total = 0
+    cdef int i
+    if srv.date_header and not (present & _DATE_BIT):
+        total += CYM_DATE_LINE_LEN
+    for i in range(srv.default_count):
+        if not (present & (1 << i)):
+            total += _default_line_len(srv, i)
+    return total
+
+
+cdef inline size_t _default_line_len(ServerOpts *srv, int i) noexcept nogil:
+    cdef size_t end = srv.default_off[i + 1] if i + 1 < srv.default_count \
+        else srv.defaults_len
+    return end - srv.default_off[i]
+
+
+cdef inline char *_put_defaults(char *out, ServerOpts *srv, int present) noexcept nogil:
+    """The default header lines the response has no field of (``present``: the bits of
+    _default_bit it has) at ``out``; _defaults_size bytes."""
+    cdef int i
+    if srv.date_header and not (present & _DATE_BIT):
+        out = _put(out, cym_date_line(), CYM_DATE_LINE_LEN)
+    for i in range(srv.default_count):
+        if not (present & (1 << i)):
+            out = _put(out, srv.defaults + srv.default_off[i], _default_line_len(srv, i))
+    return out
+
+
 cdef inline bint _latin1_view(object s, const char **buf, Py_ssize_t *n) noexcept:
     # PEP 3333 native strings: a 1-byte-kind str is its latin-1 encoding already.
     if type(s) is not str or PyUnicode_KIND(s) != 1:
@@ -79,7 +166,9 @@ cdef int _emit(mg_connection *c, object first, object status, list headers,
                bint close) except -2:
     """Append ``first`` + ``status`` (the status line without CRLF, in two parts), the
     headers, ``Content-Length: <content_length>`` (if >= 0 and the headers have none),
-    ``Connection: close`` (if ``close``), the blank line and ``body`` to ``c.send``.
+    ``Connection: close`` (if ``close``), the blank line and ``body`` to ``c.send``; on
+    a connection of a `configure_http_server` listener also its default headers (Date,
+    Server, ...) that ``headers`` has no field of.
     Returns 0, or -1 (nothing written) when the general path must do it: a string that
     is not bytes or latin-1 str, a field name that is not a token, CR/LF/NUL in a value,
     an item that is not a pair. Raises MemoryError if the buffer cannot grow."""
@@ -88,6 +177,9 @@ cdef int _emit(mg_connection *c, object first, object status, list headers,
     cdef const char *p
     cdef Py_ssize_t flen, slen, n, nlen, vlen, total, i, count = len(headers)
     cdef bint has_len = False
+    cdef ServerOpts *srv = _server_of(c)
+    cdef int present = 0
+    cdef size_t defaults = 0
     cdef char digits[24]
     cdef int dlen = 0
     cdef char *out
@@ -103,9 +195,14 @@ cdef int _emit(mg_connection *c, object first, object status, list headers,
             return -1
         if nlen == 14 and strncasecmp(p, "content-length", 14) == 0:
             has_len = True
+        elif srv != NULL:
+            present |= _default_bit(srv, p, nlen)
         if not _wire_view(_second(pair), &p, &vlen) or not _clean_value(p, vlen):
             return -1
         total += nlen + 2 + vlen + 2
+    if srv != NULL:
+        defaults = _defaults_size(srv, present)
+        total += defaults
     if not has_len and content_length >= 0:
         dlen = snprintf(digits, sizeof(digits), "%zd", content_length)
         total += 16 + dlen + 2
@@ -118,6 +215,8 @@ cdef int _emit(mg_connection *c, object first, object status, list headers,
     out = _put(out, fbuf, flen)
     out = _put(out, sbuf, slen)
     out = _put(out, "\r\n", 2)
+    if defaults:
+        out = _put_defaults(out, srv, present)
     for i in range(count):
         pair = headers[i]
         _wire_view(_first(pair), &p, &n)

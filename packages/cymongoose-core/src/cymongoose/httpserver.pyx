@@ -85,10 +85,18 @@ cdef void _srv_reject(mg_connection *c, int status) noexcept nogil:
     """Answer ``status`` with Connection: close and stop reading this connection."""
     cdef char buf[256]
     cdef const char *reason = _reason(status)
-    cdef int n = snprintf(buf, sizeof(buf),
-                          "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
-                          "Content-Length: %d\r\nConnection: close\r\n\r\n%s\n",
-                          status, reason, <int>strlen(reason) + 1, reason)
+    cdef ServerOpts *srv = _server_of(c)
+    cdef size_t defaults = _defaults_size(srv, 0) if srv != NULL else 0
+    cdef int n = snprintf(buf, sizeof(buf), "HTTP/1.1 %d %s\r\n", status, reason)
+    mg_send(c, buf, <size_t>n)
+    if defaults and (c.send.size - c.send.len >= defaults or
+                     mg_iobuf_resize(&c.send, c.send.len + defaults)):
+        c.send.len = <size_t>(_put_defaults(<char *>c.send.buf + c.send.len, srv, 0) -
+                              <char *>c.send.buf)
+    n = snprintf(buf, sizeof(buf),
+                 "Content-Type: text/plain; charset=utf-8\r\n"
+                 "Content-Length: %d\r\nConnection: close\r\n\r\n%s\n",
+                 <int>strlen(reason) + 1, reason)
     mg_send(c, buf, <size_t>n)
     c.recv.len = 0
     c.is_draining = 1
@@ -149,6 +157,14 @@ cdef size_t _header_lines(const char *p, size_t n) noexcept nogil:
     return lines - 2 if lines >= 2 else 0   # minus request line and blank line
 
 
+cdef inline bint _ascii(mg_str s) noexcept nogil:
+    cdef size_t i
+    for i in range(s.len):
+        if <unsigned char>s.buf[i] >= 0x80:
+            return False
+    return True
+
+
 cdef int _request_error(mg_http_message *hm, size_t count) noexcept nogil:
     """0 for an acceptable request line and Host, else the status that refuses it."""
     cdef size_t i, hosts = 0
@@ -167,6 +183,9 @@ cdef int _request_error(mg_http_message *hm, size_t count) noexcept nogil:
         if not ((hm.uri.len > 7 and strncasecmp(hm.uri.buf, "http://", 7) == 0) or
                   (hm.uri.len > 8 and strncasecmp(hm.uri.buf, "https://", 8) == 0)):
             return 400
+    # RFC 9112 section 3.2 / RFC 3986: the request-target is ASCII (others percent-encode)
+    if not _ascii(hm.uri) or not _ascii(hm.query):
+        return 400
     for i in range(count if count < MG_MAX_HTTP_HEADERS else MG_MAX_HTTP_HEADERS):
         if hm.headers[i].name.len == 4 and strncasecmp(hm.headers[i].name.buf, "Host", 4) == 0:
             hosts += 1
@@ -748,4 +767,5 @@ cdef void _srv_release(ConnState *st) noexcept nogil:
         srv.connections -= 1
     srv.refs -= 1
     if srv.refs <= 0:
+        free(srv.defaults)
         free(srv)

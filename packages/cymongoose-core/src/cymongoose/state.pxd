@@ -27,6 +27,16 @@ ctypedef struct ServerOpts:
     uint64_t request_limit        # EV_REQUEST_LIMIT to the listener at this count; 0: none
     mg_connection *listener       # NULL once the listener is released
     int refs
+    # Default response headers (configure_http_server date_header/default_headers),
+    # written by emit.pyx _emit and _srv_reject unless the response has its own field
+    # of that name: Date from the per-second cache (emit.pyx), then ``defaults``,
+    # "Name: value\r\n" lines (malloc'd), line i at default_off[i].
+    int date_header
+    char *defaults
+    size_t defaults_len
+    int default_count             # <= _MAX_DEFAULTS
+    size_t default_off[16]
+    size_t default_name_len[16]
 
 
 ctypedef struct ConnState:

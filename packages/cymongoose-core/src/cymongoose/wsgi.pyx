@@ -94,20 +94,3 @@ cdef bytes _native(object v, str what):
         except UnicodeEncodeError:
             raise ValueError(f"{what} {v!r} is not latin-1 (PEP 3333)") from None
     return _header_bytes(v, what)
-
-
-cdef bytes _wsgi_head(str status, list headers, Py_ssize_t content_length, bint close):
-    cdef list parts = [b"HTTP/1.1 ", _native(status, "status"), _CRLF]
-    cdef bint has_len = False
-    cdef bytes name
-    for pair in headers:
-        name = _header_name(_native(pair[0], "header name"))
-        if not has_len and len(name) == 14 and name.lower() == b"content-length":
-            has_len = True
-        parts += (name, b": ", _native(pair[1], "header value"), _CRLF)
-    if not has_len and content_length >= 0:
-        parts.append(b"Content-Length: %d\r\n" % content_length)
-    if close:
-        parts.append(b"Connection: close\r\n")
-    parts.append(_CRLF)
-    return b"".join(parts)

@@ -467,6 +467,8 @@ class RequestCycle:
             if not more_body and self.trailers is None:
                 self.complete = True
                 headers = self.headers
+                # HEAD without content or length: none is made up (RFC 9110 section 8.6)
+                head_only = self.is_head and length is None and not body
                 if self.no_body:
                     if body and length is None and self.is_head:
                         headers = [*headers, (b"content-length", str(len(body)).encode())]
@@ -475,10 +477,14 @@ class RequestCycle:
                     body = self._fit(body, length, True)
                 if self.close or self.http10:
                     headers = self._connection_header(headers)
-                call(
-                    write_response, self.hc, self.status, headers, bytes(body), self.close,
-                    self.is_head,
-                )
+                if head_only:
+                    call(write_head, self.hc, self.status, headers, True)
+                    call(write_end, self.hc, False, self.close)
+                else:
+                    call(
+                        write_response, self.hc, self.status, headers, bytes(body),
+                        self.close, self.is_head,
+                    )
                 self.finish()
                 if self.log:
                     self._log(len(body))

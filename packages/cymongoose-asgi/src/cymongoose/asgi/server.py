@@ -36,7 +36,12 @@ from cymongoose.aio import AsyncManager
 from cymongoose.serving import lifecycle
 from cymongoose.serving.accesslog import AccessLogFormat, log_refused, parse_request_line
 from cymongoose.serving.config import ServerConfig
-from cymongoose.serving.httprules import PROXY_HEADER_NAMES, STOP_IDLE_S, keep_alive
+from cymongoose.serving.httprules import (
+    PROXY_HEADER_NAMES,
+    STOP_IDLE_S,
+    keep_alive,
+    response_defaults,
+)
 from cymongoose.serving.listen import listen_http, unix_socket_path
 from cymongoose.serving.logconfig import setup_logging
 from cymongoose.serving.proxy import ProxyHeaders
@@ -234,6 +239,7 @@ class ASGIServer:
             max_body_size=cfg.max_body_size or 0,
             keep_alive_timeout_ms=max(1, int(cfg.keep_alive_timeout_s * 1000)),
             max_connections=cfg.max_connections or 0,
+            **response_defaults(cfg),
             ws_max_size=cfg.ws_max_size,
         )
         if cfg.ws_ping_interval_s:

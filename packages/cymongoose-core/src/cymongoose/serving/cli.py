@@ -73,6 +73,9 @@ FIELD_OF_DEST = {
     "ssl_version": "ssl_version",
     "ssl_cert_reqs": "ssl_cert_reqs",
     "ssl_ciphers": "ssl_ciphers",
+    "server_header": "server_header",
+    "date_header": "date_header",
+    "header": "headers",
     "timeout_keep_alive": "keep_alive_timeout_s",
     "timeout_graceful_shutdown": "graceful_timeout_s",
     "limit_concurrency": "max_connections",
@@ -247,6 +250,16 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
     log.add_argument("--access-log-format", metavar="FORMAT",
                      help="the access log line in gunicorn's atoms, e.g. "
                           "'%%(h)s \"%%(r)s\" %%(s)s %%(b)s %%(D)s' (default: uvicorn's line)")
+    resp = parser.add_argument_group("response headers")
+    resp.add_argument("--server-header", action=argparse.BooleanOptionalAction, default=None,
+                      help="send 'Server: cymongoose' unless the app sets Server "
+                           "(default on; --no-server-header turns it off)")
+    resp.add_argument("--date-header", action=argparse.BooleanOptionalAction, default=None,
+                      help="send Date (RFC 9110 section 6.6.1) unless the app sets it "
+                           "(default on; --no-date-header turns it off)")
+    resp.add_argument("--header", action="append", metavar="NAME:VALUE",
+                      help="a default header added to every response unless the app sets "
+                           "that name (repeatable); Server or Date replace the server's own")
     prox = parser.add_argument_group("proxies")
     prox.add_argument("--root-path",
                       help="path prefix under which the app is mounted behind a proxy "

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from .accesslog import AccessLogFormat
+from .httprules import parse_header_list
 from .lifecycle import display_url
 from .logconfig import DEFAULT_LOG_CONFIG
 
@@ -152,6 +153,13 @@ class ServerConfig:
             ``logging.config.dictConfig`` mapping or a file (``.json``, ``.yaml``/
             ``.yml``, else ``fileConfig``'s ``.ini`` format) is applied after the
             default. See :mod:`cymongoose.serving.logconfig`.
+        server_header: send ``Server: cymongoose`` on every response (RFC 9110 section
+            10.2.4) unless the app sets its own ``Server``.
+        date_header: send ``Date`` (RFC 9110 section 6.6.1) on every response unless the
+            app sets its own.
+        headers: default headers added to every response unless the app sets a field of
+            that name, as ``"Name: value"`` str or ``(name, value)`` pairs (normalised to
+            pairs); one named ``Server`` or ``Date`` replaces the server's own.
         keep_alive_timeout_s: close idle keep-alive connections after this long.
         graceful_timeout_s: on shutdown, wait this long for in-flight requests.
         max_connections: beyond this many open connections new ones get 503.
@@ -202,6 +210,9 @@ class ServerConfig:
     access_log_format: str | None = None
     log_level: str | None = None
     log_config: Mapping[str, Any] | str | os.PathLike[str] | None = DEFAULT_LOG_CONFIG
+    server_header: bool = True
+    date_header: bool = True
+    headers: list[tuple[str, str]] = field(default_factory=list)
     keep_alive_timeout_s: float = 5.0
     graceful_timeout_s: float = 30.0
     max_connections: int | None = None
@@ -241,7 +252,7 @@ class ServerConfig:
             raise ValueError(f"root_path must be '' or start with '/' (e.g. '/api'), "
                              f"got {self.root_path!r}")
         self.root_path = self.root_path.rstrip("/")
-        for name in ("proxy_headers", "access_log"):
+        for name in ("proxy_headers", "access_log", "server_header", "date_header"):
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(f"{name} must be a bool, got {getattr(self, name)!r}")
         if self.forwarded_allow_ips is None:
@@ -251,6 +262,9 @@ class ServerConfig:
         else:
             raise TypeError(f"forwarded_allow_ips must be a str, a list of str or None, "
                             f"got {self.forwarded_allow_ips!r}")
+        self.headers = parse_header_list(self.headers)
+        if len(self.headers) > 14:  # the core takes 16 defaults: Server, Date, these
+            raise ValueError(f"headers takes at most 14 entries, got {len(self.headers)}")
         if self.access_log_format is not None:
             AccessLogFormat(self.access_log_format)  # raises naming access_log_format
         if self.log_config is not None and not isinstance(

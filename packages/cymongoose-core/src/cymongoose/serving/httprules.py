@@ -7,8 +7,14 @@ no content, what a valid Content-Length is) lives here.
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "PROXY_HEADER_NAMES",
+    "SERVER_HEADER",
+    "default_headers",
+    "parse_header_list",
+    "response_defaults",
     "STOP_IDLE_S",
     "ascii_digits",
     "keep_alive",
@@ -67,3 +73,59 @@ def parse_content_length(value: str | bytes) -> int:
     if not ascii_digits(text):
         raise ValueError(f"invalid Content-Length: {value!r}")
     return int(text)
+
+
+#: The ``Server`` field both servers send unless ``server_header`` is off (RFC 9110
+#: section 10.2.4): the product only, no version (nothing for a scanner to match).
+SERVER_HEADER = ("Server", "cymongoose")
+
+_TOKEN = frozenset("!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+
+
+def parse_header_list(value: Any) -> list[tuple[str, str]]:
+    """``ServerConfig.headers`` normalised: ``"Name: value"`` strings (uvicorn's
+    ``--header``; whitespace around the value is dropped) or ``(name, value)`` str pairs
+    -> ``[(name, value), ...]``. Raises TypeError for another type, ValueError naming
+    ``headers`` for a name that is not a token (RFC 9110 section 5.6.2), a missing ``:``
+    or CR/LF/NUL in a value (RFC 9112 section 4)."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+        raise TypeError(f"headers must be a list of 'Name: value' str or (name, value) "
+                        f"pairs, got {value!r}")
+    out = []
+    for item in value:
+        if isinstance(item, str):
+            name, colon, field_value = item.partition(":")
+            if not colon:
+                raise ValueError(f"headers entry {item!r} must be 'Name: value'")
+        elif (isinstance(item, (tuple, list)) and len(item) == 2
+              and all(isinstance(x, str) for x in item)):
+            name, field_value = item
+        else:
+            raise TypeError(f"headers entries must be 'Name: value' str or (name, value) "
+                            f"str pairs, got {item!r}")
+        name, field_value = name.strip(" \t"), field_value.strip(" \t")  # OWS only
+        if not name or not _TOKEN.issuperset(name):
+            raise ValueError(f"headers entry {item!r}: the name {name!r} is not a token "
+                             f"(RFC 9110 section 5.6.2)")
+        if any(ch in field_value for ch in "\r\n\0"):
+            raise ValueError(f"headers entry {item!r}: the value contains CR, LF or NUL")
+        out.append((name, field_value))
+    return out
+
+
+def default_headers(server_header: bool, date_header: bool,
+                    headers: list[tuple[str, str]]) -> tuple[bool, list[tuple[str, str]]]:
+    """What every response gets unless it has a field of that name (the core's
+    ``configure_http_server(date_header=, default_headers=)``): ``(date, pairs)``.
+    ``headers`` (``--header``) come after ``Server``; one named ``Server`` or ``Date``
+    replaces the server's own (as uvicorn)."""
+    names = {name.lower() for name, _ in headers}
+    pairs = [SERVER_HEADER] if server_header and "server" not in names else []
+    return date_header and "date" not in names, pairs + list(headers)
+
+
+def response_defaults(config: Any) -> dict[str, Any]:
+    """The ``date_header`` and ``default_headers`` keywords of the core's
+    ``configure_http_server`` for a :class:`~cymongoose.serving.config.ServerConfig`."""
+    date, pairs = default_headers(config.server_header, config.date_header, config.headers)
+    return {"date_header": date, "default_headers": pairs}

@@ -17,7 +17,8 @@ Behaviour (PEP 3333 "Buffering and Streaming", RFC 9110/9112):
   non-empty block, so an exception before it still gives a 500; each block is handed to
   the writer before the next is asked for (blocks that are ready together leave as one
   chunk, up to ``COALESCE_BYTES``); chunked for HTTP/1.1 without a Content-Length, else
-  the app's length (a longer body is cut, a shorter one closes the connection).
+  the app's length (a longer body is cut, a shorter one closes the connection). HEAD
+  gets the app's Content-Length, the one GET would get for a list, or none.
 * An exception after the head cuts the body short (no final chunk) and closes the
   connection: the client sees an incomplete response.
 * ``close()`` of the iterable is always called, also when the client leaves.
@@ -257,8 +258,9 @@ class Cycle(WsgiStartResponse):
 
     def _respond(self, body: bytes) -> None:
         """Send a complete response: headers fitted as :func:`.rules.fit_response` says."""
+        # HEAD of a streamed response (eager): GET has no Content-Length, so none here
         headers, body, complete = fit_response(
-            self.code, self.headers, body, self.size, self.is_head
+            self.code, self.headers, body, 0 if self.eager else self.size, self.is_head
         )
         if not complete:
             logger.error(
@@ -332,6 +334,7 @@ class Cycle(WsgiStartResponse):
         self.headers = list(ERROR_HEADERS)
         self.parts = None
         self.size = len(ERROR_BODY)
+        self.eager = False  # a body in memory: HEAD gets its length, as GET
         self._respond(ERROR_BODY)
 
     def _abort(self, hard: bool = False) -> None:

@@ -15,12 +15,14 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from importlib import metadata
 from tempfile import SpooledTemporaryFile
 from typing import Any, BinaryIO
 
 __all__ = [
     "ClientDisconnected",
     "FileWrapper",
+    "SERVER_SOFTWARE",
     "RequestBody",
     "SpooledBody",
     "base_environ",
@@ -236,6 +238,18 @@ class RequestBody:
         """Nothing to release; present because apps and middleware call it."""
 
 
+def _server_software() -> str:
+    try:
+        return f"cymongoose-wsgi/{metadata.version('cymongoose-wsgi')}"
+    except metadata.PackageNotFoundError:  # run from a source tree
+        return "cymongoose-wsgi"
+
+
+#: ``SERVER_SOFTWARE`` of every environ (a CGI variable, RFC 3875 section 4.1.17; apps
+#: such as httpbin look at it to know what the server de-chunks).
+SERVER_SOFTWARE = _server_software()
+
+
 def base_environ(
     local_addr: tuple[str, int, bool] | None,
     remote_addr: tuple[str, int, bool] | None,
@@ -269,6 +283,7 @@ def base_environ(
         environ["REMOTE_PORT"] = str(remote_addr[1])
     return environ | {
         "SCRIPT_NAME": script_name,
+        "SERVER_SOFTWARE": SERVER_SOFTWARE,
         "wsgi.version": (1, 0),
         "wsgi.url_scheme": url_scheme,
         "wsgi.errors": sys.stderr if errors is None else errors,

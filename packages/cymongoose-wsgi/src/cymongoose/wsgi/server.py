@@ -25,7 +25,7 @@ from cymongoose.serving.accesslog import (
     parse_request_line,
 )
 from cymongoose.serving.config import ServerConfig
-from cymongoose.serving.httprules import PROXY_HEADER_NAMES, STOP_IDLE_S
+from cymongoose.serving.httprules import PROXY_HEADER_NAMES, STOP_IDLE_S, response_defaults
 from cymongoose.serving.listen import listen_http, unix_socket_path
 from cymongoose.serving.logconfig import setup_logging
 from cymongoose.serving.proxy import ProxyHeaders
@@ -209,6 +209,7 @@ class WSGIServer:
             stream_threshold=BODY_STREAM_THRESHOLD_BYTES,
             keep_alive_timeout_ms=max(1, int(config.keep_alive_timeout_s * 1000)),
             max_connections=config.max_connections or 0,
+            **response_defaults(config),
         )
         if self.tls is None and url.startswith("https:"):
             conn.close()
