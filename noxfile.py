@@ -24,6 +24,9 @@ TEST_DEPS = ["pytest", "pytest-timeout", "httpx", "websockets", "cryptography", 
              "pyyaml", "python-dotenv"]  # the last two: --log-config .yaml, --env-file
 FRAMEWORKS = ["fastapi", "starlette", "flask", "python-multipart", "gunicorn", "django", "quart",
               "bottle", "falcon", "watchfiles"]
+# ASGI over MQTT: the [mqtt] extra, and consumers written for mqttasgi (used as a library
+# and, in the bench, as the peer server); paho-mqtt is the bench's publisher.
+MQTT_DEPS = ["asgiref>=3.6,<4", "channels", "mqttasgi", "paho-mqtt"]
 
 nox.options.sessions = ["tests", "lint"]
 nox.options.reuse_existing_virtualenvs = True
@@ -70,7 +73,7 @@ def _pytest(session: nox.Session, *paths: Path) -> None:
 @nox.session
 def tests(session: nox.Session) -> None:
     """All packages' tests and tests-integration/."""
-    _install(session, *PACKAGES, extra=FRAMEWORKS)
+    _install(session, *PACKAGES, extra=[*FRAMEWORKS, *MQTT_DEPS])
     # One pytest run per suite: the suites share test module basenames.
     for path in [*(p / "tests" for p in PACKAGES.values()), ROOT / "tests-integration"]:
         _pytest(session, path)
@@ -106,8 +109,8 @@ def asgi(session: nox.Session) -> None:
 
 @nox.session
 def integration(session: nox.Session) -> None:
-    """Real frameworks over real sockets with real clients."""
-    _install(session, *PACKAGES, extra=FRAMEWORKS)
+    """Real frameworks over real sockets with real clients (MQTT ones need mosquitto)."""
+    _install(session, *PACKAGES, extra=[*FRAMEWORKS, *MQTT_DEPS])
     _pytest(session, ROOT / "tests-integration")
 
 
@@ -194,7 +197,7 @@ def bench(session: nox.Session) -> None:
 
     if not shutil.which("wrk"):
         session.error("wrk is not installed: apt-get install wrk")
-    _install(session, *PACKAGES, extra=[*FRAMEWORKS, "uvicorn", "uvloop", "httptools",
+    _install(session, *PACKAGES, extra=[*FRAMEWORKS, *MQTT_DEPS, "uvicorn", "uvloop", "httptools",
                                         "granian", "gunicorn", "bjoern-binary", "fastwsgi",
                                         "setuptools<81",  # fastwsgi imports pkg_resources
                                         "psutil"])
