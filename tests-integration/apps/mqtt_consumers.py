@@ -11,8 +11,8 @@ subscriptions are in place). ``device`` and ``channels_device`` behave alike:
   publishes ``<text>`` retained on ``state/out``; both are then replied to as above.
 
 ``shared`` takes ``$share/g/jobs`` and republishes each job on ``done/<MQTT_WORKER>``.
-``recorded`` is ``device`` with every scope and received event appended to the file
-named by ``MQTT_RECORD`` as JSON, each value tagged with its Python type.
+``recorded`` is ``device`` with its mqtt scope and every event it receives appended to
+the file named by ``MQTT_RECORD`` as JSON, each value tagged with its Python type.
 """
 
 from __future__ import annotations
@@ -118,6 +118,9 @@ def record(app: Any) -> Any:
     """``app`` with its scope and every event it receives written to ``MQTT_RECORD``."""
 
     async def recording(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "mqtt":  # e.g. lifespan, which a server may run first
+            await app(scope, receive, send)
+            return
         _record("scope", dict(scope))
 
         async def receive_recorded() -> dict[str, Any]:
