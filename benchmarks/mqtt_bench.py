@@ -115,7 +115,7 @@ def load(port: int, *flags: str) -> dict:
             f"mqtt://127.0.0.1:{port}", *flags]
     out = subprocess.run(argv, capture_output=True, text=True, timeout=120)
     if out.returncode:
-        raise RuntimeError(f"mqtt_client: {out.stderr.strip()[-300:]}")
+        raise RuntimeError(out.stderr.strip()[-300:] or f"mqtt_client: exit {out.returncode}")
     return json.loads(out.stdout.strip().splitlines()[-1]) if out.stdout.strip() else {}
 
 

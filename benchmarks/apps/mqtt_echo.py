@@ -30,6 +30,11 @@ application = Echo.as_asgi()
 
 async def raw(scope, receive, send):
     """The same echo as a plain ASGI app (no Channels dispatch)."""
+    if scope["type"] == "lifespan":  # cymongoose-asgi's command line runs it first
+        while (await receive())["type"] != "lifespan.shutdown":
+            await send({"type": "lifespan.startup.complete"})
+        await send({"type": "lifespan.shutdown.complete"})
+        return
     while True:
         event = await receive()
         if event["type"] == "mqtt.connect":
