@@ -29,7 +29,7 @@ class Load:
     def __init__(self, url: str) -> None:
         self.sent: dict[int, float] = {}  # seq -> send time (perf_counter), until replied
         self.rtts: list[float] = []
-        self.received = self.errors = self.seq = 0
+        self.received = self.errors = self.seq = self.probes = 0
         self.counting = False  # replies are counted for msgs_per_s
         self.counted_from = 1 << 62  # round trips of messages after this seq are measured
         self.open = False
@@ -43,11 +43,12 @@ class Load:
             self.open = data == 0
         elif ev == MG_EV_MQTT_MSG and data.topic == "bench/reply":
             now = time.perf_counter()
+            seq = 0
             try:
                 seq = int(data.data[:8])
                 start = self.sent.pop(seq)
-            except (KeyError, ValueError):  # not ours, or a second reply
-                self.errors += 1
+            except (KeyError, ValueError):  # not ours, or a second reply (or a late probe's)
+                self.errors += 0 if 0 < seq <= self.probes else 1
                 return
             if self.counting:
                 self.received += 1
@@ -81,7 +82,10 @@ class Load:
             self.send()
             for _ in range(50):
                 self.mgr.poll(2)
-        self.on_reply = lambda: None  # type: ignore[method-assign]
+        # Probes sent before the consumer subscribed never get a reply; late replies to the
+        # others are dropped (they must not widen the flood's window nor count as errors).
+        self.probes, self.on_reply = self.seq, lambda: None  # type: ignore[method-assign]
+        self.sent.clear()
 
     def flood(self, window: int, warmup: float, duration: float) -> float:
         self.on_reply = self.send  # type: ignore[method-assign]
