@@ -25,6 +25,9 @@ TEST_DEPS = ["pytest", "pytest-timeout", "httpx", "websockets", "cryptography", 
 FRAMEWORKS = ["fastapi", "starlette", "flask", "python-multipart", "gunicorn", "django", "quart",
               "bottle", "falcon", "watchfiles",
               "redbot", "uvicorn"]  # tests-integration/test_redbot_lint.py: lint vs uvicorn
+# ASGI over MQTT: the [mqtt] extra, and consumers written for mqttasgi (used as a library
+# and, in the bench, as the peer server); paho-mqtt is the bench's publisher.
+MQTT_DEPS = ["asgiref>=3.6,<4", "channels", "mqttasgi", "paho-mqtt"]
 
 nox.options.sessions = ["tests", "lint"]
 nox.options.reuse_existing_virtualenvs = True
@@ -71,7 +74,7 @@ def _pytest(session: nox.Session, *paths: Path) -> None:
 @nox.session
 def tests(session: nox.Session) -> None:
     """All packages' tests and tests-integration/."""
-    _install(session, *PACKAGES, extra=FRAMEWORKS)
+    _install(session, *PACKAGES, extra=[*FRAMEWORKS, *MQTT_DEPS])
     # One pytest run per suite: the suites share test module basenames.
     for path in [*(p / "tests" for p in PACKAGES.values()), ROOT / "tests-integration"]:
         _pytest(session, path)
@@ -107,8 +110,8 @@ def asgi(session: nox.Session) -> None:
 
 @nox.session
 def integration(session: nox.Session) -> None:
-    """Real frameworks over real sockets with real clients."""
-    _install(session, *PACKAGES, extra=FRAMEWORKS)
+    """Real frameworks over real sockets with real clients (MQTT ones need mosquitto)."""
+    _install(session, *PACKAGES, extra=[*FRAMEWORKS, *MQTT_DEPS])
     _pytest(session, ROOT / "tests-integration")
 
 
@@ -195,7 +198,7 @@ def bench(session: nox.Session) -> None:
 
     if not shutil.which("wrk"):
         session.error("wrk is not installed: apt-get install wrk")
-    _install(session, *PACKAGES, extra=[*FRAMEWORKS, "uvicorn", "uvloop", "httptools",
+    _install(session, *PACKAGES, extra=[*FRAMEWORKS, *MQTT_DEPS, "uvicorn", "uvloop", "httptools",
                                         "granian", "gunicorn", "bjoern-binary", "fastwsgi",
                                         "setuptools<81",  # fastwsgi imports pkg_resources
                                         "psutil"])

@@ -15,6 +15,11 @@ uvicorn and granian.
 
     python benchmarks/run.py --workloads https
 
+The mqtt workload (issue 19, mqtt_bench.py) runs a consumer on cymongoose-asgi's MQTT
+server and on mqttasgi through mosquitto: messages/s and round-trip latency.
+
+    python benchmarks/run.py --workloads mqtt
+
 The idle workloads (issue 11) measure the hello route while a separate process
 (idle_clients.py, on the load CPU) holds 1,000 or 10,000 idle keep-alive connections or
 10,000 idle WebSockets open; each is reported against its no-idle twin, with the server's
@@ -49,6 +54,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import mqtt_bench
 import psutil
 from acceptance import ACCEPTANCE_VS_BASE, acceptance_markdown
 from baseline import Baseline, describe_tree
@@ -697,7 +703,7 @@ def versions() -> dict:
     out = {}
     for dist in ("cymongoose-core", "cymongoose-asgi", "cymongoose-wsgi", "uvicorn", "uvloop",
                  "httptools", "granian", "gunicorn", "bjoern-binary", "fastwsgi", "fastapi",
-                 "flask", "websockets"):
+                 "flask", "websockets", "mqttasgi", "paho-mqtt", "channels", "asgiref"):
         try:
             out[dist] = importlib.metadata.version(dist)
         except importlib.metadata.PackageNotFoundError:
@@ -724,9 +730,9 @@ def parse_args(argv=None):
     parser.add_argument("--warmup", type=float, default=1.0,
                         help="warm-up seconds per configuration (below 1: one connection)")
     parser.add_argument("--servers", help="comma-separated subset of: "
-                        + ", ".join(s.name for s in SERVERS))
+                        + ", ".join([s.name for s in SERVERS] + ["mqttasgi"]))
     parser.add_argument("--workloads", help="comma-separated subset of: "
-                        + ", ".join(w.name for w in WORKLOADS))
+                        + ", ".join([w.name for w in WORKLOADS] + ["mqtt"]))
     parser.add_argument("--baseline", metavar="REF",
                         help="also measure the cymongoose servers of this git commit (e.g. "
                         "HEAD~1), built into a virtualenv of their own; rows <server>@<hash>")
@@ -776,7 +782,12 @@ def round_order(servers: list[Server], n: int) -> list[Server]:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    if not shutil.which("wrk"):
+    chosen = args.workloads.split(",") if args.workloads else None
+    mqtt_servers = [s for s in mqtt_bench.SERVERS
+                    if not args.servers or s in args.servers.split(",")]
+    if chosen is not None and "mqtt" not in chosen:
+        mqtt_servers = []
+    if chosen != ["mqtt"] and not shutil.which("wrk"):
         print("wrk is not installed: apt-get install wrk", file=sys.stderr)
         return 2
     if not shutil.which("taskset"):
@@ -791,7 +802,7 @@ def main(argv=None) -> int:
     meta = {"date": now.strftime("%Y-%m-%d %H:%M"), "host": socket.gethostname(),
             "cpus": os.cpu_count(), "cpu_model": cpu_model(), "python": platform.python_version(),
             "wrk": subprocess.run(["wrk", "-v"], capture_output=True, text=True)
-            .stdout.split(" [")[0].strip(),
+            .stdout.split(" [")[0].strip() if shutil.which("wrk") else "no wrk",
             "rounds": args.rounds, "duration": args.duration, "warmup": args.warmup,
             "loadavg": " ".join(f"{x:.2f}" for x in os.getloadavg()), "versions": versions(),
             "tree": describe_tree()}
@@ -809,7 +820,7 @@ def main(argv=None) -> int:
             meta["baseline"] = {"ref": base.ref, "commit": base.commit, "short": base.short,
                                 "subject": base.subject, "versions": base.versions}
         c_binary = None
-        if any(s.kind == "c" for s in servers):
+        if workloads and any(s.kind == "c" for s in servers):
             try:
                 c_binary = build_c_hello(tmpdir)
             except Exception as exc:  # noqa: BLE001
@@ -825,25 +836,30 @@ def main(argv=None) -> int:
                  and (w.servers is None or s.program in w.servers)
                  and (s.websocket or not w.idle_websocket)}
         tls = TlsFiles.make(tmpdir) if any(w.tls for w in workloads) else None
+        mqtt_results: dict = {}
         try:
             for n in range(args.rounds):
                 print(f"round {n + 1}/{args.rounds}", flush=True)
                 run_round(round_order(servers, n), workloads, args, scripts, cells, c_binary,
                           tls)
+                if mqtt_servers:
+                    mqtt_bench.run_round(mqtt_servers[::-1] if n % 2 else mqtt_servers,
+                                         args.duration, args.warmup, mqtt_results)
         except KeyboardInterrupt:
             # Ctrl-C (SIGINT) keeps what was measured: the report covers the rounds so far.
             print("interrupted: reporting the measurements made so far", flush=True)
             meta["interrupted"] = True
     rows = summarise(cells, workloads, twins)
+    mqtt_rows = mqtt_bench.summarise(mqtt_results)
     meta["elapsed_s"] = round(time.monotonic() - started, 1)
-    text = markdown(rows, meta, workloads)
+    text = "\n".join([markdown(rows, meta, workloads), *mqtt_bench.markdown(mqtt_rows)])
     print("\n" + text)
     if not args.no_save:
         args.output.mkdir(parents=True, exist_ok=True)
         stem = f"{now:%Y-%m-%d}-{meta['host']}"
         (args.output / f"{stem}.md").write_text(text + "\n")
-        (args.output / f"{stem}.json").write_text(json.dumps({"meta": meta, "rows": rows},
-                                                             indent=1) + "\n")
+        result = {"meta": meta, "rows": rows, "mqtt": mqtt_rows}
+        (args.output / f"{stem}.json").write_text(json.dumps(result, indent=1) + "\n")
         print(f"saved {args.output / stem}.md and .json")
     return 0
 

@@ -112,7 +112,7 @@ def echo_app(events: list):
     it unsubscribe from in/+/x and subscribe to marker; b"boom" makes it raise."""
 
     async def app(scope, receive, send):
-        assert scope["type"] == "mqtt" and scope["instance_type"] == "worker"
+        assert scope["type"] == "mqtt" and scope["instance_type"] == "master"
         while True:
             event = await receive()
             events.append(event)
@@ -160,7 +160,7 @@ def test_message_in_app_publishes_back(broker):
         msgs = [e for e in events if e["type"] == "mqtt.msg" and e["mqtt"]["topic"] == "in/a/x"]
         assert msgs == [{"type": "mqtt.msg",
                          "mqtt": {"topic": "in/a/x", "payload": b"hello", "qos": 1}}]
-        assert events[0] == {"type": "mqtt.connect"}
+        assert events[0] == {"type": "mqtt.connect", "mqtt": {}}
     finally:
         server.stop()
         client.close()

@@ -5,10 +5,11 @@
 `cymongoose.aio.AsyncManager`, runs the application as one instance (scope id ``app_id``)
 and speaks mqttasgi's messages, so consumers written for mqttasgi run unchanged:
 
-- scope: ``{"type": "mqtt", "app_id": app_id, "instance_type": "worker",
-  "asgi": {"version": "3.0"}}``;
-- the app receives ``{"type": "mqtt.connect"}`` once the broker accepted the first CONNECT,
-  ``{"type": "mqtt.msg", "mqtt": {"topic": str, "payload": bytes, "qos": int}}`` per
+- scope: ``{"type": "mqtt", "app_id": app_id, "instance_type": "master",
+  "asgi": {"version": "3.0"}}`` (mqttasgi's instance started by the server is its
+  "master"; the worker API lets only that one spawn workers);
+- the app receives ``{"type": "mqtt.connect", "mqtt": {}}`` once the broker accepted the
+  first CONNECT, ``{"type": "mqtt.msg", "mqtt": {"topic": str, "payload": bytes, "qos": int}}`` per
   PUBLISH received, and ``{"type": "mqtt.disconnect"}`` when the server stops;
 - the app sends ``{"type": "mqtt.pub", "mqtt": {"topic", "payload", "qos", "retain"}}``,
   ``{"type": "mqtt.sub", "mqtt": {"topic", "qos"}}`` and
@@ -145,7 +146,7 @@ class MqttServer(StatelessServer):  # type: ignore[misc]
     @property
     def scope(self) -> dict[str, Any]:
         """The scope of the application instance."""
-        return {"type": "mqtt", "app_id": self.app_id, "instance_type": "worker",
+        return {"type": "mqtt", "app_id": self.app_id, "instance_type": "master",
                 "asgi": {"version": "3.0"}}
 
     def stop(self) -> None:
@@ -310,7 +311,7 @@ class MqttServer(StatelessServer):  # type: ignore[misc]
         queue: asyncio.Queue[Any] = self.get_or_create_application_instance(
             self.app_id, self.scope)
         if fresh:
-            queue.put_nowait({"type": "mqtt.connect"})
+            queue.put_nowait({"type": "mqtt.connect", "mqtt": {}})  # mqttasgi's shape
             for message in self._unread.pop(self.app_id, []):
                 queue.put_nowait(message)
         return queue
