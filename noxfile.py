@@ -23,7 +23,7 @@ PACKAGES = {
 TEST_DEPS = ["pytest", "pytest-timeout", "httpx", "websockets", "cryptography", "trustme", "uvloop",
              "pyyaml", "python-dotenv"]  # the last two: --log-config .yaml, --env-file
 FRAMEWORKS = ["fastapi", "starlette", "flask", "python-multipart", "gunicorn", "django", "quart",
-              "bottle", "falcon", "watchfiles"]
+              "bottle", "falcon", "watchfiles", "aiohttp"]  # aiohttp: a second WebSocket client
 
 nox.options.sessions = ["tests", "lint"]
 nox.options.reuse_existing_virtualenvs = True

@@ -375,7 +375,7 @@ class ASGIServer:
                 return
             proto.closed = True
             if isinstance(proto, WebSocketConnection):
-                self._call_soon(proto.on_disconnect, proto.close_code)
+                self._call_soon(proto.on_disconnect, proto.close_code, proto.close_reason)
             else:
                 self._call_soon(_on_http_close, proto, self._detached)
 
@@ -446,7 +446,8 @@ class ASGIServer:
         }
         if upgrade == b"websocket" and b"upgrade" in connection and method == "GET":
             assert self._am is not None
-            ws = open_websocket(self._am, self._call_soon, conn, scope, headers, self._log)
+            ws = open_websocket(self._am, self._call_soon, conn, scope, headers, self._log,
+                                self.config.ws_per_message_deflate)
             if ws is not None:
                 self._conns[conn.id] = ws
                 self._call_soon(self._start_websocket, ws)
