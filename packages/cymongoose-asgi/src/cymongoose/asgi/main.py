@@ -20,7 +20,8 @@ __all__ = ["ADAPTER", "build_parser", "import_app", "main"]  # import_app: re-ex
 
 def add_asgi_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ASGI flags: ``--lifespan --loop --ws-max-size --ws-ping-interval
-    --ws-ping-timeout --ws-per-message-deflate`` (ServerConfig fields in :data:`cymongoose.serving.cli.FIELD_OF_DEST`)."""
+    --ws-ping-timeout --ws-per-message-deflate`` (ServerConfig fields in
+    :data:`cymongoose.serving.cli.FIELD_OF_DEST`)."""
     d = config_default
     asgi = parser.add_argument_group("ASGI")
     asgi.add_argument("--lifespan", choices=LIFESPAN_MODES,

@@ -9,7 +9,10 @@ The upgrade request reaches the app as ``websocket.connect``; the 101 response i
 only when the app sends ``websocket.accept`` (`Connection.ws_accept`, with the chosen
 ``subprotocol`` and ``headers``). A ``websocket.close`` before that is answered with HTTP
 403, an exception with 500. Messages above ``ws_max_size`` are refused by the core (close
-1009; a compressed one once inflated past it), pings are sent every ``ws_ping_interval_s`` by the server. Once the connection is
+1009; a compressed one once inflated past it), pings are sent every
+``ws_ping_interval_s`` by the server. The client's permessage-deflate offer (RFC 7692) is
+agreed when ``ws_per_message_deflate`` is on; the core then inflates and deflates. The
+client's close code and reason reach ``websocket.disconnect``. Once the connection is
 closed, ``websocket.send`` and ``websocket.accept`` raise `ClientDisconnected` (an
 OSError); ``websocket.close`` is then a no-op.
 """
