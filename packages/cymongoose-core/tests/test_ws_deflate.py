@@ -406,3 +406,21 @@ def test_client_fails_on_an_answer_it_did_not_offer(answer):
     thread.join(10)
     assert len(events) == 1 and events[0][0] == "error"
     assert "Sec-WebSocket-Extensions" in events[0][1]
+
+
+def test_limit_is_on_the_message_not_the_wire(serve):
+    # Random bytes do not compress: on the wire they take a few bytes more than the
+    # limit, inflated they are at it. An uncompressed message past it is refused.
+    srv = serve(echo_app([], accept=True), http_server={"ws_max_size": 4096})
+    data = bytes(range(256)) * 16
+    c = zlib.compressobj(0, zlib.DEFLATED, -15)  # stored blocks: larger than the data
+    stored = (c.compress(data) + c.flush(zlib.Z_SYNC_FLUSH))[:-4]
+    assert len(stored) > 4096
+    sock, _, rest = handshake(srv.port, "permessage-deflate")
+    reader = Reader(sock, rest)
+    with sock:
+        sock.sendall(frame(2, stored, rsv1=True))
+        b0, payload = reader.next()
+        assert inflate(payload) == data
+        sock.sendall(frame(2, data + b"!"))
+        assert reader.close_code() == 1009

@@ -631,6 +631,10 @@ cdef void _ws_pfn(mg_connection *c, int ev, void *ev_data) noexcept nogil:
             and st.srv.ws_max_size:
         st.last_io_ms = mg_millis()
         limit = st.srv.ws_max_size
+        if st.ws_deflate == 1:
+            # Compressed, incompressible data grows a little (5 bytes per 16 KiB stored
+            # block): the exact limit applies after inflating (_ws_inflate, manager.pyx).
+            limit += (limit >> 10) + 64
         # mg_ws_cb keeps a fragmented message at the front of recv as its first frame's
         # flags byte plus the data so far; pfn_data is that length, where new frames start.
         pos = <size_t>c.pfn_data

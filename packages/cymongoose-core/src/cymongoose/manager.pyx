@@ -206,10 +206,16 @@ cdef bint _ws_inflate(Connection conn, mg_connection *c, ConnState *st, int ev,
     cdef size_t limit = _WS_INFLATE_LIMIT
     if st.ws_failed:
         return False
-    if ev != MG_EV_WS_MSG or not wm.flags & 0x40:
+    if ev != MG_EV_WS_MSG:
         return True
     if st.srv != NULL:
         limit = st.srv.ws_max_size
+    if not wm.flags & 0x40:
+        # Sent uncompressed: _ws_pfn let it through with a compressed message's slack.
+        if limit and wm.data.len > limit:
+            _ws_refuse(c, st, 1009)
+            return False
+        return True
     try:
         wmsg._inflated = (<_WsDeflate>conn._ws_deflate).inflate(wm.data.buf, wm.data.len,
                                                                limit)
