@@ -79,7 +79,8 @@ class CoreServer:
     thread (the upgrade with per_message_deflate, as a core user writes it)."""
 
     def __init__(self, closes: Closes):
-        self.mgr = Manager()
+        self.errors: list[BaseException] = []  # what handlers raised (none expected)
+        self.mgr = Manager(error_handler=self.errors.append)
 
         def handler(conn, ev, data):
             if ev == MG_EV_HTTP_MSG:
@@ -103,6 +104,7 @@ class CoreServer:
         self._stop.set()
         self._thread.join(10)
         self.mgr.close()
+        assert self.errors == []
 
 
 @pytest.fixture(scope="module", params=["asgi", "core"])

@@ -214,7 +214,7 @@ def closing_app(messages, disconnected):
 
 
 @pytest.mark.parametrize(("payload", "code", "reason"), [
-    ((4001).to_bytes(2, "big") + "fini, ciao ✓".encode(), 4001, "fini, ciao ✓"),
+    ((4001).to_bytes(2, "big") + "fini, ciao ✓ 🚀".encode(), 4001, "fini, ciao ✓ 🚀"),
     ((1000).to_bytes(2, "big"), 1000, ""),
     (b"", 1005, ""),
 ])

@@ -18,6 +18,7 @@ from cymongoose import (
     WEBSOCKET_OP_TEXT,
     Manager,
 )
+from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
 from websockets.sync.client import connect
 from websockets.sync.server import serve as ws_serve
 
@@ -39,6 +40,21 @@ def echo_app(received, *, accept=False, deflate=True):
             received.append((data.flags, data.data))
             conn.ws_send(data.data, data.flags & 15)
     return handler
+
+
+@pytest.fixture
+def serve(serve):
+    """conftest's ``serve``, and no handler may have raised (error_handler) by the end."""
+    servers = []
+
+    def start(*args, **kwargs):
+        srv = serve(*args, **kwargs)
+        servers.append(srv)
+        return srv
+
+    yield start
+    for srv in servers:
+        assert srv.errors == []
 
 
 @pytest.fixture(params=["ws_upgrade", "ws_accept"])
@@ -340,10 +356,12 @@ def run_client(url, until, *, per_message_deflate=True, send=(), timeout_s=10.0)
 
 
 @pytest.fixture
-def websockets_server():
-    """websockets' echo server with compression on; ``.offers``: the offers it saw,
+def websockets_server(request):
+    """websockets' echo server with compression on (indirect parameter: its
+    ServerPerMessageDeflateFactory keywords); ``.offers``: the offers it saw,
     ``.extensions``: what each connection agreed."""
     offers, frames = [], []
+    factory = getattr(request, "param", None)
 
     def echo(ws):
         offers.append(ws.request.headers.get("Sec-WebSocket-Extensions"))
@@ -351,7 +369,9 @@ def websockets_server():
         for message in ws:
             ws.send(message)
 
-    with ws_serve(echo, "127.0.0.1", 0, compression="deflate") as srv:
+    options = {"compression": "deflate"} if factory is None else {
+        "compression": None, "extensions": [ServerPerMessageDeflateFactory(**factory)]}
+    with ws_serve(echo, "127.0.0.1", 0, **options) as srv:
         thread = threading.Thread(target=srv.serve_forever, daemon=True)
         thread.start()
         srv.offers, srv.extensions = offers, frames
@@ -361,11 +381,20 @@ def websockets_server():
     thread.join(10)
 
 
+@pytest.mark.parametrize("websockets_server", [
+    None,  # websockets' default: both windows 12 bits
+    {"client_no_context_takeover": True},
+    {"server_no_context_takeover": True, "server_max_window_bits": 9},
+    {"client_max_window_bits": 8},  # we then send uncompressed
+], indirect=True, ids=["default", "client-no-takeover", "server-no-takeover-9",
+                       "client-window-8"])
 def test_client_against_websockets_server(websockets_server):
-    events = run_client(websockets_server.url, lambda ev: len(ev) >= 3,
-                        send=[TEXT, "short"])
+    # The same text twice: with context takeover the second refers to the first.
+    events = run_client(websockets_server.url, lambda ev: len(ev) >= 4,
+                        send=[TEXT, TEXT, "short"])
     assert events[0][0] == "open" and events[0][1].startswith("permessage-deflate")
-    assert [(e[1] & 15, e[2]) for e in events[1:]] == [(1, TEXT.encode()), (1, b"short")]
+    assert [(e[1] & 15, e[2]) for e in events[1:]] == [
+        (1, TEXT.encode()), (1, TEXT.encode()), (1, b"short")]
     assert websockets_server.offers == ["permessage-deflate; client_max_window_bits"]
     assert len(websockets_server.extensions[0]) == 1  # websockets agreed, too
 

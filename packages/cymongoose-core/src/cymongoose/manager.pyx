@@ -173,11 +173,12 @@ cdef void _dispatch(mg_connection *c, int ev, void *ev_data) noexcept:
                 data = None
             # Handlers also run outside poll(), nested in connect(), listen() or a
             # Connection method: poll() and close() must refuse there too.
-            mgr._dispatching += 1
-            try:
-                handler(conn, ev, data)
-            finally:
-                mgr._dispatching -= 1
+            if handler is not None:  # None: a refused compressed message (_ws_inflate)
+                mgr._dispatching += 1
+                try:
+                    handler(conn, ev, data)
+                finally:
+                    mgr._dispatching -= 1
     except BaseException as exc:
         if ev == MG_EV_HTTP_MSG and st.srv != NULL and st.c == c and not st.resp_written \
                 and not c.is_closing and not c.is_websocket:
