@@ -425,7 +425,8 @@ def test_client_fails_on_an_answer_it_did_not_offer(answer):
                 buf += conn.recv(4096)
             conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
                          b"Connection: Upgrade\r\nSec-WebSocket-Accept: x\r\n"
-                         b"Sec-WebSocket-Extensions: " + answer.encode() + b"\r\n\r\n")
+                         b"Sec-WebSocket-Extensions: " + answer.encode() + b"\r\n\r\n"
+                         b"\x81\x05early")  # a frame right behind: never delivered
             conn.recv(10)  # until the client goes
 
     thread = threading.Thread(target=fake_server, daemon=True)

@@ -260,6 +260,7 @@ cdef bint _ws_deflate_answer(Connection conn, mg_connection *c, ConnState *st,
         deflate = _deflate_accepted(_bytes(value[0]))
     except ValueError as exc:
         reason = str(exc).encode()
+        st.ws_deflate = st.ws_failed = 1  # frames that came with the 101 are dropped
         mg_error(c, "%s", <char *>reason)
         return False
     if deflate is not None:
