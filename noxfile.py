@@ -24,7 +24,9 @@ TEST_DEPS = ["pytest", "pytest-timeout", "httpx", "websockets", "cryptography", 
              "pyyaml", "python-dotenv"]  # the last two: --log-config .yaml, --env-file
 FRAMEWORKS = ["fastapi", "starlette", "flask", "python-multipart", "gunicorn", "django", "quart",
               "bottle", "falcon", "watchfiles",
-              "redbot", "uvicorn"]  # tests-integration/test_redbot_lint.py: lint vs uvicorn
+              "redbot", "uvicorn",
+              "aiohttp"]  # aiohttp: a second WebSocket client
+# redbot, uvicorn: tests-integration/test_redbot_lint.py lints ours against uvicorn
 # ASGI over MQTT: the [mqtt] extra, and consumers written for mqttasgi (used as a library
 # and, in the bench, as the peer server); paho-mqtt is the bench's publisher.
 MQTT_DEPS = ["asgiref>=3.6,<4", "channels", "mqttasgi", "paho-mqtt"]

@@ -202,6 +202,7 @@ class Workload:
     base: str | None = None  # the no-idle workload this one is compared with
     servers: tuple[str, ...] | None = None  # only these servers (None: every one)
     tls: bool = False  # served over TLS (https://) with the run's certificate
+    ws_deflate: bool = False  # the client offers permessage-deflate (checked agreed)
 
 
 RAW = {"c": "", "core": "", "asgi": "raw_asgi", "wsgi": "raw_wsgi"}
@@ -223,6 +224,10 @@ WORKLOADS = [
              ("c", "core", "asgi"), RAW, websocket=True),
     Workload("ws100", "WebSocket 32-byte echo, 100 connections", "/ws", 100,
              ("c", "core", "asgi"), RAW, websocket=True),
+    # Issue 20: what permessage-deflate (on by default in both) costs the servers.
+    Workload("ws100z", "WebSocket 32-byte echo, 100 connections, permessage-deflate", "/ws",
+             100, ("asgi",), RAW, websocket=True, ws_deflate=True,
+             servers=("cymongoose-asgi", "uvicorn")),
     Workload("https", "13-byte hello over TLS (EC P-256 certificate, the same for every "
              "server), keep-alive, 50 connections", "/", 50, ("asgi", "wsgi"), RAW, HELLO,
              tls=True, servers=("cymongoose-asgi", "uvicorn", "granian-asgi",
@@ -457,7 +462,7 @@ def run_wrk(port: int, w: Workload, seconds: int, script: Path) -> dict:
 
 def run_ws(port: int, w: Workload, seconds: float, check: bool = False) -> dict:
     argv = ["taskset", "-c", LOAD_CPU, PY, str(HERE / "ws_client.py"),
-            f"ws://127.0.0.1:{port}{w.path}"]
+            f"ws://127.0.0.1:{port}{w.path}", *(["--deflate"] if w.ws_deflate else [])]
     if check:
         out = subprocess.run([*argv, "--check"], capture_output=True, text=True, timeout=30)
         if out.returncode:

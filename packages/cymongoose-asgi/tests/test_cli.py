@@ -51,6 +51,15 @@ def test_asgi_flags_map_to_their_fields():
     assert parse().loop == "auto" and parse().lifespan == "auto"
 
 
+@pytest.mark.parametrize(("argv", "on"), [
+    ([], True),  # on by default, as uvicorn's --ws-per-message-deflate
+    (["--no-ws-per-message-deflate"], False),
+    (["--ws-per-message-deflate"], True),
+])
+def test_ws_per_message_deflate_flag(argv, on):
+    assert parse(*argv).ws_per_message_deflate is on
+
+
 @pytest.mark.parametrize("argv", [["--loop", "trio"], ["--threads", "7"]])
 def test_bad_loop_and_the_wsgi_flag_exit_2(argv, capsys):
     with pytest.raises(SystemExit) as exc:
@@ -65,5 +74,6 @@ def test_help_names_the_asgi_flags_with_units(capsys):
     text = capsys.readouterr().out
     assert text.startswith("usage: cymongoose-asgi ")
     for flag in ["--ws-max-size BYTES", "--ws-ping-interval SECONDS",
-                 "--ws-ping-timeout SECONDS", "--lifespan {auto,on,off}", "ASGI:"]:
+                 "--ws-ping-timeout SECONDS", "--lifespan {auto,on,off}", "ASGI:",
+                 "--ws-per-message-deflate, --no-ws-per-message-deflate"]:
         assert flag in text

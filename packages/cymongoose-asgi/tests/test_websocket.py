@@ -80,12 +80,13 @@ def client_frame(opcode, payload):
     return bytes([0x80 | opcode, 0x80 | len(payload)]) + b"\0\0\0\0" + payload
 
 
-def raw_handshake(port, version=b"13", key=b"dGhlIHNhbXBsZSBub25jZQ=="):
-    """A socket that sent an upgrade request, and the head of the answer."""
+def raw_handshake(port, version=b"13", key=b"dGhlIHNhbXBsZSBub25jZQ==", extra=b""):
+    """A socket that sent an upgrade request (plus ``extra`` header lines), and the head
+    of the answer."""
     sock = socket.create_connection(("127.0.0.1", port), timeout=10)
     sock.sendall(b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
                  b"Connection: Upgrade\r\nSec-WebSocket-Key: " + key + b"\r\n"
-                 b"Sec-WebSocket-Version: " + version + b"\r\n\r\n")
+                 b"Sec-WebSocket-Version: " + version + b"\r\n" + extra + b"\r\n")
     head = b""
     while b"\r\n\r\n" not in head:
         head += recv_exactly(sock, 1)
@@ -194,3 +195,87 @@ def test_http_and_websocket_scope():
     assert scope["scheme"] == "ws"
     assert scope["query_string"] == b"x=1"
     assert scope["subprotocols"] == []
+
+
+def closing_app(messages, disconnected):
+    """Accepts, then records the ``websocket.disconnect`` message."""
+    async def app(scope, receive, send):
+        if scope["type"] != "websocket":
+            return
+        await receive()
+        await send({"type": "websocket.accept"})
+        while True:
+            message = await receive()
+            if message["type"] == "websocket.disconnect":
+                messages.append(message)
+                disconnected.set()
+                return
+    return app
+
+
+@pytest.mark.parametrize(("payload", "code", "reason"), [
+    ((4001).to_bytes(2, "big") + "fini, ciao ✓ 🚀".encode(), 4001, "fini, ciao ✓ 🚀"),
+    ((1000).to_bytes(2, "big"), 1000, ""),
+    (b"", 1005, ""),
+])
+def test_the_clients_close_reason_reaches_app(payload, code, reason):
+    # HTTP & WebSocket spec 2.4: websocket.disconnect carries "reason" ("" when none).
+    messages = []
+    disconnected = threading.Event()
+    with ServerThread(closing_app(messages, disconnected)) as server:
+        sock, head = raw_handshake(server.port)
+        with sock:
+            sock.sendall(client_frame(8, payload))
+            assert read_frame(sock) == (8, payload)  # the close, echoed
+            assert disconnected.wait(10)
+    assert messages == [{"type": "websocket.disconnect", "code": code, "reason": reason}]
+
+
+@pytest.mark.parametrize("reason", [b"\xff", b"ab\xc3", b"\xed\xa0\x80", b"\xc0\xaf"],
+                         ids=["invalid-byte", "truncated", "surrogate", "overlong"])
+def test_close_reason_that_is_not_utf8_closes_1007(reason):
+    # RFC 6455 section 8.1: a close reason is UTF-8; section 7.4.1: 1007 otherwise.
+    messages = []
+    disconnected = threading.Event()
+    with ServerThread(closing_app(messages, disconnected)) as server:
+        sock, _ = raw_handshake(server.port)
+        with sock:
+            sock.sendall(client_frame(8, (1000).to_bytes(2, "big") + reason))
+            assert read_frame(sock) == (8, (1007).to_bytes(2, "big"))
+            assert disconnected.wait(10)
+    assert [(m["code"], m["reason"]) for m in messages] == [(1007, "")]
+
+
+def test_permessage_deflate_is_agreed_by_default():
+    with ServerThread(echo_app) as server:
+        with connect(f"ws://127.0.0.1:{server.port}/ws", compression="deflate") as ws:
+            assert ws.response.headers["Sec-WebSocket-Extensions"] == "permessage-deflate"
+            text = "compressible " * 1000
+            ws.send(text)
+            assert ws.recv() == "echo: " + text
+
+
+def test_permessage_deflate_can_be_turned_off():
+    with ServerThread(echo_app, ws_per_message_deflate=False) as server:
+        with connect(f"ws://127.0.0.1:{server.port}/ws", compression="deflate") as ws:
+            assert "Sec-WebSocket-Extensions" not in ws.response.headers
+            ws.send("plain")
+            assert ws.recv() == "echo: plain"
+
+
+def test_app_answering_the_offer_itself_is_left_alone():
+    # An app that puts its own Sec-WebSocket-Extensions in websocket.accept decides.
+    async def app(scope, receive, send):
+        if scope["type"] != "websocket":
+            return
+        await receive()
+        await send({"type": "websocket.accept",
+                    "headers": [(b"sec-websocket-extensions", b"x-none")]})
+        await send({"type": "websocket.close"})
+
+    with ServerThread(app) as server:
+        sock, head = raw_handshake(server.port,
+                                   extra=b"Sec-WebSocket-Extensions: permessage-deflate\r\n")
+        with sock:
+            assert head.lower().count(b"sec-websocket-extensions") == 1
+            assert b"x-none" in head

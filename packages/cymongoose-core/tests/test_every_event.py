@@ -62,6 +62,7 @@ CONNECTION_RECIPES = {
     "pause_reading": lambda x: x.conn.pause_reading(),
     "recv_data": lambda x: x.conn.recv_data(),
     "refused": lambda x: x.conn.refused,
+    "ws_extensions": lambda x: x.conn.ws_extensions,
     "recv_len": lambda x: x.conn.recv_len,
     "recv_size": lambda x: x.conn.recv_size,
     "remote_addr": lambda x: x.conn.remote_addr,

@@ -220,11 +220,21 @@ class Connection:
         self, message: HttpMessage, path: _Data, extra_headers: _Data = "", mime_types: _Data = ""
     ) -> None: ...
     def ws_upgrade(
-        self, message: HttpMessage, extra_headers: Mapping[Any, Any] | _Data | None = None
+        self,
+        message: HttpMessage,
+        extra_headers: Mapping[Any, Any] | _Data | None = None,
+        *,
+        per_message_deflate: bool = False,
     ) -> None: ...
     def ws_accept(
-        self, key: _Data, headers: Iterable[tuple[_Data, _Data]] = ()
+        self,
+        key: _Data,
+        headers: Iterable[tuple[_Data, _Data]] = (),
+        *,
+        deflate_offer: _Data | None = None,
     ) -> None: ...
+    @property
+    def ws_extensions(self) -> str: ...
     def configure_http_server(
         self,
         *,
@@ -367,7 +377,9 @@ class Manager:
     def connect(
         self, url: _Data, handler: _Handler | None = None, *, http: bool | None = None
     ) -> Connection: ...
-    def ws_connect(self, url: _Data, handler: _Handler | None = None) -> Connection: ...
+    def ws_connect(
+        self, url: _Data, handler: _Handler | None = None, *, per_message_deflate: bool = False
+    ) -> Connection: ...
     def mqtt_connect(
         self,
         url: _Data,

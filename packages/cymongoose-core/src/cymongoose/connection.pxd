@@ -8,6 +8,7 @@ cdef class Connection:
     cdef bint _consume_reads
     cdef object _tls  # TlsOpts kept alive while mongoose may point into it
     cdef bytes _peer_host  # a client's URL host: the name its TLS verifies by default
+    cdef object _ws_deflate  # _WsDeflate: permessage-deflate agreed (or a client's offer)
 
     cdef inline mg_connection *_get(self) except NULL
     cdef inline bint _alive(self) noexcept

@@ -120,6 +120,15 @@ cdef inline void _ws_guard(mg_connection *c) noexcept:
         c.pfn = _ws_pfn
 
 
+cdef void _deflate_on(Connection conn, mg_connection *c, _WsDeflate deflate) noexcept:
+    # permessage-deflate agreed: ws_send compresses, _dispatch inflates, _ws_pfn lets
+    # RSV1 through on first frames.
+    cdef ConnState *st = <ConnState *>c.fn_data
+    if st != NULL:
+        conn._ws_deflate = deflate
+        st.ws_deflate = 1
+
+
 cdef void _drop_socket(mg_connection *c) noexcept:
     # mg_resolve() gives the connection a new socket without closing the one it has,
     # which would stay in epoll pointing at c after c is freed (a crash on its next
@@ -458,38 +467,68 @@ cdef class Connection:
         self.http_chunk(b"event: %s\ndata: %s\n\n" % (
             _header_bytes(event_type, "event_type"), _as_bytes(data, "data")))
 
-    def ws_upgrade(self, HttpMessage message, extra_headers=None) -> None:
+    def ws_upgrade(self, HttpMessage message, extra_headers=None, *,
+                   bint per_message_deflate=False) -> None:
         """Answer a WebSocket upgrade request (RFC 6455 section 4.2.2, ``mg_ws_upgrade``).
 
         ``extra_headers``: dict (checked as in `reply`) or preformatted str/bytes of
-        ``Name: value\\r\\n`` lines. Raises ValueError("HttpMessage is not valid for this
-        event") when ``message`` is None or its handler returned.
+        ``Name: value\\r\\n`` lines. ``per_message_deflate``: agree to the client's
+        permessage-deflate offer, if it made one we accept (RFC 7692; off by default, as
+        in 0.2.x): messages are then inflated before the handler sees them and
+        `ws_send` compresses; `ws_extensions` tells what was agreed. Raises
+        ValueError("HttpMessage is not valid for this event") when ``message`` is None
+        or its handler returned.
         """
         cdef mg_connection *c = self._get()
         cdef mg_http_message *hm = _message_arg(message)
         cdef bytes extra
+        cdef mg_str *offer
+        cdef _WsDeflate deflate = None
         if extra_headers is None:
             extra = b""
         elif isinstance(extra_headers, dict):
             extra = b"".join(n + b": " + v + _CRLF for n, v in _header_dict(extra_headers))
         else:
             extra = _as_bytes(extra_headers, "extra_headers")
+        if per_message_deflate:
+            offer = mg_http_get_header(hm, "Sec-WebSocket-Extensions")
+            if offer != NULL:
+                deflate = _deflate_agree(_bytes(offer[0]))
+            if deflate is not None:
+                extra += b"Sec-WebSocket-Extensions: " + deflate.response.encode() + _CRLF
         if extra:
             mg_ws_upgrade(c, hm, "%s", <char *>extra)
         else:
             mg_ws_upgrade(c, hm, NULL)
         _ws_guard(c)
+        if deflate is not None and c.is_websocket:
+            _deflate_on(self, c, deflate)
 
-    def ws_accept(self, key, headers=()) -> None:
+    @property
+    def ws_extensions(self) -> str:
+        """The WebSocket extension agreed on this connection (RFC 6455 section 9), as its
+        Sec-WebSocket-Extensions line, e.g. ``"permessage-deflate"``; "" when none."""
+        return "" if self._ws_deflate is None else (<_WsDeflate>self._ws_deflate).response
+
+    def ws_accept(self, key, headers=(), *, deflate_offer=None) -> None:
         """Complete a WebSocket upgrade after the request's message is gone (RFC 6455 4.2.2).
 
         ``key``: the request's ``Sec-WebSocket-Key`` value (str or bytes); ``headers``:
         ``(name, value)`` pairs added to the 101 response, e.g. the chosen
-        ``Sec-WebSocket-Protocol``. The connection then speaks WebSocket (MG_EV_WS_OPEN,
-        MG_EV_WS_MSG ...). Raises ValueError for CR/LF/NUL in the key or a header.
+        ``Sec-WebSocket-Protocol``. ``deflate_offer``: the request's
+        Sec-WebSocket-Extensions value(s), joined with commas (str or bytes): its first
+        acceptable permessage-deflate offer is agreed (RFC 7692 section 7.1), as in
+        `ws_upgrade`; None agrees nothing. The connection then speaks WebSocket
+        (MG_EV_WS_OPEN, MG_EV_WS_MSG ...). Raises ValueError for CR/LF/NUL in the key or
+        a header.
         """
         cdef mg_connection *c = self._get()
         cdef bytes k = _header_bytes(key, "Sec-WebSocket-Key")
+        cdef _WsDeflate deflate = None
+        if deflate_offer is not None:
+            deflate = _deflate_agree(_header_bytes(deflate_offer, "deflate_offer"))
+            if deflate is not None:
+                headers = [*headers, (b"sec-websocket-extensions", deflate.response)]
         cdef bytes extra = b"".join(
             _header_name(n) + b": " + _header_bytes(v, "header value") + _CRLF
             for n, v in headers)
@@ -500,6 +539,8 @@ cdef class Connection:
         hm.headers[0].value = _mgs(k)
         mg_ws_upgrade(c, &hm, "%s", <char *>extra)
         _ws_guard(c)
+        if deflate is not None:
+            _deflate_on(self, c, deflate)
         cdef ConnState *st = <ConnState *>c.fn_data
         if st != NULL and st.srv != NULL:
             # Most WebSockets sit idle: send the 101 now and hold no empty buffers
@@ -704,9 +745,19 @@ cdef class Connection:
         st.want_writable = 1
 
     def ws_send(self, data, int op=WEBSOCKET_OP_TEXT) -> int:
-        """Send one WebSocket frame with opcode ``op`` (``mg_ws_send``); returns bytes queued."""
+        """Send one WebSocket frame with opcode ``op`` (``mg_ws_send``); returns bytes queued.
+
+        Once permessage-deflate is agreed (`ws_extensions`), a text or binary message is
+        sent compressed (RFC 7692 section 6: RSV1 set); control frames never are.
+        """
         cdef mg_connection *c = self._get()
         cdef bytes b = _as_bytes(data, "data")
+        cdef bytes z
+        if self._ws_deflate is not None and (op == WEBSOCKET_OP_TEXT or
+                                             op == WEBSOCKET_OP_BINARY):
+            z = (<_WsDeflate>self._ws_deflate).deflate(b)
+            if z is not None:
+                return mg_ws_send(c, <char *>z, len(z), op | 0x40)  # RSV1: compressed
         return mg_ws_send(c, <char *>b, len(b), op)
 
     def serve_dir(self, HttpMessage message, root_dir, extra_headers="", mime_types="",

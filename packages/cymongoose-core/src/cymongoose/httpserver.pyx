@@ -607,12 +607,19 @@ cdef void _ws_fail(mg_connection *c, int code) noexcept nogil:
 
 
 cdef int _ws_frame_error(const unsigned char *f, size_t avail, size_t hlen, size_t plen,
-                         bint in_message) noexcept nogil:
-    """0, or 1002 for a client frame that breaks RFC 6455 section 5 (``f``: the frame,
-    ``avail`` bytes of it received; ``in_message``: a fragmented message is open)."""
+                         bint in_message, bint deflate) noexcept nogil:
+    """0, or the close code for a client frame that breaks RFC 6455 section 5 (1002) or
+    whose close reason is not UTF-8 (1007, section 8.1). ``f``: the frame, ``avail``
+    bytes of it received; ``in_message``: a fragmented message is open; ``deflate``:
+    permessage-deflate is agreed (RFC 7692 section 6: RSV1 on a message's first frame)."""
     cdef int op = f[0] & 15
     cdef unsigned int code
-    if f[0] & 0x70 or not f[1] & 128:   # RSV bits with no extension agreed; unmasked (5.1)
+    cdef size_t i
+    cdef unsigned char reason[123]
+    if not f[1] & 128:                   # unmasked (5.1)
+        return 1002
+    if f[0] & 0x70 and (f[0] & 0x70 != 0x40 or not deflate or op == WEBSOCKET_OP_CONTINUE
+                        or op >= 8):     # RSV bits of no agreed extension (5.2)
         return 1002
     if op >= 8:                          # control frames: whole and short (5.5)
         if op > WEBSOCKET_OP_PONG or not f[0] & 128 or plen > 125:
@@ -624,11 +631,55 @@ cdef int _ws_frame_error(const unsigned char *f, size_t avail, size_t hlen, size
                 code = ((f[hlen] ^ f[hlen - 4]) << 8) | (f[hlen + 1] ^ f[hlen - 3])
                 if not (1000 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999):
                     return 1002
+                for i in range(plen - 2):  # the reason, unmasked (mask key before data)
+                    reason[i] = f[hlen + 2 + i] ^ f[hlen - 4 + ((i + 2) & 3)]
+                if not _utf8_valid(reason, plen - 2):
+                    return 1007
         return 0
     # data frames: a continuation only inside a fragmented message, a new one only outside
     if op > WEBSOCKET_OP_BINARY or (op == WEBSOCKET_OP_CONTINUE) != in_message:
         return 1002
     return 0
+
+
+cdef bint _utf8_valid(const unsigned char *s, size_t n) noexcept nogil:
+    """``s[:n]`` is well-formed UTF-8 (RFC 3629 section 4: no overlong forms, no
+    surrogates, nothing above U+10FFFF)."""
+    cdef size_t i = 0, k, more
+    cdef unsigned int b, lo, hi
+    while i < n:
+        b = s[i]
+        if b < 0x80:
+            i += 1
+            continue
+        lo = 0x80
+        hi = 0xBF
+        if 0xC2 <= b <= 0xDF:
+            more = 1
+        elif 0xE0 <= b <= 0xEF:
+            more = 2
+            if b == 0xE0:
+                lo = 0xA0
+            elif b == 0xED:
+                hi = 0x9F
+        elif 0xF0 <= b <= 0xF4:
+            more = 3
+            if b == 0xF0:
+                lo = 0x90
+            elif b == 0xF4:
+                hi = 0x8F
+        else:
+            return False
+        if i + more >= n:
+            return False
+        for k in range(1, more + 1):
+            b = s[i + k]
+            if b < lo or b > hi:
+                return False
+            lo = 0x80
+            hi = 0xBF
+        i += more + 1
+    return True
 
 
 cdef void _ws_pfn(mg_connection *c, int ev, void *ev_data) noexcept nogil:
@@ -649,6 +700,10 @@ cdef void _ws_pfn(mg_connection *c, int ev, void *ev_data) noexcept nogil:
             and st.srv.ws_max_size:
         st.last_io_ms = mg_millis()
         limit = st.srv.ws_max_size
+        if st.ws_deflate == 1:
+            # Compressed, incompressible data grows a little (5 bytes per 16 KiB stored
+            # block): the exact limit applies after inflating (_ws_inflate, manager.pyx).
+            limit += (limit >> 10) + 64
         # mg_ws_cb keeps a fragmented message at the front of recv as its first frame's
         # flags byte plus the data so far; pfn_data is that length, where new frames start.
         pos = <size_t>c.pfn_data
@@ -675,7 +730,8 @@ cdef void _ws_pfn(mg_connection *c, int ev, void *ev_data) noexcept nogil:
                     plen = (plen << 8) | p[pos + 2 + i]
             if p[pos + 1] & 128:
                 hlen += 4
-            err = _ws_frame_error(p + pos, c.recv.len - pos, hlen, plen, in_msg)
+            err = _ws_frame_error(p + pos, c.recv.len - pos, hlen, plen, in_msg,
+                                  st.ws_deflate == 1)
             # control frames (opcode bit 8) may come between fragments and do not add up
             size = plen if p[pos] & 8 or plen > limit else frag + plen
             if err or size > limit:
@@ -689,6 +745,11 @@ cdef void _ws_pfn(mg_connection *c, int ev, void *ev_data) noexcept nogil:
             pos += hlen + plen
     if _mg_ws_cb != NULL:
         _mg_ws_cb(c, ev, ev_data)
+        if st != NULL and st.c == c and st.ws_failed:
+            # _ws_refuse failed the connection inside mg_ws_cb's loop: now that the loop
+            # is done, drop what is left of recv (mongoose's fragment offset included).
+            c.recv.len = 0
+            c.pfn_data = NULL
 
 
 cdef void _srv_sweep(void *arg) noexcept nogil:

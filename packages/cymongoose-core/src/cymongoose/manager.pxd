@@ -26,4 +26,4 @@ cdef class Manager:
     cdef void _deliver_wakeups(self)
     cdef void _interrupt(self)
     cdef Connection _open_conn(self, url, handler, int kind, http,
-                               const mg_mqtt_opts *mopts=*)
+                               const mg_mqtt_opts *mopts=*, bytes extra=*)

@@ -140,6 +140,9 @@ cdef void _dispatch(mg_connection *c, int ev, void *ev_data) noexcept:
                 handler = None
             else:
                 handler = (<HttpFastHandler>handler).fallback
+        if ev == MG_EV_WS_OPEN and st.ws_deflate == 2 and not _ws_deflate_answer(
+                conn, c, st, <mg_http_message *>ev_data):
+            handler = None  # the server's answer to our offer failed the connection
         if handler is not None:
             if ev == MG_EV_HTTP_MSG or ev == MG_EV_HTTP_HDRS or ev == MG_EV_WS_OPEN:
                 data = hmsg = _http_message(<mg_http_message *>ev_data)
@@ -150,6 +153,8 @@ cdef void _dispatch(mg_connection *c, int ev, void *ev_data) noexcept:
                 data = None
             elif ev == MG_EV_WS_MSG or ev == MG_EV_WS_CTL:
                 data = wmsg = _ws_message(<mg_ws_message *>ev_data)
+                if st.ws_deflate == 1 and not _ws_inflate(conn, c, st, ev, wmsg):
+                    handler = None  # refused (close sent) or after such a refusal
             elif ev == MG_EV_MQTT_MSG or ev == MG_EV_MQTT_CMD:
                 data = mmsg = _mqtt_message(<mg_mqtt_message *>ev_data)
             elif ev == MG_EV_ERROR:
@@ -168,11 +173,12 @@ cdef void _dispatch(mg_connection *c, int ev, void *ev_data) noexcept:
                 data = None
             # Handlers also run outside poll(), nested in connect(), listen() or a
             # Connection method: poll() and close() must refuse there too.
-            mgr._dispatching += 1
-            try:
-                handler(conn, ev, data)
-            finally:
-                mgr._dispatching -= 1
+            if handler is not None:  # None: a refused compressed message (_ws_inflate)
+                mgr._dispatching += 1
+                try:
+                    handler(conn, ev, data)
+                finally:
+                    mgr._dispatching -= 1
     except BaseException as exc:
         if ev == MG_EV_HTTP_MSG and st.srv != NULL and st.c == c and not st.resp_written \
                 and not c.is_closing and not c.is_websocket:
@@ -185,10 +191,81 @@ cdef void _dispatch(mg_connection *c, int ev, void *ev_data) noexcept:
             hmsg._hm = NULL
         if wmsg is not None:
             wmsg._wm = NULL
+            wmsg._inflated = None
         if mmsg is not None:
             mmsg._mm = NULL
     if ev == MG_EV_CLOSE:
         _forget(c, st)
+
+
+cdef bint _ws_inflate(Connection conn, mg_connection *c, ConnState *st, int ev,
+                      WsMessage wmsg) except -1:
+    # permessage-deflate agreed: inflate a message sent with RSV1 (RFC 7692 section 6.2)
+    # for its handler. False: do not deliver (this message failed the connection, or an
+    # earlier one did and the rest of what was read is dropped).
+    cdef mg_ws_message *wm = wmsg._wm
+    cdef size_t limit = _WS_INFLATE_LIMIT
+    if st.ws_failed:
+        return False
+    if ev != MG_EV_WS_MSG:
+        return True
+    if st.srv != NULL:
+        limit = st.srv.ws_max_size
+    if not wm.flags & 0x40:
+        # Sent uncompressed: _ws_pfn let it through with a compressed message's slack.
+        if limit and wm.data.len > limit:
+            _ws_refuse(c, st, 1009)
+            return False
+        return True
+    try:
+        wmsg._inflated = (<_WsDeflate>conn._ws_deflate).inflate(wm.data.buf, wm.data.len,
+                                                               limit)
+    except _DeflateTooBig:
+        _ws_refuse(c, st, 1009)   # RFC 6455 section 7.4.1: too big to process
+        return False
+    except _zlib.error:
+        _ws_refuse(c, st, 1002)   # not deflate data: a protocol error (as websockets)
+        return False
+    wm.flags &= ~0x40             # the handler sees the message as it was meant
+    return True
+
+
+cdef void _ws_refuse(mg_connection *c, ConnState *st, int code) noexcept:
+    # Fail the WebSocket connection from inside mongoose's frame loop (which still walks
+    # recv, so recv is left alone): a close frame with ``code``, the handler told with
+    # MG_EV_WS_CTL carrying it, later frames dropped (ws_failed), then close.
+    cdef char payload[2]
+    cdef mg_ws_message m
+    payload[0] = <char>(code >> 8)
+    payload[1] = <char>(code & 255)
+    mg_ws_send(c, payload, 2, WEBSOCKET_OP_CLOSE)
+    c.is_draining = 1
+    m.data.buf = payload
+    m.data.len = 2
+    m.flags = 128 | WEBSOCKET_OP_CLOSE
+    mg_call(c, MG_EV_WS_CTL, &m)
+    st.ws_failed = 1
+
+
+cdef bint _ws_deflate_answer(Connection conn, mg_connection *c, ConnState *st,
+                             mg_http_message *hm) except -1:
+    # A client that offered permessage-deflate reads the server's 101 (RFC 7692 section
+    # 5.1): agree to what it chose, or fail the connection on an answer we never offered.
+    cdef mg_str *value = mg_http_get_header(hm, "Sec-WebSocket-Extensions")
+    cdef _WsDeflate deflate = None
+    st.ws_deflate = 0
+    if value == NULL:
+        return True
+    try:
+        deflate = _deflate_accepted(_bytes(value[0]))
+    except ValueError as exc:
+        reason = str(exc).encode()
+        st.ws_deflate = st.ws_failed = 1  # frames that came with the 101 are dropped
+        mg_error(c, "%s", <char *>reason)
+        return False
+    if deflate is not None:
+        _deflate_on(conn, c, deflate)
+    return True
 
 
 cdef object _read_bytes(mg_connection *c, long n, bint consume):
@@ -457,7 +534,7 @@ cdef class Manager:
             self.close()
 
     cdef Connection _open_conn(self, url, handler, int kind, http,
-                               const mg_mqtt_opts *mopts=NULL):
+                               const mg_mqtt_opts *mopts=NULL, bytes extra=b""):
         # kind: 0 listen, 1 connect, 2 ws_connect, 3 mqtt_connect, 4 mqtt_listen, 5 sntp
         self._check()
         if handler is not None and not callable(handler):
@@ -479,7 +556,7 @@ cdef class Manager:
             c = mg_http_connect(&self._mgr, u, _on_event, st) if http else \
                 mg_connect(&self._mgr, u, _on_event, st)
         elif kind == 2:
-            c = mg_ws_connect(&self._mgr, u, _on_event, st, "%s", <char *>b"")
+            c = mg_ws_connect(&self._mgr, u, _on_event, st, "%s", <char *>extra)
         elif kind == 3:
             c = mg_mqtt_connect(&self._mgr, u, mopts, _on_event, st)
         elif kind == 4:
@@ -560,13 +637,23 @@ cdef class Manager:
         """Open an outbound connection to ``url``; returns at once (MG_EV_CONNECT follows)."""
         return self._open_conn(url, handler, 1, http)
 
-    def ws_connect(self, url, handler=None) -> Connection:
+    def ws_connect(self, url, handler=None, *, bint per_message_deflate=False) -> Connection:
         """Open a client WebSocket to ``url`` (ws:// or wss://) (``mg_ws_connect``).
 
         MG_EV_WS_OPEN (data: the HTTP 101 response) when the handshake completes,
-        then MG_EV_WS_MSG per frame. Raises RuntimeError naming the URL on failure.
+        then MG_EV_WS_MSG per frame. ``per_message_deflate`` (off by default, as in
+        0.2.x): offer permessage-deflate (RFC 7692); if the server agrees, messages
+        are inflated before the handler sees them (16 MiB at most, else close 1009)
+        and `Connection.ws_send` compresses; `Connection.ws_extensions` tells. An
+        answer we did not offer fails the connection (MG_EV_ERROR naming it, RFC 6455
+        section 4.1). Raises RuntimeError naming the URL on failure.
         """
-        return self._open_conn(url, handler, 2, None)
+        cdef Connection conn = self._open_conn(url, handler, 2, None, NULL,
+                               b"Sec-WebSocket-Extensions: " + _DEFLATE_OFFER + b"\r\n"
+                               if per_message_deflate else b"")
+        if per_message_deflate and conn._c != NULL and conn._c.fn_data != NULL:
+            (<ConnState *>conn._c.fn_data).ws_deflate = 2  # offered: WS_OPEN reads the answer
+        return conn
 
     def mqtt_connect(self, url, handler=None, client_id="", username="", password="",
                      bint clean_session=True, int keepalive=60) -> Connection:

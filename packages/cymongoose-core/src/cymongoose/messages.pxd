@@ -7,3 +7,4 @@ cdef class HttpMessage:
 
 cdef class WsMessage:
     cdef mg_ws_message *_wm       # NULL once the event handler has returned
+    cdef bytes _inflated          # the payload of a compressed message, inflated

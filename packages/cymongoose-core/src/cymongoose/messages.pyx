@@ -214,10 +214,16 @@ cdef class WsMessage:
 
     @property
     def data(self) -> bytes:
-        return _bytes(self._wm.data) if self._wm != NULL else b""
+        if self._wm == NULL:
+            return b""
+        if self._inflated is not None:  # a compressed message (permessage-deflate)
+            return self._inflated
+        return _bytes(self._wm.data)
 
     @property
     def text(self) -> str:
+        if self._wm != NULL and self._inflated is not None:
+            return self._inflated.decode("utf-8", "surrogateescape")
         return _str(self._wm.data) if self._wm != NULL else ""
 
     @property

@@ -76,3 +76,8 @@ ctypedef struct ConnState:
     int refused
     char *refused_line
     size_t refused_line_len
+    # WebSocket permessage-deflate (wsdeflate.pyx) agreed on this connection: RSV1 is
+    # then allowed on a message's first frame (_ws_frame_error) and _dispatch inflates;
+    # ws_failed: such a message was refused (close sent), later frames are dropped.
+    int ws_deflate
+    int ws_failed

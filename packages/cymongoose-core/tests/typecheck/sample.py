@@ -24,7 +24,10 @@ def handler(conn: Connection, ev: int, data: object) -> None:
         if data.uri == "/ws":
             key: str | None = data.header("Sec-WebSocket-Key")
             if key is not None:
-                conn.ws_accept(key, [("Sec-WebSocket-Protocol", "chat")])
+                conn.ws_accept(key, [("Sec-WebSocket-Protocol", "chat")],
+                               deflate_offer=data.header("Sec-WebSocket-Extensions"))
+                compressed: bool = conn.ws_extensions.startswith("permessage-deflate")
+                conn.userdata = compressed
             return
         if data.more_body:  # the body follows as EV_HTTP_BODY events
             uploads[conn.id] = []

@@ -20,7 +20,8 @@ __all__ = ["ADAPTER", "build_parser", "import_app", "main"]  # import_app: re-ex
 
 def add_asgi_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ASGI flags: ``--lifespan --loop --ws-max-size --ws-ping-interval
-    --ws-ping-timeout`` (ServerConfig fields in :data:`cymongoose.serving.cli.FIELD_OF_DEST`)."""
+    --ws-ping-timeout --ws-per-message-deflate`` (ServerConfig fields in
+    :data:`cymongoose.serving.cli.FIELD_OF_DEST`)."""
     d = config_default
     asgi = parser.add_argument_group("ASGI")
     asgi.add_argument("--lifespan", choices=LIFESPAN_MODES,
@@ -38,6 +39,10 @@ def add_asgi_arguments(parser: argparse.ArgumentParser) -> None:
     asgi.add_argument("--ws-ping-timeout", type=float, metavar="SECONDS",
                       help="close a WebSocket whose pong is this late "
                            f"(default {d('ws_ping_timeout_s')}; 0 = never)")
+    asgi.add_argument("--ws-per-message-deflate", action=argparse.BooleanOptionalAction,
+                      default=None,
+                      help="agree to WebSocket compression (permessage-deflate, RFC 7692) "
+                           "when the client offers it (default on)")
 
 
 ADAPTER = ServerAdapter(

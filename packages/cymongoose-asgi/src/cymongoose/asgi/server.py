@@ -404,7 +404,7 @@ class ASGIServer:
                 return
             proto.closed = True
             if isinstance(proto, WebSocketConnection):
-                self._call_soon(proto.on_disconnect, proto.close_code)
+                self._call_soon(proto.on_disconnect, proto.close_code, proto.close_reason)
             else:
                 self._call_soon(_on_http_close, proto, self._detached)
 
@@ -480,7 +480,8 @@ class ASGIServer:
             scope["extensions"] = WEBSOCKET_EXTENSIONS.copy()
             if proto.tls is not None:
                 scope["extensions"]["tls"] = proto.tls
-            ws = open_websocket(self._am, self._call_soon, conn, scope, headers, self._log)
+            ws = open_websocket(self._am, self._call_soon, conn, scope, headers, self._log,
+                                self.config.ws_per_message_deflate)
             if ws is not None:
                 self._conns[conn.id] = ws
                 self._call_soon(self._start_websocket, ws)

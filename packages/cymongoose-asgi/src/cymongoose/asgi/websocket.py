@@ -11,9 +11,12 @@ only when the app sends ``websocket.accept`` (`Connection.ws_accept`, with the c
 403, an exception with 500; or the app answers with an HTTP response of its own (ASGI
 extension "websocket.http.response": ``websocket.http.response.start``, then
 ``websocket.http.response.body`` messages with ``more_body``; any status, headers and
-body), after which the connection closes. Frames above ``ws_max_size`` are refused by
-the core (close 1009), pings are sent every ``ws_ping_interval_s`` by the server. Once
-the connection is closed, ``websocket.send`` and ``websocket.accept`` raise `ClientDisconnected` (an
+body), after which the connection closes. Messages above ``ws_max_size`` are refused by
+the core (close 1009; a compressed one once inflated past it), pings are sent every
+``ws_ping_interval_s`` by the server. The client's permessage-deflate offer (RFC 7692) is
+agreed when ``ws_per_message_deflate`` is on; the core then inflates and deflates. The
+client's close code and reason reach ``websocket.disconnect``. Once the connection is
+closed, ``websocket.send`` and ``websocket.accept`` raise `ClientDisconnected` (an
 OSError); ``websocket.close`` is then a no-op.
 """
 
@@ -56,6 +59,7 @@ def open_websocket(
     scope: dict[str, Any],
     headers: list[Any],
     log: bool | AccessLogFormat = False,
+    per_message_deflate: bool = False,
 ) -> WebSocketConnection | None:
     """Poll thread: check an upgrade request (RFC 6455 section 4.2.1) and make ``scope``
     (the request's HTTP scope) a ``websocket`` scope.
@@ -69,9 +73,13 @@ def open_websocket(
     one line per session: the handshake's status (101, or the refusal's), when it is
     answered; with a gunicorn format an accepted session's line comes when it closes,
     with its duration.
+
+    ``per_message_deflate``: agree to the client's permessage-deflate offer (RFC 7692)
+    when the app accepts; the core then inflates and deflates the messages.
     """
     key = version = b""
     protocols: list[str] = []
+    extensions: list[bytes] = []
     for name, value in headers:
         if name == b"sec-websocket-key":
             key = value
@@ -79,6 +87,8 @@ def open_websocket(
             version = value
         elif name == b"sec-websocket-protocol":
             protocols.extend(p.strip() for p in value.decode("latin-1").split(","))
+        elif name == b"sec-websocket-extensions":
+            extensions.append(value)
     if version.strip() != b"13":
         if version:
             conn.send_response(426, [(b"sec-websocket-version", b"13"), *_CLOSE_HEADERS],
@@ -97,7 +107,10 @@ def open_websocket(
     scope["type"] = "websocket"
     scope["scheme"] = "wss" if scope["scheme"] == "https" else "ws"
     scope["subprotocols"] = [p for p in protocols if p]
-    return WebSocketConnection(am, call_soon, conn, scope, key.decode("latin-1"), log)
+    ws = WebSocketConnection(am, call_soon, conn, scope, key.decode("latin-1"), log)
+    if per_message_deflate and extensions:
+        ws.deflate_offer = b", ".join(extensions)
+    return ws
 
 
 def _valid_key(key: bytes) -> bool:
@@ -126,6 +139,8 @@ class WebSocketConnection:
         self.key = key
         self.closed = False  # poll thread: MG_EV_CLOSE seen
         self.close_code = 1006  # poll thread: from the client's close frame, if any
+        self.close_reason = ""  # poll thread: that frame's reason
+        self.deflate_offer: bytes | None = None  # the client's Sec-WebSocket-Extensions
         self.upgraded = False  # poll thread: the 101 response is written
         self.ping_sent_at = 0.0  # poll thread: monotonic time of an unanswered ping
         self.last_ping_at = 0.0
@@ -160,11 +175,14 @@ class WebSocketConnection:
 
     def on_control(self, data: Any) -> None:
         """MG_EV_WS_CTL: keep the client's close code (1005 when its close frame has none,
-        RFC 6455 section 7.1.5) for ``websocket.disconnect``; a pong answers our ping."""
+        RFC 6455 section 7.1.5) and reason for ``websocket.disconnect``; a pong answers
+        our ping. The core has refused a reason that is not UTF-8 (close 1007) and a
+        1-byte payload (1002): what arrives here is the code the connection closes with."""
         op = data.flags & 15
         if op == OP_CLOSE:
             payload = data.data
             self.close_code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else 1005
+            self.close_reason = payload[2:].decode("utf-8", "replace")
         elif op == OP_PONG:
             self.ping_sent_at = 0.0
 
@@ -184,8 +202,12 @@ class WebSocketConnection:
     def _accept(self, headers: list[tuple[Any, Any]]) -> None:
         if self.closed:
             return
+        offer = self.deflate_offer
+        if offer is not None and any(
+                bytes(n).lower() == b"sec-websocket-extensions" for n, _ in headers):
+            offer = None  # the app answered the offer itself
         try:
-            self.conn.ws_accept(self.key, headers)
+            self.conn.ws_accept(self.key, headers, deflate_offer=offer)
             self.upgraded = True
             self.last_ping_at = time.monotonic()
         except (ValueError, TypeError) as exc:
@@ -396,7 +418,7 @@ class WebSocketConnection:
         else:
             raise RuntimeError(f"ASGI: unexpected message type {kind!r} for a websocket scope")
 
-    def on_disconnect(self, code: int) -> None:
+    def on_disconnect(self, code: int, reason: str = "") -> None:
         if self.upgraded:
             logger.debug("WebSocket %s closed (code %d) after %.3f s", self.scope["path"],
                          code, perf_counter() - self.arrived)
@@ -406,7 +428,7 @@ class WebSocketConnection:
         waiter = self.writable
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
-        self.queue.put_nowait({"type": "websocket.disconnect", "code": code})
+        self.queue.put_nowait({"type": "websocket.disconnect", "code": code, "reason": reason})
 
     def on_writable(self) -> None:
         waiter = self.writable

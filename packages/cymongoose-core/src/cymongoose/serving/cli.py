@@ -87,6 +87,7 @@ FIELD_OF_DEST = {
     "ws_max_size": "ws_max_size",
     "ws_ping_interval": "ws_ping_interval_s",
     "ws_ping_timeout": "ws_ping_timeout_s",
+    "ws_per_message_deflate": "ws_per_message_deflate",
     "threads": "threads",
 }
 # Flags where 0 on the command line means "off" (None in ServerConfig).

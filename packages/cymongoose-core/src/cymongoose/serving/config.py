@@ -180,6 +180,9 @@ class ServerConfig:
             (TLS 1.3 always uses OpenSSL's default suites).
         ws_max_size: largest WebSocket message accepted (close 1009 beyond it).
         ws_ping_interval_s, ws_ping_timeout_s: WebSocket keep-alive pings (None: off).
+        ws_per_message_deflate: agree to the permessage-deflate compression browsers and
+            clients offer (RFC 7692), as uvicorn does; ``ws_max_size`` then limits a
+            message once inflated.
         lifespan: ASGI lifespan protocol: auto|on|off.
         loop: ASGI event loop: auto (uvloop when installed, as uvicorn does) | asyncio |
             uvloop.
@@ -229,6 +232,7 @@ class ServerConfig:
     ws_max_size: int = 16 * 1024 * 1024
     ws_ping_interval_s: float | None = 20.0
     ws_ping_timeout_s: float | None = 20.0
+    ws_per_message_deflate: bool = True
     lifespan: str = "auto"
     loop: str = "auto"
     threads: int = field(default_factory=default_threads)
@@ -252,7 +256,8 @@ class ServerConfig:
             raise ValueError(f"root_path must be '' or start with '/' (e.g. '/api'), "
                              f"got {self.root_path!r}")
         self.root_path = self.root_path.rstrip("/")
-        for name in ("proxy_headers", "access_log", "server_header", "date_header"):
+        for name in ("proxy_headers", "access_log", "server_header", "date_header",
+                     "ws_per_message_deflate"):
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(f"{name} must be a bool, got {getattr(self, name)!r}")
         if self.forwarded_allow_ips is None:
