@@ -861,7 +861,10 @@ def main(argv=None) -> int:
     print("\n" + text)
     if not args.no_save:
         args.output.mkdir(parents=True, exist_ok=True)
-        stem = f"{now:%Y-%m-%d}-{meta['host']}"
+        # Time in the name: a second run on the same day must not overwrite the first.
+        stem = f"{now:%Y-%m-%d-%H%M}-{meta['host']}"
+        if (args.output / f"{stem}.json").exists():
+            stem += f"-{now:%S}"
         (args.output / f"{stem}.md").write_text(text + "\n")
         result = {"meta": meta, "rows": rows, "mqtt": mqtt_rows}
         (args.output / f"{stem}.json").write_text(json.dumps(result, indent=1) + "\n")
