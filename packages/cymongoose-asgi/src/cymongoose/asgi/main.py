@@ -13,6 +13,7 @@ from cymongoose.importer import import_app
 from cymongoose.serving.cli import ServerAdapter, config_default
 from cymongoose.serving.config import LIFESPAN_MODES, LOOP_MODES
 
+from .mqttserve import add_mqtt_arguments, mqtt_options
 from .server import serve
 
 __all__ = ["ADAPTER", "build_parser", "import_app", "main"]  # import_app: re-exported
@@ -40,12 +41,19 @@ def add_asgi_arguments(parser: argparse.ArgumentParser) -> None:
                            f"(default {d('ws_ping_timeout_s')}; 0 = never)")
 
 
+def _add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_asgi_arguments(parser)
+    add_mqtt_arguments(parser)
+
+
 ADAPTER = ServerAdapter(
     prog="cymongoose-asgi",
-    description="Serve an ASGI 3 application with cymongoose.",
+    description="Serve an ASGI 3 application with cymongoose (HTTP/WebSocket, and MQTT "
+                "with --mqtt).",
     module="cymongoose.asgi",
     serve=serve,
-    add_arguments=add_asgi_arguments,
+    add_arguments=_add_arguments,
+    options=mqtt_options,
 )
 
 #: ``build_parser()``: the parser of ``--help`` (the docs' CLI reference reads it);

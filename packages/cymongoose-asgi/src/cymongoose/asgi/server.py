@@ -139,6 +139,19 @@ class ASGIServer:
         return self._am.manager
 
     @property
+    def async_manager(self) -> AsyncManager:
+        """The running `AsyncManager` (RuntimeError before `start`): other servers of the
+        process (`cymongoose.asgi.mqtt.MqttServer`) may share its event loop."""
+        if self._am is None:
+            raise RuntimeError("ASGIServer is not started")
+        return self._am
+
+    @property
+    def scheme(self) -> str:
+        """``"https"`` with TLS, else ``"http"`` (once started)."""
+        return self._scheme
+
+    @property
     def mode(self) -> str:
         """The `AsyncManager` mode in use (``"integrated"`` or ``"threaded"``) once started."""
         return self._am.mode if self._am is not None else self._mode
@@ -586,7 +599,7 @@ async def _serve(app: Any, url: str | None, config: ServerConfig,
 
 
 def serve(app: Any, url: str | None = None, *, config: ServerConfig | None = None,
-          watchdog: Watchdog | None = None, **options: Any) -> None:
+          watchdog: Watchdog | None = None, mqtt: Any = None, **options: Any) -> None:
     """Serve ``app`` until SIGINT/SIGTERM, or until its watchdog asks to stop (by default:
     ``limit_max_requests`` requests served), then shut down gracefully; blocks.
 
@@ -602,14 +615,24 @@ def serve(app: Any, url: str | None = None, *, config: ServerConfig | None = Non
     lifespan, ``Application startup complete.``, ``cymongoose running on http://...``)
     and, at the end, ``Finished server process``.
 
+    ``mqtt``: a `cymongoose.asgi.mqttserve.MqttSettings` (``--mqtt``): serve the app's
+    ``mqtt`` scope from that broker too, or only that unless ``mqtt.http``
+    (`cymongoose.asgi.mqttserve.serve_with_mqtt`).
+
     Raises as `ASGIServer.start`, and `cymongoose.serving.logconfig.LogConfigError` for
     a log config that cannot be applied.
     """
     cfg = ServerConfig.from_kwargs(config, **options)
     setup_logging(cfg)
     lifecycle.process_started(logger)
+    if mqtt is not None:
+        from .mqttserve import serve_with_mqtt
+
+        main = serve_with_mqtt(app, cfg, mqtt, watchdog)
+    else:
+        main = _serve(app, url, cfg, watchdog)
     try:
-        _run(_serve(app, url, cfg, watchdog), cfg.loop)
+        _run(main, cfg.loop)
     except KeyboardInterrupt:
         pass
     lifecycle.process_finished(logger)
