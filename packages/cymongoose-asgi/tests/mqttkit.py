@@ -4,6 +4,7 @@ client (the core's Manager, polled by the test thread) and an MqttServer in a th
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import socket
 import subprocess
@@ -34,10 +35,14 @@ class Mosquitto:
         if MOSQUITTO is None:
             pytest.skip("mosquitto is not installed (apt-get install mosquitto)")
         self.port = free_port()
+        store = tmp_path / "mosquitto-db"
+        store.mkdir(exist_ok=True)
         self.scheme = "mqtts" if tls else "mqtt"
         lines = [f"listener {self.port} 127.0.0.1", "allow_anonymous true",
                  f"persistence {'true' if persistence else 'false'}",
-                 f"persistence_location {tmp_path}/", "autosave_interval 1"]
+                 f"persistence_location {store}/", "autosave_interval 1"]
+        if os.geteuid() == 0:  # else it runs as the user mosquitto, who cannot write there
+            lines.append("user root")
         if tls:
             ca, cert, key, require = tls
             lines += [f"cafile {ca}", f"certfile {cert}", f"keyfile {key}",
