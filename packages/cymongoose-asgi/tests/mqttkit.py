@@ -168,6 +168,8 @@ class Running:
         return out[0]
 
     def stop(self) -> None:
+        if not self.thread.is_alive():
+            return
         self.call(self.server.stop)
         self.thread.join(DEADLINE_S)
         assert not self.thread.is_alive(), "the server did not stop"
@@ -196,6 +198,74 @@ def echo_app(events: list):
                 out = "out/" + msg["topic"]
                 await send({"type": "mqtt.pub", "mqtt": {"topic": out, "payload": msg["payload"],
                                                          "qos": 1, "retain": False}})
+            elif event["type"] == "mqtt.disconnect":
+                return
+
+    return app
+
+
+class EchoWorker:
+    """A worker consumer (``consumer_path="mqttkit.EchoWorker"``): subscribes to
+    ``work/<app_id>``, says ``out/hello/<app_id>``, echoes to ``out/work/<app_id>`` with
+    its ``tag`` param, raises on b"boom", says ``out/bye/<app_id>`` on mqtt.disconnect."""
+
+    @classmethod
+    def as_asgi(cls):
+        async def app(scope, receive, send):
+            me, tag = scope["app_id"], scope.get("tag", "")
+            assert scope["instance_type"] == "worker"
+            while True:
+                event = await receive()
+                if event["type"] == "mqtt.connect":
+                    await send({"type": "mqtt.sub", "mqtt": {"topic": f"work/{me}", "qos": 1}})
+                    await _say(send, f"out/hello/{me}", b"hi")
+                elif event["type"] == "mqtt.msg":
+                    if event["mqtt"]["payload"] == b"boom":
+                        raise RuntimeError(f"worker {me} exploded")
+                    await _say(send, f"out/work/{me}", tag.encode() + event["mqtt"]["payload"])
+                elif event["type"] == "mqtt.disconnect":
+                    await _say(send, f"out/bye/{me}", b"bye")
+                    return
+
+        return app
+
+
+async def _say(send, topic: str, payload: bytes) -> None:
+    await send({"type": "mqtt.pub", "mqtt": {"topic": topic, "payload": payload, "qos": 1}})
+
+
+def master_app(events: list):
+    """Subscribes to ctl/# and ready; ``ctl/spawn/<id>`` (payload: the tag) spawns an
+    EchoWorker, ``ctl/kill/<id>`` kills it, ``ctl/bad`` sends a spawn with a bad path;
+    errors of its sends go to ``out/error``; anything else is echoed to ``out/...``."""
+
+    async def app(scope, receive, send):
+        assert scope["instance_type"] == "master"
+        while True:
+            event = await receive()
+            events.append(event)
+            if event["type"] == "mqtt.connect":
+                await send({"type": "mqtt.sub", "mqtt": {"topic": "ctl/#", "qos": 1}})
+                await send({"type": "mqtt.sub", "mqtt": {"topic": "ready", "qos": 0}})
+            elif event["type"] == "mqtt.msg":
+                topic, payload = event["mqtt"]["topic"], event["mqtt"]["payload"]
+                parts = topic.split("/")
+                try:
+                    if topic.startswith("ctl/spawn/"):
+                        await send({"type": "mqttasgi.worker.spawn", "command": {
+                            "app_id": parts[2], "consumer_path": "mqttkit.EchoWorker",
+                            "consumer_params": {"tag": payload.decode()}}})
+                    elif topic.startswith("ctl/kill/"):
+                        await send({"type": "mqttasgi.worker.kill",
+                                    "command": {"app_id": parts[2]}})
+                    elif topic == "ctl/bad":
+                        await send({"type": "mqttasgi.worker.spawn", "command": {
+                            "app_id": "x", "consumer_path": "no_such_module.Consumer",
+                            "consumer_params": {}}})
+                    else:
+                        await _say(send, "out/" + topic, payload)
+                except Exception as exc:  # noqa: BLE001
+                    await _say(send, "out/error", str(exc).encode())
             elif event["type"] == "mqtt.disconnect":
                 return
 

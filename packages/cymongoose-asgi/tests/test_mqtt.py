@@ -107,3 +107,21 @@ def test_bad_arguments_name_themselves(kwargs, word):
     args = {"url": "mqtt://127.0.0.1:1883", **kwargs}
     with pytest.raises(ValueError, match=word):
         MqttServer(lambda *a: None, args.pop("url"), **args)
+
+
+def test_non_utf8_payload_reaches_the_app_as_bytes(broker):
+    events: list = []
+    server = Running(echo_app(events), broker)
+    client = Client(broker)
+    raw = b"\xff\xfe\x00\x80 not UTF-8"
+    try:
+        client.subscribed()
+        client.conn.mqtt_pub("in/z/x", raw, qos=1)
+        client.wait_for(lambda: client.received, "the echo")
+        assert client.received == [("out/in/z/x", raw)]
+        got = [e["mqtt"]["payload"] for e in events
+               if e["type"] == "mqtt.msg" and e["mqtt"]["topic"] == "in/z/x"]
+        assert got == [raw]
+    finally:
+        server.stop()
+        client.close()
