@@ -125,3 +125,23 @@ def test_non_utf8_payload_reaches_the_app_as_bytes(broker):
     finally:
         server.stop()
         client.close()
+
+
+def test_a_broker_that_never_answers_is_given_up_and_retried(caplog):
+    import socket
+
+    silent = socket.socket()  # accepts (the kernel does), never answers CONNECT
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    url = f"mqtt://127.0.0.1:{silent.getsockname()[1]}"
+    with caplog.at_level(logging.WARNING, logger="cymongoose.asgi.mqtt"):
+        server = Running(echo_app([]), url, connect_timeout_s=0.3, reconnect_min=0.1,
+                         reconnect_max=0.1)
+        try:
+            deadline = time.monotonic() + DEADLINE_S
+            while caplog.text.count("did not accept the connection within 0.3 s") < 2:
+                assert time.monotonic() < deadline, caplog.text
+                time.sleep(0.05)
+        finally:
+            server.stop()
+            silent.close()

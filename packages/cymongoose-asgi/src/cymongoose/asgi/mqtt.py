@@ -102,6 +102,8 @@ class MqttServer(StatelessServer):  # type: ignore[misc]
             share one event loop with an HTTP server; default: one of its own.
         shutdown_timeout_s: how long `stop` lets instances finish after
             ``mqtt.disconnect`` before cancelling them.
+        connect_timeout_s: an attempt without CONNACK after this many seconds (TCP,
+            TLS and CONNECT) is closed and counts as failed.
 
     Raises:
         ValueError: naming the argument, for a url that is not ``mqtt://`` /
@@ -128,6 +130,7 @@ class MqttServer(StatelessServer):  # type: ignore[misc]
         max_pending: int = 10000,
         manager: AsyncManager | None = None,
         shutdown_timeout_s: float = 5.0,
+        connect_timeout_s: float = 10.0,
     ) -> None:
         check_url(url)
         if isinstance(keepalive, bool) or not isinstance(keepalive, int) \
@@ -154,6 +157,7 @@ class MqttServer(StatelessServer):  # type: ignore[misc]
         self.app_id = app_id
         self.reconnect_min, self.reconnect_max = reconnect_min, reconnect_max
         self.shutdown_timeout_s = shutdown_timeout_s
+        self.connect_timeout_s = connect_timeout_s
         self._shared = manager
         self._am: AsyncManager | None = None
         self._conn: Any = None  # the live mongoose connection, None while disconnected
@@ -383,19 +387,38 @@ class MqttServer(StatelessServer):  # type: ignore[misc]
         delay = self.reconnect_min
         assert self._am is not None
         while True:
-            self._closed = asyncio.Event()
+            self._closed = closed = asyncio.Event()
             try:
-                self._am.mqtt_connect(self.url, handler=self._on_event, **self._connect_kwargs)
+                conn = self._am.mqtt_connect(self.url, handler=self._on_event,
+                                             **self._connect_kwargs)
             except Exception as exc:  # noqa: BLE001 (a bad host: retry like a lost broker)
                 logger.error("MQTT connect to %s failed: %s", self.url, exc)
-                self._closed.set()
-            await self._closed.wait()
+                closed.set()
+            else:
+                await self._await_connack(conn, closed)
+            await closed.wait()
             if self._connected.is_set():
                 delay = self.reconnect_min  # it was up: start the backoff again
             self._connected.clear()
             logger.warning("MQTT connection to %s lost; reconnecting in %.1f s", self.url, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, self.reconnect_max)
+
+    async def _await_connack(self, conn: Any, closed: asyncio.Event) -> None:
+        """Give up an attempt that got no CONNACK in ``connect_timeout_s`` (a broker or
+        TLS handshake that never answers): close it, which reconnects."""
+        waiters = [asyncio.ensure_future(closed.wait()),
+                   asyncio.ensure_future(self._connected.wait())]
+        try:
+            _done, _ = await asyncio.wait(waiters, timeout=self.connect_timeout_s,
+                                          return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+        if not _done and self._am is not None:
+            logger.error("MQTT broker %s did not accept the connection within %.1f s",
+                         self.url, self.connect_timeout_s)
+            self._am.call_in_poll_thread(conn.close)
 
     async def _ping_loop(self) -> None:
         while True:
