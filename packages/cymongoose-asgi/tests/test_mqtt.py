@@ -145,3 +145,39 @@ def test_a_broker_that_never_answers_is_given_up_and_retried(caplog):
         finally:
             server.stop()
             silent.close()
+
+
+def test_a_broker_gone_silent_is_noticed_by_its_missing_pingresps(caplog):
+    import socket
+    import threading
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    accepted = []
+
+    def broker():  # CONNACK, then silence: no PINGRESP, no RST
+        while True:
+            try:
+                sock, _ = listener.accept()
+            except OSError:
+                return
+            accepted.append(sock)
+            sock.recv(1024)
+            sock.sendall(b"\x20\x02\x00\x00")
+
+    threading.Thread(target=broker, daemon=True).start()
+    url = f"mqtt://127.0.0.1:{listener.getsockname()[1]}"
+    with caplog.at_level(logging.INFO, logger="cymongoose.asgi.mqtt"):
+        server = Running(echo_app([]), url, keepalive=1, reconnect_min=0.1)
+        try:
+            deadline = time.monotonic() + DEADLINE_S
+            while "Reconnected to MQTT broker" not in caplog.text:
+                assert time.monotonic() < deadline, caplog.text
+                time.sleep(0.05)
+            assert "has not answered for" in caplog.text and len(accepted) >= 2
+        finally:
+            server.stop()
+            listener.close()
+            for sock in accepted:
+                sock.close()

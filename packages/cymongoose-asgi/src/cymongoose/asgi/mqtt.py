@@ -41,6 +41,7 @@ from cymongoose import (
     MG_EV_CLOSE,
     MG_EV_CONNECT,
     MG_EV_ERROR,
+    MG_EV_MQTT_CMD,
     MG_EV_MQTT_MSG,
     MG_EV_MQTT_OPEN,
     TlsOpts,
@@ -161,6 +162,8 @@ class MqttServer(StatelessServer):  # type: ignore[misc]
         self._shared = manager
         self._am: AsyncManager | None = None
         self._conn: Any = None  # the live mongoose connection, None while disconnected
+        self._attempt: Any = None  # the last connection opened (maybe still connecting)
+        self._last_rx = 0.0  # time.monotonic() of the last packet from the broker
         self._connected = asyncio.Event()
         self._closed: asyncio.Event | None = None
         self._stopping = False
@@ -389,8 +392,8 @@ class MqttServer(StatelessServer):  # type: ignore[misc]
         while True:
             self._closed = closed = asyncio.Event()
             try:
-                conn = self._am.mqtt_connect(self.url, handler=self._on_event,
-                                             **self._connect_kwargs)
+                conn = self._attempt = self._am.mqtt_connect(
+                    self.url, handler=self._on_event, **self._connect_kwargs)
             except Exception as exc:  # noqa: BLE001 (a bad host: retry like a lost broker)
                 logger.error("MQTT connect to %s failed: %s", self.url, exc)
                 closed.set()
@@ -421,9 +424,19 @@ class MqttServer(StatelessServer):  # type: ignore[misc]
             self._am.call_in_poll_thread(conn.close)
 
     async def _ping_loop(self) -> None:
+        # A broker gone silent (no RST: a cable, a NAT) is noticed by its missing
+        # PINGRESPs: nothing received for 1.5 keep alive periods closes the connection.
         while True:
             await asyncio.sleep(self.keepalive / 2)
-            self._call(lambda c: c.mqtt_ping())
+            conn, am = self._conn, self._am
+            if conn is None or am is None:
+                continue
+            if time.monotonic() - self._last_rx > self.keepalive * 1.5:
+                logger.warning("MQTT broker %s has not answered for %.0f s: reconnecting",
+                               self.url, time.monotonic() - self._last_rx)
+                am.call_in_poll_thread(conn.close)
+            else:
+                am.call_in_poll_thread(conn.mqtt_ping)
 
     async def _shutdown(self, tasks: list[asyncio.Future[Any]]) -> None:
         """mqtt.disconnect to every instance; wait (``shutdown_timeout_s``) while the
@@ -447,6 +460,9 @@ class MqttServer(StatelessServer):  # type: ignore[misc]
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         conn, am, closed = self._conn, self._am, self._closed
+        attempt = self._attempt
+        if conn is None and attempt is not None and am is not None:
+            am.call_in_poll_thread(attempt.close)  # still connecting: give it up
         if conn is not None and am is not None:
             am.call_in_poll_thread(lambda c: (c.mqtt_disconnect(), c.drain()), conn)
             if closed is not None:  # the DISCONNECT is on the wire before the loop goes
@@ -477,8 +493,11 @@ class MqttServer(StatelessServer):  # type: ignore[misc]
                          self.url, code)
             return  # mongoose closes it: MG_EV_CLOSE reconnects
         if self._stopping:
+            if self._am is not None:  # an attempt that won the race with stop()
+                self._am.call_in_poll_thread(conn.close)
             return
         self._conn = conn
+        self._last_rx = time.monotonic()
         self._connected.set()
         if self._greeted:
             logger.info("Reconnected to MQTT broker %s", self.url)
@@ -529,6 +548,8 @@ class MqttServer(StatelessServer):  # type: ignore[misc]
             if self.version == 5:
                 mqtt["properties"] = received_properties(data.properties())
             am.schedule(lambda m={"type": "mqtt.msg", "mqtt": mqtt}: self._deliver(m))
+        elif ev == MG_EV_MQTT_CMD:
+            self._last_rx = time.monotonic()
         elif ev == MG_EV_MQTT_OPEN:
             am.schedule(lambda code=int(data): self._opened(conn, code))
         elif ev == MG_EV_CONNECT and self._tls is not None:
