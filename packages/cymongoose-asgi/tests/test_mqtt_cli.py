@@ -118,6 +118,7 @@ def test_mqtt_and_http_in_one_process(tmp_path, broker):
     (["--mqtt", "http://127.0.0.1:1883"], "--mqtt: the broker URL must be mqtt://HOST"),
     (["--mqtt", "mqtt://127.0.0.1:notaport"], "--mqtt: the broker URL must be"),
     (["--mqtt-client-id", "x"], "--mqtt-client-id needs --mqtt URL"),
+    (["--no-mqtt-clean-session"], "--no-mqtt-clean-session needs --mqtt URL"),
     (["--mqtt", "mqtt://h", "--mqtt-ca-certs", "ca.pem"], "--mqtt-ca-certs needs an mqtts://"),
     (["--mqtt", "mqtt://h", "--mqtt-version", "3"], "--mqtt-version: invalid choice"),
     (["--mqtt", "mqtt://h", "--workers", "2"], "--mqtt runs in one process"),
@@ -133,3 +134,32 @@ def test_unreadable_ca_file_is_a_startup_error(tmp_path):
               str(tmp_path / "missing.pem"))
     assert cli.proc.wait(DEADLINE_S) == 1
     assert "missing.pem" in cli.text() and "Traceback" not in cli.text()
+
+
+def _options(argv, monkeypatch, **env):
+    from cymongoose.asgi.main import build_parser
+    from cymongoose.asgi.mqttserve import mqtt_options
+    from cymongoose.serving.environment import apply_environment
+
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    parser = build_parser()
+    apply_environment(parser, argv)
+    return mqtt_options(parser.parse_args(argv), parser, argv)
+
+
+def test_mqtt_settings_from_flags_and_variables(monkeypatch):
+    got = _options(["--mqtt", "mqtt://b:1", "--mqtt-version", "5", "--no-mqtt-clean-session",
+                    "app:app"], monkeypatch, CYMONGOOSE_MQTT_PASSWORD="s3cret",
+                   CYMONGOOSE_MQTT_KEEPALIVE="15")["mqtt"]
+    assert (got.url, got.version, got.clean_session, got.password, got.keepalive, got.http) \
+        == ("mqtt://b:1", 5, False, "s3cret", 15, False)
+    assert _options(["app:app"], monkeypatch, CYMONGOOSE_MQTT="mqtt://b",
+                    CYMONGOOSE_PORT="9000")["mqtt"].http is True
+    assert _options(["--mqtt", "mqtt://b", "--uds", "/tmp/x.sock", "app:app"],
+                    monkeypatch)["mqtt"].http is True
+
+
+def test_mqtt_variables_without_mqtt_are_left_alone(monkeypatch):
+    # A .env shared with other tools may hold CYMONGOOSE_MQTT_PASSWORD: HTTP serves on.
+    assert _options(["app:app"], monkeypatch, CYMONGOOSE_MQTT_PASSWORD="x") == {}

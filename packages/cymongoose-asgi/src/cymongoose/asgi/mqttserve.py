@@ -108,20 +108,25 @@ def add_mqtt_arguments(parser: argparse.ArgumentParser) -> None:
     mq.add_argument("--mqtt-keyfile", metavar="PATH", help="mqtts: PEM client private key")
 
 
+def _on_command_line(flag: str, argv: Sequence[str]) -> bool:
+    return any(a == flag or a.startswith(flag + "=") for a in argv)
+
+
 def _given(flag: str, argv: Sequence[str]) -> bool:
     variable = "CYMONGOOSE_" + flag[2:].upper().replace("-", "_")
-    return variable in os.environ or any(a == flag or a.startswith(flag + "=") for a in argv)
+    return variable in os.environ or _on_command_line(flag, argv)
 
 
 def mqtt_options(args: argparse.Namespace, parser: argparse.ArgumentParser,
                  given: Sequence[str]) -> dict[str, Any]:
     """``{"mqtt": MqttSettings}`` for ``serve`` when ``--mqtt`` is given, else ``{}``.
     A bad value exits through ``parser.error`` naming the flag (status 2)."""
-    mqtt_flags = [a.dest for a in parser._actions if a.dest.startswith("mqtt_")]
     if args.mqtt is None:
-        stray = [d for d in mqtt_flags if getattr(args, d) is not None]
+        # A variable (CYMONGOOSE_MQTT_PASSWORD in a shared .env) is no mistake; a flag is.
+        stray = [flag for a in parser._actions if a.dest.startswith("mqtt_")
+                 for flag in a.option_strings if _on_command_line(flag, given)]
         if stray:
-            parser.error(f"--{stray[0].replace('_', '-')} needs --mqtt URL")
+            parser.error(f"{stray[0]} needs --mqtt URL")
         return {}
     try:
         from .mqtt import check_url
