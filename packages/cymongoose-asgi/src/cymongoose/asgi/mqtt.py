@@ -242,8 +242,9 @@ class MqttServer(StatelessServer):  # type: ignore[misc]
         elif kind == "mqtt.sub":
             topic = field(message, "topic", str)
             qos = qos_of(message)
-            if scope_id in self.application_instances:  # not from a killed worker
-                self.subscriptions.setdefault(scope_id, {})[topic] = qos
+            if scope_id not in self.application_instances:
+                return  # a killed or evicted instance, still finishing: nothing for it
+            self.subscriptions.setdefault(scope_id, {})[topic] = qos
             self._call(lambda c: c.mqtt_sub(topic, qos))
         elif kind == "mqtt.usub":
             self._unsubscribe(scope_id, field(message, "topic", str))
@@ -413,12 +414,12 @@ class MqttServer(StatelessServer):  # type: ignore[misc]
         waiters = [asyncio.ensure_future(closed.wait()),
                    asyncio.ensure_future(self._connected.wait())]
         try:
-            _done, _ = await asyncio.wait(waiters, timeout=self.connect_timeout_s,
-                                          return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(waiters, timeout=self.connect_timeout_s,
+                                         return_when=asyncio.FIRST_COMPLETED)
         finally:
             for waiter in waiters:
                 waiter.cancel()
-        if not _done and self._am is not None:
+        if not done and self._am is not None:
             logger.error("MQTT broker %s did not accept the connection within %.1f s",
                          self.url, self.connect_timeout_s)
             self._am.call_in_poll_thread(conn.close)
