@@ -17,9 +17,10 @@ from cymongoose.asgi.mqtt import MqttServer, topic_matches  # noqa: E402
 from mqttkit import DEADLINE_S, Client, Running, echo_app  # noqa: E402
 
 
-def test_message_in_app_publishes_back(broker):
+@pytest.mark.parametrize("mode", ["integrated", "threaded"])
+def test_message_in_app_publishes_back(broker, mode):
     events: list = []
-    server = Running(echo_app(events), broker, client_id="asgi-app")
+    server = Running(echo_app(events), broker, client_id="asgi-app", mode=mode)
     client = Client(broker)
     try:
         client.subscribed()

@@ -26,9 +26,10 @@ def _spawn(client: Client, app_id: str, tag: str) -> None:
                     f"worker {app_id} up")
 
 
-def test_spawn_routes_by_subscription_and_kill_stops_the_worker(broker):
+@pytest.mark.parametrize("mode", ["integrated", "threaded"])
+def test_spawn_routes_by_subscription_and_kill_stops_the_worker(broker, mode):
     events: list = []
-    server = Running(master_app(events), broker)
+    server = Running(master_app(events), broker, mode=mode)
     client = Client(broker)
     try:
         client.subscribed()

@@ -105,6 +105,8 @@ class MqttServer(StatelessServer):  # type: ignore[misc]
             ``mqtt.disconnect`` before cancelling them.
         connect_timeout_s: an attempt without CONNACK after this many seconds (TCP,
             TLS and CONNECT) is closed and counts as failed.
+        mode: the mode of its own `AsyncManager` (``"auto"``, ``"integrated"``,
+            ``"threaded"``); unused with ``manager``.
 
     Raises:
         ValueError: naming the argument, for a url that is not ``mqtt://`` /
@@ -132,6 +134,7 @@ class MqttServer(StatelessServer):  # type: ignore[misc]
         manager: AsyncManager | None = None,
         shutdown_timeout_s: float = 5.0,
         connect_timeout_s: float = 10.0,
+        mode: str = "auto",
     ) -> None:
         check_url(url)
         if isinstance(keepalive, bool) or not isinstance(keepalive, int) \
@@ -160,6 +163,7 @@ class MqttServer(StatelessServer):  # type: ignore[misc]
         self.shutdown_timeout_s = shutdown_timeout_s
         self.connect_timeout_s = connect_timeout_s
         self._shared = manager
+        self._mode = mode
         self._am: AsyncManager | None = None
         self._conn: Any = None  # the live mongoose connection, None while disconnected
         self._attempt: Any = None  # the last connection opened (maybe still connecting)
@@ -213,7 +217,8 @@ class MqttServer(StatelessServer):  # type: ignore[misc]
         if self._shared is not None:
             await self._serve(self._shared)
             return
-        async with AsyncManager(self._on_event, error_handler=self._log_error) as am:
+        async with AsyncManager(self._on_event, error_handler=self._log_error,
+                                mode=self._mode) as am:
             await self._serve(am)
 
     async def _serve(self, am: AsyncManager) -> None:
