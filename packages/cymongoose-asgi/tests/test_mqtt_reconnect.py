@@ -52,12 +52,14 @@ def test_broker_restart_reconnects_and_resubscribes(tmp_path, caplog):
         broker.stop()
 
 
-def test_persistent_session_gets_qos1_published_while_down(tmp_path):
+@pytest.mark.parametrize("version", [4, 5])
+def test_persistent_session_gets_qos1_published_while_down(tmp_path, version):
     broker = Mosquitto(tmp_path, persistence=True)
     events: list = []
     # A long first wait: the test publishes while the server is still away.
     server = Running(echo_app(events), broker.url, client_id="asgi-persist",
-                     clean_session=False, reconnect_min=3.0, reconnect_max=3.0)
+                     clean_session=False, reconnect_min=3.0, reconnect_max=3.0,
+                     version=version)
     client = Client(broker.url, client_id="publisher")
     try:
         client.subscribed()

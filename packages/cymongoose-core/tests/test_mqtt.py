@@ -236,7 +236,7 @@ def test_mqtt5_connect_and_publish_properties(mgr):
     opened = []
     c = mgr.mqtt_connect(f"mqtt://127.0.0.1:{broker.port}",
                          lambda c, ev, d: ev == MG_EV_MQTT_OPEN and opened.append(d),
-                         client_id="v5", version=5)
+                         client_id="v5", version=5, properties=[(0x11, 3600)])
     published = []
     broker_handler = broker.handler
 
@@ -254,6 +254,8 @@ def test_mqtt5_connect_and_publish_properties(mgr):
     run_until(mgr, lambda: len(published) == 2)
     connect, publish = published[0][1], published[1][1]
     assert connect[2:9] == b"\x00\x04MQTT\x05"  # protocol name and level 5
+    # flags, keep alive, then the session expiry interval property (3600 s)
+    assert connect[12:18] == b"\x05\x11\x00\x00\x0e\x10"
     props = (b"\x02\x00\x00\x00\x3c" b"\x03\x00\x0atext/plain"
              b"\x09\x00\x03\xffid" b"\x26\x00\x01k\x00\x01v")
     assert publish.endswith(b"\x00\x01t" + bytes([len(props)]) + props + b"hi")

@@ -776,7 +776,6 @@ cdef class Connection:
         cdef mg_mqtt_opts opts
         cdef list items = _prop_items(properties) if properties else []
         cdef mg_mqtt_prop *props = NULL
-        cdef Py_ssize_t i
         _check_qos(qos)
         if not t:
             raise ValueError("topic must not be empty")
@@ -786,19 +785,7 @@ cdef class Connection:
         opts.qos = <uint8_t>qos
         opts.retain = retain
         if items:
-            props = <mg_mqtt_prop *>calloc(len(items), sizeof(mg_mqtt_prop))
-            if props == NULL:
-                raise MemoryError()
-            for i, (pid, value) in enumerate(items):
-                props[i].id = <uint8_t>pid
-                if isinstance(value, int):
-                    props[i].iv = <uint32_t>value
-                elif isinstance(value, tuple):
-                    props[i].key = _mgs(value[0])
-                    props[i].val = _mgs(value[1])
-                else:
-                    props[i].val = _mgs(value)
-            opts.props = props
+            props = opts.props = _prop_array(items)
             opts.num_props = len(items)
         try:
             return mg_mqtt_pub(c, &opts)

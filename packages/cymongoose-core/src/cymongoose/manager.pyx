@@ -585,7 +585,7 @@ cdef class Manager:
 
     def mqtt_connect(self, url, handler=None, client_id="", username="", password="",
                      bint clean_session=True, int keepalive=60, *,
-                     int version=4) -> Connection:
+                     int version=4, properties=None) -> Connection:
         """Open an MQTT client connection and send CONNECT (``mg_mqtt_connect``).
 
         MG_EV_MQTT_OPEN (data: CONNACK code, or MQTT 5 reason code; 0 = accepted)
@@ -594,7 +594,10 @@ cdef class Manager:
         ``client_id`` lets mongoose generate one. ``version`` (keyword-only): the
         protocol level, 4 for MQTT 3.1.1 (default) or 5 for MQTT 5.0 (then PUBLISH
         carries properties, see ``MqttMessage.properties`` and ``Connection.mqtt_pub``);
-        ValueError otherwise.
+        ValueError otherwise. ``properties`` (keyword-only, MQTT 5 only): CONNECT
+        properties as ``(id, value)`` pairs, as for ``Connection.mqtt_pub``, e.g.
+        ``[(0x11, 3600)]`` (session expiry interval, seconds: MQTT 5 ends a session at
+        disconnect unless it is set).
         """
         if keepalive < 0 or keepalive > 65535:
             raise ValueError(f"keepalive must be in 0..65535 seconds, got {keepalive}")
@@ -611,7 +614,14 @@ cdef class Manager:
         opts.clean = clean_session
         opts.keepalive = <uint16_t>keepalive
         opts.version = <uint8_t>version
-        return self._open_conn(url, handler, 3, None, &opts)
+        cdef list items = _prop_items(properties) if properties else []
+        if items:
+            opts.props = _prop_array(items)
+            opts.num_props = len(items)
+        try:
+            return self._open_conn(url, handler, 3, None, &opts)
+        finally:
+            free(opts.props)
 
     def mqtt_listen(self, url, handler=None) -> Connection:
         """Listen for MQTT clients on ``url`` (``mg_mqtt_listen``).

@@ -166,6 +166,25 @@ cdef list _prop_items(object properties):
     return out
 
 
+cdef mg_mqtt_prop *_prop_array(list items) except NULL:
+    """A calloc'ed ``mg_mqtt_prop`` array of `_prop_items`'s ``items`` (which keep the
+    bytes it points into alive); the caller frees it."""
+    cdef mg_mqtt_prop *props = <mg_mqtt_prop *>calloc(len(items), sizeof(mg_mqtt_prop))
+    cdef Py_ssize_t i
+    if props == NULL:
+        raise MemoryError()
+    for i, (pid, value) in enumerate(items):
+        props[i].id = <uint8_t>pid
+        if isinstance(value, int):
+            props[i].iv = <uint32_t>value
+        elif isinstance(value, tuple):
+            props[i].key = _mgs(value[0])
+            props[i].val = _mgs(value[1])
+        else:
+            props[i].val = _mgs(value)
+    return props
+
+
 cdef bytes _prop_bytes(int pid, object value):
     cdef bytes b
     if isinstance(value, str):

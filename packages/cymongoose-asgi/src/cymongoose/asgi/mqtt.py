@@ -83,9 +83,9 @@ class MqttServer(StatelessServer):  # type: ignore[misc]
         url: the broker, ``mqtt://HOST[:PORT]`` or ``mqtts://HOST[:PORT]`` (TLS).
         client_id, username, password: CONNECT fields; an empty client id becomes
             ``cymongoose-`` and 12 random hex digits.
-        clean_session: the CONNECT clean session flag (MQTT 5: clean start, and the
-            session ends with the connection); False keeps the broker's session, with
-            the QoS 1/2 messages it queued while we were away.
+        clean_session: the CONNECT clean session flag (MQTT 5: clean start); False
+            keeps the broker's session, with the QoS 1/2 messages it queued while we were
+            away (MQTT 5: with a session expiry interval of "never", as 3.1.1 keeps it).
         keepalive: seconds (1-65535) of the CONNECT keep alive; a PINGREQ goes out every
             half of it.
         version: 4 (MQTT 3.1.1) or 5 (MQTT 5.0: ``mqtt.msg`` carries ``properties``,
@@ -156,6 +156,10 @@ class MqttServer(StatelessServer):  # type: ignore[misc]
         self._connect_kwargs = {"client_id": self.client_id, "username": username,
                                 "password": password, "clean_session": clean_session,
                                 "keepalive": keepalive, "version": version}
+        if version == 5 and not clean_session:
+            # MQTT 5 ends a session at disconnect unless CONNECT says otherwise (3.1.2.11.2):
+            # keep it as MQTT 3.1.1 does, "does not expire".
+            self._connect_kwargs["properties"] = [(0x11, 0xFFFFFFFF)]
         self.keepalive, self.version = keepalive, version
         self._tls = tls if tls is not None or not url.startswith("mqtts://") else TlsOpts()
         self.app_id = app_id
