@@ -13,8 +13,7 @@ from cymongoose.importer import import_app
 from cymongoose.serving.cli import ServerAdapter, config_default
 from cymongoose.serving.config import LIFESPAN_MODES, LOOP_MODES
 
-from .mqttserve import add_mqtt_arguments, mqtt_options
-from .server import serve
+from .mqttserve import add_mqtt_arguments, mqtt_options, serve
 
 __all__ = ["ADAPTER", "build_parser", "import_app", "main"]  # import_app: re-exported
 

@@ -25,7 +25,10 @@ from cymongoose.aio import AsyncManager
 from cymongoose.serving import lifecycle
 from cymongoose.serving.config import ServerConfig
 
-__all__ = ["MqttSettings", "add_mqtt_arguments", "mqtt_options", "serve_with_mqtt"]
+from . import server as http_server
+from .lifespan import Lifespan
+
+__all__ = ["MqttSettings", "add_mqtt_arguments", "mqtt_options", "serve", "serve_with_mqtt"]
 
 logger = logging.getLogger("cymongoose.asgi")
 
@@ -158,21 +161,32 @@ def mqtt_options(args: argparse.Namespace, parser: argparse.ArgumentParser,
                                  **{k: v for k, v in values.items() if v is not None})}
 
 
+def serve(app: Any, url: str | None = None, *, config: ServerConfig | None = None,
+          watchdog: Any = None, mqtt: MqttSettings | None = None, **options: Any) -> None:
+    """The command line's ``serve``: `cymongoose.asgi.serve` without ``mqtt``; with it
+    (``--mqtt``), `serve_with_mqtt` in a server process (`cymongoose.asgi.server.
+    serve_process`: logging, start and finish lines, the chosen loop); blocks. Raises as
+    `ASGIServer.start`, and OSError/ValueError naming an mqtts file that cannot be
+    used."""
+    if mqtt is None:
+        http_server.serve(app, url, config=config, watchdog=watchdog, **options)
+        return
+    cfg = ServerConfig.from_kwargs(config, **options)
+    http_server.serve_process(cfg, lambda: serve_with_mqtt(app, cfg, mqtt, watchdog))
+
+
 async def serve_with_mqtt(app: Any, config: ServerConfig, mqtt: MqttSettings,
                           watchdog: Any = None) -> None:
     """Serve ``app`` over MQTT (and HTTP when ``mqtt.http``) until SIGINT/SIGTERM (or the
     HTTP server's watchdog asks to stop), then stop both gracefully."""
-    from .lifespan import Lifespan
-    from .server import ASGIServer
-
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
-    http: ASGIServer | None = None
+    http: http_server.ASGIServer | None = None
     lifespan: Lifespan | None = None
     tls = mqtt.tls()  # a bad certificate file fails before anything starts
     mqtt.server(app)  # so does a bad setting
     if mqtt.http:
-        http = ASGIServer(app, config=config, watchdog=watchdog)
+        http = http_server.ASGIServer(app, config=config, watchdog=watchdog)
         stop = http.exit_requested
     installed = []
     for sig in (signal.SIGINT, signal.SIGTERM):

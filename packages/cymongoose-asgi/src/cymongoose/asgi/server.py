@@ -47,7 +47,7 @@ from .http import HttpConnection, RequestCycle
 from .lifespan import Lifespan
 from .websocket import WebSocketConnection, open_websocket
 
-__all__ = ["ASGIServer", "serve"]
+__all__ = ["ASGIServer", "serve", "serve_process"]
 
 logger = logging.getLogger("cymongoose.asgi")
 
@@ -599,7 +599,7 @@ async def _serve(app: Any, url: str | None, config: ServerConfig,
 
 
 def serve(app: Any, url: str | None = None, *, config: ServerConfig | None = None,
-          watchdog: Watchdog | None = None, mqtt: Any = None, **options: Any) -> None:
+          watchdog: Watchdog | None = None, **options: Any) -> None:
     """Serve ``app`` until SIGINT/SIGTERM, or until its watchdog asks to stop (by default:
     ``limit_max_requests`` requests served), then shut down gracefully; blocks.
 
@@ -615,24 +615,23 @@ def serve(app: Any, url: str | None = None, *, config: ServerConfig | None = Non
     lifespan, ``Application startup complete.``, ``cymongoose running on http://...``)
     and, at the end, ``Finished server process``.
 
-    ``mqtt``: a `cymongoose.asgi.mqttserve.MqttSettings` (``--mqtt``): serve the app's
-    ``mqtt`` scope from that broker too, or only that unless ``mqtt.http``
-    (`cymongoose.asgi.mqttserve.serve_with_mqtt`).
-
     Raises as `ASGIServer.start`, and `cymongoose.serving.logconfig.LogConfigError` for
     a log config that cannot be applied.
     """
     cfg = ServerConfig.from_kwargs(config, **options)
-    setup_logging(cfg)
-    lifecycle.process_started(logger)
-    if mqtt is not None:
-        from .mqttserve import serve_with_mqtt
+    serve_process(cfg, lambda: _serve(app, url, cfg, watchdog))
 
-        main = serve_with_mqtt(app, cfg, mqtt, watchdog)
-    else:
-        main = _serve(app, url, cfg, watchdog)
+
+def serve_process(config: ServerConfig, main: Callable[[], Any]) -> None:
+    """The process around a server: logging set up as ``config.log_config`` says, the
+    ``Started/Finished server process`` lines, and the coroutine ``main()`` run on the
+    loop ``config.loop`` chooses (`_run`) until it returns or Ctrl-C; blocks. Raises what
+    ``main`` raises, `cymongoose.serving.logconfig.LogConfigError`, and ImportError for
+    ``loop="uvloop"`` without uvloop."""
+    setup_logging(config)
+    lifecycle.process_started(logger)
     try:
-        _run(main, cfg.loop)
+        _run(main(), config.loop)
     except KeyboardInterrupt:
         pass
     lifecycle.process_finished(logger)
