@@ -182,7 +182,6 @@ async def serve_with_mqtt(app: Any, config: ServerConfig, mqtt: MqttSettings,
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     http: http_server.ASGIServer | None = None
-    lifespan: Lifespan | None = None
     tls = mqtt.tls()  # a bad certificate file fails before anything starts
     mqtt.server(app)  # so does a bad setting
     if mqtt.http:
@@ -195,6 +194,21 @@ async def serve_with_mqtt(app: Any, config: ServerConfig, mqtt: MqttSettings,
             installed.append(sig)
         except (NotImplementedError, RuntimeError, ValueError):
             pass  # not the main thread
+    try:
+        task = await _serve_both(app, config, mqtt, tls, http, stop)
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+    if task.done() and not task.cancelled() and task.exception() is not None:
+        raise task.exception()  # type: ignore[misc]
+
+
+
+async def _serve_both(app: Any, config: ServerConfig, mqtt: MqttSettings, tls: TlsOpts | None,
+                      http: http_server.ASGIServer | None, stop: asyncio.Event) -> Any:
+    """Start (lifespan, HTTP if any, MQTT), wait for ``stop``, stop (MQTT first); returns
+    the MQTT server's task (done)."""
+    lifespan: Lifespan | None = None
     if config.lifespan != "off":
         lifecycle.app_starting(logger)
     if http is not None:
@@ -225,9 +239,8 @@ async def serve_with_mqtt(app: Any, config: ServerConfig, mqtt: MqttSettings,
         waiter.cancel()
         server.stop()
         await asyncio.gather(task, return_exceptions=True)
-        if http is not None:
-            lifespan = http._lifespan
-        supported = lifespan is not None and lifespan.supported
+        supported = http.lifespan_supported if http is not None else \
+            lifespan is not None and lifespan.supported
         if supported:
             lifecycle.app_stopping(logger)
         if http is not None:
@@ -238,8 +251,4 @@ async def serve_with_mqtt(app: Any, config: ServerConfig, mqtt: MqttSettings,
             await am.aclose()
         if supported:
             lifecycle.app_stopped(logger)
-        for sig in installed:
-            loop.remove_signal_handler(sig)
-    if task.done() and not task.cancelled() and task.exception() is not None:
-        raise task.exception()  # type: ignore[misc]
-
+    return task

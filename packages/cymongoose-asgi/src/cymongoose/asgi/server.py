@@ -147,6 +147,12 @@ class ASGIServer:
         return self._am
 
     @property
+    def lifespan_supported(self) -> bool:
+        """True when lifespan startup ran and the app took part (lifespan shutdown
+        follows in `stop`)."""
+        return self._lifespan is not None and self._lifespan.supported
+
+    @property
     def scheme(self) -> str:
         """``"https"`` with TLS, else ``"http"`` (once started)."""
         return self._scheme
