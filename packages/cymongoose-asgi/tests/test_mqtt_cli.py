@@ -163,3 +163,26 @@ def test_mqtt_settings_from_flags_and_variables(monkeypatch):
 def test_mqtt_variables_without_mqtt_are_left_alone(monkeypatch):
     # A .env shared with other tools may hold CYMONGOOSE_MQTT_PASSWORD: HTTP serves on.
     assert _options(["app:app"], monkeypatch, CYMONGOOSE_MQTT_PASSWORD="x") == {}
+
+
+def test_unreachable_broker_is_retried_and_sigterm_still_exits_0(tmp_path):
+    cli = Cli(tmp_path, "--mqtt", f"mqtt://127.0.0.1:{free_port()}")  # nobody listens
+    try:
+        cli.wait_log("reconnecting in")
+        assert cli.stop() == 0
+    finally:
+        cli.stop()
+    assert "Connected to MQTT broker" not in cli.text() and "Traceback" not in cli.text()
+
+
+def test_http_port_in_use_with_mqtt_is_a_one_line_startup_error(tmp_path, broker):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        cli = Cli(tmp_path, "--mqtt", broker, "--port", str(taken.getsockname()[1]))
+        assert cli.proc.wait(DEADLINE_S) == 1
+    text = cli.text()
+    assert "cymongoose-asgi: error:" in text and "Traceback" not in text
+    assert "Connected to MQTT broker" not in text
