@@ -164,10 +164,10 @@ def mqtt_options(args: argparse.Namespace, parser: argparse.ArgumentParser,
 def serve(app: Any, url: str | None = None, *, config: ServerConfig | None = None,
           watchdog: Any = None, mqtt: MqttSettings | None = None, **options: Any) -> None:
     """The command line's ``serve``: `cymongoose.asgi.serve` without ``mqtt``; with it
-    (``--mqtt``), `serve_with_mqtt` in a server process (`cymongoose.asgi.server.
-    serve_process`: logging, start and finish lines, the chosen loop); blocks. Raises as
-    `ASGIServer.start`, and OSError/ValueError naming an mqtts file that cannot be
-    used."""
+    (``--mqtt``), `serve_with_mqtt` in a server process
+    (`cymongoose.asgi.server.serve_process`: logging, start and finish lines, the chosen
+    loop); blocks. Raises as `ASGIServer.start`, and OSError/ValueError naming an mqtts
+    file that cannot be used."""
     if mqtt is None:
         http_server.serve(app, url, config=config, watchdog=watchdog, **options)
         return
