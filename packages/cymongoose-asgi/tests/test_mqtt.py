@@ -1,4 +1,4 @@
-"""ASGI over MQTT against a real broker (mosquitto, started here on a free port).
+"""ASGI over MQTT against a real broker (mosquitto, started on a free port: mqttkit).
 
 The server runs in a thread with its own asyncio loop; the test thread talks to the
 broker with the core's MQTT client (a plain Manager it polls itself).
@@ -6,160 +6,30 @@ broker with the core's MQTT client (a plain Manager it polls itself).
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import shutil
-import socket
-import subprocess
-import threading
 import time
-from pathlib import Path
 
 import pytest
 
 pytest.importorskip("asgiref", reason="asgiref is the [mqtt] extra")
 
-from cymongoose import MG_EV_MQTT_MSG, MG_EV_MQTT_OPEN, Manager  # noqa: E402
 from cymongoose.asgi.mqtt import MqttServer, topic_matches  # noqa: E402
-
-MOSQUITTO = shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin")
-DEADLINE_S = 20  # generous: the machine may be loaded
+from mqttkit import DEADLINE_S, Client, Running, echo_app  # noqa: E402
 
 
-@pytest.fixture
-def broker(tmp_path: Path):
-    """mosquitto on a free loopback port; yields its mqtt:// URL."""
-    if MOSQUITTO is None:
-        pytest.skip("mosquitto is not installed (apt-get install mosquitto)")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    conf = tmp_path / "mosquitto.conf"
-    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
-    proc = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + DEADLINE_S
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"mosquitto did not start: {proc.stderr.read()!r}")
-                time.sleep(0.05)
-        yield f"mqtt://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(10)
-
-
-class Client:
-    """The test's own MQTT client: the core's Manager, polled by `wait_for`."""
-
-    def __init__(self, url: str) -> None:
-        self.received: list[tuple[str, bytes]] = []
-        self.readies = 0  # echoes of the readiness probe, kept out of received
-        self.open = False
-        self.mgr = Manager(self._handler)
-        self.conn = self.mgr.mqtt_connect(url, client_id="test-client")
-        self.wait_for(lambda: self.open, "CONNACK")
-
-    def _handler(self, conn, ev, data):
-        if ev == MG_EV_MQTT_OPEN:
-            self.open = data == 0
-        elif ev == MG_EV_MQTT_MSG and data.topic == "out/ready":
-            self.readies += 1
-        elif ev == MG_EV_MQTT_MSG:
-            self.received.append((data.topic, data.data))
-
-    def wait_for(self, cond, what: str) -> None:
-        deadline = time.monotonic() + DEADLINE_S
-        while not cond():
-            assert time.monotonic() < deadline, f"timed out waiting for {what}"
-            self.mgr.poll(20)
-
-    def close(self) -> None:
-        self.mgr.close()
-
-
-class Running:
-    """An MqttServer in a thread with its own loop."""
-
-    def __init__(self, app, url: str, **kwargs) -> None:
-        self.server = MqttServer(app, url, **kwargs)
-        self.loop: asyncio.AbstractEventLoop | None = None
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        async def main():
-            self.loop = asyncio.get_running_loop()
-            await self.server.arun()
-
-        asyncio.run(main())
-
-    def stop(self) -> None:
-        while self.loop is None:
-            time.sleep(0.01)
-        self.loop.call_soon_threadsafe(self.server.stop)
-        self.thread.join(DEADLINE_S)
-        assert not self.thread.is_alive(), "the server did not stop"
-
-
-def echo_app(events: list):
-    """Subscribes to in/+/x on connect; echoes each message to out/...; b"unsub" makes
-    it unsubscribe from in/+/x and subscribe to marker; b"boom" makes it raise."""
-
-    async def app(scope, receive, send):
-        assert scope["type"] == "mqtt" and scope["instance_type"] == "master"
-        while True:
-            event = await receive()
-            events.append(event)
-            if event["type"] == "mqtt.connect":
-                await send({"type": "mqtt.sub", "mqtt": {"topic": "in/+/x", "qos": 1}})
-                await send({"type": "mqtt.sub", "mqtt": {"topic": "ready", "qos": 0}})
-            elif event["type"] == "mqtt.msg":
-                msg = event["mqtt"]
-                if msg["payload"] == b"boom":
-                    raise RuntimeError("consumer exploded")
-                if msg["payload"] == b"unsub":
-                    await send({"type": "mqtt.usub", "mqtt": {"topic": "in/+/x"}})
-                    await send({"type": "mqtt.sub", "mqtt": {"topic": "marker", "qos": 1}})
-                out = "out/" + msg["topic"]
-                await send({"type": "mqtt.pub", "mqtt": {"topic": out, "payload": msg["payload"],
-                                                         "qos": 1, "retain": False}})
-            elif event["type"] == "mqtt.disconnect":
-                return
-
-    return app
-
-
-def _subscribed(client: Client, events: list) -> None:
-    """Wait until the app's subscriptions are in place: it echoes what arrives on ready."""
-    client.conn.mqtt_sub("out/#", qos=1)
-
-    def echoed():
-        if not client.readies:
-            client.conn.mqtt_pub("ready", b"?", qos=0)
-            client.mgr.poll(50)
-        return client.readies > 0
-
-    client.wait_for(echoed, "the app's subscriptions")
-
-
-def test_message_in_app_publishes_back(broker):
+@pytest.mark.parametrize("mode", ["integrated", "threaded"])
+def test_message_in_app_publishes_back(broker, mode):
     events: list = []
-    server = Running(echo_app(events), broker, client_id="asgi-app")
+    server = Running(echo_app(events), broker, client_id="asgi-app", mode=mode)
     client = Client(broker)
     try:
-        _subscribed(client, events)
+        client.subscribed()
         client.conn.mqtt_pub("in/a/x", b"hello", qos=1)
         client.wait_for(lambda: client.received, "the echo")
         assert client.received == [("out/in/a/x", b"hello")]
         msgs = [e for e in events if e["type"] == "mqtt.msg" and e["mqtt"]["topic"] == "in/a/x"]
-        assert msgs == [{"type": "mqtt.msg",
-                         "mqtt": {"topic": "in/a/x", "payload": b"hello", "qos": 1}}]
+        assert msgs == [{"type": "mqtt.msg", "mqtt": {"topic": "in/a/x", "payload": b"hello",
+                                                      "qos": 1, "retain": False}}]
         assert events[0] == {"type": "mqtt.connect", "mqtt": {}}
     finally:
         server.stop()
@@ -172,7 +42,7 @@ def test_usub_stops_delivery_wildcards(broker):
     server = Running(echo_app(events), broker)
     client = Client(broker)
     try:
-        _subscribed(client, events)
+        client.subscribed()
         client.conn.mqtt_pub("in/b/y", b"not matched", qos=1)  # + matches one level only
         client.conn.mqtt_pub("in/b/x", b"unsub", qos=1)
         client.wait_for(lambda: ("out/in/b/x", b"unsub") in client.received, "unsub echo")
@@ -193,7 +63,7 @@ def test_raising_app_is_logged_and_server_goes_on(broker, caplog):
     client = Client(broker)
     try:
         with caplog.at_level(logging.ERROR):
-            _subscribed(client, events)
+            client.subscribed()
             client.conn.mqtt_pub("in/d/x", b"boom", qos=1)
             client.conn.mqtt_pub("in/d/x", b"still here", qos=1)
             client.wait_for(lambda: client.received, "the echo after the crash")
@@ -229,10 +99,86 @@ def test_topic_matches(pattern, topic, expected):
 
 
 @pytest.mark.parametrize(("kwargs", "word"), [
-    ({"url": "http://x"}, "url"), ({"keepalive": 0}, "keepalive"),
-    ({"reconnect_min": 0}, "reconnect_min"),
+    ({"url": "http://x"}, "url"), ({"url": "mqtt://"}, "url"),
+    ({"url": "mqtt://h:99999"}, "url"), ({"keepalive": 0}, "keepalive"),
+    ({"reconnect_min": 0}, "reconnect_min"), ({"version": 3}, "version"),
+    ({"max_applications": 0}, "max_applications"),
 ])
 def test_bad_arguments_name_themselves(kwargs, word):
     args = {"url": "mqtt://127.0.0.1:1883", **kwargs}
     with pytest.raises(ValueError, match=word):
         MqttServer(lambda *a: None, args.pop("url"), **args)
+
+
+def test_non_utf8_payload_reaches_the_app_as_bytes(broker):
+    events: list = []
+    server = Running(echo_app(events), broker)
+    client = Client(broker)
+    raw = b"\xff\xfe\x00\x80 not UTF-8"
+    try:
+        client.subscribed()
+        client.conn.mqtt_pub("in/z/x", raw, qos=1)
+        client.wait_for(lambda: client.received, "the echo")
+        assert client.received == [("out/in/z/x", raw)]
+        got = [e["mqtt"]["payload"] for e in events
+               if e["type"] == "mqtt.msg" and e["mqtt"]["topic"] == "in/z/x"]
+        assert got == [raw]
+    finally:
+        server.stop()
+        client.close()
+
+
+def test_a_broker_that_never_answers_is_given_up_and_retried(caplog):
+    import socket
+
+    silent = socket.socket()  # accepts (the kernel does), never answers CONNECT
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    url = f"mqtt://127.0.0.1:{silent.getsockname()[1]}"
+    with caplog.at_level(logging.WARNING, logger="cymongoose.asgi.mqtt"):
+        server = Running(echo_app([]), url, connect_timeout_s=0.3, reconnect_min=0.1,
+                         reconnect_max=0.1)
+        try:
+            deadline = time.monotonic() + DEADLINE_S
+            while caplog.text.count("did not accept the connection within 0.3 s") < 2:
+                assert time.monotonic() < deadline, caplog.text
+                time.sleep(0.05)
+        finally:
+            server.stop()
+            silent.close()
+
+
+def test_a_broker_gone_silent_is_noticed_by_its_missing_pingresps(caplog):
+    import socket
+    import threading
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    accepted = []
+
+    def broker():  # CONNACK, then silence: no PINGRESP, no RST
+        while True:
+            try:
+                sock, _ = listener.accept()
+            except OSError:
+                return
+            accepted.append(sock)
+            sock.recv(1024)
+            sock.sendall(b"\x20\x02\x00\x00")
+
+    threading.Thread(target=broker, daemon=True).start()
+    url = f"mqtt://127.0.0.1:{listener.getsockname()[1]}"
+    with caplog.at_level(logging.INFO, logger="cymongoose.asgi.mqtt"):
+        server = Running(echo_app([]), url, keepalive=1, reconnect_min=0.1)
+        try:
+            deadline = time.monotonic() + DEADLINE_S
+            while "Reconnected to MQTT broker" not in caplog.text:
+                assert time.monotonic() < deadline, caplog.text
+                time.sleep(0.05)
+            assert "has not answered for" in caplog.text and len(accepted) >= 2
+        finally:
+            server.stop()
+            listener.close()
+            for sock in accepted:
+                sock.close()

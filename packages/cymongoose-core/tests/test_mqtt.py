@@ -188,11 +188,13 @@ def test_mqtt_retain(mgr):
         if ev == MG_EV_MQTT_OPEN:
             c.mqtt_sub("state/#", qos=0)
         elif ev == MG_EV_MQTT_MSG:
-            msgs.append((d.topic, d.data))
+            msgs.append((d.topic, d.data, d.retain))
 
     mgr.mqtt_connect(f"mqtt://127.0.0.1:{broker.port}", sub_handler)
     run_until(mgr, lambda: msgs)
-    assert msgs == [("state/door", b"open")]
+    pub.mqtt_pub("state/window", b"shut", qos=1)  # a live message: RETAIN is 0
+    run_until(mgr, lambda: len(msgs) == 2)
+    assert msgs == [("state/door", b"open", True), ("state/window", b"shut", False)]
 
 
 def test_mqtt_argument_errors(mgr):
@@ -226,3 +228,69 @@ def test_mqtt_prop_constants():
     names = ["BYTE", "STRING", "STRING_PAIR", "BINARY_DATA", "VARIABLE_INT", "INT", "SHORT"]
     values = [getattr(m, f"MQTT_PROP_TYPE_{n}") for n in names]
     assert values == list(range(len(names)))
+
+
+def test_mqtt5_connect_and_publish_properties(mgr):
+    # The in-process broker speaks 3.1.1: it sees the v5 packets' raw bytes.
+    broker = Broker(mgr)
+    opened = []
+    c = mgr.mqtt_connect(f"mqtt://127.0.0.1:{broker.port}",
+                         lambda c, ev, d: ev == MG_EV_MQTT_OPEN and opened.append(d),
+                         client_id="v5", version=5, properties=[(0x11, 3600)])
+    published = []
+    broker_handler = broker.handler
+
+    def spy(conn, ev, msg):
+        if ev == MG_EV_MQTT_CMD and msg.cmd == MQTT_CMD_CONNECT:
+            published.append(("connect", msg.dgram))
+        elif ev == MG_EV_MQTT_CMD and msg.cmd == MQTT_CMD_PUBLISH:
+            published.append(("publish", msg.dgram))
+        broker_handler(conn, ev, msg)
+
+    broker.listener.handler = spy
+    run_until(mgr, lambda: opened)
+    c.mqtt_pub("t", b"hi", qos=0, properties=[
+        (0x02, 60), (0x03, "text/plain"), (0x09, b"\xffid"), (0x26, ("k", "v"))])
+    run_until(mgr, lambda: len(published) == 2)
+    connect, publish = published[0][1], published[1][1]
+    assert connect[2:9] == b"\x00\x04MQTT\x05"  # protocol name and level 5
+    # flags, keep alive, then the session expiry interval property (3600 s)
+    assert connect[12:18] == b"\x05\x11\x00\x00\x0e\x10"
+    props = (b"\x02\x00\x00\x00\x3c" b"\x03\x00\x0atext/plain"
+             b"\x09\x00\x03\xffid" b"\x26\x00\x01k\x00\x01v")
+    assert publish.endswith(b"\x00\x01t" + bytes([len(props)]) + props + b"hi")
+
+
+@pytest.mark.parametrize(("props", "error", "word"), [
+    ([(0x7F, 1)], ValueError, "property id"), ([(0x02, -1)], ValueError, "0..4294967295"),
+    ([(0x01, 256)], ValueError, "0..255"), ([(0x03, 5)], ValueError, "str or bytes"),
+    ([(0x26, "kv")], ValueError, "pair"), ([0x02], TypeError, "tuple"),
+    ("x", TypeError, "sequence"),
+])
+def test_mqtt_pub_properties_errors_name_the_property(mgr, props, error, word):
+    broker = Broker(mgr)
+    c = mgr.mqtt_connect(f"mqtt://127.0.0.1:{broker.port}", version=5)
+    with pytest.raises(error, match=word):
+        c.mqtt_pub("t", b"x", properties=props)
+    with pytest.raises(ValueError, match="version must be 4"):
+        mgr.mqtt_connect(f"mqtt://127.0.0.1:{broker.port}", version=3)
+
+
+@pytest.mark.parametrize("payload", [b"", b"x", b"xy", b"\x00"])
+def test_mqtt5_short_payload_without_properties(mgr, payload):
+    # mongoose 7.23 left the property length byte in a 0- or 1-byte payload.
+    def broker(c, ev, msg):
+        if ev == MG_EV_MQTT_CMD and msg.cmd == MQTT_CMD_CONNECT:
+            c.mqtt_send_header(MQTT_CMD_CONNACK, 0, 3)
+            c.send(b"\x00\x00\x00")
+            body = b"\x00\x01t" + b"\x00" + payload  # topic "t", no properties
+            c.mqtt_send_header(MQTT_CMD_PUBLISH, 0, len(body))
+            c.send(body)
+
+    listener = mgr.mqtt_listen("mqtt://127.0.0.1:0", broker)
+    got = []
+    mgr.mqtt_connect(f"mqtt://127.0.0.1:{listener.local_addr[1]}",
+                     lambda c, ev, d: ev == MG_EV_MQTT_MSG and got.append(
+                         (d.topic, d.data, d.properties())), version=5)
+    run_until(mgr, lambda: got)
+    assert got == [("t", payload, [])]

@@ -180,6 +180,31 @@ def test_run_cli_imports_app_and_calls_serve_with_config(app_dir):
     assert (config.port, config.threads, config.log_level) == (0, 2, "warning")
 
 
+def test_the_adapters_options_reach_serve_as_keywords(app_dir):
+    calls, seen = [], []
+
+    def options(args, parser, given):
+        seen.append(list(given))
+        if args.threads == 3:
+            parser.error("--threads 3 is refused by the adapter")
+        return {"extra": args.threads}
+
+    def serve(app, *, config, extra):
+        calls.append(extra)
+
+    probe = ServerAdapter("cymongoose-test", "A test server.", "cymongoose_test", serve,
+                          add_arguments=add_test_arguments, options=options)
+    argv = ["cli_probe_app:app", "--threads", "2", "--log-level", "warning"]
+    assert probe.main(argv) == 0
+    assert calls == [2] and seen == [argv]
+    # In a process started by --workers: what the supervisor appended is not "given".
+    assert probe.main([*argv, "--workers", "1", "--fd", "99", "--worker-process"]) == 0
+    assert seen[-1] == argv
+    with pytest.raises(SystemExit) as exc:
+        probe.main(["cli_probe_app:app", "--threads", "3"])
+    assert exc.value.code == 2
+
+
 @pytest.mark.parametrize(("spec", "said"), [
     ("cli_probe_app:missing", "attribute 'missing' not found in module 'cli_probe_app'"),
     ("no_such_module_xyz:app", "No module named 'no_such_module_xyz'"),

@@ -9,7 +9,7 @@ from cpython.bytes cimport PyBytes_FromStringAndSize
 from cpython.unicode cimport PyUnicode_DecodeUTF8, PyUnicode_DecodeLatin1
 from cpython.ref cimport PyObject, Py_INCREF, Py_DECREF
 from cpython.object cimport PyTypeObject
-from libc.stdlib cimport malloc, free
+from libc.stdlib cimport malloc, free, calloc
 from libc.string cimport memset, memchr, memmove, memcpy, memcmp, strlen
 from libc.stdio cimport snprintf
 from libc.stdint cimport uint64_t

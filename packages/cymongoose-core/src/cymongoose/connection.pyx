@@ -856,15 +856,25 @@ cdef class Connection:
 
     # --- MQTT ----------------------------------------------------------------
 
-    def mqtt_pub(self, topic, message, int qos=0, bint retain=False) -> int:
+    def mqtt_pub(self, topic, message, int qos=0, bint retain=False, *,
+                 properties=None) -> int:
         """Publish ``message`` on ``topic`` (``mg_mqtt_pub``); returns the packet id (0 for QoS 0).
 
-        Raises ValueError for a qos outside 0..2 or an empty topic.
+        ``properties`` (keyword-only; sent on an MQTT 5 connection only, see
+        ``Manager.mqtt_connect(version=5)``): ``(id, value)`` pairs (MQTT 5.0 section
+        2.2.2.2), e.g. ``[(0x02, 60), (0x03, "application/json"), (0x09, b"req-1"),
+        (0x26, ("key", "value"))]``: an int for byte/short/int/variable-int properties,
+        str or bytes for string and binary ones, a (key, value) pair for the user
+        property (0x26, repeatable). Raises ValueError for a qos outside 0..2, an empty
+        topic, an unknown property id or a value its type cannot hold; TypeError for
+        properties that are not pairs.
         """
         cdef mg_connection *c = self._get()
         cdef bytes t = _as_bytes(topic, "topic")
         cdef bytes m = _as_bytes(message, "message")
         cdef mg_mqtt_opts opts
+        cdef list items = _prop_items(properties) if properties else []
+        cdef mg_mqtt_prop *props = NULL
         _check_qos(qos)
         if not t:
             raise ValueError("topic must not be empty")
@@ -873,7 +883,13 @@ cdef class Connection:
         opts.message = _mgs(m)
         opts.qos = <uint8_t>qos
         opts.retain = retain
-        return mg_mqtt_pub(c, &opts)
+        if items:
+            props = opts.props = _prop_array(items)
+            opts.num_props = len(items)
+        try:
+            return mg_mqtt_pub(c, &opts)
+        finally:
+            free(props)
 
     def mqtt_sub(self, topic, int qos=0) -> None:
         """Subscribe to ``topic`` (wildcards ``+``/``#``) with ``qos`` (``mg_mqtt_sub``)."""

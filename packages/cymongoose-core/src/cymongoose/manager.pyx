@@ -100,6 +100,19 @@ cdef inline void _claim(ConnState *st, mg_connection *c):
     (<Manager>st.mgr)._conns[c.id] = conn
 
 
+cdef inline void _fix_mqtt5_publish(mg_mqtt_message *mm) noexcept:
+    # mongoose 7.23's mg_mqtt_parse reads an MQTT 5 PUBLISH's property length only when
+    # more than 2 bytes follow the topic (and packet id): with no properties and a payload
+    # of 0 or 1 byte, the length byte (0: nothing else fits) was left in the payload.
+    if mm.cmd != MQTT_CMD_PUBLISH or mm.props_start != 0 or mm.data.len == 0:
+        return
+    if (<unsigned char *>mm.data.buf)[0] != 0 or mm.data.len > 2:
+        return
+    mm.props_start = <size_t>(mm.data.buf + 1 - mm.dgram.buf)
+    mm.data.buf += 1
+    mm.data.len -= 1
+
+
 cdef void _dispatch(mg_connection *c, int ev, void *ev_data) noexcept:
     cdef ConnState *st = <ConnState *>c.fn_data
     cdef Manager mgr = <Manager>st.mgr
@@ -156,6 +169,8 @@ cdef void _dispatch(mg_connection *c, int ev, void *ev_data) noexcept:
                 if st.ws_deflate == 1 and not _ws_inflate(conn, c, st, ev, wmsg):
                     handler = None  # refused (close sent) or after such a refusal
             elif ev == MG_EV_MQTT_MSG or ev == MG_EV_MQTT_CMD:
+                if c.is_mqtt5:
+                    _fix_mqtt5_publish(<mg_mqtt_message *>ev_data)
                 data = mmsg = _mqtt_message(<mg_mqtt_message *>ev_data)
             elif ev == MG_EV_ERROR:
                 data = (<char *>ev_data).decode("utf-8", "replace")
@@ -656,16 +671,25 @@ cdef class Manager:
         return conn
 
     def mqtt_connect(self, url, handler=None, client_id="", username="", password="",
-                     bint clean_session=True, int keepalive=60) -> Connection:
-        """Open an MQTT 3.1.1 client connection and send CONNECT (``mg_mqtt_connect``).
+                     bint clean_session=True, int keepalive=60, *,
+                     int version=4, properties=None) -> Connection:
+        """Open an MQTT client connection and send CONNECT (``mg_mqtt_connect``).
 
-        MG_EV_MQTT_OPEN (data: CONNACK code, 0 = accepted) follows, then
-        MG_EV_MQTT_MSG per PUBLISH and MG_EV_MQTT_CMD per packet. ``keepalive`` is in
-        seconds (0..65535, ValueError otherwise); an empty ``client_id`` lets
-        mongoose generate one.
+        MG_EV_MQTT_OPEN (data: CONNACK code, or MQTT 5 reason code; 0 = accepted)
+        follows, then MG_EV_MQTT_MSG per PUBLISH and MG_EV_MQTT_CMD per packet.
+        ``keepalive`` is in seconds (0..65535, ValueError otherwise); an empty
+        ``client_id`` lets mongoose generate one. ``version`` (keyword-only): the
+        protocol level, 4 for MQTT 3.1.1 (default) or 5 for MQTT 5.0 (then PUBLISH
+        carries properties, see ``MqttMessage.properties`` and ``Connection.mqtt_pub``);
+        ValueError otherwise. ``properties`` (keyword-only, MQTT 5 only): CONNECT
+        properties as ``(id, value)`` pairs, as for ``Connection.mqtt_pub``, e.g.
+        ``[(0x11, 3600)]`` (session expiry interval, seconds: MQTT 5 ends a session at
+        disconnect unless it is set).
         """
         if keepalive < 0 or keepalive > 65535:
             raise ValueError(f"keepalive must be in 0..65535 seconds, got {keepalive}")
+        if version != 4 and version != 5:
+            raise ValueError(f"version must be 4 (MQTT 3.1.1) or 5 (MQTT 5.0), got {version}")
         cdef bytes cid = _as_bytes(client_id, "client_id")
         cdef bytes user = _as_bytes(username, "username")
         cdef bytes pw = _as_bytes(password, "password")
@@ -676,8 +700,15 @@ cdef class Manager:
         opts.passwd = _mgs(pw)
         opts.clean = clean_session
         opts.keepalive = <uint16_t>keepalive
-        opts.version = 4
-        return self._open_conn(url, handler, 3, None, &opts)
+        opts.version = <uint8_t>version
+        cdef list items = _prop_items(properties) if properties else []
+        if items:
+            opts.props = _prop_array(items)
+            opts.num_props = len(items)
+        try:
+            return self._open_conn(url, handler, 3, None, &opts)
+        finally:
+            free(opts.props)
 
     def mqtt_listen(self, url, handler=None) -> Connection:
         """Listen for MQTT clients on ``url`` (``mg_mqtt_listen``).

@@ -13,7 +13,7 @@ from cymongoose.importer import import_app
 from cymongoose.serving.cli import ServerAdapter, config_default
 from cymongoose.serving.config import LIFESPAN_MODES, LOOP_MODES
 
-from .server import serve
+from .mqttserve import add_mqtt_arguments, mqtt_options, serve
 
 __all__ = ["ADAPTER", "build_parser", "import_app", "main"]  # import_app: re-exported
 
@@ -45,12 +45,19 @@ def add_asgi_arguments(parser: argparse.ArgumentParser) -> None:
                            "when the client offers it (default on)")
 
 
+def _add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_asgi_arguments(parser)
+    add_mqtt_arguments(parser)
+
+
 ADAPTER = ServerAdapter(
     prog="cymongoose-asgi",
-    description="Serve an ASGI 3 application with cymongoose.",
+    description="Serve an ASGI 3 application with cymongoose (HTTP/WebSocket, and MQTT "
+                "with --mqtt).",
     module="cymongoose.asgi",
     serve=serve,
-    add_arguments=add_asgi_arguments,
+    add_arguments=_add_arguments,
+    options=mqtt_options,
 )
 
 #: ``build_parser()``: the parser of ``--help`` (the docs' CLI reference reads it);

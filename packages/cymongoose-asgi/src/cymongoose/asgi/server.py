@@ -52,7 +52,7 @@ from .http import HttpConnection, RequestCycle
 from .lifespan import Lifespan
 from .websocket import WebSocketConnection, open_websocket
 
-__all__ = ["ASGIServer", "serve"]
+__all__ = ["ASGIServer", "serve", "serve_process"]
 
 logger = logging.getLogger("cymongoose.asgi")
 
@@ -165,6 +165,25 @@ class ASGIServer:
         if self._am is None:
             raise RuntimeError("ASGIServer is not started")
         return self._am.manager
+
+    @property
+    def async_manager(self) -> AsyncManager:
+        """The running `AsyncManager` (RuntimeError before `start`): other servers of the
+        process (`cymongoose.asgi.mqtt.MqttServer`) may share its event loop."""
+        if self._am is None:
+            raise RuntimeError("ASGIServer is not started")
+        return self._am
+
+    @property
+    def lifespan_supported(self) -> bool:
+        """True when lifespan startup ran and the app took part (lifespan shutdown
+        follows in `stop`)."""
+        return self._lifespan is not None and self._lifespan.supported
+
+    @property
+    def scheme(self) -> str:
+        """``"https"`` with TLS, else ``"http"`` (once started)."""
+        return self._scheme
 
     @property
     def mode(self) -> str:
@@ -644,10 +663,19 @@ def serve(app: Any, url: str | None = None, *, config: ServerConfig | None = Non
     a log config that cannot be applied.
     """
     cfg = ServerConfig.from_kwargs(config, **options)
-    setup_logging(cfg)
+    serve_process(cfg, lambda: _serve(app, url, cfg, watchdog))
+
+
+def serve_process(config: ServerConfig, main: Callable[[], Any]) -> None:
+    """The process around a server: logging set up as ``config.log_config`` says, the
+    ``Started/Finished server process`` lines, and the coroutine ``main()`` run on the
+    loop ``config.loop`` chooses (`_run`) until it returns or Ctrl-C; blocks. Raises what
+    ``main`` raises, `cymongoose.serving.logconfig.LogConfigError`, and ImportError for
+    ``loop="uvloop"`` without uvloop."""
+    setup_logging(config)
     lifecycle.process_started(logger)
     try:
-        _run(_serve(app, url, cfg, watchdog), cfg.loop)
+        _run(main(), config.loop)
     except KeyboardInterrupt:
         pass
     lifecycle.process_finished(logger)

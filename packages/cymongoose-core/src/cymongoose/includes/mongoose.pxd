@@ -60,6 +60,7 @@ cdef extern from "mongoose.h" nogil:
         unsigned is_tls
         unsigned is_udp
         unsigned is_websocket
+        unsigned is_mqtt5
         unsigned is_draining
         unsigned is_closing
         unsigned is_full

@@ -159,6 +159,11 @@ class ServerAdapter:
         app_threads: the server runs the app in ``ServerConfig.threads`` threads (WSGI):
             gunicorn's default ``--threads 1`` then means
             :func:`~cymongoose.serving.config.default_threads`.
+        options: ``options(args, parser, given)`` -> keyword arguments for ``serve``
+            from the server's flags that are not ServerConfig fields (ASGI's
+            ``--mqtt``); ``given`` is the command line the user typed (without what
+            ``--workers``/``--reload`` add for their processes). Reports a bad value
+            through ``parser.error``. None: no such flags.
     """
 
     prog: str
@@ -167,6 +172,8 @@ class ServerAdapter:
     serve: Callable[..., None]
     add_arguments: Callable[[argparse.ArgumentParser], None] = _no_arguments
     app_threads: bool = False
+    options: Callable[[argparse.Namespace, argparse.ArgumentParser, Sequence[str]],
+                      dict[str, Any]] | None = None
 
     def build_parser(self) -> argparse.ArgumentParser:
         """The argparse parser of ``prog``: the shared flags (:func:`add_server_arguments`),
@@ -388,6 +395,9 @@ def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str]) -> argparse
     return args
 
 
+# How many arguments run_cli's process_argv appends to the user's command line.
+_PROCESS_FLAGS = 5
+
 #: What a newcomer's mistake raises at start-up: a port in use (ListenError), a TLS file
 #: or app module that cannot be read or found, a missing uvloop, a bad ``--fd``. Shown as
 #: one line, ``prog: error: <the exception>``, with exit status 1 (see the docstrings of
@@ -440,6 +450,9 @@ def run_cli(adapter: ServerAdapter, argv: Sequence[str] | None = None) -> int:
     args = parse_args(parser, argv)
     config = config_from_args(args, parser, env)
     reload = None if args.worker_process else reload_config_from_args(args, parser)
+    # What process_argv (below) appended is not what the user typed.
+    given = argv[:-_PROCESS_FLAGS] if args.worker_process else argv
+    options = adapter.options(args, parser, given) if adapter.options is not None else {}
     try:
         configure_logging(config.log_level, config.access_log, args.log_config)
     except LogConfigError as exc:
@@ -451,7 +464,7 @@ def run_cli(adapter: ServerAdapter, argv: Sequence[str] | None = None) -> int:
         # argparse keeps the last occurrence of a flag: these override the user's (and
         # --worker-process makes the process ignore --reload).
         return [sys.executable, "-m", adapter.module, *argv, "--workers", "1",
-                "--fd", str(fd), "--worker-process"]
+                "--fd", str(fd), "--worker-process"]  # _PROCESS_FLAGS items
 
     try:
         if reload is not None:
@@ -481,7 +494,9 @@ def run_cli(adapter: ServerAdapter, argv: Sequence[str] | None = None) -> int:
 
             watchdog = process_watchdog(config, args.supervisor_pipe)
         # Only given when there is one: a ServerAdapter.serve need not take it.
-        adapter.serve(app, config=config, **({} if watchdog is None else {"watchdog": watchdog}))
+        if watchdog is not None:
+            options["watchdog"] = watchdog
+        adapter.serve(app, config=config, **options)
     except STARTUP_ERRORS as exc:
         report_startup_error(parser.prog, exc)
         if args.worker_process:

@@ -1,0 +1,3 @@
+"""Fixtures of the MQTT tests (mqttkit.py): ``mosquitto`` and ``broker``."""
+
+from mqttkit import broker, mosquitto  # noqa: F401 (fixtures)
