@@ -33,8 +33,6 @@ CONSUMERS = {"channels": "application", "raw": "raw"}  # name -> attribute of mq
 WINDOW = 64  # messages in flight while flooding
 RATE = 1000  # messages/s for the latency measurement
 MOSQUITTO = shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin")
-# Until cymongoose-asgi has --mqtt, the tests' launcher takes the same flags.
-LAUNCHER = HERE.parent / "tests-integration" / "apps" / "mqtt_run.py"
 # mosquitto's defaults would measure the broker: Nagle on its sockets holds a PUBLISH
 # behind the PUBACK before it (40 ms with delayed ACKs), and 20 QoS 1 messages in flight
 # per client would cap the window.
@@ -53,19 +51,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _cli_has_mqtt() -> bool:
-    out = subprocess.run([PY, "-m", "cymongoose.asgi", "--help"], capture_output=True,
-                         text=True)
-    return "--mqtt" in out.stdout
-
-
 def server_argv(server: str, port: int, consumer: str) -> list[str]:
     spec = f"mqtt_echo:{CONSUMERS[consumer]}"
     if server == "mqttasgi":
         exe = shutil.which("mqttasgi", path=str(Path(PY).parent)) or "mqttasgi"
         return [exe, "-H", "127.0.0.1", "-p", str(port), "-i", "bench-mqttasgi", spec]
-    program = ["-m", "cymongoose.asgi"] if _cli_has_mqtt() else [str(LAUNCHER)]
-    return [PY, *program, "--mqtt", f"mqtt://127.0.0.1:{port}", "--mqtt-client-id",
+    return [PY, "-m", "cymongoose.asgi", "--mqtt", f"mqtt://127.0.0.1:{port}", "--mqtt-client-id",
             "bench-cymongoose", "--log-level", "warning", spec]
 
 

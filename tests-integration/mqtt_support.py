@@ -102,25 +102,18 @@ class Client:
         self.client.loop_stop()
 
 
-def _cli_has_mqtt() -> bool:
-    """True once ``cymongoose-asgi`` has the --mqtt flag (issue 19's command line)."""
-    out = subprocess.run([sys.executable, "-m", "cymongoose.asgi", "--help"],
-                         capture_output=True, text=True)
-    return "--mqtt" in out.stdout
-
-
 def server_argv(kind: str, broker: tuple[str, int], app: str, client_id: str) -> list[str]:
     """The command line serving ``apps/mqtt_consumers.py``'s ``app`` from ``broker``:
-    ``kind`` "cymongoose" (its command line, or ``apps/mqtt_run.py`` with the same flags
-    until the command line has them) or "mqttasgi" (its own command line)."""
+    ``kind`` "cymongoose" (``cymongoose-asgi --mqtt``) or "mqttasgi" (its own command
+    line)."""
     spec = f"mqtt_consumers:{app}"
     if kind == "mqttasgi":
         exe = shutil.which("mqttasgi", path=str(Path(sys.executable).parent))
         assert exe, "mqttasgi's command line is not installed next to this Python"
         return [exe, "-H", broker[0], "-p", str(broker[1]), "-i", client_id, spec]
     url = f"mqtt://{broker[0]}:{broker[1]}"
-    program = ["-m", "cymongoose.asgi"] if _cli_has_mqtt() else [str(APPS / "mqtt_run.py")]
-    return [sys.executable, *program, "--mqtt", url, "--mqtt-client-id", client_id, spec]
+    return [sys.executable, "-m", "cymongoose.asgi", "--mqtt", url, "--mqtt-client-id",
+            client_id, spec]
 
 
 class ServerProcess:

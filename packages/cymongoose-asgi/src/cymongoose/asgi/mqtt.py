@@ -12,7 +12,8 @@ docs/guides/mqtt-asgi.md):
   ``consumer_params``;
 - the app receives ``{"type": "mqtt.connect", "mqtt": {}}`` first (mqttasgi's shape),
   ``{"type": "mqtt.msg", "mqtt": {"topic": str, "payload": bytes, "qos": int,
-  "retain": bool}}`` per PUBLISH received (MQTT 5: also ``"properties"``), and ``{"type": "mqtt.disconnect"}`` when it is stopped;
+  "retain": bool}}`` per PUBLISH received (MQTT 5: also ``"properties"``), and
+  ``{"type": "mqtt.disconnect"}`` when it is stopped;
 - the app sends ``mqtt.pub``, ``mqtt.sub``, ``mqtt.usub`` (`cymongoose.asgi.mqttmsg`)
   and, from the master, ``mqttasgi.worker.spawn`` / ``mqttasgi.worker.kill``.
 
