@@ -102,7 +102,8 @@ class Client:
         self.client.loop_stop()
 
 
-def server_argv(kind: str, broker: tuple[str, int], app: str, client_id: str) -> list[str]:
+def server_argv(kind: str, broker: tuple[str, int], app: str, client_id: str,
+                extra: tuple[str, ...] = ()) -> list[str]:
     """The command line serving ``apps/mqtt_consumers.py``'s ``app`` from ``broker``:
     ``kind`` "cymongoose" (``cymongoose-asgi --mqtt``) or "mqttasgi" (its own command
     line)."""
@@ -113,17 +114,18 @@ def server_argv(kind: str, broker: tuple[str, int], app: str, client_id: str) ->
         return [exe, "-H", broker[0], "-p", str(broker[1]), "-i", client_id, spec]
     url = f"mqtt://{broker[0]}:{broker[1]}"
     return [sys.executable, "-m", "cymongoose.asgi", "--mqtt", url, "--mqtt-client-id",
-            client_id, spec]
+            client_id, *extra, spec]
 
 
 class ServerProcess:
     """A server process serving a consumer; ``stop()`` sends SIGTERM and waits."""
 
     def __init__(self, kind: str, broker: tuple[str, int], app: str, client_id: str,
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, extra: tuple[str, ...] = ()) -> None:
         self.log = tempfile.TemporaryFile()
         environ = dict(os.environ, PYTHONPATH=str(APPS), **(env or {}))
-        self.proc = subprocess.Popen(server_argv(kind, broker, app, client_id), cwd=APPS,
+        argv = server_argv(kind, broker, app, client_id, extra)
+        self.proc = subprocess.Popen(argv, cwd=APPS,
                                      env=environ, stdin=subprocess.DEVNULL, stdout=self.log,
                                      stderr=subprocess.STDOUT)
 

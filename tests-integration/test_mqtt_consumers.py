@@ -145,3 +145,29 @@ def test_same_messages_as_under_mqttasgi(broker, client, tmp_path):  # noqa: F81
     their_scope = {k: v for r in theirs if r[0] == "scope" for k, v in r[1].items()}
     for key in ("type", "app_id", "instance_type"):
         assert scope[key] == their_scope[key], key
+
+
+def test_one_process_serves_http_websocket_and_mqtt(broker, client):  # noqa: F811
+    """`--mqtt` with `--port`: one process, one loop, a ProtocolTypeRouter with http,
+    websocket and mqtt; the HTTP side sees what the MQTT side received."""
+    import httpx
+    from mqtt_support import free_port
+    from websockets.sync.client import connect
+
+    port = free_port()
+    server = ServerProcess("cymongoose", broker, "web_and_mqtt", "web-and-mqtt",
+                           extra=("--host", "127.0.0.1", "--port", str(port)))
+    try:
+        wait_ready(client, server)
+        client.publish("sensors/kitchen/temp", b"21.5", qos=1)
+        client.wait_for(lambda: client.received("reply/sensors/kitchen/temp"), "the reply")
+        answer = httpx.get(f"http://127.0.0.1:{port}/seen", timeout=10)
+        assert answer.status_code == 200
+        assert answer.text == "21.5"  # the same process: the MQTT consumer's state
+        with connect(f"ws://127.0.0.1:{port}/ws", open_timeout=10) as ws:
+            ws.send("hi")
+            assert ws.recv(timeout=10) == "echo hi"
+    finally:
+        out = server.stop()
+    assert server.proc.returncode == 0, out
+    assert "Traceback" not in out, out

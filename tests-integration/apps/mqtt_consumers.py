@@ -11,6 +11,9 @@ subscriptions are in place). ``device`` and ``channels_device`` behave alike:
   publishes ``<text>`` retained on ``state/out``; both are then replied to as above.
 
 ``shared`` takes ``$share/g/jobs`` and republishes each job on ``done/<MQTT_WORKER>``.
+``web_and_mqtt`` is one Channels ``ProtocolTypeRouter`` for http, websocket and mqtt:
+``device``'s MQTT side, an HTTP consumer answering the payloads the MQTT side has
+received so far in this process, and a WebSocket echo.
 ``recorded`` is ``device`` with its mqtt scope and every event it receives appended to
 the file named by ``MQTT_RECORD`` as JSON, each value tagged with its Python type.
 """
@@ -32,11 +35,16 @@ if not settings.configured:
 
 from channels.consumer import AsyncConsumer  # noqa: E402
 from channels.exceptions import StopConsumer  # noqa: E402
+from channels.generic.http import AsyncHttpConsumer  # noqa: E402
+from channels.generic.websocket import AsyncWebsocketConsumer  # noqa: E402
 from channels.routing import ProtocolTypeRouter  # noqa: E402
 from mqttasgi.consumers import MqttConsumer  # noqa: E402
 
 NAME = os.environ.get("MQTT_WORKER", "worker")
 SUBSCRIPTIONS = [("sensors/+/temp", 2), ("fleet/#", 1), ("retained/state", 1), ("control", 1)]
+
+
+SEEN: list[bytes] = []  # payloads DeviceConsumer received, in this process
 
 
 class DeviceConsumer(MqttConsumer):
@@ -49,6 +57,7 @@ class DeviceConsumer(MqttConsumer):
 
     async def receive(self, mqtt_message: dict[str, Any]) -> None:
         topic, payload = mqtt_message["topic"], mqtt_message["payload"]
+        SEEN.append(payload)
         if topic == "control":
             command, _, arg = payload.decode().partition(" ")
             if command == "unsub":
@@ -103,6 +112,23 @@ class SharedWorker(MqttConsumer):
         pass
 
 
+class SeenConsumer(AsyncHttpConsumer):
+    """HTTP: the payloads this process's MQTT consumer has received, one per line."""
+
+    async def handle(self, body: bytes) -> None:
+        await self.send_response(200, b"\n".join(SEEN),
+                                 headers=[(b"Content-Type", b"text/plain")])
+
+
+class EchoConsumer(AsyncWebsocketConsumer):
+    async def connect(self) -> None:
+        await self.accept()
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None,
+                      ) -> None:
+        await self.send(text_data=f"echo {text_data}")
+
+
 def _typed(value: Any) -> Any:
     if isinstance(value, dict):
         return {key: _typed(item) for key, item in value.items()}
@@ -137,3 +163,6 @@ device = ProtocolTypeRouter({"mqtt": DeviceConsumer.as_asgi()})
 channels_device = ProtocolTypeRouter({"mqtt": ChannelsDeviceConsumer.as_asgi()})
 shared = ProtocolTypeRouter({"mqtt": SharedWorker.as_asgi()})
 recorded = record(DeviceConsumer.as_asgi())
+web_and_mqtt = ProtocolTypeRouter({"http": SeenConsumer.as_asgi(),
+                                   "websocket": EchoConsumer.as_asgi(),
+                                   "mqtt": DeviceConsumer.as_asgi()})
