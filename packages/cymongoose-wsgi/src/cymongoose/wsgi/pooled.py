@@ -1,11 +1,22 @@
-"""Pooled mode (``threads >= 1``): the app runs on a thread pool, the poll thread writes.
+"""Pooled mode (``threads >= 1``): the poll thread runs what is quick, the pool what is slow.
 
-* The poll thread queues each request's :class:`~.cycle.Cycle` for the pool (the core's
-  fast path queues its own, and on the app thread writes the common answer into the send
-  buffer itself, under the GIL that ``Manager.poll()`` holds except while it waits).
-* A pool thread runs the cycle; what it sends is appended to one shared outbox, and the
-  poll thread is woken with an empty ``Manager.wakeup()``: at most one wakeup is in flight,
-  every post made while one is pending rides on it.
+* Leader/followers: the pool has ``threads + 1`` threads, of which one, the *leader*,
+  polls (``Manager.poll``). Mongoose's callbacks only queue each request's
+  :class:`~.cycle.Cycle` (the core's fast path queues its own, the request copied out);
+  once ``poll()`` has returned, the leader runs the queued cycles itself, as the inline
+  mode does: no hand-off, no wakeup, the answer leaves at the next poll.
+* A *standby* thread looks every ``STANDBY_S``: a leader found inside the same app call
+  twice in a row loses its role; the standby becomes the leader, the cycles still queued
+  go to the pool, and for ``HANDOFF_S`` (longer while pool threads see slow app calls)
+  every request is handed to the pool as before: the app runs on a pool thread, and the
+  poll thread is woken to send what it posted. When the former leader's app returns, it
+  joins the pool. A leader about to wait for the poll thread (a streamed response, which
+  waits for the client) gives up its role first; requests with a streamed body go to
+  the pool from the start. At most one thread polls; at most ``threads`` apps run.
+* What a pool thread sends is appended to one shared outbox, and the poll thread is
+  woken with an empty ``Manager.wakeup()``: at most one wakeup is in flight, every post
+  made while one is pending rides on it (the leader's own posts need none: it applies
+  them before it polls again).
 * On ``MG_EV_WAKEUP`` the poll thread empties the whole outbox. Blocks of one response
   that wait there together leave as one chunk (up to ``COALESCE_BYTES``).
 * Backpressure: a streamed response may have ``STREAM_QUEUE_BYTES`` posted but not yet
@@ -24,6 +35,8 @@ import os
 import queue
 import sys
 import threading
+from collections import deque
+from time import monotonic, perf_counter
 from typing import Any
 
 from . import protocol as _protocol
@@ -39,6 +52,18 @@ logger = logging.getLogger("cymongoose.wsgi")
 STREAM_QUEUE_BYTES = 1 << 20
 #: At most this much of a streamed request body waits for the app before reading pauses.
 BODY_BUFFER_BYTES = 1 << 20
+#: The standby looks at the leader this often (seconds): an app call running at two
+#: looks in a row (5 to 10 ms) costs the leader its role.
+STANDBY_S = 0.005
+#: After a takeover, requests are handed to the pool for this long (seconds)...
+HANDOFF_S = 1.0
+#: ...and again from each app call on the pool that takes this long (seconds).
+SLOW_APP_S = 0.002
+
+# Job queue tokens: the pool thread that takes it becomes the standby / takes a free
+# poll role.
+_STANDBY = object()
+_LOOK = object()
 
 # Outbox item kinds.
 _RESPONSE, _HEAD, _DATA, _END, _ABORT, _RESUME, _FILE, _ADOPT = range(8)
@@ -66,19 +91,38 @@ class PooledWriter:
         self.stream_timeout_s = stream_timeout_s
         self.stopping = False  # responses say "Connection: close" from now on
         self.run_fast: Any = None
-        self.jobs: queue.SimpleQueue[Cycle | None] = queue.SimpleQueue()
+        self.jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._pool: list[threading.Thread] = []
         self._lock = threading.Lock()
         self._outbox: list[tuple[Any, ...]] = []  # guarded by _lock
         self._wake_target: int | None = None  # guarded by _lock: the wakeup in flight
+        # The roles (see the module docstring), guarded by _lock. Until serve() the
+        # server's caller polls (leader -1) and every request goes to the pool.
+        self._roles = threading.Condition(self._lock)
+        self._leader: int | None = -1  # the thread that polls
+        self._standby: int | None = None
+        self._main: int | None = None  # the thread in serve()
+        self._in_app = False  # the leader runs an app call, the _seq-th
+        self._seq = 0
+        self._final = False  # stopping: only the serve() thread may lead, apps on the pool
+        self._closing = False
+        self._stop: threading.Event | None = None
+        self._poll_ms = 100
+        self._error: BaseException | None = None  # raised by poll() on a pool thread
+        # The leader's own: the cycles it runs after this poll; whether it may (a standby
+        # is there, no hand-off period); the end of the hand-off period.
+        self._ready: deque[Cycle] = deque()
+        self._inline = False
+        self._handoff_until = 0.0
+        self._recruiting = False  # a _STANDBY token is in the job queue
 
     # -- the pool ------------------------------------------------------------------------
 
     def start_threads(self) -> None:
-        """Start the pool (idempotent)."""
+        """Start the pool: ``threads + 1`` threads, one to poll (idempotent)."""
         if not self._pool:
             _limit_malloc_arenas(self.threads)
-        while len(self._pool) < self.threads:
+        while len(self._pool) <= self.threads:
             t = threading.Thread(
                 target=self._work, name=f"cymongoose-wsgi-{len(self._pool)}", daemon=True
             )
@@ -86,29 +130,171 @@ class PooledWriter:
             self._pool.append(t)
 
     def stop_threads(self) -> None:
+        with self._roles:
+            self._closing = True
         for _ in self._pool:
             self.jobs.put(None)
 
+    def serve(self, stop: threading.Event, poll_ms: int) -> None:
+        """Have the pool poll (every ``poll_ms`` ms at most) until ``stop`` is set; then
+        return with the poll role given to the calling thread, every request going to
+        the pool (graceful stop). Re-raises what ``Manager.poll()`` raised on a pool
+        thread (SystemExit, KeyboardInterrupt)."""
+        me = threading.get_ident()
+        self._stop, self._poll_ms, self._main = stop, poll_ms, me
+        with self._roles:
+            self._leader = None
+        self.jobs.put(_LOOK)  # a pool thread takes the role
+        while not stop.wait(0.1):  # with a timeout: signal handlers run on this thread
+            pass
+        self._final = True
+        self._inline = False
+        try:
+            self.manager.wakeup(self.manager.wakeup_id)  # the leader sees the stop at once
+        except RuntimeError:
+            pass
+        last = -1
+        with self._roles:
+            while not self._take(me, last):
+                last = self._seq
+                self._roles.wait(STANDBY_S)
+        if self._error is not None:
+            raise self._error
+
     def _work(self) -> None:
+        """A pool thread: run queued cycles; stand by, lead when its turn comes."""
+        me = threading.get_ident()
         get = self.jobs.get
         run_fast = self.run_fast
+        roles = self._roles
+        standby = False
+        last = -1
         while True:
-            cycle = get()
-            if cycle is None:
+            if standby:
+                try:
+                    item = get(timeout=STANDBY_S)
+                except queue.Empty:
+                    item = _LOOK
+            else:
+                item = get()
+            if item is None:
                 return
+            if item is _STANDBY or item is _LOOK:
+                with roles:
+                    if item is _STANDBY:
+                        self._recruiting = False
+                        if self._standby is None:
+                            self._standby = me
+                            standby = True
+                    lead = self._take(me, last)
+                    last = self._seq
+                    if lead and standby:
+                        self._standby = None
+                        standby = False
+                if lead:
+                    self._lead(me)
+                    last = -1
+                continue
+            if standby:  # a job for the pool: the leader recruits another standby
+                with roles:
+                    if self._standby == me:
+                        self._standby = None
+                standby = False
             try:
-                run_fast(cycle)  # the core's fast path, or cycle.run() once taken
+                begun = perf_counter()
+                run_fast(item)  # the core's fast path, or cycle.run() once taken
+                if perf_counter() - begun >= SLOW_APP_S:
+                    self._handoff_until = monotonic() + HANDOFF_S
             except BaseException:  # never lose a pool thread
                 logger.exception("error in WSGI pool thread")
 
+    def _take(self, me: int, last: int) -> bool:
+        """Under ``_roles``: make ``me`` the leader if the role is free, or if the leader
+        has been in the same app call since the look that saw ``_seq == last``."""
+        if self._closing or (self._final and me != self._main):
+            return False
+        if self._leader is not None:
+            if not (self._in_app and self._seq == last):
+                return False
+            self._in_app = False  # the old leader's call is not ours
+            self._handoff_until = monotonic() + HANDOFF_S
+            self._inline = False  # what it had queued goes to the pool
+        self._leader = me
+        return True
+
+    def _resign(self) -> None:
+        """The leader is about to wait for the poll thread: another thread polls."""
+        with self._roles:
+            if self._leader != threading.get_ident():
+                return
+            self._leader = None
+            self._in_app = False
+            self._roles.notify_all()  # serve()'s thread, at the stop
+        self.jobs.put(_LOOK)
+
+    def _lead(self, me: int) -> None:
+        """Poll, and run what is queued between polls, while ``me`` leads."""
+        manager = self.manager
+        ready = self._ready
+        run_fast = self.run_fast
+        roles = self._roles
+        stop = self._stop
+        assert stop is not None
+        while True:
+            while ready:
+                cycle = ready.popleft()
+                if not self._inline or self._standby is None:  # nobody to take over
+                    self.jobs.put(cycle)
+                    continue
+                self._seq += 1
+                self._in_app = True
+                try:
+                    run_fast(cycle)
+                except BaseException:
+                    logger.exception("error in WSGI pool thread")
+                with roles:
+                    if self._leader != me:
+                        return  # the standby took over: join the pool
+                    self._in_app = False
+            if self._outbox:
+                self.flush()  # what the apps posted (no wakeup for the leader's posts)
+                if ready:
+                    continue  # pipelined requests started by the flush
+            if self._final:
+                self._resign()  # serve()'s thread takes over
+                return
+            # Run apps here only while a standby watches, outside a hand-off period.
+            inline = monotonic() >= self._handoff_until
+            if self._standby is None:
+                if inline and not self._recruiting:
+                    self._recruiting = True
+                    self.jobs.put(_STANDBY)
+                inline = False
+            self._inline = inline
+            try:
+                manager.poll(self._poll_ms)
+            except BaseException as exc:  # SystemExit...: serve() raises it
+                self._error = exc
+                stop.set()
+
     def idle(self) -> bool:
         """Nothing waits in the outbox (a handed-over request may wait there)."""
-        return not self._outbox
+        return not self._outbox and not self._ready
 
     # -- protocol side (poll thread) -----------------------------------------------------
 
+    def submit(self, cycle: Cycle) -> None:
+        """Queue ``cycle`` (poll thread): for the leader after this poll, or the pool."""
+        if self._inline:
+            self._ready.append(cycle)
+        else:
+            self.jobs.put(cycle)
+
     def start(self, cycle: Cycle) -> None:
-        self.jobs.put(cycle)
+        if self._inline and cycle.body is None:
+            self._ready.append(cycle)
+        else:
+            self.jobs.put(cycle)  # its app may wait for the body: never on the leader
 
     def new_body(self, cycle: Cycle) -> RequestBody:
         body = RequestBody(
@@ -148,12 +334,16 @@ class PooledWriter:
         self._post(cycle, (_RESPONSE, cycle, status, headers, body, head_only))
 
     def head(self, cycle: Cycle, status: str, headers: list[tuple[str, str]]) -> None:
+        if self._leader == threading.get_ident():
+            self._resign()  # a stream waits for the client, through the poll thread
         cycle.cond = threading.Condition()
         self._post(cycle, (_HEAD, cycle, status, headers))
 
     def data(self, cycle: Cycle, data: bytes) -> None:
         cond = cycle.cond
         if cond is None:  # the core's fast path wrote the head
+            if self._leader == threading.get_ident():
+                self._resign()
             cond = cycle.cond = threading.Condition()
         timeout_s = self.stream_timeout_s
         with cond:
@@ -200,8 +390,8 @@ class PooledWriter:
             if cycle.cancelled and not force:
                 return False
             self._outbox.append(item)
-            if self._wake_target is not None:
-                return True
+            if self._wake_target is not None or self._leader == threading.get_ident():
+                return True  # on its way, or posted by the leader, which applies it
             self._wake_target = conn_id
         self._wake(conn_id)
         return True

@@ -157,7 +157,7 @@ class WSGIServer:
             app, Cycle, self._on_event,
             # Pooled: only where the core can run it on a pool thread (pool_supported);
             # elsewhere every request takes the Python path.
-            submit=self._pooled.jobs.put if self._pooled is not None else None,
+            submit=self._pooled.submit if self._pooled is not None else None,
             access_log=self.access_log, log_arrival=self.access_format is not None,
             file_wrapper=FileWrapper,
             buffer_limit=FAST_STREAM_BYTES, proxy_headers=PROXY_HEADER_NAMES,
@@ -241,8 +241,11 @@ class WSGIServer:
                 self.listen()
             if self._watchdog is not None:
                 self._watchdog.ready()
-            while not self._stop.is_set():
-                self._mgr.poll(poll_ms)
+            if self._pooled is not None:
+                self._pooled.serve(self._stop, poll_ms)  # a pool thread polls meanwhile
+            else:
+                while not self._stop.is_set():
+                    self._mgr.poll(poll_ms)
             lifecycle.shutting_down(logger)
             self._graceful_stop(poll_ms)
         finally:
