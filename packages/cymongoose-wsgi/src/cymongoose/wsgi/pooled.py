@@ -39,6 +39,8 @@ from collections import deque
 from time import monotonic, perf_counter
 from typing import Any
 
+from cymongoose import WsgiPollRole
+
 from . import protocol as _protocol
 from .cycle import Cancelled, Cycle
 from .environ import RequestBody
@@ -79,8 +81,9 @@ class PooledWriter:
     ``manager``: the server's ``Manager`` (with ``enable_wakeup``); ``protocols``: the
     server's ``{connection id: Protocol}`` (poll thread); ``threads``: the pool size;
     ``stream_timeout_s``: how long a streaming app thread waits for the client to take
-    data before it gives up (seconds); ``run_fast``: the core fast path's ``run``, which
-    runs every queued cycle (set once the fast path exists).
+    data before it gives up (seconds); ``run_fast`` and ``run_ready``: the core fast
+    path's ``run`` (one queued cycle) and ``run_ready`` (the leader's), set once the
+    fast path exists (made with ``role=self.role``).
     """
 
     def __init__(self, manager: Any, protocols: dict[int, Any], threads: int,
@@ -91,30 +94,21 @@ class PooledWriter:
         self.stream_timeout_s = stream_timeout_s
         self.stopping = False  # responses say "Connection: close" from now on
         self.run_fast: Any = None
+        self.run_ready: Any = None
         self.jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._pool: list[threading.Thread] = []
         self._lock = threading.Lock()
         self._outbox: list[tuple[Any, ...]] = []  # guarded by _lock
         self._wake_target: int | None = None  # guarded by _lock: the wakeup in flight
-        # The roles (see the module docstring), guarded by _lock. Until serve() the
-        # server's caller polls (leader -1) and every request goes to the pool.
-        self._roles = threading.Condition(self._lock)
-        self._leader: int | None = -1  # the thread that polls
-        self._standby: int | None = None
-        self._main: int | None = None  # the thread in serve()
-        self._in_app = False  # the leader runs an app call, the _seq-th
-        self._seq = 0
-        self._final = False  # stopping: only the serve() thread may lead, apps on the pool
-        self._closing = False
+        # Who polls (see the module docstring): until serve() the server's caller does
+        # (leader 1, not a thread ident) and every request goes to the pool.
+        self.role = WsgiPollRole(deque(), HANDOFF_S)
+        self.role.leader = 1
+        self._roles = threading.Condition(self._lock)  # serve() waits there at the stop
+        self._recruiting = False  # a _STANDBY token is in the job queue
         self._stop: threading.Event | None = None
         self._poll_ms = 100
         self._error: BaseException | None = None  # raised by poll() on a pool thread
-        # The leader's own: the cycles it runs after this poll; whether it may (a standby
-        # is there, no hand-off period); the end of the hand-off period.
-        self._ready: deque[Cycle] = deque()
-        self._inline = False
-        self._handoff_until = 0.0
-        self._recruiting = False  # a _STANDBY token is in the job queue
 
     # -- the pool ------------------------------------------------------------------------
 
@@ -130,8 +124,7 @@ class PooledWriter:
             self._pool.append(t)
 
     def stop_threads(self) -> None:
-        with self._roles:
-            self._closing = True
+        self.role.closing = True
         for _ in self._pool:
             self.jobs.put(None)
 
@@ -140,23 +133,23 @@ class PooledWriter:
         return with the poll role given to the calling thread, every request going to
         the pool (graceful stop). Re-raises what ``Manager.poll()`` raised on a pool
         thread (SystemExit, KeyboardInterrupt)."""
+        role = self.role
         me = threading.get_ident()
-        self._stop, self._poll_ms, self._main = stop, poll_ms, me
-        with self._roles:
-            self._leader = None
-        self.jobs.put(_LOOK)  # a pool thread takes the role
+        self._stop, self._poll_ms, role.main = stop, poll_ms, me
+        role.leader = 0
+        self.jobs.put(_LOOK)  # a pool thread takes the free role
         while not stop.wait(0.1):  # with a timeout: signal handlers run on this thread
             pass
-        self._final = True
-        self._inline = False
+        role.final = True
+        role.inline = False
         try:
             self.manager.wakeup(self.manager.wakeup_id)  # the leader sees the stop at once
         except RuntimeError:
             pass
         last = -1
         with self._roles:
-            while not self._take(me, last):
-                last = self._seq
+            while not role.take(me, last, monotonic()):
+                last = role.seq
                 self._roles.wait(STANDBY_S)
         if self._error is not None:
             raise self._error
@@ -166,7 +159,7 @@ class PooledWriter:
         me = threading.get_ident()
         get = self.jobs.get
         run_fast = self.run_fast
-        roles = self._roles
+        role = self.role
         standby = False
         last = -1
         while True:
@@ -180,97 +173,73 @@ class PooledWriter:
             if item is None:
                 return
             if item is _STANDBY or item is _LOOK:
-                with roles:
+                with self._lock:
                     if item is _STANDBY:
                         self._recruiting = False
-                        if self._standby is None:
-                            self._standby = me
+                        if role.standby == 0:
+                            role.standby = me
                             standby = True
-                    lead = self._take(me, last)
-                    last = self._seq
+                    lead = role.take(me, last, monotonic())
+                    last = role.seq
                     if lead and standby:
-                        self._standby = None
+                        role.standby = 0
                         standby = False
                 if lead:
                     self._lead(me)
                     last = -1
                 continue
             if standby:  # a job for the pool: the leader recruits another standby
-                with roles:
-                    if self._standby == me:
-                        self._standby = None
+                with self._lock:
+                    if role.standby == me:
+                        role.standby = 0
                 standby = False
             try:
                 begun = perf_counter()
                 run_fast(item)  # the core's fast path, or cycle.run() once taken
                 if perf_counter() - begun >= SLOW_APP_S:
-                    self._handoff_until = monotonic() + HANDOFF_S
+                    role.handoff_until = monotonic() + HANDOFF_S
             except BaseException:  # never lose a pool thread
                 logger.exception("error in WSGI pool thread")
 
-    def _take(self, me: int, last: int) -> bool:
-        """Under ``_roles``: make ``me`` the leader if the role is free, or if the leader
-        has been in the same app call since the look that saw ``_seq == last``."""
-        if self._closing or (self._final and me != self._main):
-            return False
-        if self._leader is not None:
-            if not (self._in_app and self._seq == last):
-                return False
-            self._in_app = False  # the old leader's call is not ours
-            self._handoff_until = monotonic() + HANDOFF_S
-            self._inline = False  # what it had queued goes to the pool
-        self._leader = me
-        return True
-
     def _resign(self) -> None:
         """The leader is about to wait for the poll thread: another thread polls."""
-        with self._roles:
-            if self._leader != threading.get_ident():
-                return
-            self._leader = None
-            self._in_app = False
-            self._roles.notify_all()  # serve()'s thread, at the stop
-        self.jobs.put(_LOOK)
+        if self.role.resign(threading.get_ident()):
+            with self._roles:
+                self._roles.notify_all()  # serve()'s thread, at the stop
+            self.jobs.put(_LOOK)
 
     def _lead(self, me: int) -> None:
         """Poll, and run what is queued between polls, while ``me`` leads."""
         manager = self.manager
-        ready = self._ready
-        run_fast = self.run_fast
-        roles = self._roles
+        role = self.role
+        ready = role.ready
+        run_ready = self.run_ready
         stop = self._stop
         assert stop is not None
         while True:
-            while ready:
-                cycle = ready.popleft()
-                if not self._inline or self._standby is None:  # nobody to take over
-                    self.jobs.put(cycle)
-                    continue
-                self._seq += 1
-                self._in_app = True
+            if ready:
                 try:
-                    run_fast(cycle)
+                    if not run_ready(me):
+                        return  # the standby took over: join the pool
                 except BaseException:
                     logger.exception("error in WSGI pool thread")
-                with roles:
-                    if self._leader != me:
-                        return  # the standby took over: join the pool
-                    self._in_app = False
+                    if role.leader != me:
+                        return
             if self._outbox:
                 self.flush()  # what the apps posted (no wakeup for the leader's posts)
                 if ready:
                     continue  # pipelined requests started by the flush
-            if self._final:
+            if role.final:
                 self._resign()  # serve()'s thread takes over
                 return
             # Run apps here only while a standby watches, outside a hand-off period.
-            inline = monotonic() >= self._handoff_until
-            if self._standby is None:
+            inline = monotonic() >= role.handoff_until
+            if role.standby == 0:
                 if inline and not self._recruiting:
                     self._recruiting = True
                     self.jobs.put(_STANDBY)
                 inline = False
-            self._inline = inline
+            role.inline = inline
             try:
                 manager.poll(self._poll_ms)
             except BaseException as exc:  # SystemExit...: serve() raises it
@@ -279,20 +248,13 @@ class PooledWriter:
 
     def idle(self) -> bool:
         """Nothing waits in the outbox (a handed-over request may wait there)."""
-        return not self._outbox and not self._ready
+        return not self._outbox and not self.role.ready
 
     # -- protocol side (poll thread) -----------------------------------------------------
 
-    def submit(self, cycle: Cycle) -> None:
-        """Queue ``cycle`` (poll thread): for the leader after this poll, or the pool."""
-        if self._inline:
-            self._ready.append(cycle)
-        else:
-            self.jobs.put(cycle)
-
     def start(self, cycle: Cycle) -> None:
-        if self._inline and cycle.body is None:
-            self._ready.append(cycle)
+        if self.role.inline and cycle.body is None:
+            self.role.ready.append(cycle)
         else:
             self.jobs.put(cycle)  # its app may wait for the body: never on the leader
 
@@ -334,7 +296,7 @@ class PooledWriter:
         self._post(cycle, (_RESPONSE, cycle, status, headers, body, head_only))
 
     def head(self, cycle: Cycle, status: str, headers: list[tuple[str, str]]) -> None:
-        if self._leader == threading.get_ident():
+        if self.role.leader == threading.get_ident():
             self._resign()  # a stream waits for the client, through the poll thread
         cycle.cond = threading.Condition()
         self._post(cycle, (_HEAD, cycle, status, headers))
@@ -342,7 +304,7 @@ class PooledWriter:
     def data(self, cycle: Cycle, data: bytes) -> None:
         cond = cycle.cond
         if cond is None:  # the core's fast path wrote the head
-            if self._leader == threading.get_ident():
+            if self.role.leader == threading.get_ident():
                 self._resign()
             cond = cycle.cond = threading.Condition()
         timeout_s = self.stream_timeout_s
@@ -390,7 +352,7 @@ class PooledWriter:
             if cycle.cancelled and not force:
                 return False
             self._outbox.append(item)
-            if self._wake_target is not None or self._leader == threading.get_ident():
+            if self._wake_target is not None or self.role.leader == threading.get_ident():
                 return True  # on its way, or posted by the leader, which applies it
             self._wake_target = conn_id
         self._wake(conn_id)
