@@ -321,6 +321,7 @@ class WsgiPollRole:
     standby: int
     main: int
     seq: int
+    takeovers: int
     in_app: bool
     inline: bool
     final: bool

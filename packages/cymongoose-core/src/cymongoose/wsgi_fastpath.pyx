@@ -169,8 +169,9 @@ cdef class WsgiPollRole:
     to the pool after a takeover (seconds). Fields (thread idents from
     ``threading.get_ident()``, 0 for none): ``leader`` (the thread allowed to poll),
     ``standby``, ``main`` (the only thread that may take the role once ``final``),
-    ``seq`` and ``in_app`` (the leader is in its ``seq``-th app call), ``inline`` (it may
-    run what it queues), ``final``, ``closing``, ``handoff_until`` (``time.monotonic()``).
+    ``seq`` and ``in_app`` (the leader is in its ``seq``-th app call), ``takeovers``,
+    ``inline`` (it may run what it queues), ``final``, ``closing``, ``handoff_until``
+    (``time.monotonic()``).
     """
     # Fields are declared in wsgi_fastpath.pxd.
 
@@ -188,6 +189,7 @@ cdef class WsgiPollRole:
             if not (self.in_app and self.seq == last):
                 return False
             self.in_app = False  # the old leader's call, not ours
+            self.takeovers += 1
             self.handoff_until = now + self.handoff_s
             self.inline = False  # what it queued goes to the pool
         self.leader = me

@@ -57,10 +57,13 @@ BODY_BUFFER_BYTES = 1 << 20
 #: The standby looks at the leader this often (seconds): an app call running at two
 #: looks in a row (5 to 10 ms) costs the leader its role.
 STANDBY_S = 0.005
-#: After a takeover, requests are handed to the pool for this long (seconds)...
+#: After a takeover, requests are handed to the pool for this long (seconds), and again
+#: for as long while at least 1 in ``SLOW_RATIO`` app calls on the pool took
+#: ``SLOW_APP_S`` or more (one slow call now and then, or a thread the OS preempted, does
+#: not keep every request on the pool).
 HANDOFF_S = 1.0
-#: ...and again from each app call on the pool that takes this long (seconds).
 SLOW_APP_S = 0.002
+SLOW_RATIO = 100
 
 # Job queue tokens: the pool thread that takes it becomes the standby / takes a free
 # poll role.
@@ -106,6 +109,7 @@ class PooledWriter:
         self.role.leader = 1
         self._roles = threading.Condition(self._lock)  # serve() waits there at the stop
         self._recruiting = False  # a _STANDBY token is in the job queue
+        self._calls = self._slow = 0  # app calls on the pool, those >= SLOW_APP_S
         self._stop: threading.Event | None = None
         self._poll_ms = 100
         self._error: BaseException | None = None  # raised by poll() on a pool thread
@@ -196,8 +200,9 @@ class PooledWriter:
             try:
                 begun = perf_counter()
                 run_fast(item)  # the core's fast path, or cycle.run() once taken
+                self._calls += 1  # (counts lost in a race do not matter)
                 if perf_counter() - begun >= SLOW_APP_S:
-                    role.handoff_until = monotonic() + HANDOFF_S
+                    self._slow += 1
             except BaseException:  # never lose a pool thread
                 logger.exception("error in WSGI pool thread")
 
@@ -233,7 +238,18 @@ class PooledWriter:
                 self._resign()  # serve()'s thread takes over
                 return
             # Run apps here only while a standby watches, outside a hand-off period.
-            inline = monotonic() >= role.handoff_until
+            inline = True
+            if role.handoff_until:
+                now = monotonic()
+                if now < role.handoff_until:
+                    inline = False
+                else:
+                    if self._slow * SLOW_RATIO > self._calls:
+                        role.handoff_until = now + HANDOFF_S  # the app is still slow
+                        inline = False
+                    else:
+                        role.handoff_until = 0.0
+                    self._calls = self._slow = 0
             if role.standby == 0:
                 if inline and not self._recruiting:
                     self._recruiting = True
