@@ -198,3 +198,107 @@ def _dechunk(data: bytes) -> bytes:
             return out
         out += data[:size]
         data = data[size + 2:]
+
+
+def _warm(srv: ServerThread) -> None:
+    # A few quick requests: the pool has a poller and a standby, and the poller runs quick
+    # requests itself between its polls.
+    with httpx.Client(base_url=srv.url, timeout=10) as client:
+        for _ in range(20):
+            assert client.get("/warm").status_code == 200
+
+
+def _fast_while_slow(srv: ServerThread, slow_path: str) -> tuple[float, bool]:
+    """GET ``slow_path`` on one connection; once it runs, GET /fast on another. Returns
+    how long /fast took (seconds) and whether the slow response had arrived by then."""
+    slow: list[httpx.Response] = []
+    waiter = threading.Thread(
+        target=lambda: slow.append(httpx.get(srv.url + slow_path, timeout=30)))
+    waiter.start()
+    try:
+        time.sleep(0.2)  # the slow app runs by now (it takes 2 s)
+        begun = time.monotonic()
+        with httpx.Client(base_url=srv.url, timeout=30) as client:
+            assert client.get("/fast").text == "/fast"
+        return time.monotonic() - begun, bool(slow)
+    finally:
+        waiter.join(30)
+        assert slow and slow[0].text == slow_path
+
+
+def _slow_app(environ, start_response):
+    path = environ["PATH_INFO"]
+    if path == "/sleep":
+        time.sleep(2)
+    elif path == "/spin":  # CPU-bound: holds the GIL but for the interpreter's switches
+        end = time.perf_counter() + 2
+        while time.perf_counter() < end:
+            pass
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [path.encode()]
+
+
+@pytest.mark.parametrize("slow_path", ["/sleep", "/spin"])
+def test_a_slow_app_on_the_polling_thread_delays_no_other_connection(slow_path):
+    # A quick-looking request runs on the thread that polls; once it turns out slow, a
+    # pool thread takes over the polling and the other connection is answered meanwhile.
+    with ServerThread(_slow_app, threads=2, access_log=False) as srv:
+        _warm(srv)
+        took, slow_done = _fast_while_slow(srv, slow_path)
+    assert not slow_done
+    assert took < 1.0  # 2 s if the fast request waited for the slow one
+
+
+def test_a_slow_reader_of_a_stream_delays_no_other_connection():
+    # A streamed response waits for its client (backpressure) on a pool thread, never on
+    # the polling thread: other connections are served, and the stream arrives whole.
+    block = bytes(range(256)) * 256  # 64 KiB
+    blocks = 256  # 16 MiB, far above what the server queues
+
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Type", "application/octet-stream")])
+        if environ["PATH_INFO"] == "/stream":
+            return (block for _ in range(blocks))
+        return [b"fast"]
+
+    with ServerThread(app, threads=2, access_log=False) as srv:
+        _warm(srv)
+        with socket.create_connection(("127.0.0.1", srv.port), timeout=30) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 << 10)
+            sock.sendall(b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n")
+            first = sock.recv(65536)
+            assert first.startswith(b"HTTP/1.1 200")
+            time.sleep(0.5)  # the app is held back by the client, not the server
+            with httpx.Client(base_url=srv.url, timeout=10) as client:
+                for _ in range(5):
+                    assert client.get("/").text == "fast"
+            buf = bytearray(first)
+            response = read_response(sock, buf)
+    body = response.partition(b"\r\n\r\n")[2]
+    chunks, size = bytearray(), 0
+    while True:  # de-chunk
+        line, _, body = body.partition(b"\r\n")
+        size = int(line, 16)
+        if not size:
+            break
+        chunks += body[:size]
+        body = body[size + 2:]
+    assert bytes(chunks) == block * blocks
+
+
+def test_large_uploads_are_echoed_whole():
+    def app(environ, start_response):
+        body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        start_response("200 OK", [("Content-Type", "application/octet-stream"),
+                                  ("Content-Length", str(len(body)))])
+        return [body]
+
+    payload = bytes(range(256)) * (32 << 10)  # 8 MiB
+    with ServerThread(app, threads=2, access_log=False) as srv:
+        _warm(srv)
+        with httpx.Client(base_url=srv.url, timeout=60) as client:
+            for _ in range(3):
+                response = client.post("/echo", content=payload)
+                assert response.status_code == 200
+                assert response.content == payload
+                assert client.get("/after").status_code == 200
