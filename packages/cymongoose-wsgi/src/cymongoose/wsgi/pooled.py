@@ -3,16 +3,22 @@
 * Leader/followers: the pool has ``threads + 1`` threads, of which one, the *leader*,
   polls (``Manager.poll``). Mongoose's callbacks only queue each request's
   :class:`~.cycle.Cycle` (the core's fast path queues its own, the request copied out);
-  once ``poll()`` has returned, the leader runs the queued cycles itself, as the inline
-  mode does: no hand-off, no wakeup, the answer leaves at the next poll.
-* A *standby* thread looks every ``STANDBY_S``: a leader found inside the same app call
-  twice in a row loses its role; the standby becomes the leader, the cycles still queued
-  go to the pool, and for ``HANDOFF_S`` (longer while pool threads see slow app calls)
-  every request is handed to the pool as before: the app runs on a pool thread, and the
-  poll thread is woken to send what it posted. When the former leader's app returns, it
-  joins the pool. A leader about to wait for the poll thread (a streamed response, which
-  waits for the client) gives up its role first; requests with a streamed body go to
-  the pool from the start. At most one thread polls; at most ``threads`` apps run.
+  once ``poll()`` has returned, the leader runs the queued cycles itself (the core's
+  ``run_ready``), as the inline mode does: no hand-off, no wakeup, the answer leaves at
+  the next poll. The role lives in C (``WsgiPollRole``): taking it, and the leader's
+  check after each app call that it still has it, are atomic under the GIL.
+* An idle pool thread stands by, looking every ``STANDBY_S``: a leader found inside the
+  same app call twice in a row loses its role (a *takeover*); the standby becomes the
+  leader, the cycles still queued go to the pool, and for ``HANDOFF_S`` (again while 1
+  in ``SLOW_RATIO`` app calls on the pool takes ``SLOW_APP_S`` or more) every request is
+  handed to the pool as before: the app runs on a pool thread, and the polling thread
+  is woken to send what it posted. When the former leader's app returns, it joins the
+  pool. Without a standby the leader runs no app. A leader about to wait for the
+  polling thread (a streamed response, which waits for the client) gives up its role
+  first; requests with a streamed body go to the pool from the start. At most one
+  thread polls; at most ``threads`` apps run.
+* ``serve()`` (the thread of ``WSGIServer.run``) waits for the stop, then takes the
+  role back for the graceful stop, during which every request goes to the pool.
 * What a pool thread sends is appended to one shared outbox, and the poll thread is
   woken with an empty ``Manager.wakeup()``: at most one wakeup is in flight, every post
   made while one is pending rides on it (the leader's own posts need none: it applies
