@@ -309,3 +309,19 @@ def test_large_uploads_are_echoed_whole():
                 assert response.status_code == 200
                 assert response.content == payload
                 assert client.get("/after").status_code == 200
+
+
+def test_graceful_stop_while_the_polling_thread_runs_a_slow_app():
+    # The stop waits for the app the polling thread runs, and its answer still goes out.
+    app = SlowApp()
+    srv = ServerThread(app, threads=2, access_log=False, graceful_timeout_s=30)
+    srv.__enter__()
+    try:
+        _warm(srv)
+        with slow_request(srv, app) as slow:
+            srv.server.shutdown()
+            time.sleep(0.3)  # the stop has begun and waits for /slow
+            assert not slow
+    finally:
+        srv.stop()
+    assert slow[0].headers["connection"] == "close"
