@@ -325,3 +325,34 @@ def test_graceful_stop_while_the_polling_thread_runs_a_slow_app():
     finally:
         srv.stop()
     assert slow[0].headers["connection"] == "close"
+
+
+def test_apps_that_wait_briefly_run_concurrently_on_the_pool():
+    # Each call waits 3 ms (a quick database query): shorter than a takeover takes, yet
+    # the requests of several clients must not run one after the other on the leader.
+    lock = threading.Lock()
+    running = peak = 0
+
+    def app(environ, start_response):
+        nonlocal running, peak
+        with lock:
+            running += 1
+            peak = max(peak, running)
+        time.sleep(0.003)
+        with lock:
+            running -= 1
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"ok"]
+
+    def client() -> None:
+        with httpx.Client(base_url=srv.url, timeout=30) as http:
+            for _ in range(40):
+                assert http.get("/").text == "ok"
+
+    with ServerThread(app, threads=4, access_log=False) as srv:
+        clients = [threading.Thread(target=client) for _ in range(4)]
+        for t in clients:
+            t.start()
+        for t in clients:
+            t.join(60)
+    assert peak >= 2

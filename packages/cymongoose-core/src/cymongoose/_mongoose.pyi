@@ -322,6 +322,9 @@ class WsgiPollRole:
     main: int
     seq: int
     takeovers: int
+    calls: int
+    slow_calls: int
+    slow_s: float
     in_app: bool
     inline: bool
     final: bool

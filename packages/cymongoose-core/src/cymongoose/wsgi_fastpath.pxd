@@ -51,6 +51,9 @@ cdef class WsgiPollRole:
     cdef public unsigned long main       # the thread that gets the role back at the stop
     cdef public long long seq            # app calls the leader began
     cdef public long long takeovers      # times a leader stuck in an app lost the role
+    cdef public long long calls          # app calls run_ready made, and how many of them
+    cdef public long long slow_calls     # took slow_s or more
+    cdef public double slow_s
     cdef public bint in_app              # the leader is in its seq-th app call
     cdef public bint inline              # the leader runs what it queues
     cdef public bint final               # stopping: only main may lead

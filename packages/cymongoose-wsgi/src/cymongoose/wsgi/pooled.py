@@ -13,7 +13,9 @@
   in ``SLOW_RATIO`` app calls on the pool takes ``SLOW_APP_S`` or more) every request is
   handed to the pool as before: the app runs on a pool thread, and the polling thread
   is woken to send what it posted. When the former leader's app returns, it joins the
-  pool. Without a standby the leader runs no app. A leader about to wait for the
+  pool. The same hand-off period starts when 1 in ``SLOW_RATIO`` of the leader's own
+  app calls takes ``SLOW_APP_S`` or more: an app that waits even briefly (a database
+  query) runs concurrently on the pool. Without a standby the leader runs no app. A leader about to wait for the
   polling thread (a streamed response, which waits for the client) gives up its role
   first; requests with a streamed body go to the pool from the start. At most one
   thread polls; at most ``threads`` apps run.
@@ -63,13 +65,17 @@ BODY_BUFFER_BYTES = 1 << 20
 #: The standby looks at the leader this often (seconds): an app call running at two
 #: looks in a row (5 to 10 ms) costs the leader its role.
 STANDBY_S = 0.005
-#: After a takeover, requests are handed to the pool for this long (seconds), and again
-#: for as long while at least 1 in ``SLOW_RATIO`` app calls on the pool took
-#: ``SLOW_APP_S`` or more (one slow call now and then, or a thread the OS preempted, does
-#: not keep every request on the pool).
+#: An app call this long (seconds) is slow: handing it to another thread costs a few
+#: microseconds, under 1% of it, while running it on the leader holds up the others.
+SLOW_APP_S = 0.0005
+#: Requests are handed to the pool for ``HANDOFF_S`` seconds after a takeover, or once
+#: ``SLOW_WINDOW`` of the leader's app calls were slow within ``SLOW_RATIO *
+#: SLOW_WINDOW``; and again for as long while 1 in ``SLOW_RATIO`` app calls on the pool
+#: is slow (one slow call now and then, or a thread the OS preempted, does not keep
+#: every request on the pool).
 HANDOFF_S = 1.0
-SLOW_APP_S = 0.002
 SLOW_RATIO = 100
+SLOW_WINDOW = 10
 
 # Job queue tokens: the pool thread that takes it becomes the standby / takes a free
 # poll role.
@@ -113,6 +119,7 @@ class PooledWriter:
         # (leader 1, not a thread ident) and every request goes to the pool.
         self.role = WsgiPollRole(deque(), HANDOFF_S)
         self.role.leader = 1
+        self.role.slow_s = SLOW_APP_S
         self._roles = threading.Condition(self._lock)  # serve() waits there at the stop
         self._recruiting = False  # a _STANDBY token is in the job queue
         self._calls = self._slow = 0  # app calls on the pool, those >= SLOW_APP_S
@@ -244,6 +251,10 @@ class PooledWriter:
                 self._resign()  # serve()'s thread takes over
                 return
             # Run apps here only while a standby watches, outside a hand-off period.
+            if role.slow_calls >= SLOW_WINDOW or role.calls >= SLOW_RATIO * SLOW_WINDOW:
+                if role.slow_calls >= SLOW_WINDOW:  # 1 in SLOW_RATIO or more: slow app
+                    role.handoff_until = monotonic() + HANDOFF_S
+                role.calls = role.slow_calls = 0
             inline = True
             if role.handoff_until:
                 now = monotonic()
