@@ -15,10 +15,10 @@
   is woken to send what it posted. When the former leader's app returns, it joins the
   pool. The same hand-off period starts when 1 in ``SLOW_RATIO`` of the leader's own
   app calls takes ``SLOW_APP_S`` or more: an app that waits even briefly (a database
-  query) runs concurrently on the pool. Without a standby the leader runs no app. A leader about to wait for the
-  polling thread (a streamed response, which waits for the client) gives up its role
-  first; requests with a streamed body go to the pool from the start. At most one
-  thread polls; at most ``threads`` apps run.
+  query) runs concurrently on the pool. Without a standby the leader runs no app.
+* A leader about to wait for the polling thread (a streamed response, which waits for
+  the client) gives up its role first; requests with a streamed body go to the pool from
+  the start. At most one thread polls; at most ``threads`` apps run.
 * ``serve()`` (the thread of ``WSGIServer.run``) waits for the stop, then takes the
   role back for the graceful stop, during which every request goes to the pool.
 * What a pool thread sends is appended to one shared outbox, and the poll thread is
