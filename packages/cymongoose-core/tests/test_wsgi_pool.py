@@ -6,6 +6,7 @@ from __future__ import annotations
 import queue
 import socket
 import threading
+from collections import deque
 
 import pytest
 from cymongoose import (
@@ -16,6 +17,7 @@ from cymongoose import (
     Manager,
     WsgiConnState,
     WsgiFastPath,
+    WsgiPollRole,
     WsgiStartResponse,
 )
 
@@ -243,3 +245,80 @@ def test_a_request_whose_client_has_gone_is_not_run():
         slow.join(30)
     assert not slow.is_alive()
     assert ran == ["/slow"]
+
+
+def test_the_poll_role_is_taken_when_free_or_from_a_leader_stuck_in_one_app_call():
+    role = WsgiPollRole(None, 1.5)
+    assert role.take(11, -1, 100.0) and role.leader == 11
+    assert not role.take(22, -1, 100.0)  # not free, not in an app
+    role.seq, role.in_app = 7, True
+    assert not role.take(22, 6, 100.0)  # another call since that look
+    role.inline = True
+    assert role.take(22, 7, 100.0)  # the same call since the look that saw seq 7
+    assert (role.leader, role.in_app, role.inline, role.takeovers) == (22, False, False, 1)
+    assert role.handoff_until == 101.5
+    assert not role.resign(11) and role.resign(22) and role.leader == 0
+    role.final, role.main = True, 33
+    assert not role.take(22, -1, 0.0) and role.take(33, -1, 0.0)
+    role.leader, role.closing = 0, True
+    assert not role.take(33, -1, 0.0)
+    with pytest.raises(OverflowError):
+        role.take(-1, 0, 0.0)
+
+
+def _accept(conn, ev, data):
+    if ev == MG_EV_ACCEPT:
+        state = WsgiConnState()
+        state.base = {"wsgi.url_scheme": "http", "SCRIPT_NAME": ""}
+        state.fast = True
+        conn.userdata = state
+
+
+def test_the_leader_runs_what_it_queued_after_its_poll():
+    """With a role whose ``inline`` is set, requests wait on ``role.ready`` and the
+    polling thread runs them (``run_ready``): no job, no other thread; the answers leave
+    with the next poll. A takeover during an app call ends ``run_ready`` (False)."""
+    seen = []
+    led = []
+    role = WsgiPollRole(deque(), 1.0)
+    jobs: queue.SimpleQueue = queue.SimpleQueue()
+
+    def app(environ, start_response):
+        seen.append(threading.current_thread().name)
+        if environ["PATH_INFO"] == "/taken":  # a standby finds the leader in this call
+            assert role.in_app and role.take(1, role.seq, 0.0)
+        start_response("200 OK", [])
+        return [b"led!"]
+
+    fast_path = WsgiFastPath(app, Cycle, _accept, submit=jobs.put, role=role)
+    mgr = Manager(fast_path, enable_wakeup=True)
+    listener = mgr.listen("http://127.0.0.1:0", http=True)
+    listener.io_events = False
+    listener.configure_http_server()
+    port = listener.local_addr[1]
+    role.standby, role.inline = 1, True
+    ready = threading.Event()
+
+    def lead():
+        me = role.leader = threading.get_ident()
+        ready.set()
+        while role.leader == me:
+            mgr.poll(20)
+            if role.ready:
+                led.append(fast_path.run_ready(me))
+
+    leader = threading.Thread(target=lead, name="leader")
+    leader.start()
+    try:
+        assert ready.wait(10)
+        assert get(port, "/a", count=2)[1].endswith(b"led!")
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            sock.sendall(b"GET /taken HTTP/1.1\r\nHost: x\r\n\r\n")
+            leader.join(10)
+    finally:
+        role.leader = 0
+        leader.join(10)
+        mgr.close()
+    assert seen == ["leader"] * 3
+    assert led[-1] is False and role.takeovers == 1
+    assert jobs.empty()

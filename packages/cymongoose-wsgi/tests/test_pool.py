@@ -198,3 +198,161 @@ def _dechunk(data: bytes) -> bytes:
             return out
         out += data[:size]
         data = data[size + 2:]
+
+
+def _warm(srv: ServerThread) -> None:
+    # A few quick requests: the pool has a poller and a standby, and the poller runs quick
+    # requests itself between its polls.
+    with httpx.Client(base_url=srv.url, timeout=10) as client:
+        for _ in range(20):
+            assert client.get("/warm").status_code == 200
+
+
+_slow_started = threading.Event()
+
+
+def _fast_while_slow(srv: ServerThread, slow_path: str) -> tuple[float, bool]:
+    """GET ``slow_path`` on one connection; once its app runs, GET /fast on another.
+    Returns how long /fast took (seconds) and whether the slow response had arrived by
+    then."""
+    slow: list[httpx.Response] = []
+    _slow_started.clear()
+    waiter = threading.Thread(
+        target=lambda: slow.append(httpx.get(srv.url + slow_path, timeout=30)))
+    waiter.start()
+    try:
+        assert _slow_started.wait(10)
+        begun = time.monotonic()
+        with httpx.Client(base_url=srv.url, timeout=30) as client:
+            assert client.get("/fast").text == "/fast"
+        return time.monotonic() - begun, bool(slow)
+    finally:
+        waiter.join(30)
+        assert slow and slow[0].text == slow_path
+
+
+def _slow_app(environ, start_response):
+    path = environ["PATH_INFO"]
+    if path == "/sleep":
+        _slow_started.set()
+        time.sleep(3)
+    elif path == "/spin":  # CPU-bound: holds the GIL but for the interpreter's switches
+        _slow_started.set()
+        end = time.perf_counter() + 3
+        while time.perf_counter() < end:
+            pass
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [path.encode()]
+
+
+@pytest.mark.parametrize("slow_path", ["/sleep", "/spin"])
+def test_a_slow_app_on_the_polling_thread_delays_no_other_connection(slow_path):
+    # A quick-looking request runs on the thread that polls; once it turns out slow, a
+    # pool thread takes over the polling and the other connection is answered meanwhile.
+    with ServerThread(_slow_app, threads=2, access_log=False) as srv:
+        _warm(srv)
+        took, slow_done = _fast_while_slow(srv, slow_path)
+    assert not slow_done
+    assert took < 2.0  # 3 s or more if the fast request waited for the slow one
+
+
+def test_a_slow_reader_of_a_stream_delays_no_other_connection():
+    # A streamed response waits for its client (backpressure) on a pool thread, never on
+    # the polling thread: other connections are served, and the stream arrives whole.
+    block = bytes(range(256)) * 256  # 64 KiB
+    blocks = 256  # 16 MiB, far above what the server queues
+
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Type", "application/octet-stream")])
+        if environ["PATH_INFO"] == "/stream":
+            return (block for _ in range(blocks))
+        return [b"fast"]
+
+    with ServerThread(app, threads=2, access_log=False) as srv:
+        _warm(srv)
+        with socket.create_connection(("127.0.0.1", srv.port), timeout=30) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 << 10)
+            sock.sendall(b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n")
+            first = sock.recv(65536)
+            assert first.startswith(b"HTTP/1.1 200")
+            time.sleep(0.5)  # the app is held back by the client, not the server
+            with httpx.Client(base_url=srv.url, timeout=10) as client:
+                for _ in range(5):
+                    assert client.get("/").text == "fast"
+            buf = bytearray(first)
+            response = read_response(sock, buf)
+    body = response.partition(b"\r\n\r\n")[2]
+    chunks, size = bytearray(), 0
+    while True:  # de-chunk
+        line, _, body = body.partition(b"\r\n")
+        size = int(line, 16)
+        if not size:
+            break
+        chunks += body[:size]
+        body = body[size + 2:]
+    assert bytes(chunks) == block * blocks
+
+
+def test_large_uploads_are_echoed_whole():
+    def app(environ, start_response):
+        body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        start_response("200 OK", [("Content-Type", "application/octet-stream"),
+                                  ("Content-Length", str(len(body)))])
+        return [body]
+
+    payload = bytes(range(256)) * (32 << 10)  # 8 MiB
+    with ServerThread(app, threads=2, access_log=False) as srv:
+        _warm(srv)
+        with httpx.Client(base_url=srv.url, timeout=60) as client:
+            for _ in range(3):
+                response = client.post("/echo", content=payload)
+                assert response.status_code == 200
+                assert response.content == payload
+                assert client.get("/after").status_code == 200
+
+
+def test_graceful_stop_while_the_polling_thread_runs_a_slow_app():
+    # The stop waits for the app the polling thread runs, and its answer still goes out.
+    app = SlowApp()
+    srv = ServerThread(app, threads=2, access_log=False, graceful_timeout_s=30)
+    srv.__enter__()
+    try:
+        _warm(srv)
+        with slow_request(srv, app) as slow:
+            srv.server.shutdown()
+            time.sleep(0.3)  # the stop has begun and waits for /slow
+            assert not slow
+    finally:
+        srv.stop()
+    assert slow[0].headers["connection"] == "close"
+
+
+def test_apps_that_wait_briefly_run_concurrently_on_the_pool():
+    # Each call waits 3 ms (a quick database query): shorter than a takeover takes, yet
+    # the requests of several clients must not run one after the other on the leader.
+    lock = threading.Lock()
+    running = peak = 0
+
+    def app(environ, start_response):
+        nonlocal running, peak
+        with lock:
+            running += 1
+            peak = max(peak, running)
+        time.sleep(0.003)
+        with lock:
+            running -= 1
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"ok"]
+
+    def client() -> None:
+        with httpx.Client(base_url=srv.url, timeout=30) as http:
+            for _ in range(40):
+                assert http.get("/").text == "ok"
+
+    with ServerThread(app, threads=4, access_log=False) as srv:
+        clients = [threading.Thread(target=client) for _ in range(4)]
+        for t in clients:
+            t.start()
+        for t in clients:
+            t.join(60)
+    assert peak >= 2

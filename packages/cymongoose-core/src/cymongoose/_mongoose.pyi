@@ -337,6 +337,28 @@ class HttpFastHandler:
     fallback: Callable[[Connection, int, Any], Any]
     def __call__(self, conn: Connection, ev: int, data: Any) -> Any: ...
 
+class WsgiPollRole:
+    """Who polls a pooled WSGI server (leader/followers); see wsgi_fastpath.pyx."""
+
+    leader: int
+    standby: int
+    main: int
+    seq: int
+    takeovers: int
+    calls: int
+    slow_calls: int
+    slow_s: float
+    in_app: bool
+    inline: bool
+    final: bool
+    closing: bool
+    handoff_until: float
+    handoff_s: float
+    ready: Any
+    def __init__(self, ready: Any, handoff_s: float) -> None: ...
+    def take(self, me: int, last: int, now: float) -> bool: ...
+    def resign(self, me: int) -> bool: ...
+
 class WsgiFastPath(HttpFastHandler):
     """An HttpFastHandler answering the common WSGI request in C."""
 
@@ -354,8 +376,10 @@ class WsgiFastPath(HttpFastHandler):
         file_wrapper: type | None = None,
         buffer_limit: int = 1 << 20,
         proxy_headers: Iterable[bytes] = (),
+        role: WsgiPollRole | None = None,
     ) -> None: ...
     def run(self, cycle: WsgiStartResponse) -> None: ...
+    def run_ready(self, me: int) -> bool: ...
 
 class Manager:
     def __init__(

@@ -14,6 +14,7 @@ from libc.string cimport memset, memchr, memmove, memcpy, memcmp, strlen
 from libc.stdio cimport snprintf
 from libc.stdint cimport uint64_t
 from posix.unistd cimport close as posix_close, dup as posix_dup, pread as posix_pread
+from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 
 from cymongoose.includes.mongoose cimport *
 

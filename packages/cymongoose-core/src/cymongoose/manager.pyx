@@ -22,7 +22,7 @@ cdef inline void _wake_poll(Manager mgr) noexcept:
     # Called with the GIL held by a thread that wrote into a connection's send buffer
     # while poll() waits (patch 0002): end the wait so that the data is sent. One nudge
     # per poll() call; if poll() is not waiting, it sends the data when its handler
-    # returns or when the next poll() begins.
+    # returns or when the next poll() begins (none at all between two polls).
     if mgr._wake_sent or not mgr._wakeup_enabled or not mgr._open or mgr._freeing:
         return
     mgr._wake_sent = True
@@ -441,6 +441,10 @@ cdef class Manager:
                 _flush_queued(&self._mgr)
                 self._mgr.wait_begin = NULL
                 self._mgr.wait_end = NULL
+                # Until the next poll() no nudge is needed: it sends what was written
+                # meanwhile before it waits (the pooled WSGI server's poll thread runs
+                # apps between polls; their writes must not each cost a pipe write).
+                self._wake_sent = True
             else:
                 with nogil:
                     _flush_queued(&self._mgr)

@@ -45,6 +45,24 @@ cdef class WsgiStartResponse:
     cdef public double deadline          # inline writer: a suspended stream's time limit
 
 
+cdef class WsgiPollRole:
+    cdef public unsigned long leader     # thread ident of the poller; 0: free
+    cdef public unsigned long standby    # 0: none
+    cdef public unsigned long main       # the thread that gets the role back at the stop
+    cdef public long long seq            # app calls the leader began
+    cdef public long long takeovers      # times a leader stuck in an app lost the role
+    cdef public long long calls          # app calls run_ready made, and how many of them
+    cdef public long long slow_calls     # took slow_s or more
+    cdef public double slow_s
+    cdef public bint in_app              # the leader is in its seq-th app call
+    cdef public bint inline              # the leader runs what it queues
+    cdef public bint final               # stopping: only main may lead
+    cdef public bint closing
+    cdef public double handoff_until     # time.monotonic(): hand everything off until then
+    cdef public double handoff_s
+    cdef public object ready             # collections.deque of cycles the leader runs
+
+
 cdef class WsgiFastPath(HttpFastHandler):
     cdef object app
     cdef object cycle_type
@@ -56,6 +74,10 @@ cdef class WsgiFastPath(HttpFastHandler):
     cdef tuple proxy_headers
     cdef unsigned long long proxy_lengths  # bit n: a proxy header name has n characters
     cdef public bint enabled
+    cdef WsgiPollRole role
+    cdef object ready_append
+
+    cdef int _run(self, WsgiStartResponse cycle) except -1
 
     cdef int _respond(self, Connection conn, WsgiStartResponse cycle) except -1
     cdef inline bint _writable(self, Connection conn, mg_connection *c) noexcept

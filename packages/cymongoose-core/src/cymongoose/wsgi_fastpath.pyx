@@ -160,6 +160,59 @@ cdef inline int _hand_back(WsgiStartResponse cycle, list prefix, object iterator
     return 0
 
 
+cdef inline double _seconds() noexcept nogil:
+    # CLOCK_MONOTONIC (vDSO: no system call), as time.monotonic() gives it.
+    cdef timespec ts
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return ts.tv_sec + ts.tv_nsec * 1e-9
+
+
+cdef class WsgiPollRole:
+    """Who polls a pooled WSGI server (leader/followers), kept in C: taking the role and
+    the leader's check that it still has it are each one C call, atomic under the GIL.
+
+    ``WsgiPollRole(ready, handoff_s)``: ``ready``, a ``collections.deque`` of the cycles
+    the leader queued to run itself after ``poll()``; ``handoff_s``, how long requests go
+    to the pool after a takeover (seconds). Fields (thread idents from
+    ``threading.get_ident()``, 0 for none): ``leader`` (the thread allowed to poll),
+    ``standby``, ``main`` (the only thread that may take the role once ``final``),
+    ``seq`` and ``in_app`` (the leader is in its ``seq``-th app call), ``takeovers``,
+    ``inline`` (it may run what it queues), ``final``, ``closing``, ``handoff_until``
+    (``time.monotonic()``); ``calls`` and ``slow_calls``: the app calls ``run_ready``
+    made, and those that took ``slow_s`` seconds or more (wall clock; default 0.0005).
+    """
+    # Fields are declared in wsgi_fastpath.pxd.
+
+    def __init__(self, ready, double handoff_s):
+        self.ready = ready
+        self.handoff_s = handoff_s
+        self.slow_s = 0.0005
+
+    def take(self, unsigned long me, long long last, double now) -> bool:
+        """Make thread ``me`` the leader if the role is free, or if the leader has been
+        in the same app call since a look that saw ``seq == last`` (a takeover: requests
+        go to the pool until ``now + handoff_s``). False if it may not lead."""
+        if self.closing or (self.final and me != self.main):
+            return False
+        if self.leader != 0:
+            if not (self.in_app and self.seq == last):
+                return False
+            self.in_app = False  # the old leader's call, not ours
+            self.takeovers += 1
+            self.handoff_until = now + self.handoff_s
+            self.inline = False  # what it queued goes to the pool
+        self.leader = me
+        return True
+
+    def resign(self, unsigned long me) -> bool:
+        """Thread ``me`` gives up the role if it has it (True)."""
+        if self.leader != me:
+            return False
+        self.leader = 0
+        self.in_app = False
+        return True
+
+
 cdef class WsgiFastPath(HttpFastHandler):
     """An `HttpFastHandler` that answers the common WSGI request in C.
 
@@ -190,7 +243,9 @@ cdef class WsgiFastPath(HttpFastHandler):
       bytes are iterated here, each block written to the send buffer as it comes (PEP
       3333 "Buffering and Streaming": none is held back for the next);
     * ``proxy_headers``: header names (bytes) a trusted proxy sets: on a ``proxied``
-      connection, requests carrying one are left to ``fallback``.
+      connection, requests carrying one are left to ``fallback``;
+    * ``role``: a `WsgiPollRole` (pooled): while its ``inline`` is set, requests are
+      queued on its ``ready`` deque instead of ``submit``, for :meth:`run_ready`.
 
     What is written here: a list of bytes blocks (joined) or such a lazy iterable, with a
     status other than 204/304, whose Content-Length, if any, matches the body; the head
@@ -203,7 +258,7 @@ cdef class WsgiFastPath(HttpFastHandler):
 
     def __init__(self, app, cycle_type, fallback, *, submit=None, bint access_log=False,
                  bint log_arrival=False, file_wrapper=None, Py_ssize_t buffer_limit=1 << 20,
-                 proxy_headers=()):
+                 proxy_headers=(), WsgiPollRole role=None):
         for name, f in (("app", app), ("fallback", fallback)):
             if not callable(f):
                 raise TypeError(f"{name} must be callable, not {type(f).__name__}")
@@ -223,6 +278,10 @@ cdef class WsgiFastPath(HttpFastHandler):
                 raise ValueError(f"proxy header name {name!r} is too long (64 bytes or more)")
             self.proxy_lengths |= 1ULL << len(name)
         self.enabled = True
+        if role is not None and submit is None:
+            raise ValueError("role needs submit (a pooled fast path)")
+        self.role = role
+        self.ready_append = role.ready.append if role is not None else None
 
     cdef bint _http_message(self, Connection conn, mg_connection *c, mg_http_message *hm,
                             ConnState *st) except -1:
@@ -261,7 +320,10 @@ cdef class WsgiFastPath(HttpFastHandler):
                 cycle.arrived = _perf_counter()
         if self.submit is not None:
             (<WsgiConnState>state).busy = True
-            self.submit(cycle)
+            if self.role is not None and self.role.inline:
+                self.ready_append(cycle)
+            else:
+                self.submit(cycle)
         else:
             self._respond(conn, cycle)
         return True
@@ -272,9 +334,47 @@ cdef class WsgiFastPath(HttpFastHandler):
         closing meanwhile. What is written here goes into the send buffer and the waiting
         ``poll()`` is woken. A cycle already ``taken`` (queued by the server's Python
         path to the same pool) is run by its own ``run()``."""
+        self._run(cycle)
+
+    def run_ready(self, unsigned long me) -> bool:
+        """Run the cycles on ``role.ready`` on the leader's thread ``me`` (after its
+        ``poll()``), each as :meth:`run` does, while ``role.inline`` is set and a
+        standby is there; the others go to ``submit``. False when ``me`` lost the role
+        during an app call (the standby took over): the rest is the new leader's."""
+        cdef WsgiPollRole role = self.role
+        cdef double begun
+        if role is None:
+            raise TypeError("run_ready() needs a WsgiFastPath made with role=")
+        ready = role.ready
+        popleft = ready.popleft
+        while len(ready):
+            cycle = popleft()
+            if not role.inline or role.standby == 0:
+                self.submit(cycle)
+                continue
+            role.seq += 1
+            role.in_app = True
+            begun = _seconds()
+            try:
+                self._run(<WsgiStartResponse?>cycle)
+            except BaseException:
+                if role.leader == me:
+                    role.in_app = False
+                raise
+            role.calls += 1
+            if _seconds() - begun >= role.slow_s:
+                role.slow_calls += 1
+            # One C step under the GIL: a takeover happens wholly before or after it.
+            if role.leader != me:
+                return False
+            role.in_app = False
+        return True
+
+    cdef int _run(self, WsgiStartResponse cycle) except -1:
         cdef mg_connection *c
         if cycle.taken:
-            return cycle.run()
+            cycle.run()
+            return 0
         conn = cycle.conn
         if not isinstance(conn, Connection):
             raise TypeError("run() takes a cycle queued by this fast path")

@@ -158,12 +158,14 @@ class WSGIServer:
             # Pooled: only where the core can run it on a pool thread (pool_supported);
             # elsewhere every request takes the Python path.
             submit=self._pooled.jobs.put if self._pooled is not None else None,
+            role=self._pooled.role if self._pooled is not None else None,
             access_log=self.access_log, log_arrival=self.access_format is not None,
             file_wrapper=FileWrapper,
             buffer_limit=FAST_STREAM_BYTES, proxy_headers=PROXY_HEADER_NAMES,
         )
         if self._pooled is not None:
             self._pooled.run_fast = self._fast_path.run
+            self._pooled.run_ready = self._fast_path.run_ready
         self._listeners: list[Any] = []
         self._sweep_timer: Any = None
         self._watchdog = watchdog if watchdog is not None else Watchdog.for_config(config)
@@ -242,8 +244,11 @@ class WSGIServer:
                 self.listen()
             if self._watchdog is not None:
                 self._watchdog.ready()
-            while not self._stop.is_set():
-                self._mgr.poll(poll_ms)
+            if self._pooled is not None:
+                self._pooled.serve(self._stop, poll_ms)  # a pool thread polls meanwhile
+            else:
+                while not self._stop.is_set():
+                    self._mgr.poll(poll_ms)
             lifecycle.shutting_down(logger)
             self._graceful_stop(poll_ms)
         finally:
