@@ -129,13 +129,17 @@ def write_response(
         hc.conn.drain()
 
 
-def write_head(hc: HttpConnection, status: int, headers: list[Any], head: bool = False) -> None:
+def write_head(hc: HttpConnection, status: int, headers: list[Any], head: bool = False) -> bool:
+    """Send the response head; False when the response has ended or the head was refused
+    (then answered with a 500)."""
     if _ended(hc):
-        return
+        return False
     try:
         hc.conn.send_response_head(status, headers)
     except (ValueError, TypeError) as exc:
         _refuse(hc, exc, head)
+        return False
+    return True
 
 
 def write_chunk(hc: HttpConnection, data: bytes, chunked: bool) -> None:
@@ -164,12 +168,7 @@ def write_file(hc: HttpConnection, status: int, headers: list[Any], fd: int, cou
     by the core (`Connection.send_file`: sendfile(2) on plain TCP, never through
     Python); ``fd`` is closed here in every case (the core keeps its own duplicate)."""
     try:
-        if _ended(hc):
-            return
-        try:
-            hc.conn.send_response_head(status, headers)
-        except (ValueError, TypeError) as exc:
-            _refuse(hc, exc, False)
+        if not write_head(hc, status, headers):
             return
         if count:
             hc.conn.send_file(fd, 0, count)  # completes the response after the last byte
