@@ -203,7 +203,9 @@ def bench(session: nox.Session) -> None:
     _install(session, *PACKAGES, extra=[*FRAMEWORKS, *MQTT_DEPS, "uvicorn", "uvloop", "httptools",
                                         "granian", "gunicorn", "bjoern-binary", "fastwsgi",
                                         "setuptools<81",  # fastwsgi imports pkg_resources
-                                        "psutil"])
+                                        "psutil", "matplotlib"])  # matplotlib: charts.py
+    # The bench tools' own tests first (a few seconds): a run must not fail at its end.
+    session.run("pytest", "-p", "no:cacheprovider", "-q", str(ROOT / "benchmarks" / "tests"))
     session.run("python", str(ROOT / "benchmarks" / "run.py"), *session.posargs)
 
 

@@ -127,9 +127,16 @@ def measure(server: str, consumer: str, port: int, duration: float, warmup: floa
             "lost": flood["lost"] + rate["lost"], "errors": flood["errors"] + rate["errors"]}
 
 
-def run_round(servers: list[str], duration: float, warmup: float, results: dict) -> None:
+def cells_per_round(servers: list[str]) -> int:
+    """Measurements run_round makes for ``servers`` (none without mosquitto)."""
+    return len(servers) * len(CONSUMERS) if MOSQUITTO is not None else 0
+
+
+def run_round(servers: list[str], duration: float, warmup: float, results: dict,
+              progress=None, round_no: int = 1) -> None:
     """Every (server, consumer) once against a fresh broker; appends to ``results``
-    (``(server, consumer) -> list of measurements or an error string``)."""
+    (``(server, consumer) -> list of measurements or an error string``). ``progress``
+    (progress.Progress) hears of each measurement as it starts."""
     if MOSQUITTO is None:
         print("  mqtt: mosquitto is not installed (apt-get install mosquitto): skipped",
               flush=True)
@@ -140,6 +147,8 @@ def run_round(servers: list[str], duration: float, warmup: float, results: dict)
             for consumer in CONSUMERS:
                 for server in servers:
                     cell = results.setdefault((server, consumer), [])
+                    if progress is not None:
+                        progress.cell(server, f"mqtt {consumer}", round_no)
                     try:
                         cell.append(measure(server, consumer, port, duration, warmup))
                     except Exception as exc:  # noqa: BLE001 - the row shows it

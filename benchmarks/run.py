@@ -54,11 +54,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import charts
 import mqtt_bench
 import psutil
 from acceptance import ACCEPTANCE_VS_BASE, acceptance_markdown
 from baseline import Baseline, describe_tree
 from baseline import build as build_baseline
+from pipelining import DEPTH, check_pipeline
+from progress import Progress
 
 try:
     import resource
@@ -203,12 +206,21 @@ class Workload:
     servers: tuple[str, ...] | None = None  # only these servers (None: every one)
     tls: bool = False  # served over TLS (https://) with the run's certificate
     ws_deflate: bool = False  # the client offers permessage-deflate (checked agreed)
+    pipeline: int = 0  # requests per write (wrk/pipeline.lua); 0: one request at a time
+
+    @property
+    def script(self) -> str:
+        """The key of its wrk script in run.py's ``scripts``."""
+        return "pipeline" if self.pipeline else self.method
 
 
 RAW = {"c": "", "core": "", "asgi": "raw_asgi", "wsgi": "raw_wsgi"}
 ALL = ("c", "core", "asgi", "wsgi")
 WORKLOADS = [
     Workload("hello", "13-byte plain text, 50 connections", "/", 50, ALL, RAW, HELLO),
+    # TechEmpower plaintext style: wrk counts every response, latency is per batch.
+    Workload("pipeline", f"13-byte plain text, {DEPTH} requests pipelined per write, 50 "
+             "connections", "/", 50, ALL, RAW, HELLO, pipeline=DEPTH),
     Workload("fastapi", "FastAPI GET /items/{id}?q= JSON, 50 connections",
              "/items/42?q=abc", 50, ("asgi",), {"asgi": "fastapi_app"},
              expect_json={"item_id": 42, "q": "abc"}),
@@ -494,10 +506,12 @@ def measure(running: Running, server: Server, w: Workload, args, scripts, cell: 
             running.rss.take()
             result = run_ws(running.port, w, args.duration)
         elif w.idle is not None:
-            result = measure_idle(running, w, args, scripts[w.method])
+            result = measure_idle(running, w, args, scripts[w.script])
         else:
             check_http(running.port, w, tls=running.tls)
-            script = scripts[w.method]
+            if w.pipeline:  # every pipelined answer right and in order, not just counted
+                check_pipeline(running.port, w.pipeline)
+            script = scripts[w.script]
             if args.warmup >= 1:
                 run_wrk(running.port, w, round(args.warmup), script)
             else:  # wrk takes whole seconds only: a short warm-up on one connection
@@ -506,6 +520,8 @@ def measure(running: Running, server: Server, w: Workload, args, scripts, cell: 
             result = run_wrk(running.port, w, args.duration, script)
             # still answering correctly after the load
             check_http(running.port, w, tls=running.tls)
+            if w.pipeline:
+                check_pipeline(running.port, w.pipeline)
         result["rss"] = running.rss.take()
         cell.rounds.append(result)
         flag = " !" if result["errors"] or result["timeouts"] else ""
@@ -546,7 +562,8 @@ def measure_idle(running: Running, w: Workload, args, script: Path) -> dict:
 
 
 def run_round(servers, workloads, args, scripts, cells, c_binary,
-              tls: TlsFiles | None = None) -> None:
+              tls: TlsFiles | None = None, progress: Progress | None = None,
+              round_no: int = 1) -> None:
     for server in servers:
         todo = [w for w in workloads if server.kind in w.kinds
                 and (server.websocket or not w.websocket)
@@ -560,13 +577,19 @@ def run_round(servers, workloads, args, scripts, cells, c_binary,
                      and (w.idle is not None) == idle and w.tls == https]
             running = Running(server, module, c_binary, long_keep_alive=idle,
                               tls=tls if https else None)
+            measured = 0
             try:
                 running.wait_ready()
-                for w in group:
+                for i, w in enumerate(group):
+                    if progress:
+                        progress.cell(server.name, w.name, round_no)
+                    measured = i + 1
                     measure(running, server, w, args, scripts, cells[w.name, server.name])
             except Exception as exc:  # noqa: BLE001
                 for w in group:
                     cells[w.name, server.name].error = f"server: {exc}"[:300]
+                if progress:
+                    progress.skip(len(group) - measured)
                 print(f"  {server.name}: failed to start: {exc}", flush=True)
             finally:
                 running.stop()
@@ -810,7 +833,9 @@ def main(argv=None) -> int:
             .stdout.split(" [")[0].strip() if shutil.which("wrk") else "no wrk",
             "rounds": args.rounds, "duration": args.duration, "warmup": args.warmup,
             "loadavg": " ".join(f"{x:.2f}" for x in os.getloadavg()), "versions": versions(),
-            "tree": describe_tree()}
+            "tree": describe_tree(),
+            # the charts' titles (charts.py reads saved results without run.py)
+            "workloads": {w.name: w.description for w in workloads}}
     with tempfile.TemporaryDirectory(prefix="cymongoose-bench-") as tmp:
         tmpdir = Path(tmp)
         twins: dict[str, str] = {}
@@ -832,9 +857,12 @@ def main(argv=None) -> int:
                 print(f"mongoose-c: build failed, skipped: {exc}", file=sys.stderr)
                 servers = [s for s in servers if s.kind != "c"]
         report = (HERE / "wrk" / "report.lua").read_text()
-        scripts = {"GET": tmpdir / "get.lua", "POST": tmpdir / "post.lua"}
+        scripts = {"GET": tmpdir / "get.lua", "POST": tmpdir / "post.lua",
+                   "pipeline": tmpdir / "pipeline.lua"}
         scripts["GET"].write_text(report)
         scripts["POST"].write_text((HERE / "wrk" / "echo.lua").read_text() + "\n" + report)
+        scripts["pipeline"].write_text((HERE / "wrk" / "pipeline.lua").read_text() + "\n"
+                                       + report)
         cells = {(w.name, s.name): Cell(w.name, s.name, s.kind)
                  for w in workloads for s in servers
                  if s.kind in w.kinds and (s.websocket or not w.websocket)
@@ -842,14 +870,17 @@ def main(argv=None) -> int:
                  and (s.websocket or not w.idle_websocket)}
         tls = TlsFiles.make(tmpdir) if any(w.tls for w in workloads) else None
         mqtt_results: dict = {}
+        per_round = len(cells) + mqtt_bench.cells_per_round(mqtt_servers)
+        progress = Progress(per_round * args.rounds, args.rounds)
         try:
             for n in range(args.rounds):
                 print(f"round {n + 1}/{args.rounds}", flush=True)
                 run_round(round_order(servers, n), workloads, args, scripts, cells, c_binary,
-                          tls)
+                          tls, progress, n + 1)
                 if mqtt_servers:
                     mqtt_bench.run_round(mqtt_servers[::-1] if n % 2 else mqtt_servers,
-                                         args.duration, args.warmup, mqtt_results)
+                                         args.duration, args.warmup, mqtt_results,
+                                         progress, n + 1)
         except KeyboardInterrupt:
             # Ctrl-C (SIGINT) keeps what was measured: the report covers the rounds so far.
             print("interrupted: reporting the measurements made so far", flush=True)
@@ -869,6 +900,13 @@ def main(argv=None) -> int:
         result = {"meta": meta, "rows": rows, "mqtt": mqtt_rows}
         (args.output / f"{stem}.json").write_text(json.dumps(result, indent=1) + "\n")
         print(f"saved {args.output / stem}.md and .json")
+        try:  # one chart per workload, referenced from the .md (charts.py redoes them)
+            written = charts.write_run(args.output / f"{stem}.json")
+            charts_n = sum(p.suffix == ".svg" for p in written)
+            print(f"saved {charts_n} charts ({stem}-<workload>.svg and .png)")
+        except ImportError as exc:
+            print(f"no charts: {exc} (pip install matplotlib; then python "
+                  f"benchmarks/charts.py {args.output / stem}.json)", file=sys.stderr)
     return 0
 
 
