@@ -140,8 +140,9 @@ def draw(bars: list[Bar], title: str, caption: str, unit: str, svg: Path, png: P
         top = max([*values, *(b.high or 0 for b in bars)]) or 1
         for y, b in zip(ys, bars, strict=True):
             if b.rps is None:
-                ax.text(top * 0.01, y, f"ERROR {b.note}"[:90], va="center", color=P99_COLOR,
-                        fontsize=8)
+                error = " ".join(b.note.split())  # tracebacks span lines
+                ax.text(top * 0.01, y, f"ERROR {error}"[:80], va="center", color=P99_COLOR,
+                        fontsize=8, in_layout=False)  # may run past the axes, not squeeze them
             else:
                 ax.text((b.high or b.rps) + top * 0.01, y, f"{b.rps:,.0f}{b.note}",
                         va="center", fontsize=8)
