@@ -9,7 +9,9 @@
 - ``<!-- config-reference -->`` becomes a table of the ``ServerConfig`` fields (type,
   default, description from the class docstring, the CLI flags that set it).
 - ``<!-- constructor: dotted.Name -->`` becomes a table of that callable's parameters.
-- ``<!-- benchmarks-latest -->`` becomes the newest table in ``benchmarks/results/``.
+- ``<!-- benchmarks-latest -->`` becomes the newest full run in ``benchmarks/results/``
+  (``benchmarks/charts.py`` chooses it: 3+ rounds of the main workloads, newest by its
+  date), its charts (SVG, copied into the site under ``assets/benchmarks/``) above its tables.
 
 Anything missing (a parser, a field description, a results file) is logged as a warning,
 which ``mkdocs build --strict`` turns into a failure.
@@ -24,7 +26,9 @@ import importlib.util
 import inspect
 import logging
 import pkgutil
+import posixpath
 import re
+import sys
 from pathlib import Path
 
 from mkdocs.structure.files import File
@@ -161,6 +165,9 @@ def on_config(config, **kwargs):
 def on_files(files, config, **kwargs):
     for module in public_modules():
         files.append(File.generated(config, _page(module), content=_module_page(module)))
+    for chart in benchmark_charts():
+        files.append(File.generated(config, f"{BENCH_ASSETS}/{chart.name}",
+                                    abs_src_path=str(chart)))
     return files
 
 
@@ -176,7 +183,8 @@ def on_page_markdown(markdown: str, page, config, files, **kwargs) -> str:
     if "<!-- config-reference -->" in markdown:
         markdown = markdown.replace("<!-- config-reference -->", config_table())
     if "<!-- benchmarks-latest -->" in markdown:
-        markdown = markdown.replace("<!-- benchmarks-latest -->", latest_benchmark())
+        assets = posixpath.relpath(BENCH_ASSETS, posixpath.dirname(page.file.src_uri) or ".")
+        markdown = markdown.replace("<!-- benchmarks-latest -->", latest_benchmark(assets))
     if "<!-- module-list -->" in markdown:
         markdown = markdown.replace("<!-- module-list -->", module_list())
     return markdown
@@ -377,14 +385,49 @@ def _plain_signature(signature: inspect.Signature) -> str:
     return str(signature.replace(parameters=params, return_annotation=signature.empty))
 
 
-def latest_benchmark() -> str:
-    results = sorted((ROOT / "benchmarks" / "results").glob("*.md"))
-    if not results:
-        log.warning("benchmarks-latest: no benchmarks/results/*.md")
+BENCH_RESULTS = ROOT / "benchmarks" / "results"
+BENCH_ASSETS = "assets/benchmarks"  # where the charts go in the site
+
+
+def _bench_charts_module():
+    """benchmarks/charts.py (a script, not a package; matplotlib is not needed to import it)."""
+    spec = importlib.util.spec_from_file_location("bench_charts",
+                                                  ROOT / "benchmarks" / "charts.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def latest_run() -> Path | None:
+    """The JSON of the run the benchmarks page shows (charts.latest_run), or None."""
+    return _bench_charts_module().latest_run(BENCH_RESULTS)
+
+
+def benchmark_charts() -> list[Path]:
+    """The chart images of the run the page shows (``<stem>-<workload>.svg/.png``)."""
+    run = latest_run()
+    if run is None:
+        return []
+    return sorted(p for p in BENCH_RESULTS.glob(f"{run.stem}-*")
+                  if p.suffix in (".svg", ".png"))
+
+
+def latest_benchmark(assets: str) -> str:
+    """The chosen run's .md, headings demoted, its chart links pointing at ``assets``."""
+    run = latest_run()
+    md = run.with_suffix(".md") if run else None
+    if md is None or not md.exists():
+        log.warning("benchmarks-latest: no run (JSON and .md) in benchmarks/results/")
         return "*(no results yet)*"
-    latest = results[-1]
-    text = latest.read_text()
+    text = md.read_text()
+    charts = {p.name for p in benchmark_charts()}
+    if not any(name.endswith(".svg") for name in charts):
+        log.warning("benchmarks-latest: %s has no charts: python benchmarks/charts.py %s",
+                    run.name, run.relative_to(ROOT))
+    text = re.sub(r"\]\(([^)/]+)\)", lambda m: f"]({assets}/{m.group(1)})"
+                  if m.group(1) in charts else m.group(0), text)
     # Demote the file's headings below the page's own "Latest results" heading.
     text = re.sub(r"^(#+) ", lambda m: "#" * min(len(m.group(1)) + 2, 6) + " ", text,
                   flags=re.M)
-    return f"From `benchmarks/results/{latest.name}`:\n\n{text}"
+    return f"From `benchmarks/results/{md.name}`:\n\n{text}"
