@@ -405,12 +405,14 @@ def latest_run() -> Path | None:
 
 
 def benchmark_charts() -> list[Path]:
-    """The chart images of the run the page shows (``<stem>-<workload>.svg/.png``)."""
-    run = latest_run()
+    """The chart images that exist of the run the page shows (``<stem>-<workload>.svg``
+    and ``.png`` for each of its workloads)."""
+    charts = _bench_charts_module()
+    run = charts.latest_run(BENCH_RESULTS)
     if run is None:
         return []
-    return sorted(p for p in BENCH_RESULTS.glob(f"{run.stem}-*")
-                  if p.suffix in (".svg", ".png"))
+    workloads = charts.bars_by_workload(charts.load(run))
+    return [p for w in workloads for p in charts.chart_paths(run, w) if p.exists()]
 
 
 def latest_benchmark(assets: str) -> str:
