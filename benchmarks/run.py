@@ -9,6 +9,11 @@ measures it; rounds are interleaved and the median over rounds is reported.
     python benchmarks/run.py --quick    # 1 round, short durations
     python benchmarks/run.py --workloads idle0,idle10k,idle0x64,idle10kx64,wsidle10k
 
+The pipeline workload (issue 21) sends 16 hello requests in every write (wrk/pipeline.lua,
+TechEmpower plaintext style); pipelining.py checks the answers and their order first.
+While it runs, a progress line per cell goes to stderr (progress.py); a saved run gets one
+chart per workload (charts.py); compare.py compares two saved runs.
+
 The https workload (issue 18) serves the hello route over TLS, every server with the
 same EC P-256 certificate made at start (trustme): cymongoose-asgi and -wsgi against
 uvicorn and granian.
