@@ -21,7 +21,7 @@ from time import perf_counter
 from typing import Any
 
 from cymongoose.serving.accesslog import AccessAtoms, AccessLogFormat, access_logger, log_access
-from cymongoose.serving.httprules import no_content, parse_content_length
+from cymongoose.serving.httprules import parse_content_length
 
 logger = logging.getLogger("cymongoose.asgi")
 
@@ -118,15 +118,16 @@ def write_response(
     hc: HttpConnection, status: int, headers: list[Any], body: bytes, close: bool,
     head: bool = False,
 ) -> None:
-    if _ended(hc):
+    conn = hc.conn
+    if hc.closed or conn.is_closing or conn.is_draining:  # _ended(), inline: per response
         return
     try:
-        hc.conn.send_response(status, headers, body)
+        conn.send_response(status, headers, body)
     except (ValueError, TypeError) as exc:
         _refuse(hc, exc, head)
         return
     if close:
-        hc.conn.drain()
+        conn.drain()
 
 
 def write_head(hc: HttpConnection, status: int, headers: list[Any], head: bool = False) -> bool:
@@ -289,6 +290,8 @@ class RequestCycle:
         body: bytes | None,
         close: bool,
         log: bool | AccessLogFormat,
+        is_head: bool,
+        http10: bool,
     ) -> None:
         self.call = call  # AsyncManager.poll_thread_caller()
         self.hc = hc
@@ -307,10 +310,10 @@ class RequestCycle:
         # out), or a gunicorn format (logged when the response ends; the server then sets
         # ``arrived``, perf_counter() seconds, and ``sent`` counts a streamed body).
         self.log = log
-        self.is_head = scope["method"] == "HEAD"
-        self.no_body = self.is_head
+        self.is_head = is_head
+        self.no_body = is_head
         self.length: int | None = None  # the app's Content-Length, then what is left of it
-        self.http10 = scope["http_version"] == "1.0"
+        self.http10 = http10
         self.started = False
         self.complete = False
         self.status = 200
@@ -348,7 +351,8 @@ class RequestCycle:
                     logger.error("ASGI application returned without starting a response")
                 self._fail()
         finally:
-            self.finish()
+            if not self.finished:
+                self.finish()
             if self.streaming and self.log and self.log is not True:
                 self._log(self.sent)  # a gunicorn format: when the stream ends, however
             if self.paused:  # the app left the body unread: let the core drain it
@@ -445,7 +449,8 @@ class RequestCycle:
             self.started = True
             self.status = status
             self.headers = headers
-            self.no_body = no_content(status, self.is_head)
+            # no_content(status, is_head), inline: status is 200..599 here
+            self.no_body = self.is_head or status == 204 or status == 304
             if message.get("trailers"):
                 self.trailers = _Trailers()
             return
@@ -484,8 +489,11 @@ class RequestCycle:
                         write_response, self.hc, self.status, headers, bytes(body),
                         self.close, self.is_head,
                     )
-                self.finish()
-                if self.log:
+                self.finished = True  # finish(), inline
+                waiter = self.body_waiter
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(None)
+                if self.log and access_logger.isEnabledFor(logging.INFO):
                     self._log(len(body))
                 return
             self.streaming = True
@@ -649,6 +657,8 @@ def _content_length(headers: list[Any]) -> int | None:
     """The app's Content-Length as an int, None when absent; ValueError when invalid."""
     for name, value in headers:
         if len(name) == 14 and name.lower() in (b"content-length", "content-length"):
+            if type(value) is bytes and value.isdigit():  # the common case: ASCII digits
+                return int(value)
             try:
                 return parse_content_length(value if isinstance(value, (bytes, str))
                                             else str(value))

@@ -67,6 +67,10 @@ HTTP_EXTENSIONS: dict[str, Any] = {
     "http.response.early_hint": {},
 }
 WEBSOCKET_EXTENSIONS: dict[str, Any] = {"websocket.http.response": {}}
+# The request header fields _on_http_msg looks at, by name: one dict lookup per field.
+_CONNECTION, _UPGRADE, _PROXY = 1, 2, 3
+_SPECIAL_HEADERS = {b"connection": _CONNECTION, b"upgrade": _UPGRADE,
+                    **dict.fromkeys(PROXY_HEADER_NAMES, _PROXY)}
 
 
 def tls_extension(conn: Any) -> dict[str, Any]:
@@ -135,6 +139,7 @@ class ASGIServer:
         # Poll thread -> asyncio thread: call_soon_threadsafe, or call_soon when they are
         # the same thread (integrated mode; no self-pipe write per request).
         self._call_soon: Callable[..., Any] = lambda *a: None
+        self._direct = False
         self._listener: Any = None
         self._lifespan: Lifespan | None = None
         self._state: dict[str, Any] = {}
@@ -220,6 +225,8 @@ class ASGIServer:
         self._am = am
         loop = self._loop
         self._call_soon = _call_now if am.mode == "integrated" else loop.call_soon_threadsafe
+        # Integrated mode: the poll thread is the asyncio thread, a request starts at once.
+        self._direct = am.mode == "integrated"
         self._eager = _eager_task_factory(loop)
         self._poll_call = am.poll_thread_caller()
         try:
@@ -466,13 +473,16 @@ class ASGIServer:
         http_version = proto_str[5:] if proto_str.startswith("HTTP/") else "1.1"
         upgrade = connection = b""
         forwarded = False
+        special = _SPECIAL_HEADERS.get
         for name, value in headers:
-            if name == b"connection":
-                connection = value.lower()
-            elif name == b"upgrade":
-                upgrade = value.lower()
-            elif name in PROXY_HEADER_NAMES:
-                forwarded = True
+            kind = special(name)  # one lookup per header; most are none of these
+            if kind is not None:
+                if kind == _CONNECTION:
+                    connection = value.lower()
+                elif kind == _UPGRADE:
+                    upgrade = value.lower()
+                else:
+                    forwarded = True
         client: tuple[str, int] | None = proto.client
         scheme = self._scheme
         if forwarded and proto.trusted:
@@ -481,45 +491,72 @@ class ASGIServer:
         path = raw_path.decode("utf-8", "surrogateescape")
         if "%" in path:
             path = unquote(path)
+        root_path = self._root_path
+        if upgrade == b"websocket" and b"upgrade" in connection and method == "GET":
+            self._open_websocket(conn, proto, headers, {
+                "asgi": _ASGI_VERSION,
+                "http_version": http_version,
+                "scheme": scheme,
+                "path": root_path + path,
+                "raw_path": raw_path,
+                "query_string": query,
+                "root_path": root_path,
+                "headers": headers,
+                "client": client,
+                "server": proto.server,
+                "state": self._state.copy(),
+            })
+            return
+        # One dict display (built presized in one step), not a copy plus inserts.
         scope: dict[str, Any] = {
+            "type": "http",
             "asgi": _ASGI_VERSION,
             "http_version": http_version,
+            "method": method,
             "scheme": scheme,
-            "path": self._root_path + path,
+            "path": root_path + path,
             "raw_path": raw_path,
             "query_string": query,
-            "root_path": self._root_path,
+            "root_path": root_path,
             "headers": headers,
             "client": client,
             "server": proto.server,
             "state": self._state.copy(),
+            "extensions": HTTP_EXTENSIONS.copy() if proto.tls is None
+            else {**HTTP_EXTENSIONS, "tls": proto.tls},
         }
-        if upgrade == b"websocket" and b"upgrade" in connection and method == "GET":
-            assert self._am is not None
-            scope["extensions"] = WEBSOCKET_EXTENSIONS.copy()
-            if proto.tls is not None:
-                scope["extensions"]["tls"] = proto.tls
-            ws = open_websocket(self._am, self._call_soon, conn, scope, headers, self._log,
-                                self.config.ws_per_message_deflate)
-            if ws is not None:
-                self._conns[conn.id] = ws
-                self._call_soon(self._start_websocket, ws)
-            return
-        scope["type"] = "http"
-        scope["method"] = method
-        extensions = scope["extensions"] = HTTP_EXTENSIONS.copy()
-        if proto.tls is not None:
-            extensions["tls"] = proto.tls
         more_body = msg.more_body
-        close = self._stopping or not keep_alive(http_version, connection.decode("latin-1"))
+        if self._stopping:
+            close = True
+        elif connection:
+            close = not keep_alive(http_version, connection.decode("latin-1"))
+        else:  # no Connection field (RFC 9112 section 9.3): HTTP/1.1 persists, 1.0 not
+            close = http_version != "1.1"
+        log = self._log
         cycle = RequestCycle(
-            self._poll_call, proto, scope, None if more_body else body, close, self._log,
+            self._poll_call, proto, scope, None if more_body else body, close, log,
+            method == "HEAD", http_version == "1.0",
         )
-        if self._log and self._log is not True:
+        if log and log is not True:
             cycle.arrived = perf_counter()  # a gunicorn format may show the request time
         if more_body:
             proto.body_cycle = cycle
-        self._call_soon(self._on_request, proto, cycle)
+        if self._direct:
+            self._on_request(proto, cycle)
+        else:
+            self._call_soon(self._on_request, proto, cycle)
+
+    def _open_websocket(self, conn: Any, proto: HttpConnection, headers: list[Any],
+                        scope: dict[str, Any]) -> None:
+        assert self._am is not None
+        scope["extensions"] = WEBSOCKET_EXTENSIONS.copy()
+        if proto.tls is not None:
+            scope["extensions"]["tls"] = proto.tls
+        ws = open_websocket(self._am, self._call_soon, conn, scope, headers, self._log,
+                            self.config.ws_per_message_deflate)
+        if ws is not None:
+            self._conns[conn.id] = ws
+            self._call_soon(self._start_websocket, ws)
 
     # -- asyncio thread ------------------------------------------------------------------
 
