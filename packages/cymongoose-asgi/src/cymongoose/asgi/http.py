@@ -444,8 +444,14 @@ class RequestCycle:
                 raise RuntimeError(f"ASGI: status {status} is not a final status (200..599)")
             headers = list(message.get("headers", ()))
             # Checked before the response counts as started: an invalid one is the app's
-            # error, answered with a 500.
-            self.length = _content_length(headers)
+            # error, answered with a 500. The common case (ASCII digits) inline.
+            length = None
+            for name, value in headers:
+                if len(name) == 14 and name.lower() in (b"content-length", "content-length"):
+                    length = int(value) if type(value) is bytes and value.isdigit() \
+                        else _content_length(headers)
+                    break
+            self.length = length
             self.started = True
             self.status = status
             self.headers = headers
@@ -657,8 +663,6 @@ def _content_length(headers: list[Any]) -> int | None:
     """The app's Content-Length as an int, None when absent; ValueError when invalid."""
     for name, value in headers:
         if len(name) == 14 and name.lower() in (b"content-length", "content-length"):
-            if type(value) is bytes and value.isdigit():  # the common case: ASCII digits
-                return int(value)
             try:
                 return parse_content_length(value if isinstance(value, (bytes, str))
                                             else str(value))

@@ -48,6 +48,7 @@ from cymongoose.serving.proxy import ProxyHeaders
 from cymongoose.serving.tls import load_tls, log_connection_error
 from cymongoose.serving.watchdog import RETIRING, STOP, TICK_MS, Watchdog
 
+from .eager import EagerRunner
 from .http import HttpConnection, RequestCycle
 from .lifespan import Lifespan
 from .websocket import WebSocketConnection, open_websocket
@@ -140,6 +141,7 @@ class ASGIServer:
         # the same thread (integrated mode; no self-pipe write per request).
         self._call_soon: Callable[..., Any] = lambda *a: None
         self._direct = False
+        self._eager: EagerRunner = None  # type: ignore[assignment]  # set by start()
         self._listener: Any = None
         self._lifespan: Lifespan | None = None
         self._state: dict[str, Any] = {}
@@ -227,7 +229,7 @@ class ASGIServer:
         self._call_soon = _call_now if am.mode == "integrated" else loop.call_soon_threadsafe
         # Integrated mode: the poll thread is the asyncio thread, a request starts at once.
         self._direct = am.mode == "integrated"
-        self._eager = _eager_task_factory(loop)
+        self._eager = EagerRunner(loop)
         self._poll_call = am.poll_thread_caller()
         try:
             if cfg.lifespan != "off":
@@ -245,6 +247,7 @@ class ASGIServer:
                 # not when the loop closes.
                 await self._lifespan.shutdown()
             await am.aclose()
+            self._eager.close()
             self._am = None
             raise
         if self._watchdog is not None:
@@ -319,6 +322,7 @@ class ASGIServer:
         if self._lifespan is not None:
             await self._lifespan.shutdown()
         await am.aclose()
+        self._eager.close()
         self._am = None
 
     def _running_tasks(self, am: AsyncManager) -> set[asyncio.Task[None]]:
@@ -567,18 +571,15 @@ class ASGIServer:
         return task
 
     def _on_request(self, hc: HttpConnection, cycle: RequestCycle) -> None:
-        # One Task per run of pipelined requests (found through _conns, not _tasks: no
-        # done-callback per request). Python 3.12+: started eagerly, so an app that
-        # never suspends completes here without a loop iteration.
+        # A run of pipelined requests starts at once (EagerRunner): an app that never
+        # suspends completes here, with no Task of its own and no loop iteration; one
+        # that does continues in a Task (found through _conns, not _tasks: no
+        # done-callback per request).
         hc.requests.append(cycle)
         if hc.runner is None:
-            if self._eager is not None:
-                task = self._eager(self._loop, self._run_requests(hc))
-                if not task.done():
-                    hc.runner = task
-            else:
-                hc.runner = self._loop.create_task(  # type: ignore[union-attr]
-                    self._run_requests(hc))
+            task = self._eager.start(self._run_requests(hc))
+            if task is not None and not task.done():
+                hc.runner = task
 
     async def _run_requests(self, hc: HttpConnection) -> None:
         # Pipelined requests are answered in the order they arrived.
@@ -612,15 +613,6 @@ async def _cancel(tasks: set[asyncio.Task[None]]) -> None:
 
 def _call_now(fn: Callable[..., Any], *args: Any) -> None:
     fn(*args)
-
-
-def _eager_task_factory(loop: asyncio.AbstractEventLoop) -> Callable[..., Any] | None:
-    # asyncio.eager_task_factory (3.12+) keeps Task semantics (current_task, cancellation)
-    # that anyio and Starlette rely on, minus the loop iteration before the first step.
-    factory = getattr(asyncio, "eager_task_factory", None)
-    if factory is None or not isinstance(loop, asyncio.BaseEventLoop):
-        return None
-    return factory  # type: ignore[no-any-return]
 
 
 def _on_http_close(hc: HttpConnection, detached: set[asyncio.Task[None]]) -> None:

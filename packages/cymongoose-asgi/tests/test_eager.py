@@ -1,0 +1,168 @@
+"""Requests start eagerly (cymongoose.asgi.eager): what an app must still see whether it
+finishes in its first step or suspends, on asyncio's loop and on uvloop, in integrated
+and threaded mode."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import socket
+
+import httpx
+import pytest
+from cymongoose.asgi.testing import ServerThread
+
+pytestmark = pytest.mark.timeout(60)
+
+request_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_var",
+                                                                  default="unset")
+
+
+@pytest.fixture(params=["asyncio", "uvloop"])
+def loop_kind(request):
+    """The event loop ServerThread gets (through the loop policy)."""
+    if request.param == "uvloop":
+        uvloop = pytest.importorskip("uvloop")
+        old = asyncio.get_event_loop_policy()
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+        yield "uvloop"
+        asyncio.set_event_loop_policy(old)
+    else:
+        yield "asyncio"
+
+
+MODES = ["auto", "threaded"]
+
+
+async def _pause(scope):
+    # "?suspend" in the query: the app waits on the loop (a real suspension) here.
+    if b"suspend" in scope["query_string"]:
+        await asyncio.sleep(0.005)
+
+
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    path = scope["path"]
+    if path == "/start-then-suspend":
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"text/plain")]})
+        await asyncio.sleep(0.005)
+        await send({"type": "http.response.body", "body": b"after the pause"})
+    elif path == "/raise-after-start":
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await _pause(scope)
+        raise RuntimeError("app failure after start")
+    elif path == "/raise-mid-body":
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"part", "more_body": True})
+        await _pause(scope)
+        raise RuntimeError("app failure mid-body")
+    elif path == "/no-response":
+        await _pause(scope)
+    elif path == "/contextvar":
+        before = request_var.get()
+        request_var.set(scope["query_string"].decode())
+        task = asyncio.current_task()
+        await _pause(scope)
+        same_task = asyncio.current_task() is task and task is not None
+        body = f"{before} {request_var.get()} {same_task}".encode()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": body})
+    elif path == "/cancel-self":
+        asyncio.current_task().cancel()
+        await asyncio.sleep(0)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"not cancelled"})
+    else:
+        await _pause(scope)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_app_suspending_after_the_start_message(loop_kind, mode):
+    with ServerThread(app, mode=mode) as server, httpx.Client() as client:
+        for _ in range(3):
+            r = client.get(server.url + "/start-then-suspend")
+            assert (r.status_code, r.text) == (200, "after the pause")
+            assert r.headers["content-type"] == "text/plain"
+            assert client.get(server.url + "/").text == "ok"
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("query", ["", "suspend"])
+def test_app_raising_after_the_start_message_is_500(loop_kind, mode, query, caplog):
+    with caplog.at_level(logging.ERROR, logger="cymongoose.asgi"):
+        with ServerThread(app, mode=mode) as server, httpx.Client() as client:
+            r = client.get(f"{server.url}/raise-after-start?{query}")
+            assert (r.status_code, r.text) == (500, "Internal Server Error")
+            assert client.get(server.url + "/").text == "ok"
+    assert any("app failure after start" in (rec.exc_text or "") for rec in caplog.records)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("query", ["", "suspend"])
+def test_app_raising_mid_body_ends_the_connection(loop_kind, mode, query, caplog):
+    """Part of the body is on the wire: the connection closes after it, never a 500
+    or a complete-looking response."""
+    with caplog.at_level(logging.CRITICAL, logger="cymongoose.asgi"):
+        with ServerThread(app, mode=mode) as server:
+            with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+                sock.sendall(f"GET /raise-mid-body?{query} HTTP/1.1\r\nHost: x\r\n\r\n"
+                             .encode())
+                data = b""
+                while chunk := sock.recv(65536):
+                    data += chunk
+            assert data.startswith(b"HTTP/1.1 200 ")
+            assert b"part" in data
+            assert not data.endswith(b"0\r\n\r\n")  # no last chunk: the body is cut
+            assert httpx.get(server.url + "/").text == "ok"
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("query", ["", "suspend"])
+def test_app_returning_without_a_response_is_500(loop_kind, mode, query, caplog):
+    with caplog.at_level(logging.ERROR, logger="cymongoose.asgi"):
+        with ServerThread(app, mode=mode) as server, httpx.Client() as client:
+            r = client.get(f"{server.url}/no-response?{query}")
+            assert (r.status_code, r.text) == (500, "Internal Server Error")
+            assert client.get(server.url + "/").text == "ok"
+    assert any("without starting a response" in rec.getMessage() for rec in caplog.records)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_contextvar_set_before_the_first_await_stays_with_its_request(loop_kind, mode):
+    """A value set in the first step is seen after a suspension, in the same Task; the
+    next request on the connection starts from a fresh context (a Task's semantics)."""
+    with ServerThread(app, mode=mode) as server, httpx.Client() as client:
+        for query in ("suspend", "a", "suspend", "b"):
+            r = client.get(f"{server.url}/contextvar?{query}")
+            assert r.text == f"unset {query} True"
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_app_cancelling_its_own_task_gets_cancelled_at_its_next_await(loop_kind, mode,
+                                                                       caplog):
+    with caplog.at_level(logging.CRITICAL, logger="cymongoose.asgi"):
+        with ServerThread(app, mode=mode) as server:
+            with httpx.Client() as client:
+                r = client.get(server.url + "/cancel-self")
+                assert (r.status_code, r.text) == (500, "Internal Server Error")
+            with httpx.Client() as client:
+                for path in ("/", "/?suspend", "/contextvar?x"):
+                    assert client.get(server.url + path).status_code == 200
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_mixed_eager_and_suspending_requests_on_many_connections(loop_kind, mode):
+    async def run(url):
+        async with httpx.AsyncClient() as client:
+            paths = [f"/contextvar?{'suspend' if i % 3 else 'x'}" for i in range(60)]
+            return await asyncio.gather(*(client.get(url + p) for p in paths)), paths
+
+    with ServerThread(app, mode=mode) as server:
+        responses, paths = asyncio.run(run(server.url))
+    for r, path in zip(responses, paths, strict=True):
+        assert r.text == f"unset {path.split('?')[1]} True"
