@@ -8,6 +8,7 @@ import asyncio
 import contextvars
 import logging
 import socket
+import time
 
 import httpx
 import pytest
@@ -70,6 +71,14 @@ async def app(scope, receive, send):
         body = f"{before} {request_var.get()} {same_task}".encode()
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": body})
+    elif path == "/contextvar-then-block":
+        request_var.set("blocker")
+        await asyncio.sleep(0.005)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"blocked"})
+        # Block the loop after the write: the next request is read by the poll that
+        # flushes this write, a callback scheduled from this request's context.
+        time.sleep(0.2)
     elif path == "/cancel-self":
         asyncio.current_task().cancel()
         await asyncio.sleep(0)
@@ -143,6 +152,30 @@ def test_contextvar_set_before_the_first_await_stays_with_its_request(loop_kind,
 
 
 @pytest.mark.parametrize("mode", MODES)
+def test_request_polled_by_another_requests_flush_starts_in_a_fresh_context(loop_kind,
+                                                                            mode):
+    with ServerThread(app, mode=mode) as server:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as first, \
+                socket.create_connection(("127.0.0.1", server.port), timeout=10) as second:
+            first.sendall(b"GET /contextvar-then-block HTTP/1.1\r\nHost: x\r\n\r\n")
+            time.sleep(0.1)  # the first app is blocking the loop now
+            second.sendall(b"GET /contextvar?second HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert _body(first) == b"blocked"
+            assert _body(second) == b"unset second True"
+
+
+def _body(sock: socket.socket) -> bytes:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += sock.recv(65536)
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+    while len(body) < length:
+        body += sock.recv(65536)
+    return body
+
+
+@pytest.mark.parametrize("mode", MODES)
 def test_app_cancelling_its_own_task_gets_cancelled_at_its_next_await(loop_kind, mode,
                                                                        caplog):
     with caplog.at_level(logging.CRITICAL, logger="cymongoose.asgi"):
@@ -157,12 +190,18 @@ def test_app_cancelling_its_own_task_gets_cancelled_at_its_next_await(loop_kind,
 
 @pytest.mark.parametrize("mode", MODES)
 def test_mixed_eager_and_suspending_requests_on_many_connections(loop_kind, mode):
+    """No request starts in the context of another: a poll can run in a callback that a
+    request scheduled (its write's flush), and a Task would copy that context."""
     async def run(url):
         async with httpx.AsyncClient() as client:
-            paths = [f"/contextvar?{'suspend' if i % 3 else 'x'}" for i in range(60)]
-            return await asyncio.gather(*(client.get(url + p) for p in paths)), paths
+            out = []
+            for _ in range(4):
+                out += await asyncio.gather(*(client.get(url + p) for p in paths))
+            return out
 
+    paths = [f"/contextvar?{'suspend' if i % 3 else f'x{i}'}" for i in range(60)]
     with ServerThread(app, mode=mode) as server:
-        responses, paths = asyncio.run(run(server.url))
+        responses = asyncio.run(run(server.url))
+    paths *= 4
     for r, path in zip(responses, paths, strict=True):
         assert r.text == f"unset {path.split('?')[1]} True"

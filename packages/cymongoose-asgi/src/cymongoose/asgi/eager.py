@@ -3,15 +3,16 @@
 Most ASGI calls of a fast app finish without waiting for anything: for those, a Task per
 request (its object, its registration, a ``call_soon`` and a loop iteration before the
 first step) is the largest cost left. `EagerRunner.start` runs a coroutine's first step
-at once, in a copy of the current context (as a Task would), while ``asyncio.current_task()``
-answers a real Task: the *host*, an idle Task waiting in the runner. A coroutine that
-finishes in that step never touches the host. One that suspends is handed to the host,
-which drives it to its end (each step in the coroutine's own context) and is then done;
-the next call gets a new host. So an app sees one Task from its first line to its last
-(anyio's cancel scopes and Starlette's task groups check that), exceptions and
-cancellation reach the coroutine as with `asyncio.Task`, and Python 3.12's
-``eager_task_factory`` is matched on every Python and event loop (uvloop included) at
-less cost.
+at once, in a fresh copy of the server's context (a Task would copy the current one:
+that of whichever callback polled, maybe one a previous request scheduled), while
+``asyncio.current_task()`` answers a real Task: the *host*, an idle Task waiting in the
+runner. A coroutine that finishes in that step never touches the host. One that
+suspends is handed to the host, which drives it to its end (each step in the
+coroutine's own context) and is then done; the next call gets a new host. So an app
+sees one Task from its first line to its last (anyio's cancel scopes and Starlette's
+task groups check that), exceptions and cancellation reach the coroutine as with
+`asyncio.Task`, and Python 3.12's ``eager_task_factory`` is matched on every Python and
+event loop (uvloop included) at less cost.
 """
 
 from __future__ import annotations
@@ -20,19 +21,22 @@ import asyncio
 import types
 from asyncio.tasks import _enter_task, _leave_task  # type: ignore[attr-defined]
 from collections.abc import Coroutine, Generator
-from contextvars import copy_context
+from contextvars import Context, copy_context
 from typing import Any
 
 __all__ = ["EagerRunner"]
 
 
 class EagerRunner:
-    """Start coroutines eagerly on one event loop (its thread only)."""
+    """Start coroutines eagerly on one event loop (its thread only), each in a copy of
+    ``context`` (default: a copy of the current context when the runner is made)."""
 
-    __slots__ = ("_host", "_inbox", "_loop")
+    __slots__ = ("_context", "_host", "_inbox", "_loop")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop,
+                 context: Context | None = None) -> None:
         self._loop = loop
+        self._context = context if context is not None else copy_context()
         self._host: asyncio.Task[Any] | None = None  # idle, waiting on _inbox
         self._inbox: asyncio.Future[Any] | None = None
 
@@ -53,8 +57,8 @@ class EagerRunner:
         try:
             _enter_task(loop, host)
         except RuntimeError:  # another Task is running (e.g. a poll made by stop())
-            return loop.create_task(coro)
-        ctx = copy_context()
+            return self.create_task(coro)
+        ctx = self._context.copy()
         try:
             value = ctx.run(coro.send, None)
         except StopIteration:
@@ -78,6 +82,10 @@ class EagerRunner:
             host = loop.create_task(_host(inbox))
         inbox.set_result((coro, ctx, value, throw))
         return host
+
+    def create_task(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        """A plain Task for ``coro``, in a copy of the runner's context."""
+        return self._context.copy().run(self._loop.create_task, coro)
 
     def close(self) -> None:
         """Cancel the idle host (the loop must not end with it pending)."""

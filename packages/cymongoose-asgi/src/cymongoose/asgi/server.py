@@ -565,7 +565,7 @@ class ASGIServer:
     # -- asyncio thread ------------------------------------------------------------------
 
     def _spawn(self, coro: Any) -> asyncio.Task[None]:
-        task = self._loop.create_task(coro)  # type: ignore[union-attr]
+        task = self._eager.create_task(coro)  # not in the context of the poll's caller
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
