@@ -66,7 +66,7 @@ class HttpConnection:
     """One keep-alive TCP connection: requests are answered one after another, in order."""
 
     __slots__ = ("body_cycle", "client", "closed", "conn", "current", "received", "requests",
-                 "runner", "server", "tls", "trusted", "writable")
+                 "runner", "scope", "server", "tls", "trusted", "writable")
 
     def __init__(self, conn: Any) -> None:
         self.conn = conn
@@ -85,6 +85,8 @@ class HttpConnection:
         self.writable: asyncio.Future[None] | None = None  # asyncio thread
         # The ASGI "tls" extension's dict on a TLS listener, else None.
         self.tls: dict[str, Any] | None = None
+        # What every http scope of the connection starts from (a copy per request).
+        self.scope: dict[str, Any] = {}
 
 
 # -- writers: run on the poll thread ----------------------------------------------------
@@ -296,11 +298,12 @@ class RequestCycle:
         self.call = call  # AsyncManager.poll_thread_caller()
         self.hc = hc
         self.scope = scope
-        # body None: it streams in (feed_body); else the whole body.
-        self.body: collections.deque[bytes] = collections.deque()
+        # body None: it streams in (feed_body); else the whole body. No deque for none
+        # (most requests): the empty tuple is never appended to.
+        self.body: collections.deque[bytes] | tuple[()] = \
+            collections.deque() if body is None else collections.deque((body,)) if body \
+            else ()
         self.body_done = body is not None
-        if body:
-            self.body.append(body)
         self.body_queued = 0
         self.body_waiter: asyncio.Future[None] | None = None
         self.paused = False
@@ -317,7 +320,7 @@ class RequestCycle:
         self.started = False
         self.complete = False
         self.status = 200
-        self.headers: list[Any] = []
+        self.headers: list[Any] | tuple[()] = ()  # the app's, from http.response.start
         self.streaming = False
         self.chunked = False
         self.unflushed = 0
@@ -389,7 +392,7 @@ class RequestCycle:
         if self.complete:
             return  # the response is done: the rest of the body is discarded
         if data:
-            self.body.append(data)
+            self.body.append(data)  # type: ignore[union-attr]  # a deque: body streams
             self.body_queued += len(data)
             if self.body_queued > _BODY_HIGH and not self.paused:
                 self.paused = True
@@ -412,7 +415,7 @@ class RequestCycle:
     async def receive(self) -> dict[str, Any]:
         while True:
             if self.body:
-                chunk = self.body.popleft()
+                chunk = self.body.popleft()  # type: ignore[union-attr]  # not empty
                 self.body_queued -= len(chunk)
                 if self.paused and self.body_queued < _BODY_LOW:
                     self.paused = False

@@ -470,6 +470,16 @@ class ASGIServer:
             proto.trusted = self._proxy is not None and self._proxy.is_trusted(remote[0])
             if self._tls is not None:
                 proto.tls = tls_extension(conn)
+            # Every key of an http scope, those of the connection set: a request's scope
+            # is a copy (one memcpy of the table) with the others replaced, about half
+            # the cost of a dict display of 14 keys.
+            proto.scope = {
+                "type": "http", "asgi": _ASGI_VERSION, "http_version": "1.1",
+                "method": "GET", "scheme": self._scheme, "path": "", "raw_path": b"",
+                "query_string": b"", "root_path": self._root_path, "headers": [],
+                "client": proto.client, "server": proto.server, "state": None,
+                "extensions": None,
+            }
         elif isinstance(proto, WebSocketConnection):
             return
         proto.received += 1
@@ -487,48 +497,26 @@ class ASGIServer:
                     upgrade = value.lower()
                 else:
                     forwarded = True
-        client: tuple[str, int] | None = proto.client
-        scheme = self._scheme
-        if forwarded and proto.trusted:
-            client, scheme, _host = self._proxy.resolve(  # type: ignore[union-attr]
-                headers, client, scheme)
         path = raw_path.decode("utf-8", "surrogateescape")
         if "%" in path:
             path = unquote(path)
-        root_path = self._root_path
+        scope = proto.scope.copy()
+        if forwarded and proto.trusted:
+            scope["client"], scope["scheme"], _host = self._proxy.resolve(  # type: ignore[union-attr]
+                headers, proto.client, self._scheme)
+        scope["http_version"] = http_version
+        scope["path"] = self._root_path + path
+        scope["raw_path"] = raw_path
+        scope["query_string"] = query
+        scope["headers"] = headers
+        scope["state"] = self._state.copy()
         if upgrade == b"websocket" and b"upgrade" in connection and method == "GET":
-            self._open_websocket(conn, proto, headers, {
-                "asgi": _ASGI_VERSION,
-                "http_version": http_version,
-                "scheme": scheme,
-                "path": root_path + path,
-                "raw_path": raw_path,
-                "query_string": query,
-                "root_path": root_path,
-                "headers": headers,
-                "client": client,
-                "server": proto.server,
-                "state": self._state.copy(),
-            })
+            del scope["method"], scope["extensions"]
+            self._open_websocket(conn, proto, headers, scope)
             return
-        # One dict display (built presized in one step), not a copy plus inserts.
-        scope: dict[str, Any] = {
-            "type": "http",
-            "asgi": _ASGI_VERSION,
-            "http_version": http_version,
-            "method": method,
-            "scheme": scheme,
-            "path": root_path + path,
-            "raw_path": raw_path,
-            "query_string": query,
-            "root_path": root_path,
-            "headers": headers,
-            "client": client,
-            "server": proto.server,
-            "state": self._state.copy(),
-            "extensions": HTTP_EXTENSIONS.copy() if proto.tls is None
-            else {**HTTP_EXTENSIONS, "tls": proto.tls},
-        }
+        scope["method"] = method
+        scope["extensions"] = HTTP_EXTENSIONS.copy() if proto.tls is None \
+            else {**HTTP_EXTENSIONS, "tls": proto.tls}
         more_body = msg.more_body
         if self._stopping:
             close = True
