@@ -79,6 +79,13 @@ async def app(scope, receive, send):
         # Block the loop after the write: the next request is read by the poll that
         # flushes this write, a callback scheduled from this request's context.
         time.sleep(0.2)
+    elif path == "/scope":
+        body = repr((scope["client"][0], scope["server"][0], scope["scheme"],
+                     scope["root_path"], sorted(scope["extensions"]), scope["state"]))
+        for key in list(scope):  # what the app does to its scope stays with it
+            scope[key] = "changed"
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": body.encode()})
     elif path == "/cancel-self":
         asyncio.current_task().cancel()
         await asyncio.sleep(0)
@@ -205,3 +212,13 @@ def test_mixed_eager_and_suspending_requests_on_many_connections(loop_kind, mode
     paths *= 4
     for r, path in zip(responses, paths, strict=True):
         assert r.text == f"unset {path.split('?')[1]} True"
+
+
+def test_an_app_changing_its_scope_leaves_the_next_ones_alone():
+    with ServerThread(app) as server, httpx.Client() as client:
+        first = client.get(server.url + "/scope").text
+        with httpx.Client() as other:
+            assert other.get(server.url + "/scope").text == first
+        assert client.get(server.url + "/scope").text == first
+    assert first == repr(("127.0.0.1", "127.0.0.1", "http", "", [
+        "http.response.early_hint", "http.response.pathsend", "http.response.trailers"], {}))

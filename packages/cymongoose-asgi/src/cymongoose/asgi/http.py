@@ -66,7 +66,7 @@ class HttpConnection:
     """One keep-alive TCP connection: requests are answered one after another, in order."""
 
     __slots__ = ("body_cycle", "client", "closed", "conn", "current", "received", "requests",
-                 "runner", "scope", "server", "tls", "trusted", "writable")
+                 "runner", "server", "tls", "trusted", "writable")
 
     def __init__(self, conn: Any) -> None:
         self.conn = conn
@@ -85,8 +85,6 @@ class HttpConnection:
         self.writable: asyncio.Future[None] | None = None  # asyncio thread
         # The ASGI "tls" extension's dict on a TLS listener, else None.
         self.tls: dict[str, Any] | None = None
-        # What every http scope of the connection starts from (a copy per request).
-        self.scope: dict[str, Any] = {}
 
 
 # -- writers: run on the poll thread ----------------------------------------------------
@@ -494,10 +492,10 @@ class RequestCycle:
                     call(write_head, self.hc, self.status, headers, True)
                     call(write_end, self.hc, False, self.close)
                 else:
-                    call(
-                        write_response, self.hc, self.status, headers, bytes(body),
-                        self.close, self.is_head,
-                    )
+                    if type(body) is not bytes:
+                        body = bytes(body)  # a bytearray or memoryview: the app may reuse it
+                    call(write_response, self.hc, self.status, headers, body, self.close,
+                         self.is_head)
                 self.finished = True  # finish(), inline
                 waiter = self.body_waiter
                 if waiter is not None and not waiter.done():
