@@ -103,7 +103,10 @@ class EagerRunner:
 
 def _cancelling(task: asyncio.Task[Any]) -> bool:
     cancelling = getattr(task, "cancelling", None)  # Python 3.11+
-    return bool(cancelling()) if cancelling is not None else False
+    if cancelling is not None:
+        return bool(cancelling())
+    # Python 3.10: a host cancelled before its first step (after it, its inbox is).
+    return bool(getattr(task, "_must_cancel", False))
 
 
 def _reraise(exc: BaseException) -> None:
