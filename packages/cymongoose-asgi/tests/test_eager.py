@@ -86,6 +86,10 @@ async def app(scope, receive, send):
             scope[key] = "changed"
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": body.encode()})
+    elif path == "/cancel-self-then-return":
+        asyncio.current_task().cancel()  # never awaits after it: the request completes
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"returned"})
     elif path == "/cancel-self":
         asyncio.current_task().cancel()
         await asyncio.sleep(0)
@@ -193,6 +197,15 @@ def test_app_cancelling_its_own_task_gets_cancelled_at_its_next_await(loop_kind,
             with httpx.Client() as client:
                 for path in ("/", "/?suspend", "/contextvar?x"):
                     assert client.get(server.url + path).status_code == 200
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_cancel_left_pending_by_one_request_reaches_no_other(loop_kind, mode):
+    with ServerThread(app, mode=mode) as server, httpx.Client() as client:
+        for _ in range(3):
+            assert client.get(server.url + "/cancel-self-then-return").text == "returned"
+            r = client.get(server.url + "/?suspend")
+            assert (r.status_code, r.text) == (200, "ok")
 
 
 @pytest.mark.parametrize("mode", MODES)

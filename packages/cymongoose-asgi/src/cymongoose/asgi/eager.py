@@ -18,9 +18,10 @@ event loop (uvloop included) at less cost.
 from __future__ import annotations
 
 import asyncio
+import operator
 import types
 from asyncio.tasks import _enter_task, _leave_task  # type: ignore[attr-defined]
-from collections.abc import Coroutine, Generator
+from collections.abc import Callable, Coroutine, Generator
 from contextvars import Context, copy_context
 from typing import Any
 
@@ -53,33 +54,37 @@ class EagerRunner:
         host = self._host
         if host is None:
             self._inbox = loop.create_future()
-            host = self._host = loop.create_task(_host(self._inbox))
+            host = self._host = self.create_task(_host(self._inbox))
         try:
             _enter_task(loop, host)
         except RuntimeError:  # another Task is running (e.g. a poll made by stop())
             return self.create_task(coro)
         ctx = self._context.copy()
+        ended = True
         try:
             value = ctx.run(coro.send, None)
-        except StopIteration:
-            return None
-        except asyncio.CancelledError:
-            return None  # as a cancelled Task that nobody awaits
+            ended = False
+        except (StopIteration, asyncio.CancelledError):
+            pass  # done, or cancelled (as a cancelled Task that nobody awaits)
         except BaseException as exc:  # noqa: BLE001 (reported as a Task would be)
             self._report(exc)
-            return None
         finally:
             _leave_task(loop, host)
-        # Suspended: the host drives the rest; the next start() makes a new host.
         inbox = self._inbox
         assert inbox is not None
+        # The step cancelled its own task (the host): that host can drive nothing more.
+        cancelled = inbox.done() or _cancelling(host)
+        if ended:
+            if cancelled:
+                self._host = self._inbox = None
+            return None
+        # Suspended: the host drives the rest; the next start() makes a new host.
         self._host = self._inbox = None
         throw: BaseException | None = None
-        if inbox.done() or _cancelling(host):
-            # The first step cancelled its own task: a new host delivers it.
+        if cancelled:  # a new host delivers the cancellation at the coroutine's await
             throw = asyncio.CancelledError()
             inbox = loop.create_future()
-            host = loop.create_task(_host(inbox))
+            host = self.create_task(_host(inbox))
         inbox.set_result((coro, ctx, value, throw))
         return host
 
@@ -101,12 +106,15 @@ class EagerRunner:
             "message": "exception in an eagerly started coroutine", "exception": exc})
 
 
-def _cancelling(task: asyncio.Task[Any]) -> bool:
-    cancelling = getattr(task, "cancelling", None)  # Python 3.11+
-    if cancelling is not None:
-        return bool(cancelling())
+def _must_cancel(task: asyncio.Task[Any]) -> bool:
     # Python 3.10: a host cancelled before its first step (after it, its inbox is).
     return bool(getattr(task, "_must_cancel", False))
+
+
+# task.cancelling() (Python 3.11+) as one C call: it is asked once per request.
+_cancelling: Callable[[asyncio.Task[Any]], Any] = \
+    operator.methodcaller("cancelling") if hasattr(asyncio.Task, "cancelling") \
+    else _must_cancel
 
 
 def _reraise(exc: BaseException) -> None:
