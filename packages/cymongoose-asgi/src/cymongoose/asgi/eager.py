@@ -60,28 +60,26 @@ class EagerRunner:
         except RuntimeError:  # another Task is running (e.g. a poll made by stop())
             return self.create_task(coro)
         ctx = self._context.copy()
-        ended = True
         try:
             value = ctx.run(coro.send, None)
-            ended = False
-        except (StopIteration, asyncio.CancelledError):
-            pass  # done, or cancelled (as a cancelled Task that nobody awaits)
-        except BaseException as exc:  # noqa: BLE001 (reported as a Task would be)
-            self._report(exc)
-        finally:
+        except _ENDED:  # done, or cancelled (as a cancelled Task that nobody awaits)
             _leave_task(loop, host)
-        inbox = self._inbox
-        assert inbox is not None
-        # The step cancelled its own task (the host): that host can drive nothing more.
-        cancelled = inbox.done() or _cancelling(host)
-        if ended:
-            if cancelled:
+            if _cancelling(host):  # by the step itself: the host can drive nothing more
                 self._host = self._inbox = None
             return None
+        except BaseException as exc:  # noqa: BLE001 (reported as a Task would be)
+            _leave_task(loop, host)
+            if _cancelling(host):
+                self._host = self._inbox = None
+            self._report(exc)
+            return None
+        _leave_task(loop, host)
         # Suspended: the host drives the rest; the next start() makes a new host.
+        inbox = self._inbox
+        assert inbox is not None
         self._host = self._inbox = None
         throw: BaseException | None = None
-        if cancelled:  # a new host delivers the cancellation at the coroutine's await
+        if _cancelling(host):  # a new host delivers the cancellation at the await
             throw = asyncio.CancelledError()
             inbox = loop.create_future()
             host = self.create_task(_host(inbox))
@@ -106,15 +104,20 @@ class EagerRunner:
             "message": "exception in an eagerly started coroutine", "exception": exc})
 
 
-def _must_cancel(task: asyncio.Task[Any]) -> bool:
-    # Python 3.10: a host cancelled before its first step (after it, its inbox is).
-    return bool(getattr(task, "_must_cancel", False))
+def _cancel_requested(task: asyncio.Task[Any]) -> bool:
+    # Python 3.10: a host cancelled before its first step has _must_cancel set; after
+    # it, the future it waits on (its inbox) is cancelled.
+    waiter = getattr(task, "_fut_waiter", None)
+    return bool(getattr(task, "_must_cancel", False)) or (
+        waiter is not None and waiter.cancelled())
 
 
-# task.cancelling() (Python 3.11+) as one C call: it is asked once per request.
+# Whether the host was asked to cancel: task.cancelling() (Python 3.11+; counts every
+# request, whatever the task waits on) as one C call, since it is asked per request.
 _cancelling: Callable[[asyncio.Task[Any]], Any] = \
     operator.methodcaller("cancelling") if hasattr(asyncio.Task, "cancelling") \
-    else _must_cancel
+    else _cancel_requested
+_ENDED = (StopIteration, asyncio.CancelledError)
 
 
 def _reraise(exc: BaseException) -> None:
