@@ -557,7 +557,8 @@ class AsyncManager:
 
         def call(callback: Callable[..., Any], *args: Any) -> None:
             callback(*args)
-            flush_soon()
+            if not self._flush_pending:  # one flush per batch: no call for the others
+                flush_soon()
 
         return call
 

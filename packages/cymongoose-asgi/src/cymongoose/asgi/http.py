@@ -21,7 +21,7 @@ from time import perf_counter
 from typing import Any
 
 from cymongoose.serving.accesslog import AccessAtoms, AccessLogFormat, access_logger, log_access
-from cymongoose.serving.httprules import no_content, parse_content_length
+from cymongoose.serving.httprules import parse_content_length
 
 logger = logging.getLogger("cymongoose.asgi")
 
@@ -118,15 +118,16 @@ def write_response(
     hc: HttpConnection, status: int, headers: list[Any], body: bytes, close: bool,
     head: bool = False,
 ) -> None:
-    if _ended(hc):
+    conn = hc.conn
+    if hc.closed or conn.is_closing or conn.is_draining:  # _ended(), inline: per response
         return
     try:
-        hc.conn.send_response(status, headers, body)
+        conn.send_response(status, headers, body)
     except (ValueError, TypeError) as exc:
         _refuse(hc, exc, head)
         return
     if close:
-        hc.conn.drain()
+        conn.drain()
 
 
 def write_head(hc: HttpConnection, status: int, headers: list[Any], head: bool = False) -> bool:
@@ -289,15 +290,18 @@ class RequestCycle:
         body: bytes | None,
         close: bool,
         log: bool | AccessLogFormat,
+        is_head: bool,
+        http10: bool,
     ) -> None:
         self.call = call  # AsyncManager.poll_thread_caller()
         self.hc = hc
         self.scope = scope
-        # body None: it streams in (feed_body); else the whole body.
-        self.body: collections.deque[bytes] = collections.deque()
+        # body None: it streams in (feed_body); else the whole body. No deque for none
+        # (most requests): the empty tuple is never appended to.
+        self.body: collections.deque[bytes] | tuple[()] = \
+            collections.deque() if body is None else collections.deque((body,)) if body \
+            else ()
         self.body_done = body is not None
-        if body:
-            self.body.append(body)
         self.body_queued = 0
         self.body_waiter: asyncio.Future[None] | None = None
         self.paused = False
@@ -307,14 +311,14 @@ class RequestCycle:
         # out), or a gunicorn format (logged when the response ends; the server then sets
         # ``arrived``, perf_counter() seconds, and ``sent`` counts a streamed body).
         self.log = log
-        self.is_head = scope["method"] == "HEAD"
-        self.no_body = self.is_head
+        self.is_head = is_head
+        self.no_body = is_head
         self.length: int | None = None  # the app's Content-Length, then what is left of it
-        self.http10 = scope["http_version"] == "1.0"
+        self.http10 = http10
         self.started = False
         self.complete = False
         self.status = 200
-        self.headers: list[Any] = []
+        self.headers: list[Any] | tuple[()] = ()  # the app's, from http.response.start
         self.streaming = False
         self.chunked = False
         self.unflushed = 0
@@ -348,7 +352,8 @@ class RequestCycle:
                     logger.error("ASGI application returned without starting a response")
                 self._fail()
         finally:
-            self.finish()
+            if not self.finished:
+                self.finish()
             if self.streaming and self.log and self.log is not True:
                 self._log(self.sent)  # a gunicorn format: when the stream ends, however
             if self.paused:  # the app left the body unread: let the core drain it
@@ -385,7 +390,7 @@ class RequestCycle:
         if self.complete:
             return  # the response is done: the rest of the body is discarded
         if data:
-            self.body.append(data)
+            self.body.append(data)  # type: ignore[union-attr]  # a deque: body streams
             self.body_queued += len(data)
             if self.body_queued > _BODY_HIGH and not self.paused:
                 self.paused = True
@@ -408,7 +413,7 @@ class RequestCycle:
     async def receive(self) -> dict[str, Any]:
         while True:
             if self.body:
-                chunk = self.body.popleft()
+                chunk = self.body.popleft()  # type: ignore[union-attr]  # not empty
                 self.body_queued -= len(chunk)
                 if self.paused and self.body_queued < _BODY_LOW:
                     self.paused = False
@@ -440,12 +445,19 @@ class RequestCycle:
                 raise RuntimeError(f"ASGI: status {status} is not a final status (200..599)")
             headers = list(message.get("headers", ()))
             # Checked before the response counts as started: an invalid one is the app's
-            # error, answered with a 500.
-            self.length = _content_length(headers)
+            # error, answered with a 500. The common case (ASCII digits) inline.
+            length = None
+            for name, value in headers:
+                if len(name) == 14 and name.lower() in (b"content-length", "content-length"):
+                    length = int(value) if type(value) is bytes and value.isdigit() \
+                        else _content_length(headers)
+                    break
+            self.length = length
             self.started = True
             self.status = status
             self.headers = headers
-            self.no_body = no_content(status, self.is_head)
+            # no_content(status, is_head), inline: status is 200..599 here
+            self.no_body = self.is_head or status == 204 or status == 304
             if message.get("trailers"):
                 self.trailers = _Trailers()
             return
@@ -480,12 +492,15 @@ class RequestCycle:
                     call(write_head, self.hc, self.status, headers, True)
                     call(write_end, self.hc, False, self.close)
                 else:
-                    call(
-                        write_response, self.hc, self.status, headers, bytes(body),
-                        self.close, self.is_head,
-                    )
-                self.finish()
-                if self.log:
+                    if type(body) is not bytes:
+                        body = bytes(body)  # a bytearray or memoryview: the app may reuse it
+                    call(write_response, self.hc, self.status, headers, body, self.close,
+                         self.is_head)
+                self.finished = True  # finish(), inline
+                waiter = self.body_waiter
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(None)
+                if self.log and access_logger.isEnabledFor(logging.INFO):
                     self._log(len(body))
                 return
             self.streaming = True
