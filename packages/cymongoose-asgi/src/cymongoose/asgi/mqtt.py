@@ -50,6 +50,7 @@ from cymongoose import (
 from cymongoose.aio import AsyncManager
 from cymongoose.importer import import_app
 
+from . import syncthread
 from .mqttmsg import field, pub_properties, qos_of, received_properties, topic_matches
 
 __all__ = ["MqttServer", "topic_matches"]
@@ -108,6 +109,11 @@ class MqttServer(StatelessServer):  # type: ignore[misc]
             TLS and CONNECT) is closed and counts as failed.
         mode: the mode of its own `AsyncManager` (``"auto"``, ``"integrated"``,
             ``"threaded"``); unused with ``manager``.
+        sync_thread: while `handle` runs, asgiref's thread-sensitive ``sync_to_async``
+            calls (Channels makes one per message) run on a
+            `cymongoose.asgi.syncthread.SyncThread`, which costs two context switches per
+            call instead of six (Linux; elsewhere asgiref's executor is kept). False:
+            leave asgiref's executor alone.
 
     Raises:
         ValueError: naming the argument, for a url that is not ``mqtt://`` /
@@ -136,6 +142,7 @@ class MqttServer(StatelessServer):  # type: ignore[misc]
         shutdown_timeout_s: float = 5.0,
         connect_timeout_s: float = 10.0,
         mode: str = "auto",
+        sync_thread: bool = True,
     ) -> None:
         check_url(url)
         if isinstance(keepalive, bool) or not isinstance(keepalive, int) \
@@ -169,6 +176,7 @@ class MqttServer(StatelessServer):  # type: ignore[misc]
         self.connect_timeout_s = connect_timeout_s
         self._shared = manager
         self._mode = mode
+        self.sync_thread = sync_thread
         self._am: AsyncManager | None = None
         self._conn: Any = None  # the live mongoose connection, None while disconnected
         self._attempt: Any = None  # the last connection opened (maybe still connecting)
@@ -219,12 +227,17 @@ class MqttServer(StatelessServer):  # type: ignore[misc]
         self._connected = asyncio.Event()
         if self._stopping:
             self._stop_event.set()
-        if self._shared is not None:
-            await self._serve(self._shared)
-            return
-        async with AsyncManager(self._on_event, error_handler=self._log_error,
-                                mode=self._mode) as am:
-            await self._serve(am)
+        own_thread = self.sync_thread and syncthread.acquire()
+        try:
+            if self._shared is not None:
+                await self._serve(self._shared)
+                return
+            async with AsyncManager(self._on_event, error_handler=self._log_error,
+                                    mode=self._mode) as am:
+                await self._serve(am)
+        finally:
+            if own_thread:
+                syncthread.release()
 
     async def _serve(self, am: AsyncManager) -> None:
         self._am = am
