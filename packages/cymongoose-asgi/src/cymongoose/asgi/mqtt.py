@@ -416,8 +416,7 @@ class MqttServer(StatelessServer):  # type: ignore[misc]
         while True:
             self._closed = closed = asyncio.Event()
             try:
-                conn = self._attempt = self._am.mqtt_connect(
-                    self.url, handler=self._on_event, **self._connect_kwargs)
+                conn = self._attempt = self._am.run_locked(self._connect)
             except Exception as exc:  # noqa: BLE001 (a bad host: retry like a lost broker)
                 logger.error("MQTT connect to %s failed: %s", self.url, exc)
                 closed.set()
@@ -430,6 +429,13 @@ class MqttServer(StatelessServer):  # type: ignore[misc]
             logger.warning("MQTT connection to %s lost; reconnecting in %.1f s", self.url, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, self.reconnect_max)
+
+    def _connect(self, mgr: Any) -> Any:
+        conn = mgr.mqtt_connect(self.url, handler=self._on_event, **self._connect_kwargs)
+        # MG_EV_POLL, READ and WRITE (about seven per message under load) need no Python
+        # call: _on_event does nothing with them.
+        conn.io_events = False
+        return conn
 
     async def _await_connack(self, conn: Any, closed: asyncio.Event) -> None:
         """Give up an attempt that got no CONNACK in ``connect_timeout_s`` (a broker or
