@@ -129,7 +129,7 @@ def test_topic_matches(pattern, topic, expected):
     ({"url": "http://x"}, "url"), ({"url": "mqtt://"}, "url"),
     ({"url": "mqtt://h:99999"}, "url"), ({"keepalive": 0}, "keepalive"),
     ({"reconnect_min": 0}, "reconnect_min"), ({"version": 3}, "version"),
-    ({"max_applications": 0}, "max_applications"),
+    ({"max_applications": 0}, "max_applications"), ({"sync_thread": "no"}, "sync_thread"),
 ])
 def test_bad_arguments_name_themselves(kwargs, word):
     args = {"url": "mqtt://127.0.0.1:1883", **kwargs}

@@ -118,7 +118,8 @@ class MqttServer(StatelessServer):  # type: ignore[misc]
     Raises:
         ValueError: naming the argument, for a url that is not ``mqtt://`` /
             ``mqtts://`` with a host, tls without ``mqtts://``, a keepalive, version,
-            max_applications or reconnect delays out of range.
+            max_applications or reconnect delays out of range, a sync_thread that is not
+            a bool.
     """
 
     def __init__(
@@ -156,6 +157,8 @@ class MqttServer(StatelessServer):  # type: ignore[misc]
         if isinstance(max_applications, bool) or not isinstance(max_applications, int) \
                 or max_applications < 1:
             raise ValueError(f"max_applications must be an int >= 1, got {max_applications!r}")
+        if not isinstance(sync_thread, bool):
+            raise ValueError(f"sync_thread must be True or False, got {sync_thread!r}")
         if tls is not None and not url.startswith("mqtts://"):
             raise ValueError(f"tls needs an mqtts:// url, got {url!r}")
         super().__init__(application, max_applications=max_applications)
