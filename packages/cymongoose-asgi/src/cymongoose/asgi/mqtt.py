@@ -181,6 +181,7 @@ class MqttServer(StatelessServer):  # type: ignore[misc]
         self._mode = mode
         self.sync_thread = sync_thread
         self._am: AsyncManager | None = None
+        self._direct = False  # mongoose events handled at once (integrated mode)
         self._conn: Any = None  # the live mongoose connection, None while disconnected
         self._attempt: Any = None  # the last connection opened (maybe still connecting)
         self._last_rx = 0.0  # time.monotonic() of the last packet from the broker
@@ -244,6 +245,7 @@ class MqttServer(StatelessServer):  # type: ignore[misc]
 
     async def _serve(self, am: AsyncManager) -> None:
         self._am = am
+        self._direct = am.mode == "integrated"
         tasks = [asyncio.ensure_future(self._connection_loop()),
                  asyncio.ensure_future(self._ping_loop())]
         try:
@@ -252,6 +254,7 @@ class MqttServer(StatelessServer):  # type: ignore[misc]
         finally:
             await self._shutdown(tasks)
             self._am = None
+            self._direct = False
 
     async def application_send(self, scope: dict[str, Any], message: dict[str, Any]) -> None:
         """Carry out one message an instance sent; ValueError naming the bad field."""
@@ -580,17 +583,28 @@ class MqttServer(StatelessServer):  # type: ignore[misc]
                     "retain": data.retain}
             if self.version == 5:
                 mqtt["properties"] = received_properties(data.properties())
-            am.schedule(lambda m={"type": "mqtt.msg", "mqtt": mqtt}: self._deliver(m))
+            message = {"type": "mqtt.msg", "mqtt": mqtt}
+            if self._direct:
+                self._deliver(message)
+            else:
+                am.schedule(lambda: self._deliver(message))
         elif ev == MG_EV_MQTT_CMD:
             self._last_rx = time.monotonic()
         elif ev == MG_EV_MQTT_OPEN:
-            am.schedule(lambda code=int(data): self._opened(conn, code))
+            self._soon(am, lambda code=int(data): self._opened(conn, code))
         elif ev == MG_EV_CONNECT and self._tls is not None:
             conn.tls_init(self._tls)
         elif ev == MG_EV_ERROR:
             logger.error("MQTT connection to %s: %s", self.url, data)
         elif ev == MG_EV_CLOSE and conn.is_client:
-            am.schedule(lambda: self._closed_conn(conn))
+            self._soon(am, lambda: self._closed_conn(conn))
+
+    def _soon(self, am: AsyncManager, fn: Callable[[], Any]) -> None:
+        # Integrated mode: handlers already run on the loop's thread, in event order.
+        if self._direct:
+            fn()
+        else:
+            am.schedule(fn)
 
     def _log_error(self, exc: BaseException) -> None:
         logger.error("MQTT server: %s", exc, exc_info=exc)
