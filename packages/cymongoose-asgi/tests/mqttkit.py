@@ -140,12 +140,12 @@ class Client:
 
 
 class Running:
-    """An MqttServer in a thread with its own loop."""
+    """An MqttServer (or ``server_class``, a subclass) in a thread with its own loop."""
 
-    def __init__(self, app, url: str, **kwargs) -> None:
+    def __init__(self, app, url: str, server_class=None, **kwargs) -> None:
         from cymongoose.asgi.mqtt import MqttServer
 
-        self.server = MqttServer(app, url, **kwargs)
+        self.server = (server_class or MqttServer)(app, url, **kwargs)
         self.loop: asyncio.AbstractEventLoop | None = None
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()

@@ -37,6 +37,33 @@ def test_message_in_app_publishes_back(broker, mode):
     assert events[-1] == {"type": "mqtt.disconnect"}
 
 
+def test_loop_iteration_events_cost_no_python_call(broker):
+    # MG_EV_POLL, READ and WRITE reach no Python handler of the broker connection (they
+    # were seven calls per message under load); the MQTT events still do.
+    from cymongoose import MG_EV_MQTT_MSG, MG_EV_POLL, MG_EV_READ, MG_EV_WRITE
+
+    seen: list[int] = []
+
+    class Counting(MqttServer):
+        def _on_event(self, conn, ev, data):
+            seen.append(ev)
+            super()._on_event(conn, ev, data)
+
+    events: list = []
+    running = Running(echo_app(events), broker, server_class=Counting)
+    client = Client(broker)
+    try:
+        client.subscribed()
+        for n in range(5):
+            client.conn.mqtt_pub("in/io/x", b"%d" % n, qos=1)
+        client.wait_for(lambda: len(client.received) == 5, "five echoes")
+    finally:
+        running.stop()
+        client.close()
+    assert seen.count(MG_EV_MQTT_MSG) >= 6  # the probe and the five
+    assert not {MG_EV_POLL, MG_EV_READ, MG_EV_WRITE} & set(seen)
+
+
 def test_usub_stops_delivery_wildcards(broker):
     events: list = []
     server = Running(echo_app(events), broker)
@@ -102,7 +129,7 @@ def test_topic_matches(pattern, topic, expected):
     ({"url": "http://x"}, "url"), ({"url": "mqtt://"}, "url"),
     ({"url": "mqtt://h:99999"}, "url"), ({"keepalive": 0}, "keepalive"),
     ({"reconnect_min": 0}, "reconnect_min"), ({"version": 3}, "version"),
-    ({"max_applications": 0}, "max_applications"),
+    ({"max_applications": 0}, "max_applications"), ({"sync_thread": "no"}, "sync_thread"),
 ])
 def test_bad_arguments_name_themselves(kwargs, word):
     args = {"url": "mqtt://127.0.0.1:1883", **kwargs}

@@ -50,6 +50,7 @@ from cymongoose import (
 from cymongoose.aio import AsyncManager
 from cymongoose.importer import import_app
 
+from . import syncthread
 from .mqttmsg import field, pub_properties, qos_of, received_properties, topic_matches
 
 __all__ = ["MqttServer", "topic_matches"]
@@ -108,11 +109,17 @@ class MqttServer(StatelessServer):  # type: ignore[misc]
             TLS and CONNECT) is closed and counts as failed.
         mode: the mode of its own `AsyncManager` (``"auto"``, ``"integrated"``,
             ``"threaded"``); unused with ``manager``.
+        sync_thread: while `handle` runs, asgiref's thread-sensitive ``sync_to_async``
+            calls (Channels makes one per message) run on a
+            `cymongoose.asgi.syncthread.SyncThread`, which costs two context switches per
+            call instead of six (Linux; elsewhere asgiref's executor is kept). False:
+            leave asgiref's executor alone.
 
     Raises:
         ValueError: naming the argument, for a url that is not ``mqtt://`` /
             ``mqtts://`` with a host, tls without ``mqtts://``, a keepalive, version,
-            max_applications or reconnect delays out of range.
+            max_applications or reconnect delays out of range, a sync_thread that is not
+            a bool.
     """
 
     def __init__(
@@ -136,6 +143,7 @@ class MqttServer(StatelessServer):  # type: ignore[misc]
         shutdown_timeout_s: float = 5.0,
         connect_timeout_s: float = 10.0,
         mode: str = "auto",
+        sync_thread: bool = True,
     ) -> None:
         check_url(url)
         if isinstance(keepalive, bool) or not isinstance(keepalive, int) \
@@ -149,6 +157,8 @@ class MqttServer(StatelessServer):  # type: ignore[misc]
         if isinstance(max_applications, bool) or not isinstance(max_applications, int) \
                 or max_applications < 1:
             raise ValueError(f"max_applications must be an int >= 1, got {max_applications!r}")
+        if not isinstance(sync_thread, bool):
+            raise ValueError(f"sync_thread must be True or False, got {sync_thread!r}")
         if tls is not None and not url.startswith("mqtts://"):
             raise ValueError(f"tls needs an mqtts:// url, got {url!r}")
         super().__init__(application, max_applications=max_applications)
@@ -169,7 +179,9 @@ class MqttServer(StatelessServer):  # type: ignore[misc]
         self.connect_timeout_s = connect_timeout_s
         self._shared = manager
         self._mode = mode
+        self.sync_thread = sync_thread
         self._am: AsyncManager | None = None
+        self._direct = False  # mongoose events handled at once (integrated mode)
         self._conn: Any = None  # the live mongoose connection, None while disconnected
         self._attempt: Any = None  # the last connection opened (maybe still connecting)
         self._last_rx = 0.0  # time.monotonic() of the last packet from the broker
@@ -219,15 +231,21 @@ class MqttServer(StatelessServer):  # type: ignore[misc]
         self._connected = asyncio.Event()
         if self._stopping:
             self._stop_event.set()
-        if self._shared is not None:
-            await self._serve(self._shared)
-            return
-        async with AsyncManager(self._on_event, error_handler=self._log_error,
-                                mode=self._mode) as am:
-            await self._serve(am)
+        own_thread = self.sync_thread and syncthread.acquire()
+        try:
+            if self._shared is not None:
+                await self._serve(self._shared)
+                return
+            async with AsyncManager(self._on_event, error_handler=self._log_error,
+                                    mode=self._mode) as am:
+                await self._serve(am)
+        finally:
+            if own_thread:
+                syncthread.release()
 
     async def _serve(self, am: AsyncManager) -> None:
         self._am = am
+        self._direct = am.mode == "integrated"
         tasks = [asyncio.ensure_future(self._connection_loop()),
                  asyncio.ensure_future(self._ping_loop())]
         try:
@@ -236,6 +254,7 @@ class MqttServer(StatelessServer):  # type: ignore[misc]
         finally:
             await self._shutdown(tasks)
             self._am = None
+            self._direct = False
 
     async def application_send(self, scope: dict[str, Any], message: dict[str, Any]) -> None:
         """Carry out one message an instance sent; ValueError naming the bad field."""
@@ -403,8 +422,7 @@ class MqttServer(StatelessServer):  # type: ignore[misc]
         while True:
             self._closed = closed = asyncio.Event()
             try:
-                conn = self._attempt = self._am.mqtt_connect(
-                    self.url, handler=self._on_event, **self._connect_kwargs)
+                conn = self._attempt = self._am.run_locked(self._connect)
             except Exception as exc:  # noqa: BLE001 (a bad host: retry like a lost broker)
                 logger.error("MQTT connect to %s failed: %s", self.url, exc)
                 closed.set()
@@ -417,6 +435,13 @@ class MqttServer(StatelessServer):  # type: ignore[misc]
             logger.warning("MQTT connection to %s lost; reconnecting in %.1f s", self.url, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, self.reconnect_max)
+
+    def _connect(self, mgr: Any) -> Any:
+        conn = mgr.mqtt_connect(self.url, handler=self._on_event, **self._connect_kwargs)
+        # MG_EV_POLL, READ and WRITE (about seven per message under load) need no Python
+        # call: _on_event does nothing with them.
+        conn.io_events = False
+        return conn
 
     async def _await_connack(self, conn: Any, closed: asyncio.Event) -> None:
         """Give up an attempt that got no CONNACK in ``connect_timeout_s`` (a broker or
@@ -558,17 +583,28 @@ class MqttServer(StatelessServer):  # type: ignore[misc]
                     "retain": data.retain}
             if self.version == 5:
                 mqtt["properties"] = received_properties(data.properties())
-            am.schedule(lambda m={"type": "mqtt.msg", "mqtt": mqtt}: self._deliver(m))
+            message = {"type": "mqtt.msg", "mqtt": mqtt}
+            if self._direct:
+                self._deliver(message)
+            else:
+                am.schedule(lambda: self._deliver(message))
         elif ev == MG_EV_MQTT_CMD:
             self._last_rx = time.monotonic()
         elif ev == MG_EV_MQTT_OPEN:
-            am.schedule(lambda code=int(data): self._opened(conn, code))
+            self._soon(am, lambda code=int(data): self._opened(conn, code))
         elif ev == MG_EV_CONNECT and self._tls is not None:
             conn.tls_init(self._tls)
         elif ev == MG_EV_ERROR:
             logger.error("MQTT connection to %s: %s", self.url, data)
         elif ev == MG_EV_CLOSE and conn.is_client:
-            am.schedule(lambda: self._closed_conn(conn))
+            self._soon(am, lambda: self._closed_conn(conn))
+
+    def _soon(self, am: AsyncManager, fn: Callable[[], Any]) -> None:
+        # Integrated mode: handlers already run on the loop's thread, in event order.
+        if self._direct:
+            fn()
+        else:
+            am.schedule(fn)
 
     def _log_error(self, exc: BaseException) -> None:
         logger.error("MQTT server: %s", exc, exc_info=exc)
