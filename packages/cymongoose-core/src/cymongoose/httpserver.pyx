@@ -698,7 +698,10 @@ cdef void _srv_body_pump(mg_connection *c, ConnState *st) noexcept nogil:
     cdef long got
     if c.is_closing or c.send.len >= _FILE_WINDOW:
         return
-    if c.send.len <= _FILE_PRIMER and not c.is_tls and c.is_accepted and c.fd != NULL:
+    # Straight from the object with nothing queued, or with the head before the body;
+    # not past a queued primer (the socket was full: mongoose waits for writability).
+    if (c.send.len == 0 or (st.file_offset == 0 and c.send.len <= _FILE_PRIMER)) \
+            and not c.is_tls and c.is_accepted and c.fd != NULL:
         while st.file_left and burst < _SENDFILE_BURST:
             want = _SENDFILE_BURST - burst
             if want > st.file_left:
