@@ -665,6 +665,7 @@ cdef class Connection:
             memcpy(defaults, <char *>block, len(block))
         cdef ServerOpts *srv = st.srv
         if srv == NULL:
+            cym_tune_malloc()
             srv = <ServerOpts *>malloc(sizeof(ServerOpts))
             if srv == NULL:
                 free(defaults)
