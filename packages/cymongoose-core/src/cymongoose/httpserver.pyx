@@ -682,8 +682,7 @@ cdef void _srv_body_release(ConnState *st) noexcept nogil:
         Py_DECREF(<object>ref)
 
 
-cdef void _srv_body_by_ref(mg_connection *c, ConnState *st, bytes body,
-                           bint now=True) noexcept:
+cdef void _srv_body_by_ref(mg_connection *c, ConnState *st, bytes body) noexcept:
     """Send ``body`` after what is queued (the response head) from the bytes object
     itself, holding a reference until its last byte is out, and complete the response
     then (as send_file does). Instead of one copy into the send buffer and, per partial
@@ -691,16 +690,16 @@ cdef void _srv_body_by_ref(mg_connection *c, ConnState *st, bytes body,
     body together and later the rest straight from the object; only when the socket is
     full is a little (_FILE_PRIMER) copied into the send buffer, to arm mongoose's wait
     for writability. TLS copies windows of _FILE_WINDOW (mongoose's TLS layer encrypts
-    from the send buffer). ``now`` False (an app thread of the pooled WSGI server): the
-    poll thread starts sending at its next visit of the connection."""
+    from the send buffer). Also on an app thread of the pooled WSGI server: it holds the
+    GIL, which mongoose's loop gives up only while it waits for I/O, touching no buffer;
+    leaving the start to the poll thread's next visit cost 3x the CPU per response."""
     Py_INCREF(body)
     st.body_ref = <PyObject *>body
     st.file_fd = -1
     st.file_offset = 0
     st.file_left = <uint64_t>len(body)
     c.is_resp = 1
-    if now:
-        _srv_body_pump(c, st)
+    _srv_body_pump(c, st)
 
 
 cdef void _srv_body_spill(mg_connection *c, ConnState *st) noexcept:

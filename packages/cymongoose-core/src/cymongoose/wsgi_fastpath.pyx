@@ -460,7 +460,7 @@ cdef class WsgiFastPath(HttpFastHandler):
             if _wsgi_emit(c, cycle.status, cycle.headers, NULL, 0, len(body), False) != 0:
                 return False
             _response_written(c, False)
-            _srv_body_by_ref(c, st, body, self.submit is None)
+            _srv_body_by_ref(c, st, body)
         elif _wsgi_emit(c, cycle.status, cycle.headers, <char *>body, len(body), len(body),
                         False) != 0:
             return False
