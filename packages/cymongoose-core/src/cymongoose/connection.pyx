@@ -345,6 +345,9 @@ cdef class Connection:
     def send_response(self, int status, headers, body=b"") -> None:
         """Write a complete HTTP/1.1 response in one buffer append.
 
+        On a connection of `configure_http_server`, a ``bytes`` body of 64 KiB or more
+        is not copied: the socket takes it from the object (held until its last byte is
+        out; not counted in ``send_len``), and the response completes then.
         ``headers``: iterable of ``(name, value)`` pairs, bytes or str.
         ``Content-Length`` is added unless present (not for 204 and 304). Raises ValueError for a header
         containing CR/LF/NUL or a status outside 100..599 (RFC 9112 section 4).
@@ -383,7 +386,8 @@ cdef class Connection:
         ``status``: PEP 3333 status string (``"200 OK"``); ``headers``: list of
         ``(name, value)`` str pairs; ``body``: bytes or a list/tuple of bytes (joined).
         ``Content-Length`` is added unless present; ``close`` adds ``Connection: close``
-        and closes after sending. Raises ValueError for CR/LF/NUL in status or headers
+        and closes after sending. A large ``bytes`` body is sent from the object, as in
+        `send_response`. Raises ValueError for CR/LF/NUL in status or headers
         (RFC 9112 section 4), TypeError for a non-bytes body part.
         """
         cdef mg_connection *c = self._get()
