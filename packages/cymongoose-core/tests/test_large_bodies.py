@@ -43,6 +43,10 @@ class EchoApp:
                 return
             if data.uri.startswith("/big/"):
                 self.respond(conn, pattern(int(data.uri[5:])))
+            elif data.uri == "/then-more":
+                # Bytes written behind a large response go out after all of its body.
+                self.respond(conn, pattern(16 * MIB))
+                conn.send(b"MORE")
             else:
                 self.respond(conn, data.body_bytes)
         elif ev == EV_HTTP_BODY:
@@ -180,3 +184,15 @@ def test_connection_closed_while_a_large_body_is_pending(serve):
         send_request(s, "GET", "/big/100000")
         assert read_response(s, buf) == pattern(100000)
     assert srv.errors == []
+
+
+def test_bytes_sent_behind_a_pending_body_follow_it(serve):
+    app = EchoApp()
+    srv = serve(app, http_server={})
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=30) as s:
+        buf = bytearray()
+        send_request(s, "GET", "/then-more")
+        assert read_response(s, buf) == pattern(16 * MIB)
+        while len(buf) < 4:
+            buf += s.recv(100)
+        assert bytes(buf) == b"MORE"
