@@ -152,3 +152,17 @@ def test_pipelined_after_a_large_body(served):
         assert read_response(s, buf) == upload
         assert read_response(s, buf) == pattern(300000)
         assert read_response(s, buf) == b"hello"
+
+
+def test_close_after_a_large_body_sends_all_of_it(served):
+    # HTTP/1.0 without keep-alive: the server closes after the response, which must not
+    # cut the body still held by reference (a slow reader keeps it pending).
+    size = 8 * MIB + 5
+    with served() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32768)
+        s.sendall(f"GET /big/{size} HTTP/1.0\r\nHost: a\r\n\r\n".encode())
+        buf = bytearray()
+        assert read_response(s, buf, slow=True) == pattern(size)
+        while chunk := s.recv(65536):  # then the close, and nothing else
+            buf += chunk
+        assert buf == b""
