@@ -97,6 +97,30 @@ cdef inline void _response_done(mg_connection *c) noexcept:
         st.last_io_ms = mg_millis()  # keep-alive idle time counts from here
 
 
+cdef enum:
+    # A response body this large (bytes) goes out from its object (_srv_body_by_ref):
+    # below it, one copy into the send buffer costs less than the bookkeeping.
+    _BODY_BY_REF_MIN = 65536
+
+
+cdef inline ConnState *_by_ref(mg_connection *c, object body) noexcept:
+    # The state of ``c`` if ``body`` may be sent by reference on it, else NULL.
+    cdef ConnState *st = <ConnState *>c.fn_data
+    if type(body) is not bytes or len(<bytes>body) < _BODY_BY_REF_MIN:
+        return NULL
+    if st == NULL or st.c != c or st.srv == NULL or not c.is_accepted or st.file_left \
+            or c.is_closing:
+        return NULL
+    return st
+
+
+cdef inline void _spill(mg_connection *c) noexcept:
+    # Before anything else is written: the rest of a body sent by reference goes first.
+    cdef ConnState *st = <ConnState *>c.fn_data
+    if st != NULL and st.c == c and st.body_ref != NULL:
+        _srv_body_spill(c, st)
+
+
 cdef inline void _response_written(mg_connection *c, bint complete) noexcept:
     # Bookkeeping after a response (or its head) went into the send buffer.
     cdef ConnState *st = <ConnState *>c.fn_data
@@ -315,11 +339,15 @@ cdef class Connection:
         """Append ``data`` (bytes or str, UTF-8) to the send buffer (``mg_send``)."""
         cdef mg_connection *c = self._get()
         cdef bytes b = _as_bytes(data, "data")
+        _spill(c)
         return bool(mg_send(c, <char *>b, len(b)))
 
     def send_response(self, int status, headers, body=b"") -> None:
         """Write a complete HTTP/1.1 response in one buffer append.
 
+        On a connection of `configure_http_server`, a ``bytes`` body of 64 KiB or more
+        is not copied: the socket takes it from the object (held until its last byte is
+        out; not counted in ``send_len``), and the response completes then.
         ``headers``: iterable of ``(name, value)`` pairs, bytes or str.
         ``Content-Length`` is added unless present (not for 204 and 304). Raises ValueError for a header
         containing CR/LF/NUL or a status outside 100..599 (RFC 9112 section 4).
@@ -328,6 +356,14 @@ cdef class Connection:
         cdef bytes line = _status_text(status)
         cdef mg_connection *c = self._get()
         cdef Py_ssize_t length = -1 if status == 204 or status == 304 else len(b)
+        cdef ConnState *st
+        _spill(c)
+        st = _by_ref(c, b) if length >= 0 else NULL
+        if st != NULL and type(headers) is list and _emit(c, line, b"", <list>headers, NULL,
+                                                           0, length, False) == 0:
+            _response_written(c, False)
+            _srv_body_by_ref(c, st, b)  # completes the response after its last byte
+            return
         if type(headers) is not list or _emit(c, line, b"", <list>headers, <char *>b,
                                                len(b), length, False) != 0:
             _emit_checked(c, line, b"", _checked_pairs(headers, False), b, length, False)
@@ -337,6 +373,7 @@ cdef class Connection:
         """Write only the status line and headers; the body follows (e.g. ``http_chunk``)."""
         cdef bytes line = _status_text(status)
         cdef mg_connection *c = self._get()
+        _spill(c)
         if type(headers) is not list or _emit(c, line, b"", <list>headers, NULL, 0, -1,
                                                False) != 0:
             _emit_checked(c, line, b"", _checked_pairs(headers, False), b"", -1, False)
@@ -349,17 +386,27 @@ cdef class Connection:
         ``status``: PEP 3333 status string (``"200 OK"``); ``headers``: list of
         ``(name, value)`` str pairs; ``body``: bytes or a list/tuple of bytes (joined).
         ``Content-Length`` is added unless present; ``close`` adds ``Connection: close``
-        and closes after sending. Raises ValueError for CR/LF/NUL in status or headers
+        and closes after sending. A large ``bytes`` body is sent from the object, as in
+        `send_response`. Raises ValueError for CR/LF/NUL in status or headers
         (RFC 9112 section 4), TypeError for a non-bytes body part.
         """
         cdef mg_connection *c = self._get()
         cdef bytes b
+        cdef ConnState *st
         if isinstance(body, bytes):
             b = <bytes>body
         elif isinstance(body, (list, tuple)):
-            b = b"".join(body)
+            b = b"".join(body)  # one bytes part: that object itself, no copy
         else:
             b = _as_bytes(body, "body")
+        _spill(c)
+        st = _by_ref(c, b)
+        if st != NULL and _wsgi_emit(c, status, headers, NULL, 0, len(b), close) == 0:
+            _response_written(c, False)
+            _srv_body_by_ref(c, st, b)  # completes the response after its last byte
+            if close:
+                c.is_draining = 1
+            return
         if _wsgi_emit(c, status, headers, <char *>b, len(b), len(b), close) != 0:
             _emit_checked(c, _HTTP11, _native(status, "status"),
                           _checked_pairs(headers, True), b, len(b), close)
@@ -375,6 +422,7 @@ cdef class Connection:
         if chunked:
             headers = headers + [("Transfer-Encoding", "chunked")]
         cdef mg_connection *c = self._get()
+        _spill(c)
         if _wsgi_emit(c, status, headers, NULL, 0, -1, close) != 0:
             _emit_checked(c, _HTTP11, _native(status, "status"),
                           _checked_pairs(headers, True), b"", -1, close)
@@ -398,6 +446,7 @@ cdef class Connection:
         cdef int dupfd
         if st == NULL or st.srv == NULL or not c.is_accepted:
             raise RuntimeError("send_file() needs a connection of configure_http_server()")
+        _spill(c)
         if st.file_left:
             raise RuntimeError(f"connection {self._id} is already sending a file")
         if length == 0:
@@ -460,6 +509,7 @@ cdef class Connection:
         """Send one chunk of a chunked response (RFC 9112 section 7.1); empty data ends it."""
         cdef mg_connection *c = self._get()
         cdef bytes b = _as_bytes(data, "data")
+        _spill(c)
         mg_http_write_chunk(c, <char *>b, len(b))
 
     def http_sse(self, event_type, data) -> None:
@@ -619,6 +669,7 @@ cdef class Connection:
             memcpy(defaults, <char *>block, len(block))
         cdef ServerOpts *srv = st.srv
         if srv == NULL:
+            cym_tune_malloc()
             srv = <ServerOpts *>malloc(sizeof(ServerOpts))
             if srv == NULL:
                 free(defaults)

@@ -9,7 +9,8 @@
 
 # Its events, _EV_HTTP_BODY and _EV_WRITABLE, are declared in state.pxd.
 cdef enum:
-    _BODY_CHUNK = 65536         # bytes gathered per EV_HTTP_BODY while more are coming
+    _BODY_CHUNK = 65536         # chunked bodies: bytes gathered per EV_HTTP_BODY
+    _BODY_GATHER = 1048576      # Content-Length bodies: bytes per EV_HTTP_BODY (at most)
     _FILE_WINDOW = 262144       # Connection.send_file: bytes kept queued
     _SENDFILE_BURST = 4194304   # sendfile(2): most bytes per visit, so others get a turn
     _FILE_PRIMER = 16384        # queued after sendfile(2) would block (see _srv_file_pump)
@@ -36,6 +37,34 @@ cdef extern from *:
 
 cdef extern from *:
     """
+    #if defined(__GLIBC__)
+    #include <malloc.h>
+    #include <stdlib.h>
+    #include <string.h>
+    /* Once per process, for HTTP servers: blocks up to 4 MiB from the heap, and up to
+       16 MiB of free heap top kept (the sweep's malloc_trim gives it back when idle).
+       glibc's default mmap()s every block of its threshold or more (128 KiB at first,
+       raised only by freeing a larger one) and munmap()s it on free: each 1 MiB request
+       body or response then cost 256 page faults (half the CPU of a 1 MiB echo).
+       Left alone when the user tuned malloc (MALLOC_*_ variables, GLIBC_TUNABLES). */
+    static void cym_tune_malloc(void) {
+        static int done = 0;
+        const char *t = getenv("GLIBC_TUNABLES");
+        if (done) return;
+        done = 1;
+        if (getenv("MALLOC_MMAP_THRESHOLD_") || getenv("MALLOC_TRIM_THRESHOLD_") ||
+            (t != NULL && strstr(t, "glibc.malloc.") != NULL)) return;
+        mallopt(M_MMAP_THRESHOLD, 4 << 20);
+        mallopt(M_TRIM_THRESHOLD, 16 << 20);
+    }
+    #else
+    static void cym_tune_malloc(void) {}
+    #endif
+    """
+    void cym_tune_malloc() nogil
+
+cdef extern from *:
+    """
     #include <errno.h>
     #if defined(__linux__)
     #include <sys/sendfile.h>
@@ -55,6 +84,33 @@ cdef extern from *:
     #endif
     """
     long cym_sendfile(int sock, int fd, unsigned long long *offset, size_t n) nogil
+
+cdef extern from *:
+    """
+    #include <sys/socket.h>
+    #include <sys/uio.h>
+    /* One sendmsg(2) of a (maybe empty) head and a body: bytes sent; -2: would block
+       (or interrupted), -1: failed. MSG_NOSIGNAL: a closed peer is an error, not SIGPIPE. */
+    static long cym_send2(int sock, const char *a, size_t alen, const char *b, size_t blen) {
+        struct iovec iov[2];
+        struct msghdr msg;
+        ssize_t n;
+        int k = 0;
+        if (alen) { iov[k].iov_base = (void *) a; iov[k].iov_len = alen; k++; }
+        if (blen) { iov[k].iov_base = (void *) b; iov[k].iov_len = blen; k++; }
+        memset(&msg, 0, sizeof(msg));
+        msg.msg_iov = iov;
+        msg.msg_iovlen = k;
+        n = sendmsg(sock, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n < 0) return (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) ? -2 : -1;
+        return (long) n;
+    }
+    """
+    long cym_send2(int sock, const char *a, size_t alen, const char *b, size_t blen) nogil
+
+cdef extern from "Python.h":
+    # The bytes of a referenced bytes object: immutable, so readable without the GIL.
+    char *_bytes_buf "PyBytes_AS_STRING"(PyObject *) nogil
 
 cdef enum:
     _TRIM_AFTER_BYTES = 1 << 20  # a sweep that freed this much gives memory back to the OS
@@ -196,15 +252,29 @@ cdef int _request_error(mg_http_message *hm, size_t count) noexcept nogil:
 
 
 cdef void _srv_body_length(mg_connection *c, ConnState *st) noexcept nogil:
-    cdef size_t k = c.recv.len if c.recv.len < st.body_left else st.body_left
-    if k == 0 or (k < st.body_left and k < _BODY_CHUNK):
-        return  # fewer, larger EV_HTTP_BODY events
+    # A Content-Length body goes to the app in pieces of _BODY_GATHER bytes (the whole
+    # body when smaller): one bytes object per piece, copied once from the receive
+    # buffer, which grows to the piece size in one step (mongoose grows it by MG_IO_SIZE
+    # per read, each step a copy of all it holds). When the socket has nothing more for
+    # now (the last read did not fill the buffer), _BODY_CHUNK bytes are enough: an app
+    # that reads as the body arrives is not kept waiting for a slow client.
+    # st.decoded: bytes of the request head still in front of the body.
+    cdef size_t gather = st.body_left if st.body_left < _BODY_GATHER else _BODY_GATHER
+    cdef size_t skip = st.decoded if st.decoded < c.recv.len else c.recv.len
+    cdef size_t k = c.recv.len - skip
+    if k > st.body_left:
+        k = st.body_left
+    if k < gather and not (st.read_short and k >= _BODY_CHUNK):
+        if c.recv.size < skip + gather:
+            mg_iobuf_resize(&c.recv, skip + gather)  # if refused, mongoose's steps go on
+        return
     st.body_left -= k
     st.body_total += k
-    _deliver(c, _EV_HTTP_BODY, <char *>c.recv.buf, k)
+    _deliver(c, _EV_HTTP_BODY, <char *>c.recv.buf + skip, k)
     if c.fn_data != <void *>st:
         return
-    _consume(&c.recv, k)
+    st.decoded = 0
+    _consume(&c.recv, skip + k)
     if st.body_left == 0:
         st.body_mode = 0
         _deliver(c, _EV_HTTP_BODY, NULL, 0)
@@ -408,7 +478,12 @@ cdef void _srv_input(mg_connection *c, ConnState *st) noexcept nogil:
             if c.fn_data != <void *>st:
                 return
             st.more_body = 0
-            _consume(&c.recv, ofs + <size_t>n)
+            if chunked:
+                _consume(&c.recv, ofs + <size_t>n)
+            else:
+                # The head stays in front of the body until the first piece goes: moving
+                # the body (maybe a whole MiB read with the head) is a copy saved.
+                st.decoded = ofs + <size_t>n
             ofs = 0
             if _alive(c, st):
                 _srv_body(c, st)
@@ -453,6 +528,10 @@ cdef void _srv_pfn(mg_connection *c, int ev, void *ev_data) noexcept nogil:
         return
     if ev == MG_EV_READ:
         st.last_io_ms = mg_millis()
+        # recv() returned less than the room it had: the socket is drained for now.
+        st.read_short = ev_data != NULL and \
+            c.recv.size - (c.recv.len - <size_t>(<long *>ev_data)[0]) > \
+            <size_t>(<long *>ev_data)[0]
         if c.is_draining:
             c.recv.len = 0  # rejected: discard what the client still sends
         else:
@@ -539,6 +618,9 @@ cdef void _srv_file_pump(mg_connection *c, ConnState *st) noexcept nogil:
     cdef size_t want, burst = 0
     cdef long got
     cdef unsigned long long offset
+    if st.body_ref != NULL:
+        _srv_body_pump(c, st)
+        return
     if c.is_closing or c.send.len >= _FILE_WINDOW:
         return
     if c.send.len == 0 and not c.is_tls and c.is_accepted and c.fd != NULL:
@@ -583,10 +665,114 @@ cdef void _srv_file_pump(mg_connection *c, ConnState *st) noexcept nogil:
 
 
 cdef inline void _srv_file_end(ConnState *st) noexcept nogil:
+    if st.body_ref != NULL:
+        _srv_body_release(st)
+        return
     if st.file_fd >= 0:
         posix_close(st.file_fd)
     st.file_fd = -1
     st.file_left = 0
+
+
+cdef void _srv_body_release(ConnState *st) noexcept nogil:
+    cdef PyObject *ref = st.body_ref
+    st.body_ref = NULL
+    st.file_left = 0
+    with gil:
+        Py_DECREF(<object>ref)
+
+
+cdef void _srv_body_by_ref(mg_connection *c, ConnState *st, bytes body) noexcept:
+    """Send ``body`` after what is queued (the response head) from the bytes object
+    itself, holding a reference until its last byte is out, and complete the response
+    then (as send_file does). Instead of one copy into the send buffer and, per partial
+    send, a memmove of the unsent tail: on plain TCP sendmsg(2) takes the head and the
+    body together and later the rest straight from the object; only when the socket is
+    full is a little (_FILE_PRIMER) copied into the send buffer, to arm mongoose's wait
+    for writability. TLS copies windows of _FILE_WINDOW (mongoose's TLS layer encrypts
+    from the send buffer). Also on an app thread of the pooled WSGI server: it holds the
+    GIL, which mongoose's loop gives up only while it waits for I/O, touching no buffer;
+    leaving the start to the poll thread's next visit cost 3x the CPU per response."""
+    Py_INCREF(body)
+    st.body_ref = <PyObject *>body
+    st.file_fd = -1
+    st.file_offset = 0
+    st.file_left = <uint64_t>len(body)
+    c.is_resp = 1
+    _srv_body_pump(c, st)
+
+
+cdef void _srv_body_spill(mg_connection *c, ConnState *st) noexcept:
+    """Something else is written while a body by reference is pending (Connection.send
+    and the like): queue the rest of the body first, so that the bytes keep their order."""
+    cdef size_t left
+    if st == NULL or st.body_ref == NULL:
+        return
+    left = <size_t>st.file_left
+    if mg_send(c, _bytes_buf(st.body_ref) + st.file_offset, left):
+        st.file_offset += left
+        st.file_left = 0
+    _srv_body_release(st)
+    c.is_resp = 0
+    st.need_parse = 1
+
+
+cdef void _srv_body_pump(mg_connection *c, ConnState *st) noexcept nogil:
+    # Connection.send_response/send_wsgi_response with a large bytes body: see
+    # _srv_body_by_ref. Called again on MG_EV_WRITE and MG_EV_POLL while bytes are left.
+    cdef const char *body = _bytes_buf(st.body_ref)
+    cdef size_t want, burst = 0
+    cdef long got
+    if c.is_closing or c.send.len >= _FILE_WINDOW:
+        return
+    # Straight from the object with nothing queued, or with the head before the body;
+    # not past a queued primer (the socket was full: mongoose waits for writability).
+    if (c.send.len == 0 or (st.file_offset == 0 and c.send.len <= _FILE_PRIMER)) \
+            and not c.is_tls and c.is_accepted and c.fd != NULL:
+        while st.file_left and burst < _SENDFILE_BURST:
+            want = _SENDFILE_BURST - burst
+            if want > st.file_left:
+                want = <size_t>st.file_left
+            got = cym_send2(<int><size_t>c.fd, <char *>c.send.buf, c.send.len,
+                            body + st.file_offset, want)
+            if got == -1:
+                c.is_closing = 1  # as mongoose does on a failed write
+                return
+            if got < 0:
+                break
+            st.last_io_ms = mg_millis()
+            if <size_t>got < c.send.len:
+                _consume(&c.send, <size_t>got)
+                break
+            got -= <long>c.send.len
+            c.send.len = 0
+            burst += <size_t>got
+            st.file_offset += <uint64_t>got
+            st.file_left -= <uint64_t>got
+            if <size_t>got < want:
+                break  # the socket is full
+        if st.file_left == 0:
+            if c.send.len == 0:
+                c.is_writable = 0  # see _srv_flush_now
+            _srv_body_release(st)
+            c.is_resp = 0
+            st.need_parse = 1
+            return
+        if c.send.len:
+            return  # the head is still queued: mongoose arms writability for it
+        want = _FILE_PRIMER
+    else:
+        want = _FILE_WINDOW - c.send.len
+    if want > st.file_left:
+        want = <size_t>st.file_left
+    if not mg_send(c, body + st.file_offset, want):
+        return  # no memory now: tried again at the next poll
+    st.file_offset += <uint64_t>want
+    st.file_left -= <uint64_t>want
+    if st.file_left == 0:
+        _srv_body_release(st)
+        c.is_resp = 0
+        st.need_parse = 1
 
 
 cdef void _ws_fail(mg_connection *c, int code) noexcept nogil:

@@ -58,7 +58,9 @@ ctypedef struct ConnState:
     int chunk_state
     size_t body_left
     size_t body_total
-    size_t decoded                # chunked: decoded bytes at the front of recv
+    size_t decoded                # chunked: decoded bytes at the front of recv;
+                                  # Content-Length: head bytes still before the body
+    int read_short                # the last read left room in recv (socket drained)
     int paused
     int want_writable
     size_t low_water
@@ -66,6 +68,9 @@ ctypedef struct ConnState:
     int file_fd                   # Connection.send_file: read in C as the socket drains
     uint64_t file_left            # bytes still to queue; the fd is open while > 0
     uint64_t file_offset
+    # Or a response body sent from its bytes object (httpserver.pyx _srv_body_by_ref):
+    # an owned reference while file_left > 0, file_offset bytes of it sent or queued.
+    PyObject *body_ref
     # Complete responses waiting for the end of the poll iteration (httpserver.pyx
     # _flush_later): a list through the manager's mg_mgr.userdata.
     ConnState *flush_next

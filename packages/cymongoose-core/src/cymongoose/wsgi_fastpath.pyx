@@ -432,6 +432,7 @@ cdef class WsgiFastPath(HttpFastHandler):
         # A list of bytes: the whole response in one append, or False (nothing written).
         cdef bytes body
         cdef mg_connection *c = conn._c
+        cdef ConnState *st
         if cycle.status is None or cycle.code == 204 or cycle.code == 304 or not result:
             return False
         if len(result) == 1:
@@ -451,11 +452,20 @@ cdef class WsgiFastPath(HttpFastHandler):
             if _is_content_length((<tuple>pair)[0]) and \
                     _digits_value((<tuple>pair)[1]) != len(body):
                 return False  # the Python cycle truncates, or closes after a short body
-        if not self._writable(conn, c) or _wsgi_emit(
-                c, cycle.status, cycle.headers, <char *>body, len(body), len(body),
-                False) != 0:
+        if not self._writable(conn, c):
             return False
-        _response_written(c, True)
+        st = _by_ref(c, body)
+        if st != NULL:
+            # A large body goes out from its bytes object (_srv_body_by_ref), not copied.
+            if _wsgi_emit(c, cycle.status, cycle.headers, NULL, 0, len(body), False) != 0:
+                return False
+            _response_written(c, False)
+            _srv_body_by_ref(c, st, body)
+        elif _wsgi_emit(c, cycle.status, cycle.headers, <char *>body, len(body), len(body),
+                        False) != 0:
+            return False
+        else:
+            _response_written(c, True)
         self._written(conn, c, False)
         cycle.sent = len(body)  # for the access log
         return True

@@ -14,8 +14,10 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from importlib import metadata
+from io import BytesIO
 from tempfile import SpooledTemporaryFile
 from typing import Any, BinaryIO
 
@@ -74,6 +76,8 @@ class RequestBody:
     __slots__ = (
         "_cond",
         "_buf",
+        "_size",
+        "_off",
         "_eof",
         "_error",
         "_paused",
@@ -95,7 +99,11 @@ class RequestBody:
         timeout_s: float = 60.0,
     ) -> None:
         self._cond = threading.Condition(threading.Lock())
-        self._buf = bytearray()
+        # The pieces fed and not read yet, as fed: a read that takes a whole piece
+        # returns that object itself (a 1 MiB body read at once is never copied here).
+        self._buf: deque[bytes] = deque()
+        self._size = 0  # bytes in _buf not read yet
+        self._off = 0  # bytes of _buf[0] already read
         self._eof = False
         self._error: BaseException | None = None
         self._paused = False
@@ -118,9 +126,10 @@ class RequestBody:
             if not data:
                 self._eof = True
             elif not self._discard:
-                self._buf += data
+                self._buf.append(data)
+                self._size += len(data)
             self._cond.notify_all()
-            if not self._paused and len(self._buf) > self._high_water:
+            if not self._paused and self._size > self._high_water:
                 self._paused = True
                 return True
             return False
@@ -133,7 +142,7 @@ class RequestBody:
     @property
     def ready(self) -> bool:
         """Whether the body is worth a reader: complete, or ``low_water`` bytes waiting."""
-        return self._eof or self._paused or len(self._buf) >= self._low_water
+        return self._eof or self._paused or self._size >= self._low_water
 
     def still_paused(self) -> bool:
         """Whether a pause requested by :meth:`feed` is still wanted (poll thread)."""
@@ -152,7 +161,9 @@ class RequestBody:
         with self._cond:
             self._discard = True
             self._paused = False
-            self._buf = bytearray()
+            self._buf.clear()
+            self._size = 0
+            self._off = 0
             self._cond.notify_all()
 
     # -- worker thread -------------------------------------------------------------------
@@ -166,17 +177,27 @@ class RequestBody:
             while size < 0 or got < size:
                 buf = self._buf
                 if buf:
-                    n = len(buf) if size < 0 else min(len(buf), size - got)
+                    piece, off = buf[0], self._off
+                    left = len(piece) - off
+                    n = left if size < 0 else min(left, size - got)
                     done = False
                     if line:
-                        i = buf.find(b"\n", 0, n)
+                        i = piece.find(b"\n", off, off + n)
                         if i >= 0:
-                            n = i + 1
+                            n = i + 1 - off
                             done = True
-                    out.append(bytes(buf[:n]))
-                    del buf[:n]
+                    if n == len(piece):
+                        out.append(buf.popleft())  # a whole piece: no copy
+                    else:
+                        out.append(piece[off:off + n])
+                        if n == left:
+                            buf.popleft()
+                            self._off = 0
+                        else:
+                            self._off = off + n
+                    self._size -= n
                     got += n
-                    if self._paused and len(buf) <= self._low_water:
+                    if self._paused and self._size <= self._low_water:
                         self._paused = False
                         drained = True
                     if done:
@@ -297,23 +318,50 @@ def base_environ(
 class SpooledBody:
     """A request body received in full before the app is called (inline mode): up to
     ``memory_bytes`` in memory, the rest in a temporary file. ``file`` is the
-    ``wsgi.input``; it is rewound when the body is complete."""
+    ``wsgi.input``, rewound when the body is complete; it is also put in ``environ``
+    (when given) as ``"wsgi.input"`` then. A body within ``memory_bytes`` is kept as the
+    pieces fed until the end: a ``BytesIO`` of the single piece (a ``read()`` of it all
+    returns that very object) or of their join, one copy."""
 
-    __slots__ = ("file", "complete", "last_feed")
+    __slots__ = ("file", "complete", "last_feed", "_pieces", "_size", "_memory_bytes",
+                 "_environ")
 
-    def __init__(self, memory_bytes: int = 1 << 20) -> None:
-        self.file = SpooledTemporaryFile(max_size=memory_bytes)
+    def __init__(self, memory_bytes: int = 1 << 20,
+                 environ: dict[str, Any] | None = None) -> None:
+        self.file: BinaryIO = BytesIO()
         self.complete = False
         self.last_feed = time.monotonic()  # when data last arrived (poll thread)
+        self._pieces: list[bytes] | None = []  # None once spilled to a temporary file
+        self._size = 0
+        self._memory_bytes = memory_bytes
+        self._environ = environ
+        if environ is not None:
+            environ["wsgi.input"] = self.file
 
     def feed(self, data: bytes) -> bool:
         """Append ``data`` (``b""``: end of body). Never asks to pause reading (False)."""
         self.last_feed = time.monotonic()
+        pieces = self._pieces
         if data:
-            self.file.write(data)
+            self._size += len(data)
+            if pieces is None:
+                self.file.write(data)
+            elif self._size <= self._memory_bytes:
+                pieces.append(data)
+            else:  # too large for memory: to the spooled file, the pieces first
+                self.file = SpooledTemporaryFile(max_size=self._memory_bytes)
+                for piece in pieces:
+                    self.file.write(piece)
+                self.file.write(data)
+                self._pieces = None
         else:
             self.complete = True
+            if pieces is not None:
+                self.file = BytesIO(pieces[0] if len(pieces) == 1 else b"".join(pieces))
+                self._pieces = None
             self.file.seek(0)
+            if self._environ is not None:
+                self._environ["wsgi.input"] = self.file
         return False
 
     @property
@@ -327,8 +375,10 @@ class SpooledBody:
 
     def fail(self, error: BaseException) -> None:
         """The connection closed: nobody will read the body."""
+        self._pieces = None
         self.file.close()
 
     def discard(self) -> None:
         """The response is done: the body goes."""
+        self._pieces = None
         self.file.close()

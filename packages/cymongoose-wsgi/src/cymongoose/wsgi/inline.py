@@ -55,9 +55,7 @@ class InlineWriter:
 
     @staticmethod
     def new_body(cycle: Cycle) -> SpooledBody:
-        body = SpooledBody(BODY_MEMORY_BYTES)
-        cycle.environ["wsgi.input"] = body.file
-        return body
+        return SpooledBody(BODY_MEMORY_BYTES, cycle.environ)  # sets wsgi.input
 
     @staticmethod
     def cancel(cycle: Cycle) -> None:
