@@ -59,7 +59,7 @@ ctypedef struct ConnState:
     size_t body_left
     size_t body_total
     size_t decoded                # chunked: decoded bytes at the front of recv
-    int paused
+    int paused                    # 1: pause_reading(); 2: pipelined answers not taken
     int want_writable
     size_t low_water
     int resp_written              # the current request's response has begun
