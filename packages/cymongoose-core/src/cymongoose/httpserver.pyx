@@ -493,6 +493,8 @@ cdef void _srv_pfn(mg_connection *c, int ev, void *ev_data) noexcept nogil:
         st.last_io_ms = mg_millis()
         if st.file_left:
             _srv_file_pump(c, st)
+        elif st.paused == 2 and st.need_parse and not c.is_resp and c.recv.len:
+            _srv_input(c, st)  # the client took its answers: go on (else: next MG_EV_POLL)
 
 
 cdef inline void _flush_later(mg_connection *c, ConnState *st) noexcept nogil:
