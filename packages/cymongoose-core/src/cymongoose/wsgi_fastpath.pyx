@@ -358,8 +358,11 @@ cdef class WsgiFastPath(HttpFastHandler):
     def run_ready(self, unsigned long me) -> bool:
         """Run the cycles on ``role.ready`` on the leader's thread ``me`` (after its
         ``poll()``), each as :meth:`run` does, while ``role.inline`` is set and a
-        standby is there; the others go to ``submit``. False when ``me`` lost the role
-        during an app call (the standby took over): the rest is the new leader's."""
+        standby is there; the others go to ``submit``. Once a request's answer is
+        complete, the connection's next pipelined request is parsed at once (queued
+        here, answered in this call), as inline servers do within one read; the answers
+        leave together at the next ``poll()``. False when ``me`` lost the role during an
+        app call (the standby took over): the rest is the new leader's."""
         cdef WsgiPollRole role = self.role
         cdef double begun
         if role is None:
