@@ -394,6 +394,29 @@ cdef inline void _srv_count(ServerOpts *srv) noexcept nogil:
         mg_call(srv.listener, _EV_REQUEST_LIMIT, NULL)
 
 
+#: Pipelined requests are parsed only while the send buffer holds less than this: a
+#: client that pipelines and does not read stops being read (TCP flow control then stops
+#: it) instead of the server buffering every answer. One answer may exceed it.
+cdef size_t _PIPELINE_SEND_MAX = 1 << 20
+
+
+cdef inline bint _pipeline_held(mg_connection *c, ConnState *st) noexcept nogil:
+    # True: the client has not taken what was answered; reading pauses (paused == 2) and
+    # the next request waits in recv until the send buffer drains (MG_EV_POLL retries).
+    if c.send.len < _PIPELINE_SEND_MAX:
+        if st.paused == 2:
+            st.paused = 0
+            c.is_full = 0
+            _epoll_reads(c, True)
+        return False
+    st.need_parse = 1
+    if st.paused == 0:
+        st.paused = 2
+        c.is_full = 1
+        _epoll_reads(c, False)
+    return True
+
+
 cdef void _srv_input(mg_connection *c, ConnState *st) noexcept nogil:
     cdef ServerOpts *srv = st.srv
     cdef mg_http_message hm
@@ -408,6 +431,8 @@ cdef void _srv_input(mg_connection *c, ConnState *st) noexcept nogil:
         if st.body_mode or not _alive(c, st):
             return
     while not c.is_resp and _alive(c, st) and ofs < c.recv.len:
+        if _pipeline_held(c, st):
+            break
         buf = <char *>c.recv.buf + ofs
         avail = c.recv.len - ofs
         n = mg_http_parse(buf, avail, &hm)
@@ -547,6 +572,8 @@ cdef void _srv_pfn(mg_connection *c, int ev, void *ev_data) noexcept nogil:
         st.last_io_ms = mg_millis()
         if st.file_left:
             _srv_file_pump(c, st)
+        elif st.paused == 2 and st.need_parse and not c.is_resp and c.recv.len:
+            _srv_input(c, st)  # the client took its answers: go on (else: next MG_EV_POLL)
 
 
 cdef inline void _flush_later(mg_connection *c, ConnState *st) noexcept nogil:

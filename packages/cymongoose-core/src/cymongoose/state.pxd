@@ -61,7 +61,7 @@ ctypedef struct ConnState:
     size_t decoded                # chunked: decoded bytes at the front of recv;
                                   # Content-Length: head bytes still before the body
     int read_short                # the last read left room in recv (socket drained)
-    int paused
+    int paused                    # 1: pause_reading(); 2: pipelined answers not taken
     int want_writable
     size_t low_water
     int resp_written              # the current request's response has begun

@@ -213,6 +213,25 @@ cdef class WsgiPollRole:
         return True
 
 
+cdef inline void _parse_pipelined(object conn) noexcept:
+    # The leader answered a request outside poll(): parse the connection's next pipelined
+    # request now (it queues on role.ready, which run_ready is emptying), as the inline
+    # mode does within one read, instead of at the next poll, one poll round each. The
+    # answers then leave together at the next poll. Only once this response is complete
+    # (is_resp clear), and not past _PIPELINE_SEND_MAX (_srv_input checks).
+    cdef mg_connection *c
+    cdef ConnState *st
+    if type(conn) is not Connection:
+        return
+    c = (<Connection>conn)._c
+    if c == NULL or c.is_resp or c.recv.len == 0 or c.is_closing or c.is_draining:
+        return
+    st = <ConnState *>c.fn_data
+    if st != NULL and st.c == c and st.srv != NULL and st.need_parse and \
+            st.body_mode == 0 and st.paused == 0 and c.pfn == _srv_pfn:
+        _srv_input(c, st)
+
+
 cdef class WsgiFastPath(HttpFastHandler):
     """An `HttpFastHandler` that answers the common WSGI request in C.
 
@@ -339,8 +358,11 @@ cdef class WsgiFastPath(HttpFastHandler):
     def run_ready(self, unsigned long me) -> bool:
         """Run the cycles on ``role.ready`` on the leader's thread ``me`` (after its
         ``poll()``), each as :meth:`run` does, while ``role.inline`` is set and a
-        standby is there; the others go to ``submit``. False when ``me`` lost the role
-        during an app call (the standby took over): the rest is the new leader's."""
+        standby is there; the others go to ``submit``. Once a request's answer is
+        complete, the connection's next pipelined request is parsed at once (queued
+        here, answered in this call), as inline servers do within one read; the answers
+        leave together at the next ``poll()``. False when ``me`` lost the role during an
+        app call (the standby took over): the rest is the new leader's."""
         cdef WsgiPollRole role = self.role
         cdef double begun
         if role is None:
@@ -368,6 +390,7 @@ cdef class WsgiFastPath(HttpFastHandler):
             if role.leader != me:
                 return False
             role.in_app = False
+            _parse_pipelined(cycle.conn)
         return True
 
     cdef int _run(self, WsgiStartResponse cycle) except -1:

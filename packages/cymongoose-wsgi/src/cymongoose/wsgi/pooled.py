@@ -5,8 +5,10 @@
   :class:`~.cycle.Cycle` (the core's fast path queues its own, the request copied out);
   once ``poll()`` has returned, the leader runs the queued cycles itself (the core's
   ``run_ready``), as the inline mode does: no hand-off, no wakeup, the answer leaves at
-  the next poll. The role lives in C (``WsgiPollRole``): taking it, and the leader's
-  check after each app call that it still has it, are atomic under the GIL.
+  the next poll. A connection's pipelined requests are parsed and run one after the
+  other there too, their answers sent together. The role lives in C
+  (``WsgiPollRole``): taking it, and the leader's check after each app call that it
+  still has it, are atomic under the GIL.
 * An idle pool thread stands by, looking every ``STANDBY_S``: a leader found inside the
   same app call twice in a row loses its role (a *takeover*); the standby becomes the
   leader, the cycles still queued go to the pool, and for ``HANDOFF_S`` (again while 1
