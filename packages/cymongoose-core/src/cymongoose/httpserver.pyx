@@ -664,9 +664,7 @@ cdef void _srv_file_pump(mg_connection *c, ConnState *st) noexcept nogil:
             st.file_left -= <uint64_t>got
             st.last_io_ms = mg_millis()
         if st.file_left == 0:
-            _srv_file_end(st)
-            c.is_resp = 0
-            st.need_parse = 1
+            _srv_pump_done(c, st)
             return
         want = _FILE_PRIMER
     else:
@@ -686,9 +684,15 @@ cdef void _srv_file_pump(mg_connection *c, ConnState *st) noexcept nogil:
     st.file_offset += <uint64_t>got
     st.file_left -= <uint64_t>got
     if st.file_left == 0:
-        _srv_file_end(st)
-        c.is_resp = 0
-        st.need_parse = 1
+        _srv_pump_done(c, st)
+
+
+cdef inline void _srv_pump_done(mg_connection *c, ConnState *st) noexcept nogil:
+    # The last byte of a file or a body by reference is out or queued: the response is
+    # complete and the next pipelined request may be parsed.
+    _srv_file_end(st)
+    c.is_resp = 0
+    st.need_parse = 1
 
 
 cdef inline void _srv_file_end(ConnState *st) noexcept nogil:
@@ -781,9 +785,7 @@ cdef void _srv_body_pump(mg_connection *c, ConnState *st) noexcept nogil:
         if st.file_left == 0:
             if c.send.len == 0:
                 c.is_writable = 0  # see _srv_flush_now
-            _srv_body_release(st)
-            c.is_resp = 0
-            st.need_parse = 1
+            _srv_pump_done(c, st)
             return
         if c.send.len:
             return  # the head is still queued: mongoose arms writability for it
@@ -797,9 +799,7 @@ cdef void _srv_body_pump(mg_connection *c, ConnState *st) noexcept nogil:
     st.file_offset += <uint64_t>want
     st.file_left -= <uint64_t>want
     if st.file_left == 0:
-        _srv_body_release(st)
-        c.is_resp = 0
-        st.need_parse = 1
+        _srv_pump_done(c, st)
 
 
 cdef void _ws_fail(mg_connection *c, int code) noexcept nogil:
