@@ -88,6 +88,37 @@ def test_environ_post_and_duplicate_headers(serve_app):
     assert env["input"] == "a=1"
 
 
+def _raw_get_json(sock: socket.socket, headers: list[tuple[str, str]]) -> dict:
+    head = "".join(f"{name}: {value}\r\n" for name, value in headers)
+    sock.sendall(f"GET /h HTTP/1.1\r\nHost: x\r\n{head}\r\n".encode("latin-1"))
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += sock.recv(65536)
+    head_bytes, _, body = data.partition(b"\r\n\r\n")
+    length = int(next(line.split(b":")[1] for line in head_bytes.split(b"\r\n")
+                      if line.lower().startswith(b"content-length:")))
+    while len(body) < length:
+        body += sock.recv(65536)
+    return json.loads(body)
+
+
+def test_environ_header_names_repeated_on_one_connection(serve_app):
+    # The header name -> environ key conversion is cached by the name's bytes: names
+    # of one length that differ only inside, in case, or by "_" keep their own keys on
+    # every request of a keep-alive connection, in any order.
+    url = serve_app(environ_app)
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    names = [("X-Ab", "1"), ("X-Ba", "2"), ("x-ab", "3"), ("X_Ab", "4"), ("X-AB", "5")]
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        for order in (names, names[::-1], names, names[1::2]):
+            env = _raw_get_json(sock, order)
+            expected_ab = ", ".join(v for n, v in order if n.lower() == "x-ab") or None
+            assert env.get("HTTP_X_AB") == expected_ab
+            assert env.get("HTTP_X_BA") == ("2" if ("X-Ba", "2") in order else None)
+            assert not [k for k in env if k.startswith("HTTP_X_") and
+                        k not in ("HTTP_X_AB", "HTTP_X_BA")]
+
+
 def test_post_echo(serve_app):
     url = serve_app(echo_app)
     payload = bytes(range(256)) * 1000
