@@ -8,7 +8,8 @@ ratio of two servers' req/s tends to the ratio of their whole chain (server + wr
 per request): a server that costs less CPU but makes wrk work harder (a response in
 more pieces) gains less than its own cost says. Each row: req/s (indicative), the server
 process tree's user/system CPU per request (psutil), its voluntary/involuntary context
-switches per request, and wrk's user/system CPU per request (getrusage of the child).
+switches per request (all threads), and wrk's user/system CPU per request (getrusage
+of the child).
 Servers, workloads, pinning (server CPU 0, wrk CPU 1) and wrk scripts are run.py's.
 ``--python SERVER=PATH`` runs one server with another interpreter (e.g. a fresh venv).
 """
@@ -27,18 +28,38 @@ import psutil
 from run import HERE, LOAD_CPU, SERVERS, WORKLOADS, Running
 
 
+def _thread_switches(pid: int) -> tuple[int, int]:
+    """Voluntary and involuntary context switches of every thread of ``pid``: psutil's
+    num_ctx_switches() reads /proc/PID/status, the main thread's alone, which is not the
+    one that polls in a pooled WSGI server (it showed 0.00 per request)."""
+    vol = invol = 0
+    for status in Path(f"/proc/{pid}/task").glob("*/status"):
+        try:
+            lines = status.read_text().splitlines()
+        except OSError:
+            continue  # the thread ended meanwhile
+        for line in lines:
+            if line.startswith("voluntary_ctxt_switches:"):
+                vol += int(line.split()[1])
+            elif line.startswith("nonvoluntary_ctxt_switches:"):
+                invol += int(line.split()[1])
+    return vol, invol
+
+
 def _tree_counters(pid: int) -> tuple[float, float, int, int]:
-    """user s, system s, voluntary and involuntary context switches of ``pid``'s tree."""
-    user = system = vol = invol = 0.0
+    """user s, system s, voluntary and involuntary context switches of ``pid``'s tree
+    (all threads)."""
+    user = system = 0.0
+    vol = invol = 0
     root = psutil.Process(pid)
     for p in [root, *root.children(recursive=True)]:
         try:
-            t, c = p.cpu_times(), p.num_ctx_switches()
+            t = p.cpu_times()
         except psutil.Error:
             continue
-        user, system = user + t.user, system + t.system
-        vol, invol = vol + c.voluntary, invol + c.involuntary
-    return user, system, int(vol), int(invol)
+        v, i = _thread_switches(p.pid)
+        user, system, vol, invol = user + t.user, system + t.system, vol + v, invol + i
+    return user, system, vol, invol
 
 
 def _wrk(port: int, path: str, connections: int, seconds: int, script: Path | None

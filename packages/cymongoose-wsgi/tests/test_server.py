@@ -227,6 +227,63 @@ def test_a_large_list_is_answered_in_one_piece(serve_app, connection):
     assert r.content == big
 
 
+def _read_response(sock: socket.socket, pending: bytes) -> tuple[bytes, bytes, bytes]:
+    """(head, body, what followed) of one response with a Content-Length."""
+    data = pending
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        assert chunk, "closed before the response head"
+        data += chunk
+    head, _, data = data.partition(b"\r\n\r\n")
+    length = next(int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+                  if line.lower().startswith(b"content-length:"))
+    parts, got = [data], len(data)
+    while got < length:
+        chunk = sock.recv(1 << 20)
+        assert chunk, f"closed after {got} of {length} body bytes"
+        parts.append(chunk)
+        got += len(chunk)
+    data = b"".join(parts)
+    return head, data[:length], data[length:]
+
+
+def test_1mib_bodies_pipelined_to_a_slow_reader_arrive_whole_and_in_order(serve_app):
+    """The bench's 1 MiB download (one bytes block with its Content-Length, sent from the
+    object itself): three pipelined on one keep-alive connection whose client holds back
+    (a small receive buffer, nothing read for a while) each arrive whole and in order,
+    and a second client is answered meanwhile."""
+    mib = 1024 * 1024
+    bodies = {f"/{i}": bytes([65 + i]) * (mib - 1) + b"\n" for i in range(3)}
+
+    def app(environ, start_response):
+        body = bodies.get(environ["PATH_INFO"], b"hello")
+        start_response("200 OK", [("Content-Type", "application/octet-stream"),
+                                  ("Content-Length", str(len(body)))])
+        return [body]
+
+    url = serve_app(app)
+    port = int(url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as slow:
+        slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        slow.sendall(b"".join(f"GET {p} HTTP/1.1\r\nHost: x\r\n\r\n".encode() for p in bodies))
+        first = slow.recv(4096)
+        assert first.startswith(b"HTTP/1.1 200")
+        # The slow client reads nothing more: the server is not held up by it.
+        with httpx.Client(base_url=url, timeout=10) as client:
+            for _ in range(5):
+                assert client.get("/other").content == b"hello"
+        pending = first
+        for path, body in bodies.items():
+            head, got, pending = _read_response(slow, pending)
+            assert head.startswith(b"HTTP/1.1 200"), path
+            assert len(got) == len(body) and got == body, path
+        assert pending == b""
+        # The connection is still open for the next request.
+        slow.sendall(b"GET /1 HTTP/1.1\r\nHost: x\r\n\r\n")
+        _, got, pending = _read_response(slow, b"")
+        assert got == bodies["/1"] and pending == b""
+
+
 def test_head_has_no_body(serve_app):
     url = serve_app(hello_app)
     r = httpx.head(url)

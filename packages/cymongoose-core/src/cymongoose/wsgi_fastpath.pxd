@@ -19,6 +19,7 @@ cdef class WsgiStartResponse:
     cdef public bint taken               # the Python cycle runs the request
     cdef public bint head_sent
     cdef public Py_ssize_t sent          # body bytes handed to the writer
+    cdef public double send_s            # seconds in the socket send of a body by reference
     cdef public list prefix              # handed over mid-iteration: blocks taken, not sent
     cdef public object iterator
     # The Python cycle's own state (cymongoose.wsgi.cycle), kept here so that a cycle is

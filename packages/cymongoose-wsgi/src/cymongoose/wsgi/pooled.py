@@ -16,7 +16,8 @@
   handed to the pool as before: the app runs on a pool thread, and the polling thread
   is woken to send what it posted. When the former leader's app returns, it joins the
   pool. The same hand-off period starts when 1 in ``SLOW_RATIO`` of the leader's own
-  app calls takes ``SLOW_APP_S`` or more: an app that waits even briefly (a database
+  app calls takes ``SLOW_APP_S`` or more (the kernel's send of a large body, the
+  cycle's ``send_s``, not counted): an app that waits even briefly (a database
   query) runs concurrently on the pool. Without a standby the leader runs no app.
 * A leader about to wait for the polling thread (a streamed response, which waits for
   the client) gives up its role first; requests with a streamed body go to the pool from
@@ -216,7 +217,8 @@ class PooledWriter:
                 begun = perf_counter()
                 run_fast(item)  # the core's fast path, or cycle.run() once taken
                 self._calls += 1  # (counts lost in a race do not matter)
-                if perf_counter() - begun >= SLOW_APP_S:
+                # item.send_s: the kernel's copy of a large body, not the app's time.
+                if perf_counter() - begun - item.send_s >= SLOW_APP_S:
                     self._slow += 1
             except BaseException:  # never lose a pool thread
                 logger.exception("error in WSGI pool thread")
