@@ -88,18 +88,30 @@ def test_environ_post_and_duplicate_headers(serve_app):
     assert env["input"] == "a=1"
 
 
+def _read_response(sock: socket.socket, pending: bytes) -> tuple[bytes, bytes, bytes]:
+    """(head, body, what followed) of one response with a Content-Length."""
+    data = pending
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        assert chunk, "closed before the response head"
+        data += chunk
+    head, _, data = data.partition(b"\r\n\r\n")
+    length = next(int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+                  if line.lower().startswith(b"content-length:"))
+    parts, got = [data], len(data)
+    while got < length:
+        chunk = sock.recv(1 << 20)
+        assert chunk, f"closed after {got} of {length} body bytes"
+        parts.append(chunk)
+        got += len(chunk)
+    data = b"".join(parts)
+    return head, data[:length], data[length:]
+
+
 def _raw_get_json(sock: socket.socket, headers: list[tuple[str, str]]) -> dict:
     head = "".join(f"{name}: {value}\r\n" for name, value in headers)
     sock.sendall(f"GET /h HTTP/1.1\r\nHost: x\r\n{head}\r\n".encode("latin-1"))
-    data = b""
-    while b"\r\n\r\n" not in data:
-        data += sock.recv(65536)
-    head_bytes, _, body = data.partition(b"\r\n\r\n")
-    length = int(next(line.split(b":")[1] for line in head_bytes.split(b"\r\n")
-                      if line.lower().startswith(b"content-length:")))
-    while len(body) < length:
-        body += sock.recv(65536)
-    return json.loads(body)
+    return json.loads(_read_response(sock, b"")[1])
 
 
 def test_environ_header_names_repeated_on_one_connection(serve_app):
@@ -225,26 +237,6 @@ def test_a_large_list_is_answered_in_one_piece(serve_app, connection):
     assert r.headers.get("content-length") == str(len(big))
     assert "transfer-encoding" not in r.headers
     assert r.content == big
-
-
-def _read_response(sock: socket.socket, pending: bytes) -> tuple[bytes, bytes, bytes]:
-    """(head, body, what followed) of one response with a Content-Length."""
-    data = pending
-    while b"\r\n\r\n" not in data:
-        chunk = sock.recv(65536)
-        assert chunk, "closed before the response head"
-        data += chunk
-    head, _, data = data.partition(b"\r\n\r\n")
-    length = next(int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
-                  if line.lower().startswith(b"content-length:"))
-    parts, got = [data], len(data)
-    while got < length:
-        chunk = sock.recv(1 << 20)
-        assert chunk, f"closed after {got} of {length} body bytes"
-        parts.append(chunk)
-        got += len(chunk)
-    data = b"".join(parts)
-    return head, data[:length], data[length:]
 
 
 def test_1mib_bodies_pipelined_to_a_slow_reader_arrive_whole_and_in_order(serve_app):
