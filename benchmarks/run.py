@@ -66,6 +66,7 @@ from acceptance import ACCEPTANCE_VS_BASE, acceptance_markdown
 from baseline import Baseline, describe_tree
 from baseline import build as build_baseline
 from pipelining import DEPTH, check_pipeline
+from placement import TOLERANCE, TRIES, Placement
 from progress import Progress
 
 try:
@@ -503,15 +504,23 @@ class Cell:
     error: str | None = None
 
 
-def measure(running: Running, server: Server, w: Workload, args, scripts, cell: Cell) -> None:
+def _once(run):
+    return run()
+
+
+def measure(running: Running, server: Server, w: Workload, args, scripts, cell: Cell,
+            placement: Placement | None = None) -> None:
+    # ``placement``: each measurement repeated until taken with the CPUs in their usual
+    # placement (placement.py)
+    timed = placement.measure if placement is not None else _once
     try:
         if w.websocket:
             run_ws(running.port, w, 0, check=True)
             run_ws(running.port, w, args.warmup)
             running.rss.take()
-            result = run_ws(running.port, w, args.duration)
+            result = timed(lambda: run_ws(running.port, w, args.duration))
         elif w.idle is not None:
-            result = measure_idle(running, w, args, scripts[w.script])
+            result = measure_idle(running, w, args, scripts[w.script], timed)
         else:
             check_http(running.port, w, tls=running.tls)
             if w.pipeline:  # every pipelined answer right and in order, not just counted
@@ -522,7 +531,7 @@ def measure(running: Running, server: Server, w: Workload, args, scripts, cell: 
             else:  # wrk takes whole seconds only: a short warm-up on one connection
                 check_http(running.port, w, args.warmup, tls=running.tls)
             running.rss.take()
-            result = run_wrk(running.port, w, args.duration, script)
+            result = timed(lambda: run_wrk(running.port, w, args.duration, script))
             # still answering correctly after the load
             check_http(running.port, w, tls=running.tls)
             if w.pipeline:
@@ -530,16 +539,23 @@ def measure(running: Running, server: Server, w: Workload, args, scripts, cell: 
         result["rss"] = running.rss.take()
         cell.rounds.append(result)
         flag = " !" if result["errors"] or result["timeouts"] else ""
+        where = ""
+        if "placement_ns" in result:
+            before, after = result["placement_ns"]
+            where = f"  cpus {before:.0f}/{after:.0f} ns" + (
+                f" try {result['tries']}" if result["tries"] > 1 else "") + (
+                " OFF" if result.get("placement_off") else "")
         print(f"  {w.name:8} {server.name:30} {result['rps']:>10.0f} req/s  "
               f"p99 {result['p99_us'] / 1000:7.2f} ms  err {result['errors']}"
-              f"/{result['timeouts']}{flag}", flush=True)
+              f"/{result['timeouts']}{flag}{where}", flush=True)
     except Exception as exc:  # noqa: BLE001 - a failing server is a row, not a crash
         cell.error = f"{type(exc).__name__}: {exc}"[:300]
         print(f"  {w.name:8} {server.name:30} ERROR {cell.error}", flush=True)
 
 
-def measure_idle(running: Running, w: Workload, args, script: Path) -> dict:
-    """wrk on the hello route while ``w.idle`` idle connections are held open."""
+def measure_idle(running: Running, w: Workload, args, script: Path, timed=_once) -> dict:
+    """wrk on the hello route while ``w.idle`` idle connections are held open; the
+    measurement through ``timed`` (see measure())."""
     check_http(running.port, w)
     if args.warmup >= 1:
         run_wrk(running.port, w, round(args.warmup), script)
@@ -553,7 +569,7 @@ def measure_idle(running: Running, w: Workload, args, script: Path) -> dict:
         held = tree_rss(running.proc.pid)
         check_http(running.port, w)
         running.rss.take()
-        result = run_wrk(running.port, w, args.duration, script)
+        result = timed(lambda: run_wrk(running.port, w, args.duration, script))
         check_http(running.port, w)
         result["idle"] = w.idle
         if idle is not None:
@@ -568,7 +584,7 @@ def measure_idle(running: Running, w: Workload, args, script: Path) -> dict:
 
 def run_round(servers, workloads, args, scripts, cells, c_binary,
               tls: TlsFiles | None = None, progress: Progress | None = None,
-              round_no: int = 1) -> None:
+              round_no: int = 1, placement: Placement | None = None) -> None:
     for server in servers:
         todo = [w for w in workloads if server.kind in w.kinds
                 and (server.websocket or not w.websocket)
@@ -589,7 +605,8 @@ def run_round(servers, workloads, args, scripts, cells, c_binary,
                     if progress:
                         progress.cell(server.name, w.name, round_no)
                     measured = i + 1
-                    measure(running, server, w, args, scripts, cells[w.name, server.name])
+                    measure(running, server, w, args, scripts, cells[w.name, server.name],
+                            placement)
             except Exception as exc:  # noqa: BLE001
                 for w in group:
                     cells[w.name, server.name].error = f"server: {exc}"[:300]
@@ -621,6 +638,7 @@ def summarise(cells: dict, workloads: list[Workload], twins: dict[str, str]) -> 
                 row["errors"] = sum(r["errors"] for r in cell.rounds)
                 row["timeouts"] = sum(r["timeouts"] for r in cell.rounds)
                 row["rss"] = max(r["rss"] for r in cell.rounds)
+                row["placement_off"] = sum(bool(r.get("placement_off")) for r in cell.rounds)
             rows.append(row)
     ok = [r for r in rows if r.get("rps") and not r["error"]]
     for row in rows:
@@ -690,6 +708,7 @@ def markdown(rows: list[dict], meta: dict, workloads: list[Workload]) -> str:
              "each cymongoose row with the fastest non-cymongoose server of its class (ASGI, "
              "WSGI; any Python server for the core Manager); `vs C` with the pure C mongoose "
              "server. Compare ratios within one run only.", "",
+             placement_markdown(meta), "",
              f"Tree measured: `{meta['tree']}`."]
     if base:
         lines[-1] += (f" Baseline: `{base['short']}` ({base['subject']}; `--baseline "
@@ -723,13 +742,28 @@ def markdown(rows: list[dict], meta: dict, workloads: list[Workload]) -> str:
             if "vs_base" in r:
                 low = r["vs_base"] < ACCEPTANCE_VS_BASE
                 vs_base = f"**{r['vs_base']:.2f}×**" if low else f"{r['vs_base']:.2f}×"
-            lines.append(f"| {name} | {r['rps']:.0f} | {r['p50_us'] / 1000:.2f} | "
+            off = " ‡" if r.get("placement_off") else ""
+            lines.append(f"| {name} | {r['rps']:.0f}{off} | {r['p50_us'] / 1000:.2f} | "
                          f"{r['p99_us'] / 1000:.2f} | {et} | {r['rss'] / MIB:.1f} | {peer} | "
                          f"{vs_c} |" + (f" {vs_base} |" if base else ""))
         lines.append("")
     lines += acceptance_markdown(rows, meta)
     lines += idle_markdown(rows, workloads)
     return "\n".join(lines)
+
+
+def placement_markdown(meta: dict) -> str:
+    """The run's note on CPU placement (placement.py)."""
+    if "placement_usual_ns" not in meta:
+        return ("CPU placement: not probed (" + meta.get("placement", "no measurement")
+                + "); rounds may mix the VM's two placements of the CPUs.")
+    return (f"CPU placement: every measurement was taken with CPUs {SERVER_CPU} and "
+            f"{LOAD_CPU} in their usual placement (a cache line's round trip between them "
+            f"{meta['placement_usual_ns']:.0f} ns, within {TOLERANCE}x, probed before and "
+            f"after), repeated up to {TRIES} times until it was; **‡** marks a row with a "
+            f"round still outside after {TRIES} tries. On a VM the hypervisor moves the two CPUs between "
+            "cores that share a cache and cores that do not every few seconds, which moves "
+            "every server's req/s by ~20% (benchmarks/placement.py).")
 
 
 def versions() -> dict:
@@ -813,6 +847,21 @@ def round_order(servers: list[Server], n: int) -> list[Server]:
     return out
 
 
+def start_placement(tmpdir: Path, meta: dict) -> Placement | None:
+    """The CPU placement probe, built and settled on the usual placement, or None
+    (reported in ``meta``) where it cannot be built or run."""
+    try:
+        placement = Placement.build(tmpdir, (SERVER_CPU, LOAD_CPU))
+        usual = placement.start(time.sleep)
+    except (OSError, subprocess.SubprocessError, ValueError) as exc:
+        print(f"placement probe unavailable, measurements not placed: {exc}", file=sys.stderr)
+        meta["placement"] = f"unavailable: {exc}"[:200]
+        return None
+    print(f"CPUs {SERVER_CPU} and {LOAD_CPU}: a cache line's round trip is usually "
+          f"{usual:.0f} ns", flush=True)
+    return placement
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     chosen = args.workloads.split(",") if args.workloads else None
@@ -874,6 +923,7 @@ def main(argv=None) -> int:
                  and (w.servers is None or s.program in w.servers)
                  and (s.websocket or not w.idle_websocket)}
         tls = TlsFiles.make(tmpdir) if any(w.tls for w in workloads) else None
+        placement = start_placement(tmpdir, meta) if workloads else None
         mqtt_results: dict = {}
         per_round = len(cells) + mqtt_bench.cells_per_round(mqtt_servers)
         progress = Progress(per_round * args.rounds, args.rounds)
@@ -881,7 +931,7 @@ def main(argv=None) -> int:
             for n in range(args.rounds):
                 print(f"round {n + 1}/{args.rounds}", flush=True)
                 run_round(round_order(servers, n), workloads, args, scripts, cells, c_binary,
-                          tls, progress, n + 1)
+                          tls, progress, n + 1, placement)
                 if mqtt_servers:
                     mqtt_bench.run_round(mqtt_servers[::-1] if n % 2 else mqtt_servers,
                                          args.duration, args.warmup, mqtt_results,
@@ -891,6 +941,8 @@ def main(argv=None) -> int:
             print("interrupted: reporting the measurements made so far", flush=True)
             meta["interrupted"] = True
     rows = summarise(cells, workloads, twins)
+    if placement is not None and placement.seen:
+        meta["placement_usual_ns"] = round(placement.usual, 1)
     mqtt_rows = mqtt_bench.summarise(mqtt_results)
     meta["elapsed_s"] = round(time.monotonic() - started, 1)
     text = "\n".join([markdown(rows, meta, workloads), *mqtt_bench.markdown(mqtt_rows)])
