@@ -5,9 +5,8 @@ import os
 import shutil
 import subprocess
 
-import pytest
-
 import placement
+import pytest
 from placement import Placement, matches
 
 
