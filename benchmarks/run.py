@@ -762,8 +762,8 @@ def placement_markdown(meta: dict) -> str:
             f"{meta['placement_usual_ns']:.0f} ns, within {TOLERANCE}x, probed before and "
             f"after), repeated up to {TRIES} times until it was; **‡** marks a row with a "
             f"round still outside after {TRIES} tries. On a VM the hypervisor moves the "
-            "two CPUs between cores that share a cache and cores that do not every few seconds, which moves "
-            "every server's req/s by ~20% (benchmarks/placement.py).")
+            "two CPUs between cores that share a cache and cores that do not every few "
+            "seconds, which moves every server's req/s by ~20% (benchmarks/placement.py).")
 
 
 def versions() -> dict:
