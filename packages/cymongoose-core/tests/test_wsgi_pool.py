@@ -6,6 +6,7 @@ from __future__ import annotations
 import queue
 import socket
 import threading
+import time
 from collections import deque
 
 import pytest
@@ -346,3 +347,31 @@ def test_the_send_of_a_large_body_is_timed_apart_from_the_app():
     assert [path for path, _ in cycles] == ["/small", "/big"]
     assert cycles[0][1] == 0.0
     assert 0.0 < cycles[1][1] < 30.0
+
+
+def test_pool_calls_are_counted_by_the_same_slow_call_rule():
+    """``run_pooled`` runs a cycle on a pool thread and counts it as ``run_ready`` counts
+    the leader's calls: slow when it took ``slow_s`` or more, the socket send of a large
+    body (``send_s``) left out. An exception propagates and is not counted."""
+    role = WsgiPollRole(deque(), 1.0)
+    role.slow_s = 0.2
+    quick, slow, sending = Cycle(), Cycle(), Cycle()
+    ran = []
+
+    def run(cycle):
+        ran.append(cycle)
+        if cycle is not quick:
+            time.sleep(0.25)
+        if cycle is sending:
+            cycle.send_s = 0.25  # the whole call was the kernel taking a large body
+
+    for cycle in (quick, slow, sending):
+        role.run_pooled(run, cycle)
+    assert ran == [quick, slow, sending]
+    assert (role.pool_calls, role.pool_slow) == (3, 1)
+    with pytest.raises(ZeroDivisionError):
+        role.run_pooled(lambda cycle: 1 / 0, quick)
+    assert (role.pool_calls, role.pool_slow) == (3, 1)
+    assert (role.calls, role.slow_calls) == (0, 0)  # the leader's own counts are apart
+    with pytest.raises(TypeError):
+        role.run_pooled(run, "not a cycle")

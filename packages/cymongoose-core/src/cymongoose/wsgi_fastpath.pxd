@@ -54,6 +54,8 @@ cdef class WsgiPollRole:
     cdef public long long takeovers      # times a leader stuck in an app lost the role
     cdef public long long calls          # app calls run_ready made, and how many of them
     cdef public long long slow_calls     # took slow_s or more
+    cdef public long long pool_calls     # app calls run_pooled made, and how many of them
+    cdef public long long pool_slow      # took slow_s or more
     cdef public double slow_s
     cdef public bint in_app              # the leader is in its seq-th app call
     cdef public bint inline              # the leader runs what it queues

@@ -168,6 +168,12 @@ cdef inline double _seconds() noexcept nogil:
     return ts.tv_sec + ts.tv_nsec * 1e-9
 
 
+cdef inline bint _slow_call(WsgiPollRole role, double begun, WsgiStartResponse cycle) noexcept:
+    # The rule for both counts: the app's call took role.slow_s or more since ``begun``
+    # (_seconds()), leaving out the kernel's send of a large body, which is not the app's.
+    return _seconds() - begun - cycle.send_s >= role.slow_s
+
+
 cdef class WsgiPollRole:
     """Who polls a pooled WSGI server (leader/followers), kept in C: taking the role and
     the leader's check that it still has it are each one C call, atomic under the GIL.
@@ -180,8 +186,9 @@ cdef class WsgiPollRole:
     ``seq`` and ``in_app`` (the leader is in its ``seq``-th app call), ``takeovers``,
     ``inline`` (it may run what it queues), ``final``, ``closing``, ``handoff_until``
     (``time.monotonic()``); ``calls`` and ``slow_calls``: the app calls ``run_ready``
-    made, and those that took ``slow_s`` seconds or more (wall clock; default 0.0005),
-    the socket send of a large body (the cycle's ``send_s``) left out.
+    made, and those that were slow: took ``slow_s`` seconds or more (wall clock; default
+    0.0005), the socket send of a large body (the cycle's ``send_s``) left out;
+    ``pool_calls`` and ``pool_slow``: the same for the calls of :meth:`run_pooled`.
     """
     # Fields are declared in wsgi_fastpath.pxd.
 
@@ -205,6 +212,16 @@ cdef class WsgiPollRole:
             self.inline = False  # what it queued goes to the pool
         self.leader = me
         return True
+
+    def run_pooled(self, run, WsgiStartResponse cycle not None) -> None:
+        """``run(cycle)`` on a pool thread (``run``: the fast path's :meth:`WsgiFastPath.run`
+        or another callable taking the cycle), counted in ``pool_calls`` and, if slow (as
+        for ``slow_calls``), in ``pool_slow``. Exceptions of ``run`` propagate, uncounted."""
+        cdef double begun = _seconds()
+        run(cycle)
+        self.pool_calls += 1
+        if _slow_call(self, begun, cycle):
+            self.pool_slow += 1
 
     def resign(self, unsigned long me) -> bool:
         """Thread ``me`` gives up the role if it has it (True)."""
@@ -386,7 +403,7 @@ cdef class WsgiFastPath(HttpFastHandler):
                     role.in_app = False
                 raise
             role.calls += 1
-            if _seconds() - begun - (<WsgiStartResponse>cycle).send_s >= role.slow_s:
+            if _slow_call(role, begun, <WsgiStartResponse>cycle):
                 role.slow_calls += 1
             # One C step under the GIL: a takeover happens wholly before or after it.
             if role.leader != me:

@@ -47,7 +47,7 @@ import queue
 import sys
 import threading
 from collections import deque
-from time import monotonic, perf_counter
+from time import monotonic
 from typing import Any
 
 from cymongoose import WsgiPollRole
@@ -125,7 +125,6 @@ class PooledWriter:
         self.role.slow_s = SLOW_APP_S
         self._roles = threading.Condition(self._lock)  # serve() waits there at the stop
         self._recruiting = False  # a _STANDBY token is in the job queue
-        self._calls = self._slow = 0  # app calls on the pool, those >= SLOW_APP_S
         self._stop: threading.Event | None = None
         self._poll_ms = 100
         self._error: BaseException | None = None  # raised by poll() on a pool thread
@@ -180,6 +179,7 @@ class PooledWriter:
         get = self.jobs.get
         run_fast = self.run_fast
         role = self.role
+        run_pooled = role.run_pooled
         standby = False
         last = -1
         while True:
@@ -214,12 +214,8 @@ class PooledWriter:
                         role.standby = 0
                 standby = False
             try:
-                begun = perf_counter()
-                run_fast(item)  # the core's fast path, or cycle.run() once taken
-                self._calls += 1  # (counts lost in a race do not matter)
-                # item.send_s: the kernel's copy of a large body, not the app's time.
-                if perf_counter() - begun - item.send_s >= SLOW_APP_S:
-                    self._slow += 1
+                # the core's fast path, or cycle.run() once taken; counted (role.pool_*)
+                run_pooled(run_fast, item)
             except BaseException:  # never lose a pool thread
                 logger.exception("error in WSGI pool thread")
 
@@ -265,12 +261,12 @@ class PooledWriter:
                 if now < role.handoff_until:
                     inline = False
                 else:
-                    if self._slow * SLOW_RATIO > self._calls:
+                    if role.pool_slow * SLOW_RATIO > role.pool_calls:
                         role.handoff_until = now + HANDOFF_S  # the app is still slow
                         inline = False
                     else:
                         role.handoff_until = 0.0
-                    self._calls = self._slow = 0
+                    role.pool_calls = role.pool_slow = 0
             if role.standby == 0:
                 if inline and not self._recruiting:
                     self._recruiting = True
