@@ -347,6 +347,8 @@ class WsgiPollRole:
     takeovers: int
     calls: int
     slow_calls: int
+    pool_calls: int
+    pool_slow: int
     slow_s: float
     in_app: bool
     inline: bool
@@ -357,6 +359,7 @@ class WsgiPollRole:
     ready: Any
     def __init__(self, ready: Any, handoff_s: float) -> None: ...
     def take(self, me: int, last: int, now: float) -> bool: ...
+    def run_pooled(self, run: Callable[[Any], Any], cycle: WsgiStartResponse) -> None: ...
     def resign(self, me: int) -> bool: ...
 
 class WsgiFastPath(HttpFastHandler):
