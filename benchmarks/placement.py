@@ -12,8 +12,10 @@ measured in the other placement than its neighbours moves a ratio by that much.
 after each measurement. A measurement counts when both probes are within
 ``TOLERANCE`` of the run's usual round trip (the median of every probe so far,
 starting with a few seconds of probes at start-up); otherwise it is repeated, up to
-``TRIES`` times, and the last one is kept and marked. On a machine whose CPUs do not
-move, every probe matches and nothing is repeated.
+``TRIES`` times, and the last one is kept and marked. Before each try it waits (up to
+``SETTLE_S``) for a probe in the usual placement. A busy machine looks like another
+placement (the probe's second thread waits for its CPU), so this also waits out load.
+On a machine whose CPUs do not move, every probe matches and nothing is repeated.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 import os
 import statistics
 import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -29,6 +32,7 @@ PROBE_MS = 50  # one probe: this many milliseconds of round trips
 START_PROBES = 40  # probes at start-up (with pauses: ~4 s) before the first measurement
 TOLERANCE = 1.5  # a probe matches the usual placement within this factor either way
 TRIES = 3  # measurements of one cell at most, until one is in the usual placement
+SETTLE_S = 15.0  # before a try, wait up to this long for the usual placement
 
 
 def matches(ns: float, usual: float) -> bool:
@@ -75,13 +79,25 @@ class Placement:
         """The run's usual round trip so far: the median of its probes, ns."""
         return statistics.median(self.seen)
 
-    def measure(self, run: Callable[[], dict]) -> dict:
+    def settle(self, pause: Callable[[float], None], clock: Callable[[], float]) -> float:
+        """Probe (``pause(0.1)`` between probes) until a probe is in the usual placement
+        or SETTLE_S seconds of ``clock`` went by; returns the last probe, ns."""
+        deadline = clock() + SETTLE_S
+        ns = self.probe()
+        while not matches(ns, self.usual) and clock() < deadline:
+            pause(0.1)
+            ns = self.probe()
+        return ns
+
+    def measure(self, run: Callable[[], dict],
+                pause: Callable[[float], None] = time.sleep,
+                clock: Callable[[], float] = time.monotonic) -> dict:
         """``run()`` (one measurement, a dict) until it is taken in the usual placement,
-        at most TRIES times. Adds ``placement_ns`` (the probes before and after) and
-        ``tries`` to the returned dict, and ``placement_off`` (True) when the last try
-        was still outside it."""
+        at most TRIES times, each try once the placement is usual (``settle``). Adds
+        ``placement_ns`` (the probes before and after) and ``tries`` to the returned
+        dict, and ``placement_off`` (True) when the last try was still outside it."""
         for attempt in range(1, TRIES + 1):
-            before = self.probe()
+            before = self.settle(pause, clock)
             result = run()
             after = self.probe()
             usual = self.usual

@@ -66,7 +66,7 @@ from acceptance import ACCEPTANCE_VS_BASE, acceptance_markdown
 from baseline import Baseline, describe_tree
 from baseline import build as build_baseline
 from pipelining import DEPTH, check_pipeline
-from placement import TOLERANCE, TRIES, Placement
+from placement import SETTLE_S, TOLERANCE, TRIES, Placement
 from progress import Progress
 
 try:
@@ -760,8 +760,9 @@ def placement_markdown(meta: dict) -> str:
     return (f"CPU placement: every measurement was taken with CPUs {SERVER_CPU} and "
             f"{LOAD_CPU} in their usual placement (a cache line's round trip between them "
             f"{meta['placement_usual_ns']:.0f} ns, within {TOLERANCE}x, probed before and "
-            f"after), repeated up to {TRIES} times until it was; **‡** marks a row with a "
-            f"round still outside after {TRIES} tries. On a VM the hypervisor moves the "
+            f"after; each try waits up to {SETTLE_S:.0f} s for it), repeated up to {TRIES} "
+            f"times until it was; **‡** marks a row with a round still outside after "
+            f"{TRIES} tries (a busy machine looks the same to the probe). On a VM the hypervisor moves the "
             "two CPUs between cores that share a cache and cores that do not every few "
             "seconds, which moves every server's req/s by ~20% (benchmarks/placement.py).")
 

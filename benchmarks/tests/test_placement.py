@@ -32,24 +32,46 @@ def test_measurement_in_usual_placement_is_taken_once():
     probe = Scripted([360] * placement.START_PROBES + [350, 370])
     probe.start(lambda seconds: None)
     runs = []
-    result = probe.measure(lambda: runs.append(1) or {"rps": 1.0})
+    result = probe.measure(lambda: runs.append(1) or {"rps": 1.0}, lambda s: None, lambda: 0.0)
     assert runs == [1]
     assert result == {"rps": 1.0, "placement_ns": [350, 370], "tries": 1}
 
 
 def test_measurement_is_repeated_until_both_probes_match():
-    probe = Scripted([80, 360,  360, 90,  355, 365])  # moved before; moved during; settled
+    # moved during the first try; during the second; the third is taken
+    probe = Scripted([360, 90,  350, 1300,  355, 365])
     probe.seen.extend([360] * 20)
     n = iter(range(1, 10))
-    result = probe.measure(lambda: {"rps": float(next(n))})
+    result = probe.measure(lambda: {"rps": float(next(n))}, lambda s: None, lambda: 0.0)
     assert result == {"rps": 3.0, "placement_ns": [355, 365], "tries": 3}
     assert "placement_off" not in result
 
 
-def test_last_try_outside_is_kept_and_marked():
-    probe = Scripted([80, 80] * placement.TRIES)
+def test_a_try_waits_for_the_usual_placement():
+    probe = Scripted([80, 85, 90, 360, 370])
     probe.seen.extend([360] * 20)
-    result = probe.measure(lambda: {"rps": 5.0})
+    pauses = []
+    result = probe.measure(lambda: {"rps": 2.0}, pauses.append, lambda: 0.0)
+    assert result == {"rps": 2.0, "placement_ns": [360, 370], "tries": 1}
+    assert pauses == [0.1] * 3
+
+
+def test_the_wait_is_bounded():
+    probe = Scripted([80] * 50)
+    probe.seen.extend([360] * 20)
+    now = [0.0]
+
+    def pause(seconds):
+        now[0] += 4.0
+    result = probe.measure(lambda: {"rps": 2.0}, pause, lambda: now[0])
+    assert result["tries"] == placement.TRIES and result["placement_off"] is True
+    assert now[0] <= placement.TRIES * (placement.SETTLE_S + 4.0)
+
+
+def test_last_try_outside_is_kept_and_marked():
+    probe = Scripted([80] * 100)
+    probe.seen.extend([360] * 20)
+    result = probe.measure(lambda: {"rps": 5.0}, lambda s: None, iter(range(0, 1000, 20)).__next__)
     assert result["tries"] == placement.TRIES and result["placement_off"] is True
     assert result["placement_ns"] == [80, 80]
 
