@@ -762,9 +762,10 @@ def placement_markdown(meta: dict) -> str:
             f"{meta['placement_usual_ns']:.0f} ns, within {TOLERANCE}x, probed before and "
             f"after; each try waits up to {SETTLE_S:.0f} s for it), repeated up to {TRIES} "
             f"times until it was; **‡** marks a row with a round still outside after "
-            f"{TRIES} tries (a busy machine looks the same to the probe). On a VM the hypervisor moves the "
-            "two CPUs between cores that share a cache and cores that do not every few "
-            "seconds, which moves every server's req/s by ~20% (benchmarks/placement.py).")
+            f"{TRIES} tries (a busy machine looks the same to the probe). On a VM the "
+            "hypervisor moves the two CPUs between cores that share a cache and cores that "
+            "do not every few seconds, which moves every server's req/s by ~20% "
+            "(benchmarks/placement.py).")
 
 
 def versions() -> dict:
