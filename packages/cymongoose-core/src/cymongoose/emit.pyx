@@ -160,6 +160,13 @@ cdef extern from *:
                     return 1;
             }
         }
+        if (n >= 4) {  /* two overlapping 4-byte words as one */
+            uint32_t a, b;
+            memcpy(&a, p, 4); memcpy(&b, p + n - 4, 4);
+            x = (uint64_t)a | (uint64_t)b << 32;
+            if (!((x - low) & ~x & high))
+                return 1;
+        }
         for (; i < n; i++)
             if (p[i] == 13 || p[i] == 10 || p[i] == 0)
                 return 0;
@@ -167,7 +174,8 @@ cdef extern from *:
     }
     /* memcpy for the short strings of a head (names, values, CRLF): up to 16 bytes
        with two possibly overlapping loads, no call. */
-    static inline char *cym_put(char *out, const char *p, Py_ssize_t n) {
+    static inline __attribute__((always_inline))
+    char *cym_put(char *out, const char *p, Py_ssize_t n) {
         uint64_t a, b;
         uint32_t x, y;
         if (n >= 8 && n <= 16) {

@@ -99,7 +99,7 @@ cdef PyObject *_str_slots[_STR_SLOTS]
 cdef str _latin1(mg_str s):
     cdef PyObject **slot
     cdef PyObject *old
-    if s.len == 0 or s.len > _STR_MAX:
+    if s.len <= 1 or s.len > _STR_MAX:  # (one character: CPython's own cached str)
         return PyUnicode_DecodeLatin1(s.buf, s.len, NULL)
     slot = &_str_slots[cym_str_slot(s.buf, s.len)]
     old = slot[0]
