@@ -142,7 +142,7 @@ cdef dict _wsgi_environ(mg_http_message *hm, dict base):
     cdef int i
     cdef Py_ssize_t size
     cdef str value, script_name, path_info
-    environ["REQUEST_METHOD"] = _latin1(hm.method)
+    environ["REQUEST_METHOD"] = "GET" if _is(hm.method, "GET", 3) else _latin1(hm.method)
     path_info = _path_info(hm.uri)
     script_name = environ.get("SCRIPT_NAME", "")
     if script_name and path_info.startswith(script_name):
@@ -151,7 +151,8 @@ cdef dict _wsgi_environ(mg_http_message *hm, dict base):
             path_info = rest
     environ["PATH_INFO"] = path_info
     environ["QUERY_STRING"] = _latin1(hm.query)
-    environ["SERVER_PROTOCOL"] = _latin1(hm.proto) if hm.proto.len else "HTTP/1.0"
+    environ["SERVER_PROTOCOL"] = "HTTP/1.1" if _is(hm.proto, "HTTP/1.1", 8) else \
+        _latin1(hm.proto) if hm.proto.len else "HTTP/1.0"
     for i in range(MG_MAX_HTTP_HEADERS):
         if hm.headers[i].name.len == 0:
             break
