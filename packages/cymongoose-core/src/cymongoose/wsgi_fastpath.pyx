@@ -37,7 +37,10 @@ cdef inline void _hold(PyObject **slot, object value) noexcept:
 cdef class WsgiConnState:
     """Per-connection data the fast path reads from ``Connection.userdata``.
 
-    ``base``: the per-connection environ keys (dict), copied for each request;
+    ``base``: the per-connection environ keys (dict), copied for each request (keys the
+    request sets, REQUEST_METHOD, PATH_INFO, QUERY_STRING, SERVER_PROTOCOL and
+    wsgi.input, may be there with any value: the copy's are then replaced, which is
+    cheaper than inserting them);
     ``fast``: False sends every request of the connection to the Python path;
     ``proxied``: True sends those with ``Forwarded`` or ``X-Forwarded-For/-Proto/-Host``
     there (a trusted proxy's headers); ``busy``: a pooled fast path has queued or is
