@@ -64,6 +64,16 @@ def test_request_strings_of_the_same_shape_keep_their_own_values(threads):
                         f"CONTENT_TYPE={v}")
 
 
+def test_latin1_values_of_the_same_length_keep_their_own_values(threads):
+    values = ["caf\xe9-\xff1", "cafe-\xff1", "caf\xe9-\xff2", "caf\xe9-\xff1", "caf\xc9-\xff1"]
+    with ServerThread(echo, workers=threads and 1, access_log=False) as srv, \
+            socket.create_connection(("127.0.0.1", srv.port), timeout=10) as sock:
+        for v in values * 2:
+            _, body = exchange(sock, f"GET / HTTP/1.1\r\nHost: h\r\nX-V: {v}\r\n\r\n"
+                                     .encode("latin-1"))
+            assert f"|HTTP_X_V={v}|".encode("latin-1") in body
+
+
 def test_repeated_equal_fields_are_still_joined(threads):
     # The second field's value may be the very str object of the first (cached decode).
     with ServerThread(echo, workers=threads and 1, access_log=False) as srv, \
