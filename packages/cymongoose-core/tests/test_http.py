@@ -161,6 +161,46 @@ def test_send_response_rejects_bad_input(serve):
     assert len(raised) == 4
 
 
+def test_send_response_checks_every_byte_of_every_value(serve):
+    """CR, LF and NUL are refused wherever they sit in a value of 1 to 24 bytes (the check
+    goes a word at a time, the last word overlapping), before and after clean values of
+    the same length went out; a name accepted before lets no non-token name through; the
+    bytes next to the refused ones (tab, 0x0e, 0x7f, 0xff) go out as they are."""
+    refused, written = [], []
+    name = "X-V"  # one object throughout: accepted once, then remembered
+
+    def respond(c, m):
+        for n in range(1, 25):
+            c.send_response_head(200, [(name, "v" * n)])  # clean: goes out
+            for k in range(n):
+                for bad in ("\r", "\n", "\0"):
+                    value = "v" * k + bad + "v" * (n - k - 1)
+                    try:
+                        c.send_response_head(200, [(name, value)])
+                    except ValueError:
+                        refused.append(value)
+                    else:
+                        written.append(value)
+        for bad_name in ("X V", "X:V", "", "X\r"):
+            try:
+                c.send_response_head(200, [(name, "1"), (bad_name, "1")])
+            except ValueError:
+                refused.append(bad_name)
+            else:
+                written.append(bad_name)
+        c.send_response(200, [(name, "\t\x0e\x7f\xff" * 5)], b"fine")
+
+    srv = http_server(serve, respond)
+    raw = raw_exchange(srv.port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", until=b"fine")
+    assert written == []
+    assert len(refused) == 3 * sum(range(1, 25)) + 4
+    heads = raw.split(b"\r\n\r\n")
+    assert [h.split(b"\r\n")[1] for h in heads[:24]] == [
+        b"X-V: " + b"v" * n for n in range(1, 25)]
+    assert b"\r\nX-V: " + b"\t\x0e\x7f\xff" * 5 + b"\r\n" in raw
+    assert raw.endswith(b"\r\n\r\nfine")
+
+
 def test_keep_alive_50_requests(serve):
     conn_ids = []
 

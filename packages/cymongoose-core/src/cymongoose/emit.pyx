@@ -4,7 +4,9 @@
 # the caller takes its general path, which encodes, checks and raises.
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.ref cimport Py_XDECREF
 from cpython.unicode cimport PyUnicode_KIND, PyUnicode_1BYTE_DATA, PyUnicode_GET_LENGTH
+from libc.stdint cimport uint32_t, uint64_t
 
 # RFC 9110 section 5.6.2: a field name is a token. (Also used by connection.pyx.)
 cdef bytes _TOKEN_CHARS = (b"!#$%&'*+-.^_`|~0123456789"
@@ -135,15 +137,65 @@ cdef inline object _second(object pair):
     return (<tuple>pair)[1] if type(pair) is tuple else (<list>pair)[1]
 
 
-cdef inline bint _clean_value(const char *p, Py_ssize_t n) noexcept nogil:
-    # No CR, LF or NUL: nothing that could end the field early (RFC 9112 section 4).
-    cdef Py_ssize_t i
-    cdef unsigned char ch
-    for i in range(n):
-        ch = <unsigned char>p[i]
-        if ch < 14 and (ch == 13 or ch == 10 or ch == 0):
-            return False
-    return True
+cdef extern from *:
+    """
+    /* No CR, LF or NUL in p[:n] (RFC 9112 section 4: nothing that could end the field
+       early). Eight bytes at a time: (x - 0x0e..) & ~x & 0x80.. is non-zero exactly when
+       some byte of x is below 14; only such a word is looked at byte by byte. */
+    static inline int cym_clean_value(const char *p, Py_ssize_t n) {
+        const uint64_t low = 0x0E0E0E0E0E0E0E0EULL, high = 0x8080808080808080ULL;
+        Py_ssize_t i = 0, k;
+        uint64_t x;
+        if (n >= 8) {
+            for (;; i += 8) {
+                if (i > n - 8)
+                    i = n - 8;  /* the last word overlaps the one before */
+                memcpy(&x, p + i, 8);
+                if ((x - low) & ~x & high) {
+                    for (k = i; k < i + 8; k++)
+                        if (p[k] == 13 || p[k] == 10 || p[k] == 0)
+                            return 0;
+                }
+                if (i == n - 8)
+                    return 1;
+            }
+        }
+        if (n >= 4) {  /* two overlapping 4-byte words as one */
+            uint32_t a, b;
+            memcpy(&a, p, 4); memcpy(&b, p + n - 4, 4);
+            x = (uint64_t)a | (uint64_t)b << 32;
+            if (!((x - low) & ~x & high))
+                return 1;
+        }
+        for (; i < n; i++)
+            if (p[i] == 13 || p[i] == 10 || p[i] == 0)
+                return 0;
+        return 1;
+    }
+    /* memcpy for the short strings of a head (names, values, CRLF): up to 16 bytes
+       with two possibly overlapping loads, no call. */
+    static inline __attribute__((always_inline))
+    char *cym_put(char *out, const char *p, Py_ssize_t n) {
+        uint64_t a, b;
+        uint32_t x, y;
+        if (n >= 8 && n <= 16) {
+            memcpy(&a, p, 8); memcpy(&b, p + n - 8, 8);
+            memcpy(out, &a, 8); memcpy(out + n - 8, &b, 8);
+        } else if (n >= 4 && n < 8) {
+            memcpy(&x, p, 4); memcpy(&y, p + n - 4, 4);
+            memcpy(out, &x, 4); memcpy(out + n - 4, &y, 4);
+        } else if (n < 4) {
+            Py_ssize_t i;
+            for (i = 0; i < n; i++)
+                out[i] = p[i];
+        } else {
+            memcpy(out, p, (size_t)n);
+        }
+        return out + n;
+    }
+    """
+    bint _clean_value "cym_clean_value" (const char *p, Py_ssize_t n) noexcept nogil
+    char *_put "cym_put" (char *out, const char *p, Py_ssize_t n) noexcept nogil
 
 
 cdef inline bint _token(const char *p, Py_ssize_t n) noexcept nogil:
@@ -156,9 +208,58 @@ cdef inline bint _token(const char *p, Py_ssize_t n) noexcept nogil:
     return True
 
 
-cdef inline char *_put(char *out, const char *p, Py_ssize_t n) noexcept nogil:
-    memcpy(out, p, n)
-    return out + n
+# Header names found to be tokens, by identity: an app passes the same name objects
+# (its literals) response after response, so a hit skips the per-byte check. A slot holds
+# a reference to its name: the object cannot be freed, so its address is never another
+# object's while it is in the cache. Bytes and exact str only (immutable).
+cdef enum:
+    _NAME_SLOTS = 64
+    _NAME_TOKEN = 1
+    _NAME_LENGTH = 2  # Content-Length, in any case
+cdef PyObject *_name_slots[_NAME_SLOTS]
+cdef unsigned char _name_kinds[_NAME_SLOTS]
+
+
+cdef inline int _name_kind(object name, const char **p, Py_ssize_t *n) noexcept:
+    # 0: not a token (or not bytes / latin-1 str), else _NAME_TOKEN | maybe _NAME_LENGTH;
+    # p[:n] is its wire form.
+    cdef size_t i = ((<size_t><PyObject *>name) >> 4) % _NAME_SLOTS
+    cdef PyObject *old
+    cdef int kind
+    if not _wire_view(name, p, n):
+        return 0
+    if _name_slots[i] == <PyObject *>name:
+        return _name_kinds[i]
+    if not _token(p[0], n[0]):
+        return 0
+    kind = _NAME_TOKEN
+    if n[0] == 14 and strncasecmp(p[0], "content-length", 14) == 0:
+        kind |= _NAME_LENGTH
+    old = _name_slots[i]
+    Py_INCREF(name)
+    _name_slots[i] = <PyObject *>name
+    _name_kinds[i] = <unsigned char>kind
+    Py_XDECREF(old)
+    return kind
+
+
+cdef inline int _decimal(char *out, Py_ssize_t value) noexcept nogil:
+    # value >= 0 in decimal at out (up to 19 digits); the digit count.
+    cdef char tmp[24]
+    cdef int n = 0, i
+    while True:
+        tmp[n] = <char>(c'0' + value % 10)
+        n += 1
+        value //= 10
+        if value == 0:
+            break
+    for i in range(n):
+        out[i] = tmp[n - 1 - i]
+    return n
+
+
+cdef enum:
+    _VIEWS = 16  # headers whose wire views the check pass keeps for the copy pass
 
 
 cdef int _emit(mg_connection *c, object first, object status, list headers,
@@ -178,11 +279,15 @@ cdef int _emit(mg_connection *c, object first, object status, list headers,
     cdef Py_ssize_t flen, slen, n, nlen, vlen, total, i, count = len(headers)
     cdef bint has_len = False
     cdef ServerOpts *srv = _server_of(c)
-    cdef int present = 0
+    cdef int present = 0, kind
     cdef size_t defaults = 0
     cdef char digits[24]
     cdef int dlen = 0
     cdef char *out
+    cdef const char *names[_VIEWS]
+    cdef const char *values[_VIEWS]
+    cdef Py_ssize_t name_lens[_VIEWS]
+    cdef Py_ssize_t value_lens[_VIEWS]
     if not _wire_view(first, &fbuf, &flen) or not _wire_view(status, &sbuf, &slen) or \
             not _clean_value(fbuf, flen) or not _clean_value(sbuf, slen):
         return -1
@@ -191,20 +296,27 @@ cdef int _emit(mg_connection *c, object first, object status, list headers,
         pair = headers[i]
         if not _pair(pair):
             return -1
-        if not _wire_view(_first(pair), &p, &nlen) or not _token(p, nlen):
+        kind = _name_kind(_first(pair), &p, &nlen)
+        if not kind:
             return -1
-        if nlen == 14 and strncasecmp(p, "content-length", 14) == 0:
+        if kind & _NAME_LENGTH:
             has_len = True
         elif srv != NULL:
             present |= _default_bit(srv, p, nlen)
+        if i < _VIEWS:
+            names[i] = p
+            name_lens[i] = nlen
         if not _wire_view(_second(pair), &p, &vlen) or not _clean_value(p, vlen):
             return -1
+        if i < _VIEWS:
+            values[i] = p
+            value_lens[i] = vlen
         total += nlen + 2 + vlen + 2
     if srv != NULL:
         defaults = _defaults_size(srv, present)
         total += defaults
     if not has_len and content_length >= 0:
-        dlen = snprintf(digits, sizeof(digits), "%zd", content_length)
+        dlen = _decimal(digits, content_length)
         total += 16 + dlen + 2
     if close:
         total += 19
@@ -218,12 +330,17 @@ cdef int _emit(mg_connection *c, object first, object status, list headers,
     if defaults:
         out = _put_defaults(out, srv, present)
     for i in range(count):
-        pair = headers[i]
-        _wire_view(_first(pair), &p, &n)
-        out = _put(out, p, n)
-        out = _put(out, ": ", 2)
-        _wire_view(_second(pair), &p, &n)
-        out = _put(out, p, n)
+        if i < _VIEWS:
+            out = _put(out, names[i], name_lens[i])
+            out = _put(out, ": ", 2)
+            out = _put(out, values[i], value_lens[i])
+        else:
+            pair = headers[i]
+            _wire_view(_first(pair), &p, &n)
+            out = _put(out, p, n)
+            out = _put(out, ": ", 2)
+            _wire_view(_second(pair), &p, &n)
+            out = _put(out, p, n)
         out = _put(out, "\r\n", 2)
     if dlen:
         out = _put(out, "Content-Length: ", 16)
@@ -233,7 +350,7 @@ cdef int _emit(mg_connection *c, object first, object status, list headers,
         out = _put(out, "Connection: close\r\n", 19)
     out = _put(out, "\r\n", 2)
     if body_len:
-        out = _put(out, body, body_len)
+        memcpy(out, body, body_len)
     c.send.len += <size_t>total
     return 0
 

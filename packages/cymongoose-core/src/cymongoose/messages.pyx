@@ -160,8 +160,9 @@ cdef class HttpMessage:
         keys: SERVER_NAME, wsgi.*, SCRIPT_NAME ...) plus REQUEST_METHOD, PATH_INFO
         (percent-decoded, latin-1 code points, SCRIPT_NAME prefix removed), QUERY_STRING,
         SERVER_PROTOCOL, CONTENT_TYPE, CONTENT_LENGTH and HTTP_* (repeated headers joined
-        with ", ", Cookie with "; "; names containing "_" dropped). ``wsgi.input`` is left
-        to the caller. Built in one call (PEP 3333 "environ Variables")."""
+        with ", ", Cookie with "; "; names containing "_" dropped), replacing those
+        ``base`` has. ``wsgi.input`` is left to the caller. Built in one call (PEP 3333
+        "environ Variables")."""
         return _wsgi_environ(self._get(), base)
 
     def parts(self):

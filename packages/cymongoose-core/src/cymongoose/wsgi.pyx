@@ -2,6 +2,11 @@
 # one buffer append, for the WSGI server's hot path (mechanism here, policy in
 # cymongoose.wsgi).
 
+from cpython.dict cimport PyDict_SetDefault
+from cpython.ref cimport Py_XDECREF
+from cpython.unicode cimport PyUnicode_1BYTE_DATA, PyUnicode_GET_LENGTH
+from libc.stdint cimport uint64_t
+
 from urllib.parse import unquote_to_bytes as _unquote_to_bytes
 
 cdef dict _ENVIRON_KEYS = {}      # header name as sent -> environ key, or None (dropped)
@@ -58,8 +63,54 @@ cdef object _environ_key(mg_str name):
     return key
 
 
+# Request strings that come back request after request (the method, the protocol, Host,
+# a path, most header values) are taken from a small direct-mapped cache of latin-1
+# decodes instead of being made anew: a hit costs a hash of at most 16 bytes and an exact
+# compare with the cached str's own bytes (a 1-byte-kind str holds its latin-1 encoding),
+# no allocation and no free. A miss replaces the slot. Each slot holds a reference, so
+# memory stays bounded (_STR_SLOTS strings of up to _STR_MAX characters).
+cdef extern from *:
+    """
+    static inline size_t cym_str_slot(const char *p, size_t n) {
+        uint64_t a, b;
+        if (n >= 8) {
+            memcpy(&a, p, 8); memcpy(&b, p + n - 8, 8);
+        } else if (n >= 4) {
+            uint32_t x, y;
+            memcpy(&x, p, 4); memcpy(&y, p + n - 4, 4);
+            a = x; b = y;
+        } else {
+            a = (uint64_t)(unsigned char)p[0] | (uint64_t)(unsigned char)p[n >> 1] << 8 |
+                (uint64_t)(unsigned char)p[n - 1] << 16;
+            b = 0;
+        }
+        uint64_t h = a * 0x9E3779B97F4A7C15ULL ^ (b + n) * 0xC2B2AE3D27D4EB4FULL;
+        return (size_t)(h >> 56);
+    }
+    """
+    size_t cym_str_slot(const char *p, size_t n) noexcept nogil
+
+cdef enum:
+    _STR_SLOTS = 256  # cym_str_slot's range
+    _STR_MAX = 64
+cdef PyObject *_str_slots[_STR_SLOTS]
+
+
 cdef str _latin1(mg_str s):
-    return PyUnicode_DecodeLatin1(s.buf, s.len, NULL)
+    cdef PyObject **slot
+    cdef PyObject *old
+    if s.len <= 1 or s.len > _STR_MAX:  # (one character: CPython's own cached str)
+        return PyUnicode_DecodeLatin1(s.buf, s.len, NULL)
+    slot = &_str_slots[cym_str_slot(s.buf, s.len)]
+    old = slot[0]
+    if old != NULL and <size_t>PyUnicode_GET_LENGTH(<str>old) == s.len and \
+            memcmp(PyUnicode_1BYTE_DATA(<str>old), s.buf, s.len) == 0:
+        return <str>old
+    value = PyUnicode_DecodeLatin1(s.buf, s.len, NULL)
+    Py_INCREF(value)
+    slot[0] = <PyObject *>value
+    Py_XDECREF(old)
+    return value
 
 
 cdef str _path_info(mg_str uri):
@@ -89,8 +140,9 @@ cdef str _path_info(mg_str uri):
 cdef dict _wsgi_environ(mg_http_message *hm, dict base):
     cdef dict environ = base.copy()
     cdef int i
+    cdef Py_ssize_t size
     cdef str value, script_name, path_info
-    environ["REQUEST_METHOD"] = _latin1(hm.method)
+    environ["REQUEST_METHOD"] = "GET" if _is(hm.method, "GET", 3) else _latin1(hm.method)
     path_info = _path_info(hm.uri)
     script_name = environ.get("SCRIPT_NAME", "")
     if script_name and path_info.startswith(script_name):
@@ -99,7 +151,8 @@ cdef dict _wsgi_environ(mg_http_message *hm, dict base):
             path_info = rest
     environ["PATH_INFO"] = path_info
     environ["QUERY_STRING"] = _latin1(hm.query)
-    environ["SERVER_PROTOCOL"] = _latin1(hm.proto) if hm.proto.len else "HTTP/1.0"
+    environ["SERVER_PROTOCOL"] = "HTTP/1.1" if _is(hm.proto, "HTTP/1.1", 8) else \
+        _latin1(hm.proto) if hm.proto.len else "HTTP/1.0"
     for i in range(MG_MAX_HTTP_HEADERS):
         if hm.headers[i].name.len == 0:
             break
@@ -107,7 +160,13 @@ cdef dict _wsgi_environ(mg_http_message *hm, dict base):
         if key is None:
             continue
         value = _latin1(hm.headers[i].value)
-        if key in environ and (<str>key).startswith("HTTP_"):
+        # One lookup for the common case, a key not there yet. (The size tells whether it
+        # was: the cache may give the very object already stored for an equal field.)
+        size = len(environ)
+        PyDict_SetDefault(environ, key, value)
+        if len(environ) != size:
+            continue
+        if (<str>key).startswith("HTTP_"):
             # RFC 9110 section 5.3: repeated fields join with ", " (Cookie: "; ").
             environ[key] = environ[key] + ("; " if key == "HTTP_COOKIE" else ", ") + value
         else:

@@ -13,12 +13,34 @@ cdef dict _STATUS_OK = {}       # status string -> code, as check_status() found
 cdef set _HEADER_NAMES_OK = set()
 cdef Py_ssize_t _CHECK_CACHE_MAX = 1024
 cdef tuple _NO_ARGS = ()
+cdef type _BYTES_IO = _BytesIO
+
+# In front of _STATUS_OK and _HEADER_NAMES_OK, by identity: an app passes the same status
+# and header name objects (its literals) response after response, and a pointer compare
+# is cheaper than a hash lookup. Each slot holds a reference to its object, so the
+# address cannot become another object's while the slot has it.
+cdef enum:
+    _OK_NAME_SLOTS = 64
+cdef PyObject *_ok_names[_OK_NAME_SLOTS]
+cdef PyObject *_ok_status = NULL   # the last status found in _STATUS_OK, and its code
+cdef int _ok_code = 0
+
+
+cdef inline void _hold(PyObject **slot, object value) noexcept:
+    # Put ``value`` in ``slot`` (a reference), dropping what was there.
+    cdef PyObject *old = slot[0]
+    Py_INCREF(value)
+    slot[0] = <PyObject *>value
+    Py_XDECREF(old)
 
 
 cdef class WsgiConnState:
     """Per-connection data the fast path reads from ``Connection.userdata``.
 
-    ``base``: the per-connection environ keys (dict), copied for each request;
+    ``base``: the per-connection environ keys (dict), copied for each request (keys the
+    request sets, REQUEST_METHOD, PATH_INFO, QUERY_STRING, SERVER_PROTOCOL and
+    wsgi.input, may be there with any value: the copy's are then replaced, which is
+    cheaper than inserting them);
     ``fast``: False sends every request of the connection to the Python path;
     ``proxied``: True sends those with ``Forwarded`` or ``X-Forwarded-For/-Proto/-Host``
     there (a trusted proxy's headers); ``busy``: a pooled fast path has queued or is
@@ -76,11 +98,18 @@ cdef class WsgiStartResponse:
                 exc_info = None
         elif self.status is not None:
             raise AssertionError("start_response() called a second time without exc_info")
-        code = _STATUS_OK.get(status) if type(status) is str else None
-        if code is None:
-            code = self.check_status(status)
-            if len(_STATUS_OK) < _CHECK_CACHE_MAX:
-                _STATUS_OK[status] = code
+        global _ok_code
+        if <PyObject *>status == _ok_status:
+            code = _ok_code
+        else:
+            code = _STATUS_OK.get(status) if type(status) is str else None
+            if code is None:
+                code = self.check_status(status)
+                if len(_STATUS_OK) < _CHECK_CACHE_MAX:
+                    _STATUS_OK[status] = code
+            if type(status) is str and type(code) is int:
+                _ok_code = code
+                _hold(&_ok_status, status)
         if not _known_headers(headers):
             self.check_headers(headers)
             if len(_HEADER_NAMES_OK) < _CHECK_CACHE_MAX:
@@ -95,6 +124,7 @@ cdef bint _known_headers(object headers):
     # A list of (str, str) pairs with names checked before and values without CR/LF.
     cdef const char *p
     cdef Py_ssize_t n
+    cdef PyObject **slot
     if type(headers) is not list:
         return False
     for item in <list>headers:
@@ -102,11 +132,16 @@ cdef bint _known_headers(object headers):
             return False
         name = (<tuple>item)[0]
         value = (<tuple>item)[1]
-        if type(name) is not str or name not in _HEADER_NAMES_OK:
+        if type(name) is not str:
             return False
+        slot = &_ok_names[(<size_t><PyObject *>name >> 4) % _OK_NAME_SLOTS]
+        if slot[0] != <PyObject *>name:
+            if name not in _HEADER_NAMES_OK:
+                return False
+            _hold(slot, name)
         if not _latin1_view(value, &p, &n):
             return type(value) is str and "\r" not in value and "\n" not in value
-        if memchr(p, 13, n) != NULL or memchr(p, 10, n) != NULL:
+        if not _clean_value(p, n):  # (NUL too: the full check then decides)
             return False
     return True
 
@@ -344,8 +379,11 @@ cdef class WsgiFastPath(HttpFastHandler):
                                   self.proxy_lengths):
                 return False
         cdef dict environ = _wsgi_environ(hm, (<WsgiConnState>state).base)
-        environ["wsgi.input"] = (_BytesIO(_bytes(hm.body)) if "CONTENT_LENGTH" in environ
-                                 else _BytesIO())
+        # A body comes only with a Content-Length here (chunked ones stream: more_body).
+        # An empty wsgi.input is BytesIO.__new__ alone: what BytesIO() gives, without the
+        # argument parsing of its __init__.
+        environ["wsgi.input"] = _BYTES_IO(_bytes(hm.body)) if hm.body.len else \
+            (<PyTypeObject *>_BYTES_IO).tp_new(_BYTES_IO, <PyObject *>_NO_ARGS, NULL)
         # tp_new straight: cycle_type.__new__(cycle_type) costs a lookup and a call.
         cdef WsgiStartResponse cycle = (<PyTypeObject *>self.cycle_type).tp_new(
             <type>self.cycle_type, <PyObject *>_NO_ARGS, NULL)
@@ -476,6 +514,8 @@ cdef class WsgiFastPath(HttpFastHandler):
         cdef mg_connection *c = conn._c
         cdef ConnState *st
         cdef double begun
+        cdef const char *p
+        cdef Py_ssize_t n
         if cycle.status is None or cycle.code == 204 or cycle.code == 304 or not result:
             return False
         if len(result) == 1:
@@ -492,7 +532,8 @@ cdef class WsgiFastPath(HttpFastHandler):
             if type(pair) is not tuple or len(<tuple>pair) != 2 or \
                     type((<tuple>pair)[0]) is not str:
                 return False
-            if _is_content_length((<tuple>pair)[0]) and \
+            # (_name_kind: the check _emit makes next, cached; Content-Length is a token)
+            if _name_kind((<tuple>pair)[0], &p, &n) & _NAME_LENGTH and \
                     _digits_value((<tuple>pair)[1]) != len(body):
                 return False  # the Python cycle truncates, or closes after a short body
         if not self._writable(conn, c):
