@@ -17,9 +17,10 @@ class Scripted(Placement):
         super().__init__(None, ("0", "1"))
         self.answers = list(answers)
 
-    def probe(self):
+    def probe(self, record=True):
         ns = self.answers.pop(0)
-        self.seen.append(ns)
+        if record:
+            self.seen.append(ns)
         return ns
 
 
@@ -54,6 +55,14 @@ def test_a_try_waits_for_the_usual_placement():
     result = probe.measure(lambda: {"rps": 2.0}, pauses.append, lambda: 0.0)
     assert result == {"rps": 2.0, "placement_ns": [360, 370], "tries": 1}
     assert pauses == [0.1] * 3
+
+
+def test_a_long_wait_in_the_other_placement_does_not_become_the_usual():
+    probe = Scripted([80] * 40 + [360, 370])
+    probe.seen.extend([360] * 5)
+    result = probe.measure(lambda: {"rps": 2.0}, lambda s: None, lambda: 0.0)
+    assert result["tries"] == 1 and result["placement_ns"] == [360, 370]
+    assert probe.usual == 360
 
 
 def test_the_wait_is_bounded():
