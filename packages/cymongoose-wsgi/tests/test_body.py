@@ -9,28 +9,9 @@ import threading
 
 import httpx
 import pytest
+from wsgi_wire import read_response
 
 from cymongoose.wsgi.testing import ServerThread
-
-
-def read_response(sock: socket.socket) -> tuple[bytes, bytes]:
-    """Read one response with a Content-Length body; return (head, body)."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = sock.recv(65536)
-        assert chunk, data
-        data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    length = 0
-    for line in head.split(b"\r\n")[1:]:
-        name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
-            length = int(value)
-    while len(body) < length:
-        chunk = sock.recv(65536)
-        assert chunk, body
-        body += chunk
-    return head, body
 
 
 def reader_app(environ, start_response):

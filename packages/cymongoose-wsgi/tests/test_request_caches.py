@@ -9,31 +9,15 @@ import io
 import socket
 
 import pytest
+from wsgi_wire import read_response
 
 from cymongoose.wsgi.testing import ServerThread
 
 
 def exchange(sock: socket.socket, request: bytes) -> tuple[bytes, bytes]:
-    """Send one request on ``sock``; its response's (head, body) (Content-Length; none
-    for HEAD)."""
+    """Send one request on ``sock``; its response's (head, body)."""
     sock.sendall(request)
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = sock.recv(65536)
-        assert chunk, "connection closed"
-        data += chunk
-    head, body = data.split(b"\r\n\r\n", 1)
-    length = 0
-    for line in head.split(b"\r\n")[1:] if not request.startswith(b"HEAD ") else ():
-        name, _, value = line.partition(b":")
-        if name.lower() == b"content-length":
-            length = int(value)
-    while len(body) < length:
-        chunk = sock.recv(65536)
-        assert chunk, "connection closed"
-        body += chunk
-    assert len(body) == length, "more than one response"
-    return head, body
+    return read_response(sock, bodiless=request.startswith(b"HEAD "))
 
 
 KEYS = ("REQUEST_METHOD", "PATH_INFO", "QUERY_STRING", "SERVER_PROTOCOL", "HTTP_HOST",
