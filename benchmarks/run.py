@@ -619,6 +619,13 @@ def run_round(servers, workloads, args, scripts, cells, c_binary,
 
 # --------------------------------------------------------------------------- reporting
 
+def in_usual_placement(rounds: list[dict]) -> list[dict]:
+    """The rounds a median is taken over: those measured in the run's usual CPU placement,
+    or every round if none was. A round in the other placement runs every server ~20%
+    faster or slower (placement.py), so it is not compared with the others."""
+    return [r for r in rounds if not r.get("placement_off")] or rounds
+
+
 def summarise(cells: dict, workloads: list[Workload], twins: dict[str, str]) -> list[dict]:
     """One row per (workload, server) with medians and ratios; ``twins`` maps a current
     server's name to its baseline server's (``--baseline``)."""
@@ -630,9 +637,11 @@ def summarise(cells: dict, workloads: list[Workload], twins: dict[str, str]) -> 
             row = {"workload": wname, "server": sname, "kind": cell.kind, "error": cell.error,
                    "rounds": cell.rounds}
             if cell.rounds:
+                counted = in_usual_placement(cell.rounds)
                 for key in ("rps", "p50_us", "p99_us", "rss_per_idle", "idle_setup_s"):
                     if key in cell.rounds[0]:
-                        row[key] = statistics.median(r[key] for r in cell.rounds)
+                        row[key] = statistics.median(r[key] for r in counted)
+                row["rounds_counted"] = len(counted)
                 if "idle_open_end" in cell.rounds[0]:
                     row["idle_open_end"] = min(r["idle_open_end"] for r in cell.rounds)
                 row["errors"] = sum(r["errors"] for r in cell.rounds)
@@ -742,7 +751,8 @@ def markdown(rows: list[dict], meta: dict, workloads: list[Workload]) -> str:
             if "vs_base" in r:
                 low = r["vs_base"] < ACCEPTANCE_VS_BASE
                 vs_base = f"**{r['vs_base']:.2f}×**" if low else f"{r['vs_base']:.2f}×"
-            off = " ‡" if r.get("placement_off") else ""
+            outside = r.get("placement_off", 0)
+            off = " ‡" if outside and outside == len(r["rounds"]) else " †" if outside else ""
             lines.append(f"| {name} | {r['rps']:.0f}{off} | {r['p50_us'] / 1000:.2f} | "
                          f"{r['p99_us'] / 1000:.2f} | {et} | {r['rss'] / MIB:.1f} | {peer} | "
                          f"{vs_c} |" + (f" {vs_base} |" if base else ""))
@@ -761,8 +771,10 @@ def placement_markdown(meta: dict) -> str:
             f"{LOAD_CPU} in their usual placement (a cache line's round trip between them "
             f"{meta['placement_usual_ns']:.0f} ns, within {TOLERANCE}x, probed before and "
             f"after; each try waits up to {SETTLE_S:.0f} s for it), repeated up to {TRIES} "
-            f"times until it was; **‡** marks a row with a round still outside after "
-            f"{TRIES} tries (a busy machine looks the same to the probe). On a VM the "
+            f"times until it was. A round still outside after {TRIES} tries is left out of "
+            "the median (**†** marks such a row); **‡** marks a row with no round inside, "
+            "whose median is taken over all its rounds (a busy machine looks the same to the "
+            "probe). On a VM the "
             "hypervisor moves the two CPUs between cores that share a cache and cores that "
             "do not every few seconds, which moves every server's req/s by ~20% "
             "(benchmarks/placement.py).")
