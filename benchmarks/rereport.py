@@ -1,0 +1,66 @@
+"""Render a saved run's report again from the rounds its JSON keeps, by the current rules.
+
+``python benchmarks/rereport.py results/<run>.json`` recomputes every row (medians, ratios,
+marks) with run.py's ``summarise`` and rewrites the run's .md, .json rows and charts. For
+a change in how rounds are summarised (e.g. rounds outside the usual CPU placement left out
+of the median); nothing is measured again. The JSON's ``meta.rereported`` says when.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import sys
+from pathlib import Path
+
+import charts
+import mqtt_bench
+import run
+
+
+def rereport(path: Path) -> None:
+    """Rewrite ``path`` (a run.py results JSON) and its .md from its rows' rounds.
+    Raises ValueError if ``path`` is not a results file of run.py."""
+    result = json.loads(path.read_text())
+    if not isinstance(result, dict) or "meta" not in result or "rows" not in result:
+        raise ValueError(f"{path}: not a results file of benchmarks/run.py")
+    meta = result["meta"]
+    names = meta.get("workloads") or {r["workload"]: "" for r in result["rows"]}
+    workloads = [w for w in run.WORKLOADS if w.name in names]
+    cells = {(r["workload"], r["server"]): run.Cell(r["workload"], r["server"], r["kind"],
+                                                    r.get("rounds", []), r.get("error"))
+             for r in result["rows"]}
+    short = meta.get("baseline", {}).get("short")
+    servers = {r["server"] for r in result["rows"]}
+    twins = {s: f"{s}@{short}" for s in servers if short and f"{s}@{short}" in servers}
+    rows = run.summarise(cells, workloads, twins)
+    meta["rereported"] = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
+    mqtt_rows = result.get("mqtt", [])
+    text = "\n".join([run.markdown(rows, meta, workloads), *mqtt_bench.markdown(mqtt_rows)])
+    title, _, rest = text.partition("\n\n")
+    text = (f"{title}\n\nThis report was rendered again on {meta['rereported']} from the "
+            "run's saved rounds by the rules of that day (benchmarks/rereport.py); nothing "
+            f"was measured again.\n\n{rest}")
+    path.with_suffix(".md").write_text(text + "\n")
+    path.write_text(json.dumps({"meta": meta, "rows": rows, "mqtt": mqtt_rows}, indent=1)
+                    + "\n")
+    charts.write_run(path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("results", nargs="+", type=Path, help="results JSON file(s) of run.py")
+    args = parser.parse_args(argv)
+    for path in args.results:
+        try:
+            rereport(path)
+        except ValueError as exc:
+            print(exc, file=sys.stderr)
+            return 2
+        print(f"{path}: report rewritten")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
