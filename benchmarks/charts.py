@@ -23,6 +23,7 @@ import argparse
 import json
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -249,18 +250,27 @@ def latest_run(results: Path) -> Path | None:
     return max(runs)[3] if runs else None
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def for_each_run(argv: list[str] | None, description: str,
+                 action: Callable[[Path], str]) -> int:
+    """The command line of a tool that works on saved runs (charts.py, rereport.py):
+    ``action(path)`` for each results JSON named, printing what it says; exit status 2 at
+    the first file that is not a run (``action`` raised ValueError), else 0."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("results", nargs="+", type=Path, help="results JSON file(s) of run.py")
     args = parser.parse_args(argv)
     for path in args.results:
         try:
-            written = write_run(path)
+            said = action(path)
         except ValueError as exc:
             print(exc, file=sys.stderr)
             return 2
-        print(f"{path}: wrote {len(written)} files")
+        print(f"{path}: {said}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return for_each_run(argv, __doc__.splitlines()[0],
+                        lambda path: f"wrote {len(write_run(path))} files")
 
 
 if __name__ == "__main__":

@@ -8,10 +8,8 @@ of the median); nothing is measured again. The JSON's ``meta.rereported`` says w
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import json
-import sys
 from pathlib import Path
 
 import charts
@@ -49,17 +47,8 @@ def rereport(path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("results", nargs="+", type=Path, help="results JSON file(s) of run.py")
-    args = parser.parse_args(argv)
-    for path in args.results:
-        try:
-            rereport(path)
-        except ValueError as exc:
-            print(exc, file=sys.stderr)
-            return 2
-        print(f"{path}: report rewritten")
-    return 0
+    return charts.for_each_run(argv, __doc__.splitlines()[0],
+                               lambda path: rereport(path) or "report rewritten")
 
 
 if __name__ == "__main__":
