@@ -9,21 +9,19 @@ of the median); nothing is measured again. The JSON's ``meta.rereported`` says w
 from __future__ import annotations
 
 import datetime
-import json
 from pathlib import Path
 
 import charts
-import mqtt_bench
 import run
 
 
 def rereport(path: Path) -> None:
     """Rewrite ``path`` (a run.py results JSON) and its .md from its rows' rounds.
     Raises ValueError if ``path`` is not a results file of run.py."""
-    result = json.loads(path.read_text())
-    if not isinstance(result, dict) or "meta" not in result or "rows" not in result:
-        raise ValueError(f"{path}: not a results file of benchmarks/run.py")
+    result = charts.load(path)
     meta = result["meta"]
+    if "date" not in meta:
+        raise ValueError(f"{path}: not a results file of benchmarks/run.py")
     names = meta.get("workloads") or {r["workload"]: "" for r in result["rows"]}
     workloads = [w for w in run.WORKLOADS if w.name in names]
     cells = {(r["workload"], r["server"]): run.Cell(r["workload"], r["server"], r["kind"],
@@ -34,15 +32,8 @@ def rereport(path: Path) -> None:
     twins = {s: f"{s}@{short}" for s in servers if short and f"{s}@{short}" in servers}
     rows = run.summarise(cells, workloads, twins)
     meta["rereported"] = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
-    mqtt_rows = result.get("mqtt", [])
-    text = "\n".join([run.markdown(rows, meta, workloads), *mqtt_bench.markdown(mqtt_rows)])
-    title, _, rest = text.partition("\n\n")
-    text = (f"{title}\n\nThis report was rendered again on {meta['rereported']} from the "
-            "run's saved rounds by the rules of that day (benchmarks/rereport.py); nothing "
-            f"was measured again.\n\n{rest}")
-    path.with_suffix(".md").write_text(text + "\n")
-    path.write_text(json.dumps({"meta": meta, "rows": rows, "mqtt": mqtt_rows}, indent=1)
-                    + "\n")
+    run.save(path, meta, rows, result["mqtt"],
+             run.report_text(rows, meta, workloads, result["mqtt"]))
     charts.write_run(path)
 
 

@@ -707,18 +707,22 @@ def idle_markdown(rows: list[dict], workloads: list[Workload]) -> list[str]:
 
 def markdown(rows: list[dict], meta: dict, workloads: list[Workload]) -> str:
     base = meta.get("baseline")
-    lines = [f"# cymongoose benchmark {meta['date']} on {meta['host']}", "",
-             f"{meta['cpus']} CPUs ({meta['cpu_model']}), Python {meta['python']}, "
-             f"{meta['wrk']}; {meta['rounds']} round(s) of {meta['duration']} s after "
-             f"{meta['warmup']} s warm-up, median shown; server on CPU {SERVER_CPU}, load on "
-             f"CPU {LOAD_CPU}; load average at start {meta['loadavg']}.", "",
-             "Versions: " + ", ".join(f"{k} {v}" for k, v in meta["versions"].items()), "",
-             "Errors/timeouts are summed over rounds; **!** marks non-zero. `vs peer` compares "
-             "each cymongoose row with the fastest non-cymongoose server of its class (ASGI, "
-             "WSGI; any Python server for the core Manager); `vs C` with the pure C mongoose "
-             "server. Compare ratios within one run only.", "",
-             placement_markdown(meta), "",
-             f"Tree measured: `{meta['tree']}`."]
+    lines = [f"# cymongoose benchmark {meta['date']} on {meta['host']}", ""]
+    if meta.get("rereported"):
+        lines += [f"This report was rendered again on {meta['rereported']} from the run's "
+                  "saved rounds by the rules of that day (benchmarks/rereport.py); nothing "
+                  "was measured again.", ""]
+    lines += [f"{meta['cpus']} CPUs ({meta['cpu_model']}), Python {meta['python']}, "
+              f"{meta['wrk']}; {meta['rounds']} round(s) of {meta['duration']} s after "
+              f"{meta['warmup']} s warm-up, median shown; server on CPU {SERVER_CPU}, load on "
+              f"CPU {LOAD_CPU}; load average at start {meta['loadavg']}.", "",
+              "Versions: " + ", ".join(f"{k} {v}" for k, v in meta["versions"].items()), "",
+              "Errors/timeouts are summed over rounds; **!** marks non-zero. `vs peer` compares "
+              "each cymongoose row with the fastest non-cymongoose server of its class (ASGI, "
+              "WSGI; any Python server for the core Manager); `vs C` with the pure C mongoose "
+              "server. Compare ratios within one run only.", "",
+              placement_markdown(meta), "",
+              f"Tree measured: `{meta['tree']}`."]
     if base:
         lines[-1] += (f" Baseline: `{base['short']}` ({base['subject']}; `--baseline "
                       f"{base['ref']}`, commit {base['commit']}): rows named "
@@ -760,6 +764,20 @@ def markdown(rows: list[dict], meta: dict, workloads: list[Workload]) -> str:
     lines += acceptance_markdown(rows, meta)
     lines += idle_markdown(rows, workloads)
     return "\n".join(lines)
+
+
+def report_text(rows: list[dict], meta: dict, workloads: list[Workload],
+                mqtt_rows: list[dict]) -> str:
+    """A run's whole .md report: the HTTP workloads, then MQTT's."""
+    return "\n".join([markdown(rows, meta, workloads), *mqtt_bench.markdown(mqtt_rows)])
+
+
+def save(json_path: Path, meta: dict, rows: list[dict], mqtt_rows: list[dict],
+         text: str) -> None:
+    """Write a run's results to ``json_path`` and its report ``text`` next to it (.md)."""
+    json_path.with_suffix(".md").write_text(text + "\n")
+    json_path.write_text(json.dumps({"meta": meta, "rows": rows, "mqtt": mqtt_rows},
+                                    indent=1) + "\n")
 
 
 def placement_markdown(meta: dict) -> str:
@@ -959,7 +977,7 @@ def main(argv=None) -> int:
         meta["placement_usual_ns"] = round(placement.usual, 1)
     mqtt_rows = mqtt_bench.summarise(mqtt_results)
     meta["elapsed_s"] = round(time.monotonic() - started, 1)
-    text = "\n".join([markdown(rows, meta, workloads), *mqtt_bench.markdown(mqtt_rows)])
+    text = report_text(rows, meta, workloads, mqtt_rows)
     print("\n" + text)
     if not args.no_save:
         args.output.mkdir(parents=True, exist_ok=True)
@@ -967,9 +985,7 @@ def main(argv=None) -> int:
         stem = f"{now:%Y-%m-%d-%H%M}-{meta['host']}"
         if (args.output / f"{stem}.json").exists():
             stem += f"-{now:%S}"
-        (args.output / f"{stem}.md").write_text(text + "\n")
-        result = {"meta": meta, "rows": rows, "mqtt": mqtt_rows}
-        (args.output / f"{stem}.json").write_text(json.dumps(result, indent=1) + "\n")
+        save(args.output / f"{stem}.json", meta, rows, mqtt_rows, text)
         print(f"saved {args.output / stem}.md and .json")
         try:  # one chart per workload, referenced from the .md (charts.py redoes them)
             written = charts.write_run(args.output / f"{stem}.json")

@@ -8,6 +8,7 @@ import subprocess
 import placement
 import pytest
 from placement import Placement, matches
+from saved_run import measured_round, run_meta
 
 
 class Scripted(Placement):
@@ -103,27 +104,18 @@ def test_probe_on_a_missing_cpu_fails_cleanly(tmp_path):
     assert "cannot run on CPU" in info.value.stderr
 
 
-def _round(rps, off=False):
-    r = {"rps": rps, "p50_us": 100.0, "p99_us": 900.0, "errors": 0, "timeouts": 0,
-         "rss": 1 << 20}
-    return {**r, "placement_off": True} if off else r
-
-
 def test_rounds_outside_the_usual_placement_are_left_out_of_the_median():
     import run
 
     hello = next(w for w in run.WORKLOADS if w.name == "hello")
-    cells = {("hello", "a"): run.Cell("hello", "a", "wsgi",
-                                      [_round(100.0, off=True), _round(200.0), _round(220.0)]),
-             ("hello", "b"): run.Cell("hello", "b", "wsgi",
-                                      [_round(300.0, off=True), _round(50.0, off=True)]),
-             ("hello", "c"): run.Cell("hello", "c", "wsgi", [_round(400.0)] * 3)}
+    rounds = {"a": [measured_round(100.0, off=True), measured_round(200.0),
+                    measured_round(220.0)],
+              "b": [measured_round(300.0, off=True), measured_round(50.0, off=True)],
+              "c": [measured_round(400.0)] * 3}
+    cells = {("hello", name): run.Cell("hello", name, "wsgi", r) for name, r in rounds.items()}
     rows = {r["server"]: r for r in run.summarise(cells, [hello], {})}
     assert rows["a"]["rps"] == 210.0 and rows["a"]["rounds_counted"] == 2
     assert rows["b"]["rps"] == 175.0 and rows["b"]["rounds_counted"] == 2  # none inside: all
     assert rows["c"]["rps"] == 400.0
-    meta = {"date": "d", "host": "h", "cpus": 2, "cpu_model": "m", "python": "3", "wrk": "w",
-            "rounds": 3, "duration": 3, "warmup": 1, "loadavg": "0", "versions": {},
-            "tree": "t", "placement_usual_ns": 90.0}
-    table = run.markdown(list(rows.values()), meta, [hello])
+    table = run.markdown(list(rows.values()), run_meta(), [hello])
     assert "| a | 210 † |" in table and "| b | 175 ‡ |" in table and "| c | 400 |" in table

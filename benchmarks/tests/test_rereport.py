@@ -4,27 +4,20 @@ import json
 
 import pytest
 import rereport
-
-
-def _round(rps, off=False):
-    r = {"rps": rps, "p50_us": 100.0, "p99_us": 900.0, "errors": 0, "timeouts": 0,
-         "rss": 1 << 20}
-    return {**r, "placement_off": True} if off else r
+from saved_run import measured_round, run_meta
 
 
 def test_a_saved_run_gets_medians_by_the_current_rule(tmp_path):
     pytest.importorskip("matplotlib")
-    meta = {"date": "2026-12-05 14:53", "host": "h", "cpus": 2, "cpu_model": "m",
-            "python": "3.11", "wrk": "wrk", "rounds": 3, "duration": 3, "warmup": 1,
-            "loadavg": "0", "versions": {}, "tree": "t", "placement_usual_ns": 90.0,
-            "workloads": {"hello": "GET / 13 bytes"},
-            "baseline": {"ref": "r", "commit": "c", "short": "abc", "subject": "s",
-                         "versions": {}}}
+    meta = run_meta(workloads={"hello": "GET / 13 bytes"},
+                    baseline={"ref": "r", "commit": "c", "short": "abc", "subject": "s",
+                              "versions": {}})
     rows = [  # as saved by the old rule: the round outside the placement counted
         {"workload": "hello", "server": "cymongoose-wsgi", "kind": "wsgi", "error": None,
-         "rps": 200.0, "rounds": [_round(100.0, off=True), _round(200.0), _round(220.0)]},
+         "rps": 200.0, "rounds": [measured_round(100.0, off=True), measured_round(200.0),
+                                  measured_round(220.0)]},
         {"workload": "hello", "server": "cymongoose-wsgi@abc", "kind": "wsgi",
-         "error": None, "rps": 200.0, "rounds": [_round(200.0)] * 3}]
+         "error": None, "rps": 200.0, "rounds": [measured_round(200.0)] * 3}]
     path = tmp_path / "run.json"
     path.write_text(json.dumps({"meta": meta, "rows": rows, "mqtt": []}))
     assert rereport.main([str(path)]) == 0
