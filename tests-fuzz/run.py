@@ -4,8 +4,9 @@
     python tests-fuzz/run.py --seconds 60 --targets core_http
 
 Targets (one atheris/libFuzzer process each, one after the other; share of the time):
-``core_http`` (40%: the core's HTTP server protocol, ``fuzz_core_http.py``), ``asgi``,
-``wsgi`` and ``wsgi_inline`` (20% each: the adapters' request and response translation;
+``core_http`` (30%: the core's HTTP server protocol, ``fuzz_core_http.py``),
+``http_head`` (10%: its one-pass head parser against mongoose's, ``fuzz_http_head.py``),
+``asgi``, ``wsgi`` and ``wsgi_inline`` (20% each: the adapters' request and response translation;
 ``wsgi_inline`` runs ``fuzz_wsgi.py`` on the inline mode). Each starts from
 the checked-in seeds (``corpus/core_http`` or ``corpus/adapters``, never written to) and
 a work corpus under ``--workdir`` (default ``.nox/fuzz``) that grows from run to run. A
@@ -26,7 +27,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 TARGETS = {  # name: (script, seed corpus, share of the time)
-    "core_http": ("fuzz_core_http.py", "core_http", 0.4),
+    "core_http": ("fuzz_core_http.py", "core_http", 0.3),
+    "http_head": ("fuzz_http_head.py", "core_http", 0.1),
     "asgi": ("fuzz_asgi.py", "adapters", 0.2),
     "wsgi": ("fuzz_wsgi.py", "adapters", 0.2),
     # The same target on the inline mode (threads=0), where the core's C fast path

@@ -3,7 +3,8 @@ plain TCP and TLS: request bodies echoed back and generated responses arrive byt
 at sizes around the buffer boundaries (64 KiB pieces, 1 MiB gather) and at 16 MiB, to a
 client that reads slowly, and with pipelined requests behind a large body. A large
 response body is sent from its bytes object instead of being copied into the send
-buffer (issue 21)."""
+buffer (issue 21), and a request body is read straight into the bytes objects of its
+EV_HTTP_BODY pieces."""
 
 from __future__ import annotations
 
@@ -153,6 +154,35 @@ def test_pipelined_requests_after_a_large_body(server):
         assert read_response(s, buf) == pattern(300000)
         assert read_response(s, buf) == b"hello"
         assert read_response(s, buf) == pattern(70000)
+
+
+def test_body_sent_in_small_writes_arrives_byte_exact(server):
+    # A body that trickles in goes to the handler in pieces as it arrives (64 KiB or
+    # more once the socket has nothing more for now), not held back until 1 MiB is in.
+    _, app, connect = server
+    body = pattern(MIB + 12345)
+    with connect() as s:
+        s.sendall(f"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: {len(body)}\r\n\r\n"
+                  .encode())
+        for i in range(0, len(body), 50_000):
+            s.sendall(body[i:i + 50_000])
+            time.sleep(0.005)
+        assert read_response(s, bytearray()) == body
+    assert sum(app.pieces) == len(body) and len(app.pieces) > 2, app.pieces
+
+
+@pytest.mark.parametrize("sent", [10_000, 200_000, MIB - 1, MIB + 10])
+def test_client_gone_mid_body_leaves_the_server_serving(server, sent):
+    srv, _, connect = server
+    s = connect()
+    s.sendall(f"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: {2 * MIB}\r\n\r\n"
+              .encode() + pattern(sent))
+    time.sleep(0.05)
+    s.close()  # the server drops the half-received body
+    with connect() as s:
+        send_request(s, "POST", "/echo", pattern(MIB))
+        assert read_response(s, bytearray()) == pattern(MIB)
+    assert srv.errors == []
 
 
 def test_large_response_body_is_not_copied_to_the_send_buffer(serve):

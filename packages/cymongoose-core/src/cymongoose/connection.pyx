@@ -136,6 +136,7 @@ cdef inline void _ws_guard(mg_connection *c) noexcept:
     # After mg_ws_upgrade: remember mongoose's mg_ws_cb, put the size check in front.
     global _mg_ws_cb
     cdef ConnState *st = <ConnState *>c.fn_data
+    _srv_piece_drop(c)  # frames must not land in a request body's piece
     if not c.is_websocket or c.pfn == NULL or c.pfn == _ws_pfn:
         return
     if _mg_ws_cb == NULL:
@@ -837,6 +838,7 @@ cdef class Connection:
         if p404:
             opts.page404 = p404
         mg_http_serve_dir(c, hm, &opts)
+        _srv_piece_drop(c)  # mongoose's file serving may take over the reads
 
     def serve_file(self, HttpMessage message, path, extra_headers="", mime_types="") -> None:
         """Answer ``message`` with the file at ``path`` (``mg_http_serve_file``).
@@ -856,6 +858,7 @@ cdef class Connection:
         if mime:
             opts.mime_types = mime
         mg_http_serve_file(c, hm, fpath, &opts)
+        _srv_piece_drop(c)  # mongoose's file serving may take over the reads
 
     def http_basic_auth(self, username, password) -> None:
         """Append an ``Authorization: Basic`` header line to the send buffer (``mg_http_bauth``).

@@ -1,5 +1,6 @@
-# The core's HTTP/1.1 server protocol: mongoose's request parser (mg_http_parse) driven
-# by our own loop, so that limits, streamed request bodies and errors are answered in C.
+# The core's HTTP/1.1 server protocol: mongoose's request parser (mg_http_parse, with
+# httpparse.pyx's one-pass parse of the common head in front) driven by our own loop,
+# so that limits, streamed request bodies and errors are answered in C.
 #
 # mongoose's http_cb buffers a whole request (up to MG_MAX_RECV_SIZE) before the handler
 # sees it and drops malformed requests without a response. Accepted connections of a
@@ -109,8 +110,11 @@ cdef extern from *:
     long cym_send2(int sock, const char *a, size_t alen, const char *b, size_t blen) nogil
 
 cdef extern from "Python.h":
-    # The bytes of a referenced bytes object: immutable, so readable without the GIL.
+    # The bytes of a referenced bytes object: immutable, so readable without the GIL
+    # (and writable while a body piece is received into one nobody else sees yet).
     char *_bytes_buf "PyBytes_AS_STRING"(PyObject *) nogil
+    int _PyBytes_Resize(PyObject **, Py_ssize_t)
+    void PyErr_Clear()
 
 cdef enum:
     _TRIM_AFTER_BYTES = 1 << 20  # a sweep that freed this much gives memory back to the OS
@@ -251,33 +255,120 @@ cdef int _request_error(mg_http_message *hm, size_t count) noexcept nogil:
     return 0
 
 
-cdef void _srv_body_length(mg_connection *c, ConnState *st) noexcept nogil:
-    # A Content-Length body goes to the app in pieces of _BODY_GATHER bytes (the whole
-    # body when smaller): one bytes object per piece, copied once from the receive
-    # buffer, which grows to the piece size in one step (mongoose grows it by MG_IO_SIZE
-    # per read, each step a copy of all it holds). When the socket has nothing more for
-    # now (the last read did not fill the buffer), _BODY_CHUNK bytes are enough: an app
-    # that reads as the body arrives is not kept waiting for a slow client.
-    # st.decoded: bytes of the request head still in front of the body.
-    cdef size_t gather = st.body_left if st.body_left < _BODY_GATHER else _BODY_GATHER
-    cdef size_t skip = st.decoded if st.decoded < c.recv.len else c.recv.len
-    cdef size_t k = c.recv.len - skip
-    if k > st.body_left:
-        k = st.body_left
-    if k < gather and not (st.read_short and k >= _BODY_CHUNK):
-        if c.recv.size < skip + gather:
-            mg_iobuf_resize(&c.recv, skip + gather)  # if refused, mongoose's steps go on
-        return
+cdef PyObject *_new_piece(size_t size) noexcept:
+    # An uninitialised bytes object of ``size`` bytes (owned), or NULL when out of memory.
+    try:
+        piece = PyBytes_FromStringAndSize(NULL, <Py_ssize_t>size)
+    except MemoryError:
+        return NULL
+    Py_INCREF(piece)
+    return <PyObject *>piece
+
+
+cdef bint _srv_piece_start(mg_connection *c, ConnState *st, size_t skip, size_t k,
+                           size_t size) noexcept nogil:
+    # The next ``size`` bytes of a Content-Length body are read straight into the bytes
+    # object that goes to the app: c.recv points into it (mongoose's read_conn fills
+    # recv.buf[len:size], and grows recv only when it is full, which never happens: a
+    # full piece goes at once) and mongoose's own buffer waits aside until the piece goes
+    # (_srv_piece_take) or the connection closes (_srv_piece_drop). The k body bytes
+    # already received, after ``skip`` bytes of head, are copied in. False: no memory.
+    cdef PyObject *piece
+    if c.pfn != _srv_pfn or c.is_websocket:
+        return False  # handed over (upgraded): the reads are not ours to place
+    with gil:
+        piece = _new_piece(size)
+    if piece == NULL:
+        return False
+    if k:
+        memcpy(_bytes_buf(piece), c.recv.buf + skip, k)
+    st.piece = piece
+    st.saved_recv_buf = c.recv.buf
+    st.saved_recv_size = c.recv.size
+    c.recv.buf = <unsigned char *>_bytes_buf(piece)
+    c.recv.size = size
+    c.recv.len = k
+    st.decoded = 0
+    return True
+
+
+cdef PyObject *_srv_piece_take(mg_connection *c, ConnState *st) noexcept nogil:
+    # The piece (owned) out of c.recv, mongoose's buffer back in, empty.
+    cdef PyObject *piece = st.piece
+    st.piece = NULL
+    c.recv.buf = st.saved_recv_buf
+    c.recv.size = st.saved_recv_size
+    c.recv.len = 0
+    st.saved_recv_buf = NULL
+    st.saved_recv_size = 0
+    return piece
+
+
+cdef void _srv_piece_drop(mg_connection *c) noexcept:
+    # The connection closes or leaves the core's HTTP protocol (WebSocket upgrade,
+    # mongoose's file serving): mongoose must not grow or free the piece's memory.
+    cdef ConnState *st = <ConnState *>c.fn_data
+    if st != NULL and st.piece != NULL:
+        Py_DECREF(<object>_srv_piece_take(c, st))
+
+
+cdef bint _srv_piece_deliver(mg_connection *c, ConnState *st, size_t k) noexcept nogil:
+    # The piece goes to the app, cut to the k bytes received (a shrink in place).
+    # False: no memory for that; the connection closes.
+    cdef size_t size = c.recv.size
+    cdef PyObject *piece = _srv_piece_take(c, st)
     st.body_left -= k
     st.body_total += k
-    _deliver(c, _EV_HTTP_BODY, <char *>c.recv.buf + skip, k)
+    with gil:
+        if k < size and _PyBytes_Resize(&piece, <Py_ssize_t>k) < 0:
+            PyErr_Clear()  # the piece is gone (NULL): the body cannot be handed over
+            c.is_closing = 1
+            return False
+        _dispatch(c, _EV_HTTP_PIECE, piece)
+        Py_DECREF(<object>piece)
+    return True
+
+
+cdef void _srv_body_length(mg_connection *c, ConnState *st) noexcept nogil:
+    # A Content-Length body goes to the app in pieces of _BODY_GATHER bytes (the whole
+    # body when smaller), each read straight into its bytes object (_srv_piece_start):
+    # no copy out of a receive buffer, and no growing of one. When the socket has nothing
+    # more for now (the last read did not fill the piece), _BODY_CHUNK bytes are enough:
+    # an app that reads as the body arrives is not kept waiting for a slow client.
+    # st.decoded: bytes of the request head still in front of the body.
+    cdef size_t gather, skip, k
+    if st.piece != NULL:
+        k = c.recv.len
+        if k < c.recv.size and not (st.read_short and k >= _BODY_CHUNK):
+            return
+        if not _srv_piece_deliver(c, st, k):
+            return
+    else:
+        gather = st.body_left if st.body_left < _BODY_GATHER else _BODY_GATHER
+        skip = st.decoded if st.decoded < c.recv.len else c.recv.len
+        k = c.recv.len - skip
+        if k > st.body_left:
+            k = st.body_left
+        if k < gather and not (st.read_short and k >= _BODY_CHUNK):
+            if not _srv_piece_start(c, st, skip, k, gather) and c.recv.size < skip + gather:
+                mg_iobuf_resize(&c.recv, skip + gather)  # if refused, mongoose's steps go on
+            return
+        st.body_left -= k
+        st.body_total += k
+        _deliver(c, _EV_HTTP_BODY, <char *>c.recv.buf + skip, k)
+        if c.fn_data != <void *>st:
+            return
+        st.decoded = 0
+        _consume(&c.recv, skip + k)
     if c.fn_data != <void *>st:
         return
-    st.decoded = 0
-    _consume(&c.recv, skip + k)
     if st.body_left == 0:
         st.body_mode = 0
         _deliver(c, _EV_HTTP_BODY, NULL, 0)
+    elif c.recv.len == 0 and _alive(c, st):
+        # The next read lands in the next piece.
+        _srv_piece_start(c, st, 0, 0, st.body_left if st.body_left < _BODY_GATHER
+                         else _BODY_GATHER)
 
 
 cdef int _hexval(char ch) noexcept nogil:
@@ -435,7 +526,9 @@ cdef void _srv_input(mg_connection *c, ConnState *st) noexcept nogil:
             break
         buf = <char *>c.recv.buf + ofs
         avail = c.recv.len - ofs
-        n = mg_http_parse(buf, avail, &hm)
+        n = _parse_head(buf, avail, &hm)
+        if n == 0:
+            n = mg_http_parse(buf, avail, &hm)  # not the common head (httpparse.pyx)
         if n == 0:
             if mg_http_get_request_len(<unsigned char *>buf, avail) > 0:
                 # The head is complete, yet mg_http_parse wants more: it is malformed

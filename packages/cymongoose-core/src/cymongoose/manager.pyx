@@ -162,6 +162,9 @@ cdef void _dispatch(mg_connection *c, int ev, void *ev_data) noexcept:
                 hmsg._more_body = st.more_body
             elif ev == _EV_HTTP_BODY:
                 data = _bytes((<mg_str *>ev_data)[0])
+            elif ev == _EV_HTTP_PIECE:
+                ev = _EV_HTTP_BODY
+                data = <object>ev_data
             elif ev == _EV_WRITABLE or ev == _EV_REQUEST_LIMIT:
                 data = None
             elif ev == MG_EV_WS_MSG or ev == MG_EV_WS_CTL:
@@ -306,6 +309,8 @@ cdef void _forget(mg_connection *c, ConnState *st) noexcept:
     mgr._conns.pop(c.id, None)
     if st.flush_queued:
         _flush_forget(c.mgr, st)
+    if st.piece != NULL:  # before mongoose frees c.recv
+        Py_DECREF(<object>_srv_piece_take(c, st))
     _srv_release(st)
     free(st)
     Py_DECREF(conn)

@@ -9,6 +9,9 @@ cdef enum:
     _EV_HTTP_BODY = MG_EV_USER + 4096
     _EV_WRITABLE = MG_EV_USER + 4097
     _EV_REQUEST_LIMIT = MG_EV_USER + 4098
+    # Inside the core only: EV_HTTP_BODY with the piece's bytes object as ev_data
+    # (httpserver.pyx _srv_piece_deliver).
+    _EV_HTTP_PIECE = MG_EV_USER + 4099
 
 
 ctypedef struct ServerOpts:
@@ -60,6 +63,12 @@ ctypedef struct ConnState:
     size_t body_total
     size_t decoded                # chunked: decoded bytes at the front of recv;
                                   # Content-Length: head bytes still before the body
+    # A Content-Length body piece received straight into its bytes object (owned;
+    # httpserver.pyx _srv_piece_start): while set, c.recv's memory is the object's and
+    # mongoose's own receive buffer waits in saved_recv_buf/saved_recv_size.
+    PyObject *piece
+    unsigned char *saved_recv_buf
+    size_t saved_recv_size
     int read_short                # the last read left room in recv (socket drained)
     int paused                    # 1: pause_reading(); 2: pipelined answers not taken
     int want_writable
