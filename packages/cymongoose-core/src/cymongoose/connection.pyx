@@ -838,7 +838,6 @@ cdef class Connection:
         if p404:
             opts.page404 = p404
         mg_http_serve_dir(c, hm, &opts)
-        _srv_piece_drop(c)  # mongoose's file serving may take over the reads
 
     def serve_file(self, HttpMessage message, path, extra_headers="", mime_types="") -> None:
         """Answer ``message`` with the file at ``path`` (``mg_http_serve_file``).
@@ -858,7 +857,6 @@ cdef class Connection:
         if mime:
             opts.mime_types = mime
         mg_http_serve_file(c, hm, fpath, &opts)
-        _srv_piece_drop(c)  # mongoose's file serving may take over the reads
 
     def http_basic_auth(self, username, password) -> None:
         """Append an ``Authorization: Basic`` header line to the send buffer (``mg_http_bauth``).

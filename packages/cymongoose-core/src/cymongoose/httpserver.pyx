@@ -305,8 +305,10 @@ cdef PyObject *_srv_piece_take(mg_connection *c, ConnState *st) noexcept nogil:
 
 
 cdef void _srv_piece_drop(mg_connection *c) noexcept:
-    # The connection closes or leaves the core's HTTP protocol (WebSocket upgrade,
-    # mongoose's file serving): mongoose must not grow or free the piece's memory.
+    # The connection closes (_forget) or becomes a WebSocket while its request body
+    # streams (_ws_guard): mongoose must not grow or free the piece's memory. (Handing
+    # the connection over during the head's event needs nothing: the piece starts after
+    # it, and _srv_piece_start leaves a connection that is no longer ours alone.)
     cdef ConnState *st = <ConnState *>c.fn_data
     if st != NULL and st.piece != NULL:
         Py_DECREF(<object>_srv_piece_take(c, st))
@@ -329,6 +331,10 @@ cdef bint _srv_piece_deliver(mg_connection *c, ConnState *st, size_t k) noexcept
     return True
 
 
+cdef inline size_t _piece_size(ConnState *st) noexcept nogil:
+    return st.body_left if st.body_left < _BODY_GATHER else _BODY_GATHER
+
+
 cdef void _srv_body_length(mg_connection *c, ConnState *st) noexcept nogil:
     # A Content-Length body goes to the app in pieces of _BODY_GATHER bytes (the whole
     # body when smaller), each read straight into its bytes object (_srv_piece_start):
@@ -344,7 +350,7 @@ cdef void _srv_body_length(mg_connection *c, ConnState *st) noexcept nogil:
         if not _srv_piece_deliver(c, st, k):
             return
     else:
-        gather = st.body_left if st.body_left < _BODY_GATHER else _BODY_GATHER
+        gather = _piece_size(st)
         skip = st.decoded if st.decoded < c.recv.len else c.recv.len
         k = c.recv.len - skip
         if k > st.body_left:
@@ -367,8 +373,7 @@ cdef void _srv_body_length(mg_connection *c, ConnState *st) noexcept nogil:
         _deliver(c, _EV_HTTP_BODY, NULL, 0)
     elif c.recv.len == 0 and _alive(c, st):
         # The next read lands in the next piece.
-        _srv_piece_start(c, st, 0, 0, st.body_left if st.body_left < _BODY_GATHER
-                         else _BODY_GATHER)
+        _srv_piece_start(c, st, 0, 0, _piece_size(st))
 
 
 cdef int _hexval(char ch) noexcept nogil:

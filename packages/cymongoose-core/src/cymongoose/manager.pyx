@@ -304,13 +304,12 @@ cdef object _read_bytes(mg_connection *c, long n, bint consume):
 cdef void _forget(mg_connection *c, ConnState *st) noexcept:
     cdef Connection conn = <Connection>st.conn
     cdef Manager mgr = <Manager>st.mgr
+    _srv_piece_drop(c)  # before mongoose frees c.recv
     c.fn_data = NULL
     conn._c = NULL
     mgr._conns.pop(c.id, None)
     if st.flush_queued:
         _flush_forget(c.mgr, st)
-    if st.piece != NULL:  # before mongoose frees c.recv
-        Py_DECREF(<object>_srv_piece_take(c, st))
     _srv_release(st)
     free(st)
     Py_DECREF(conn)
