@@ -16,6 +16,15 @@
 # tests-fuzz, target http_head).
 
 
+# Headers mg_http_parse refuses to see twice (bits of _parse_head's ``framing``).
+cdef enum:
+    _H_CONTENT_LENGTH = 1
+    _H_TRANSFER_ENCODING = 2
+    _H_AUTHORIZATION = 4
+    _H_COOKIE = 8
+    _H_CONNECTION = 16
+
+
 cdef inline bint _visible(unsigned char ch) noexcept nogil:
     # VCHAR (RFC 5234): a byte mg_http_parse's clen() takes as one character
     return <unsigned char>(ch - 0x21) < 0x5E
@@ -106,20 +115,20 @@ cdef int _parse_head(const char *buf, size_t len, mg_http_message *hm) noexcept 
         # mg_http_parse refuses a repeated framing header: those heads are its to judge
         seen = 0
         if _field_is(mark, h.name.len, "content-length", 14):
-            seen = 1
+            seen = _H_CONTENT_LENGTH
             cl = &h.value
         elif _field_is(mark, h.name.len, "transfer-encoding", 17):
-            seen = 2
+            seen = _H_TRANSFER_ENCODING
         elif _field_is(mark, h.name.len, "authorization", 13):
-            seen = 4
+            seen = _H_AUTHORIZATION
         elif _field_is(mark, h.name.len, "cookie", 6):
-            seen = 8
+            seen = _H_COOKIE
         elif _field_is(mark, h.name.len, "connection", 10):
-            seen = 16
+            seen = _H_CONNECTION
         if framing & seen:
             return 0
         framing |= seen
-    if framing & 3 == 3:
+    if framing & _H_CONTENT_LENGTH and framing & _H_TRANSFER_ENCODING:
         return 0
     if cl != NULL:
         if cl.len == 0 or cl.len > 18:
