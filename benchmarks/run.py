@@ -169,6 +169,8 @@ IDLE_KEEP_ALIVE = {
     "uvicorn": ["--timeout-keep-alive", "3600"],
     "cymongoose-wsgi": ["--timeout-keep-alive", "3600"],
 }
+# A load generator busy this share of its CPU or more is what limits the row's req/s.
+CLIENT_BOUND = 0.9
 IDLE_SETTLE_S = 2.0  # idle connections sit this long before the server's RSS is taken
 IDLE_SERVERS = ("mongoose-c", "cymongoose-core", "cymongoose-asgi", "uvicorn", "granian-asgi",
                 "cymongoose-wsgi", "granian-wsgi")
@@ -463,18 +465,30 @@ def check_http(port: int, w: Workload, seconds: float = 0.0,
         conn.close()
 
 
+def run_client(argv: list[str], timeout: float) -> tuple[subprocess.CompletedProcess, float]:
+    """Run a load generator to its end: its output and the CPU seconds (user + system) it
+    used. RUSAGE_CHILDREN grows by exactly this child's: the bench reaps no other child
+    meanwhile (servers are reaped when stopped, between cells)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    return out, cpu
+
+
 def run_wrk(port: int, w: Workload, seconds: int, script: Path) -> dict:
     scheme = "https" if w.tls else "http"
     argv = ["taskset", "-c", LOAD_CPU, "wrk", "-t1", f"-c{w.connections}", f"-d{seconds}s",
             "--timeout", "5s", "-s", str(script), f"{scheme}://127.0.0.1:{port}{w.path}"]
-    out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
+    out, cpu = run_client(argv, seconds + 60)
     for line in out.stdout.splitlines():
         if line.startswith("BENCHJSON "):
             r = json.loads(line[len("BENCHJSON "):])
             errors = r["connect"] + r["read"] + r["write"] + r["status"]
-            return {"rps": r["requests"] / (r["duration_us"] / 1e6), "p50_us": r["p50_us"],
+            elapsed = r["duration_us"] / 1e6
+            return {"rps": r["requests"] / elapsed, "p50_us": r["p50_us"],
                     "p99_us": r["p99_us"], "errors": errors, "timeouts": r["timeout"],
-                    "requests": r["requests"]}
+                    "requests": r["requests"], "client_cpu": cpu / elapsed}
     raise RuntimeError(f"wrk failed: {out.stdout[-300:]} {out.stderr[-300:]}")
 
 
@@ -486,11 +500,13 @@ def run_ws(port: int, w: Workload, seconds: float, check: bool = False) -> dict:
         if out.returncode:
             raise RuntimeError(f"websocket check: {out.stderr.strip()[-300:]}")
         return {}
-    out = subprocess.run([*argv, "--connections", str(w.connections), "--duration",
-                          str(seconds)], capture_output=True, text=True, timeout=seconds + 60)
+    out, cpu = run_client([*argv, "--connections", str(w.connections), "--duration",
+                           str(seconds)], seconds + 60)
     if out.returncode:
         raise RuntimeError(f"ws_client failed: {out.stderr[-300:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    result["client_cpu"] = cpu / seconds  # includes the client's start (~0.1 s of CPU)
+    return result
 
 
 @dataclass
@@ -545,9 +561,10 @@ def measure(running: Running, server: Server, w: Workload, args, scripts, cell: 
             where = f"  cpus {before:.0f}/{after:.0f} ns" + (
                 f" try {result['tries']}" if result["tries"] > 1 else "") + (
                 " OFF" if result.get("placement_off") else "")
+        client = f"  client {result['client_cpu']:.0%}" if "client_cpu" in result else ""
         print(f"  {w.name:8} {server.name:30} {result['rps']:>10.0f} req/s  "
               f"p99 {result['p99_us'] / 1000:7.2f} ms  err {result['errors']}"
-              f"/{result['timeouts']}{flag}{where}", flush=True)
+              f"/{result['timeouts']}{flag}{client}{where}", flush=True)
     except Exception as exc:  # noqa: BLE001 - a failing server is a row, not a crash
         cell.error = f"{type(exc).__name__}: {exc}"[:300]
         print(f"  {w.name:8} {server.name:30} ERROR {cell.error}", flush=True)
@@ -638,10 +655,13 @@ def summarise(cells: dict, workloads: list[Workload], twins: dict[str, str]) -> 
                    "rounds": cell.rounds}
             if cell.rounds:
                 counted = in_usual_placement(cell.rounds)
-                for key in ("rps", "p50_us", "p99_us", "rss_per_idle", "idle_setup_s"):
+                for key in ("rps", "p50_us", "p99_us", "rss_per_idle", "idle_setup_s",
+                            "client_cpu"):
                     if key in cell.rounds[0]:
                         row[key] = statistics.median(r[key] for r in counted)
                 row["rounds_counted"] = len(counted)
+                if "client_cpu" in row:
+                    row["client_bound"] = row["client_cpu"] >= CLIENT_BOUND
                 if "idle_open_end" in cell.rounds[0]:
                     row["idle_open_end"] = min(r["idle_open_end"] for r in cell.rounds)
                 row["errors"] = sum(r["errors"] for r in cell.rounds)
@@ -721,6 +741,7 @@ def markdown(rows: list[dict], meta: dict, workloads: list[Workload]) -> str:
               "each cymongoose row with the fastest non-cymongoose server of its class (ASGI, "
               "WSGI; any Python server for the core Manager); `vs C` with the pure C mongoose "
               "server. Compare ratios within one run only.", "",
+              client_bound_markdown(), "",
               placement_markdown(meta), "",
               f"Tree measured: `{meta['tree']}`."]
     if base:
@@ -757,6 +778,7 @@ def markdown(rows: list[dict], meta: dict, workloads: list[Workload]) -> str:
                 vs_base = f"**{r['vs_base']:.2f}×**" if low else f"{r['vs_base']:.2f}×"
             outside = r.get("placement_off", 0)
             off = " ‡" if outside and outside == len(r["rounds"]) else " †" if outside else ""
+            off += " §" if r.get("client_bound") else ""
             lines.append(f"| {name} | {r['rps']:.0f}{off} | {r['p50_us'] / 1000:.2f} | "
                          f"{r['p99_us'] / 1000:.2f} | {et} | {r['rss'] / MIB:.1f} | {peer} | "
                          f"{vs_c} |" + (f" {vs_base} |" if base else ""))
@@ -778,6 +800,16 @@ def save(json_path: Path, meta: dict, rows: list[dict], mqtt_rows: list[dict],
     json_path.with_suffix(".md").write_text(text + "\n")
     json_path.write_text(json.dumps({"meta": meta, "rows": rows, "mqtt": mqtt_rows},
                                     indent=1) + "\n")
+
+
+def client_bound_markdown() -> str:
+    """The run's note on rows whose load generator ran out of CPU."""
+    return (f"**§** marks a row whose load generator (wrk, or ws_client.py) used at least "
+            f"{CLIENT_BOUND:.0%} of its CPU (the median over the rounds): such a row measures "
+            "the client as much as the server, and the ratio of two such rows tends to 1 "
+            "whatever the servers cost (wrk reads 8 KiB per read(2) and asks FIONREAD after "
+            "each: a 1 MiB response costs it about as much CPU as it costs the server to "
+            "send).")
 
 
 def placement_markdown(meta: dict) -> str:

@@ -2,10 +2,14 @@
 (the median rule in test_placement, rereport.py)."""
 
 
-def measured_round(rps: float, off: bool = False) -> dict:
-    """One round of one cell; ``off``: measured outside the usual CPU placement."""
+def measured_round(rps: float, off: bool = False, client_cpu: float | None = None) -> dict:
+    """One round of one cell; ``off``: measured outside the usual CPU placement;
+    ``client_cpu``: the load generator's share of its CPU (absent in runs before it was
+    measured)."""
     r = {"rps": rps, "p50_us": 100.0, "p99_us": 900.0, "errors": 0, "timeouts": 0,
          "rss": 1 << 20}
+    if client_cpu is not None:
+        r["client_cpu"] = client_cpu
     return {**r, "placement_off": True} if off else r
 
 
