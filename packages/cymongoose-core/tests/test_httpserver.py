@@ -66,6 +66,8 @@ class App:
         self.writable: list[tuple[int, int]] = []  # (send_len, id) at EV_WRITABLE
         self.writable_event = threading.Event()
         self.big_queued = threading.Event()
+        self.body_seen = 0  # body bytes of every streamed upload so far
+        self.body_event = threading.Event()  # set at each EV_HTTP_BODY piece
 
     def __call__(self, conn, ev, data):
         if ev == MG_EV_HTTP_MSG:
@@ -98,6 +100,8 @@ class App:
                 self.body_while_paused += 1
             up.pieces.append(len(data))
             up.digest.update(data)
+            self.body_seen += len(data)
+            self.body_event.set()
             if not data:
                 up.done = True
                 self.respond(conn, up.method, up.uri, sum(up.pieces), up.digest.hexdigest(),
@@ -578,6 +582,41 @@ def test_chunked_body_byte_by_byte(server):
         status, _, body, _ = read_response(s)
     assert status == 200
     assert json.loads(body)["sha256"] == hashlib.sha256(b"abcde").hexdigest()
+
+
+def _heard(app, count: int) -> bool:
+    """Whether the handler has had ``count`` body bytes, waiting up to WAIT_S for them."""
+    deadline = time.monotonic() + WAIT_S
+    while app.body_seen < count and time.monotonic() < deadline:
+        app.body_event.clear()
+        if app.body_seen < count:
+            app.body_event.wait(0.05)
+    return app.body_seen >= count
+
+
+@pytest.mark.parametrize("framing", ["content-length", "chunked"])
+def test_streamed_upload_is_heard_as_it_arrives(server, framing):
+    # A client that sends part of its body and waits (a streaming upload, an interactive
+    # protocol over one request) must not wait for the server to hear that part: the
+    # bytes go to the handler once the socket has nothing more, as with uvicorn.
+    srv, app = server(stream_threshold=1024)
+    first, rest = os.urandom(10_000), os.urandom(90_000)
+    if framing == "chunked":
+        head = b"Transfer-Encoding: chunked"
+        parts = [b"%x\r\n%s\r\n" % (len(first), first),
+                 b"%x\r\n%s\r\n0\r\n\r\n" % (len(rest), rest)]
+    else:
+        head = b"Content-Length: %d" % (len(first) + len(rest))
+        parts = [first, rest]
+    with connect(srv.port) as s:
+        s.sendall(b"POST /stream HTTP/1.1\r\nHost: a\r\n" + head + b"\r\n\r\n" + parts[0])
+        assert _heard(app, len(first)), "the first part was held back"
+        s.sendall(parts[1])
+        status, _, body, _ = read_response(s)
+    got = json.loads(body)
+    assert status == 200 and got["length"] == len(first) + len(rest)
+    assert got["sha256"] == hashlib.sha256(first + rest).hexdigest()
+    assert got["pieces"][0] == len(first)
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@
 
 # Its events, _EV_HTTP_BODY and _EV_WRITABLE, are declared in state.pxd.
 cdef enum:
-    _BODY_CHUNK = 65536         # chunked bodies: bytes gathered per EV_HTTP_BODY
+    _BODY_CHUNK = 65536         # chunked bodies: most bytes gathered per EV_HTTP_BODY
     _BODY_GATHER = 1048576      # Content-Length bodies: bytes per EV_HTTP_BODY (at most)
     _FILE_WINDOW = 262144       # Connection.send_file: bytes kept queued
     _SENDFILE_BURST = 4194304   # sendfile(2): most bytes per visit, so others get a turn
@@ -335,24 +335,26 @@ cdef inline size_t _piece_size(ConnState *st) noexcept nogil:
     return st.body_left if st.body_left < _BODY_GATHER else _BODY_GATHER
 
 
-cdef inline bint _piece_due(ConnState *st, size_t k, size_t size) noexcept nogil:
-    # k of a piece's size bytes are in: it goes when full, or early once the socket has
-    # nothing more for now and _BODY_CHUNK bytes are there.
-    return k >= size or (st.read_short and k >= _BODY_CHUNK)
+cdef inline bint _body_due(ConnState *st, size_t k, size_t size) noexcept nogil:
+    # The one rule for when received body bytes go to the app: k are in, of the ``size``
+    # gathered at most (a piece; _BODY_CHUNK of a chunked body). They go when that many
+    # are there, or as soon as the socket has nothing more for now (the last read did not
+    # fill its room), as uvicorn and granian hand over each read: an app reading a
+    # streamed upload (a client sending as it goes, then waiting for an answer) sees each
+    # part when it arrives. A fast upload still goes in large pieces: its reads fill them.
+    return k >= size or (st.read_short and k != 0)
 
 
 cdef void _srv_body_length(mg_connection *c, ConnState *st) noexcept nogil:
     # A Content-Length body goes to the app in pieces of _BODY_GATHER bytes (the whole
     # body when smaller), each read straight into its bytes object (_srv_piece_start):
-    # no copy out of a receive buffer, and no growing of one. When the socket has nothing
-    # more for now (the last read did not fill the piece), _BODY_CHUNK bytes are enough
-    # (_piece_due): an app reading a slow client's body gets it in 64 KiB steps, not
-    # after 1 MiB; fewer bytes wait for the next read.
+    # no copy out of a receive buffer, and no growing of one. A piece goes before it is
+    # full when the socket has nothing more for now (_body_due).
     # st.decoded: bytes of the request head still in front of the body.
     cdef size_t gather, skip, k
     if st.piece != NULL:
         k = c.recv.len
-        if not _piece_due(st, k, c.recv.size):
+        if not _body_due(st, k, c.recv.size):
             return
         if not _srv_piece_deliver(c, st, k):
             return
@@ -362,7 +364,7 @@ cdef void _srv_body_length(mg_connection *c, ConnState *st) noexcept nogil:
         k = c.recv.len - skip
         if k > st.body_left:
             k = st.body_left
-        if not _piece_due(st, k, gather):
+        if not _body_due(st, k, gather):
             if not _srv_piece_start(c, st, skip, k, gather) and c.recv.size < skip + gather:
                 mg_iobuf_resize(&c.recv, skip + gather)  # if refused, mongoose's steps go on
             return
@@ -470,7 +472,7 @@ cdef void _srv_body_chunked(mg_connection *c, ConnState *st) noexcept nogil:
         return
     if pos > st.decoded:
         mg_iobuf_del(&c.recv, st.decoded, pos - st.decoded)
-    if st.decoded and (finished or st.decoded >= _BODY_CHUNK):
+    if st.decoded and (finished or _body_due(st, st.decoded, _BODY_CHUNK)):
         k = st.decoded
         st.decoded = 0
         _deliver(c, _EV_HTTP_BODY, <char *>c.recv.buf, k)
