@@ -777,9 +777,9 @@ def markdown(rows: list[dict], meta: dict, workloads: list[Workload]) -> str:
                 low = r["vs_base"] < ACCEPTANCE_VS_BASE
                 vs_base = f"**{r['vs_base']:.2f}×**" if low else f"{r['vs_base']:.2f}×"
             outside = r.get("placement_off", 0)
-            off = " ‡" if outside and outside == len(r["rounds"]) else " †" if outside else ""
-            off += " §" if r.get("client_bound") else ""
-            lines.append(f"| {name} | {r['rps']:.0f}{off} | {r['p50_us'] / 1000:.2f} | "
+            marks = " ‡" if outside and outside == len(r["rounds"]) else " †" if outside else ""
+            marks += " §" if r.get("client_bound") else ""
+            lines.append(f"| {name} | {r['rps']:.0f}{marks} | {r['p50_us'] / 1000:.2f} | "
                          f"{r['p99_us'] / 1000:.2f} | {et} | {r['rss'] / MIB:.1f} | {peer} | "
                          f"{vs_c} |" + (f" {vs_base} |" if base else ""))
         lines.append("")

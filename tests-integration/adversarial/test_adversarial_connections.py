@@ -143,8 +143,8 @@ def test_client_disconnects_mid_head(server):
 def test_client_disconnects_mid_body(server):
     # Inline WSGI gathers a streamed body before calling the app: the app never runs.
     # Elsewhere the app is reading the body when the client goes; it learns of it and ends.
-    # 400,000 bytes: pooled WSGI starts the app at 256 KiB of body, and the core may hold
-    # up to 64 KiB of a drained read back (it hands a body over in pieces of 64 KiB+).
+    # 400,000 bytes: pooled WSGI starts the app at 256 KiB of body; the margin covers
+    # the reads in flight when the client goes.
     with RawConnection(server.port) as c:
         c.send(b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 1000000\r\n\r\n")
         c.send(b"x" * 400_000)
