@@ -1,17 +1,19 @@
-"""Soak test: many requests through both servers; every response checked, RSS watched.
+"""Soak test: many requests through the servers; every response checked, RSS watched.
 
     python tests-soak/soak.py                       # 1,000,000 requests per server
     python tests-soak/soak.py --requests 50000 --servers asgi
 
-For each server (``cymongoose-asgi`` and ``cymongoose-wsgi`` serving ``soak_app.py``, each
-in its own process with ``--workers 1`` and no access log, on a socket passed with
-``--fd``) it:
+For each server (``asgi``: ``cymongoose-asgi``; ``wsgi``: ``cymongoose-wsgi`` in its pooled
+mode, the default threads; ``wsgi-inline``: the same with ``--threads 0``; each serving
+``soak_app.py`` in its own process with ``--workers 1`` and no access log, on a socket
+passed with ``--fd``) it:
 
 1. measures the server's RSS at start (before any request);
 2. warms up: ``--warmup-requests`` requests (default a tenth of ``--requests``) from wrk
-   with ``soak.lua``, plus, for ASGI, one round of WebSocket echo sessions; RSS again;
+   with ``soak.lua``, plus, for ASGI, one round of WebSocket echo sessions; RSS again,
+   ``SETTLE_S`` after the load stopped;
 3. sends the remaining requests, WebSocket sessions running alongside (ASGI), sampling
-   RSS every second; RSS at the end;
+   RSS every second; RSS at the end, ``SETTLE_S`` after the load stopped;
 4. stops the server with SIGTERM (graceful shutdown; it must exit with status 0).
 
 The request mix (see ``soak.lua``) has keep-alive and new connections (``Connection:
@@ -50,11 +52,14 @@ import psutil
 from websockets.sync.client import connect as ws_connect
 
 HERE = Path(__file__).resolve().parent
-SERVER_MODULES = {"asgi": ("cymongoose.asgi", "soak_app:asgi"),
-                  "wsgi": ("cymongoose.wsgi", "soak_app:wsgi")}
+# name -> module, app, extra flags
+SERVERS = {"asgi": ("cymongoose.asgi", "soak_app:asgi", []),
+           "wsgi": ("cymongoose.wsgi", "soak_app:wsgi", []),
+           "wsgi-inline": ("cymongoose.wsgi", "soak_app:wsgi", ["--threads", "0"])}
 WS_MESSAGE_SIZES = (10, 1000, 20000, 60000)
 WS_MESSAGES_PER_SESSION = 40
 MIB = 1 << 20
+SETTLE_S = 2.0  # more than the core's sweep period (at most 1 s)
 
 
 @dataclass
@@ -103,16 +108,24 @@ def rss_bytes(pid: int) -> int:
     return total
 
 
+def settled_rss(pid: int) -> int:
+    """RSS once the load has stopped for SETTLE_S: after warm-up and at the end alike, so
+    that both have had the core's sweep (which gives free heap pages back once a second
+    while busy and after idle buffers are freed) and compare like with like."""
+    time.sleep(SETTLE_S)
+    return rss_bytes(pid)
+
+
 def start_server(kind: str, log_path: Path) -> tuple[subprocess.Popen[bytes], int]:
     """Start one server on a fresh loopback socket; return the process and the port."""
-    module, app = SERVER_MODULES[kind]
+    module, app, flags = SERVERS[kind]
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     sock.listen(1024)
     port = sock.getsockname()[1]
     command = [sys.executable, "-m", module, app, "--app-dir", str(HERE),
                "--fd", str(sock.fileno()), "--workers", "1", "--no-access-log",
-               "--log-level", "warning"]
+               "--log-level", "warning", *flags]
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(command, pass_fds=[sock.fileno()], stdout=log,
                                 stderr=subprocess.STDOUT)
@@ -214,7 +227,7 @@ def soak_one(kind: str, args: argparse.Namespace, workdir: Path) -> Result:
         run_wrk(port, warmup, 0, args.connections, result)
         if kind == "asgi":
             ws_sessions(port, max(1, args.ws_sessions // 10), result, lock)
-        result.rss_warm = rss_bytes(proc.pid)
+        result.rss_warm = settled_rss(proc.pid)
         result.rss_peak = max(result.rss_start, result.rss_warm)
         main = args.requests - warmup
         print(f"[{kind}] warm RSS {result.rss_warm / MIB:.1f} MiB; {main} requests", flush=True)
@@ -233,8 +246,7 @@ def soak_one(kind: str, args: argparse.Namespace, workdir: Path) -> Result:
             load.join(1.0)
         for t in threads:
             t.join()
-        time.sleep(1)
-        result.rss_end = rss_bytes(proc.pid)
+        result.rss_end = settled_rss(proc.pid)
         result.rss_peak = max(result.rss_peak, result.rss_end)
         if proc.poll() is not None:
             result.errors.append(f"the server died (exit status {proc.returncode})")
@@ -295,8 +307,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="HTTP requests per server (default 1,000,000)")
     parser.add_argument("--warmup-requests", type=int, default=None,
                         help="of which the warm-up (default a tenth, at least 20,000)")
-    parser.add_argument("--servers", default="asgi,wsgi",
-                        help="comma-separated, from: asgi, wsgi (default both)")
+    parser.add_argument("--servers", default=",".join(SERVERS),
+                        help=f"comma-separated, from: {', '.join(SERVERS)} (default all)")
     parser.add_argument("--connections", type=int, default=16,
                         help="wrk connections (default 16)")
     parser.add_argument("--ws-sessions", type=int, default=100,
@@ -308,9 +320,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the results to this file")
     args = parser.parse_args(argv)
     servers = [s.strip() for s in args.servers.split(",") if s.strip()]
-    unknown = set(servers) - set(SERVER_MODULES)
+    unknown = set(servers) - set(SERVERS)
     if unknown or not servers:
-        parser.error(f"--servers: unknown {sorted(unknown)}; choose from asgi, wsgi")
+        parser.error(f"--servers: unknown {sorted(unknown)}; choose from {', '.join(SERVERS)}")
     if args.requests < 1:
         parser.error(f"--requests must be >= 1, got {args.requests}")
     if args.warmup_requests is None:
