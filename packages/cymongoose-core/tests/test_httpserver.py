@@ -737,6 +737,41 @@ def test_notify_writable_after_slow_reader_drains(server):
     assert app.writable[0][0] == 0  # send buffer empty when EV_WRITABLE arrived
 
 
+def test_half_closed_client_gets_the_whole_response(server):
+    """A client that shuts down its sending side after its request (shutdown(SHUT_WR), as
+    ``nc -N`` does) gets all of a response larger than the socket buffers, then the close.
+    mongoose closed at the FIN: the body stopped at the ~4 MiB the kernel had taken."""
+    srv, app = server()
+    app.big = 16 * 1024 * 1024
+    with connect(srv.port) as s:
+        s.sendall(b"GET /big HTTP/1.1\r\nHost: a\r\n\r\n")
+        s.shutdown(socket.SHUT_WR)
+        status, _, body, rest = read_response(s)
+        assert status == 200 and len(body) == app.big and body.count(b"x") == app.big
+        assert rest + read_until_eof(s) == b""  # then the server closes
+    assert_serves(srv)
+
+
+def test_half_closed_pipelining_client_gets_only_whole_responses(server):
+    """Pipelined requests, then the FIN: the answers that go out are whole ones (the
+    first at least); none is cut inside its body."""
+    srv, app = server()
+    app.big = 8 * 1024 * 1024
+    with connect(srv.port) as s:
+        s.sendall(b"GET /big HTTP/1.1\r\nHost: a\r\n\r\n" * 3)
+        s.shutdown(socket.SHUT_WR)
+        status, _, body, rest = read_response(s)
+        assert status == 200 and len(body) == app.big
+        while True:
+            try:
+                status, _, body, rest = read_response(s, rest)
+            except EOFError as eof:
+                assert str(eof).endswith("got b''")  # at a response's end
+                break
+            assert status == 200 and len(body) == app.big
+    assert_serves(srv)
+
+
 def test_notify_writable_at_once_when_already_below(serve):
     seen = []
     done = threading.Event()

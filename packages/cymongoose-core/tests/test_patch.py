@@ -17,7 +17,8 @@ def test_every_patch_states_its_reason_before_the_diff():
     patches = patching.patch_files(PATCHES)
     assert [p.name for p in patches] == [
         "0001-quiet-connections.patch", "0002-poll-wait-hook.patch",
-        "0003-tls-ecdsa-der-signature.patch", "0004-large-bodies.patch"]
+        "0003-tls-ecdsa-der-signature.patch", "0004-large-bodies.patch",
+        "0005-half-close.patch"]
     for p in patches:
         reason, _, diff = p.read_text().partition("\n--- a/")
         assert "Why" in reason and diff, p.name
@@ -34,6 +35,7 @@ def test_patches_apply_to_the_verified_pristine_sources(tmp_path):
     assert "mg_attend" in source and "mgr->wait_end(mgr, token);" in source
     assert "cymongoose patch 0003" in source and "neg1" not in source
     assert "iogrow(io->size)" in source and "while (len--) *buf++ = 0;\n#endif" in source
+    assert "cymongoose patch 0005" in source and "if (!(c)->is_full) ev.events" in header
     fetch.verify(pristine)  # the pristine files themselves are left untouched
 
 
