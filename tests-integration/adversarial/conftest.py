@@ -6,6 +6,7 @@ Routes (both apps):
     /echo          read the whole body; JSON {"length", "sha256"}
     /slow?s=F      sleep F seconds, then answer like /info
     /big?n=N       stream N bytes (64 KiB pieces, no Content-Length)
+    /bytes?n=N     N bytes in one piece, with Content-Length
     /crlf          try to set a header whose value contains CR/LF
     /raise-before  raise before starting the response
     /raise-after   start a response, send 2 MiB of it, then raise
@@ -155,6 +156,12 @@ def make_asgi_app(tracker: Tracker):
             await send({"type": "http.response.body",
                         "body": b"short" if path == "/cl-short" else FAKE_RESPONSE})
             return
+        if path == "/bytes":
+            n = int(query["n"])
+            await send({"type": "http.response.start", "status": 200,
+                        "headers": [(b"content-length", str(n).encode())]})
+            await send({"type": "http.response.body", "body": b"x" * n})
+            return
         if path in ("/big", "/raise-after"):
             n = int(query.get("n", RAISE_AFTER_BYTES))
             await send({"type": "http.response.start", "status": 200,
@@ -259,6 +266,9 @@ def make_wsgi_app(tracker: Tracker):
         if path in ("/cl-short", "/cl-long"):
             start_response("200 OK", [("Content-Length", "20")])
             return [b"short" if path == "/cl-short" else FAKE_RESPONSE]
+        if path == "/bytes":
+            start_response("200 OK", [("Content-Length", query["n"])])
+            return [b"x" * int(query["n"])]
         if path in ("/big", "/raise-after"):
             start_response("200 OK", [("Content-Type", "application/octet-stream")])
             return stream(path, int(query.get("n", RAISE_AFTER_BYTES)), path == "/raise-after")

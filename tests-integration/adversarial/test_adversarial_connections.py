@@ -42,6 +42,21 @@ def test_pipelined_requests_answered_in_order(server):
     server.assert_serves()
 
 
+def test_half_closed_client_gets_the_whole_response(server):
+    # The client shuts down its sending side once the answer starts (shutdown(SHUT_WR)):
+    # the rest of a body larger than the socket buffers still arrives, then the close.
+    n = 16 * 1024 * 1024
+    with RawConnection(server.port) as c:
+        c.send(get(f"/bytes?n={n}"))
+        c.sock.recv(1, socket.MSG_PEEK)  # the answer has started
+        c.sock.shutdown(socket.SHUT_WR)
+        resp = c.response()
+        assert resp is not None and resp.status == 200
+        assert len(resp.body) == n and resp.body.count(b"x") == n
+        assert c.closed_by_server()
+    server.assert_serves()
+
+
 def test_many_pipelined_requests(server):
     with RawConnection(server.port) as c:
         c.send(b"".join(get(f"/n{i}") for i in range(50)))
