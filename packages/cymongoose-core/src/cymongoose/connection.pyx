@@ -772,7 +772,7 @@ cdef class Connection:
         if st != NULL:
             st.paused = 1
         c.is_full = 1
-        _epoll_reads(c, False)
+        _epoll_reads(c)
 
     def resume_reading(self) -> None:
         """Read from the socket again after `pause_reading`."""
@@ -781,7 +781,7 @@ cdef class Connection:
         if st != NULL:
             st.paused = 0
         c.is_full = 0
-        _epoll_reads(c, True)
+        _epoll_reads(c)
 
     def notify_writable(self, Py_ssize_t low_water_bytes=0) -> None:
         """Ask for one EV_WRITABLE event (data None) once the send buffer holds at most

@@ -521,13 +521,13 @@ cdef inline bint _pipeline_held(mg_connection *c, ConnState *st) noexcept nogil:
         if st.paused == 2:
             st.paused = 0
             c.is_full = 0
-            _epoll_reads(c, True)
+            _epoll_reads(c)
         return False
     st.need_parse = 1
     if st.paused == 0:
         st.paused = 2
         c.is_full = 1
-        _epoll_reads(c, False)
+        _epoll_reads(c)
     return True
 
 
@@ -649,18 +649,13 @@ cdef void _srv_input(mg_connection *c, ConnState *st) noexcept nogil:
         c.pfn(c, MG_EV_READ, NULL)  # frames sent right behind the upgrade request
 
 
-cdef void _epoll_reads(mg_connection *c, bint on) noexcept nogil:
-    # mongoose keeps EPOLLIN on every socket; a paused one would wake epoll_wait forever.
-    cdef epoll_event ev
+cdef void _epoll_reads(mg_connection *c) noexcept nogil:
+    # After is_full changed: apply it now, not at mongoose's next MG_EPOLL_MOD (patch 0005
+    # makes that macro leave EPOLLIN out while is_full: a paused socket with data or a FIN
+    # waiting would otherwise wake epoll_wait on every iteration).
     if c.mgr.epoll_fd < 0 or c.fd == NULL:
         return
-    ev.events = EPOLLERR | EPOLLHUP
-    if on:
-        ev.events |= EPOLLIN
-    if c.send.len:
-        ev.events |= EPOLLOUT
-    ev.data.ptr = <void *>c
-    epoll_ctl(c.mgr.epoll_fd, EPOLL_CTL_MOD, <int><size_t>c.fd, &ev)
+    MG_EPOLL_MOD(c, c.send.len != 0)
 
 
 cdef void _srv_pfn(mg_connection *c, int ev, void *ev_data) noexcept nogil:
@@ -680,8 +675,6 @@ cdef void _srv_pfn(mg_connection *c, int ev, void *ev_data) noexcept nogil:
     elif ev == MG_EV_POLL:
         if st.need_parse and not c.is_resp and c.recv.len:
             _srv_input(c, st)
-        if st.paused:
-            _epoll_reads(c, False)
         if st.file_left:
             _srv_file_pump(c, st)
     elif ev == MG_EV_WRITE:

@@ -370,6 +370,8 @@ cdef extern from *:
     """
     enum: CYM_WAIT_HOOK  # the poll loop calls mg_mgr.wait_begin/wait_end (patch 0002)
     void mg_attend(mg_connection *c) nogil
+    # mongoose's epoll interest update (a macro); patch 0005: EPOLLIN only while not is_full
+    void MG_EPOLL_MOD(mg_connection *c, bint wr) nogil
     void cym_set_quiet(mg_connection *c, int on) nogil
     int cym_is_quiet(const mg_connection *c) nogil
 
