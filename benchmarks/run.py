@@ -399,7 +399,10 @@ class IdleClients:
         line = self.proc.stdout.readline()
         if not line.startswith("READY "):
             self.stop()
-            raise RuntimeError(f"idle clients: {line.strip()} {self.proc.stderr.read()[-300:]}")
+            # The exception's own line: a traceback's tail cut at a fixed length began
+            # mid-line, and the table shows an error's first line.
+            err = self.proc.stderr.read().strip().splitlines()
+            raise RuntimeError(f"idle clients: {err[-1] if err else line.strip() or 'exited'}")
         self.ready = json.loads(line[len("READY "):])
 
     def still_open(self) -> int:
