@@ -771,8 +771,7 @@ cdef class Connection:
         cdef ConnState *st = <ConnState *>c.fn_data
         if st != NULL:
             st.paused = 1
-        c.is_full = 1
-        _epoll_reads(c)
+        _set_reading(c, False)
 
     def resume_reading(self) -> None:
         """Read from the socket again after `pause_reading`."""
@@ -780,8 +779,7 @@ cdef class Connection:
         cdef ConnState *st = <ConnState *>c.fn_data
         if st != NULL:
             st.paused = 0
-        c.is_full = 0
-        _epoll_reads(c)
+        _set_reading(c, True)
 
     def notify_writable(self, Py_ssize_t low_water_bytes=0) -> None:
         """Ask for one EV_WRITABLE event (data None) once the send buffer holds at most

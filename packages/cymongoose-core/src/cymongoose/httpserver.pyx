@@ -520,14 +520,12 @@ cdef inline bint _pipeline_held(mg_connection *c, ConnState *st) noexcept nogil:
     if c.send.len < _PIPELINE_SEND_MAX:
         if st.paused == 2:
             st.paused = 0
-            c.is_full = 0
-            _epoll_reads(c)
+            _set_reading(c, True)
         return False
     st.need_parse = 1
     if st.paused == 0:
         st.paused = 2
-        c.is_full = 1
-        _epoll_reads(c)
+        _set_reading(c, False)
     return True
 
 
@@ -649,10 +647,11 @@ cdef void _srv_input(mg_connection *c, ConnState *st) noexcept nogil:
         c.pfn(c, MG_EV_READ, NULL)  # frames sent right behind the upgrade request
 
 
-cdef void _epoll_reads(mg_connection *c) noexcept nogil:
-    # After is_full changed: apply it now, not at mongoose's next MG_EPOLL_MOD (patch 0005
-    # makes that macro leave EPOLLIN out while is_full: a paused socket with data or a FIN
-    # waiting would otherwise wake epoll_wait on every iteration).
+cdef void _set_reading(mg_connection *c, bint on) noexcept nogil:
+    # is_full is mongoose's "read nothing": applied to epoll now, not at mongoose's next
+    # MG_EPOLL_MOD (patch 0005 makes that macro leave EPOLLIN out while is_full: a paused
+    # socket with data or a FIN waiting would otherwise wake epoll_wait on every iteration).
+    c.is_full = not on
     if c.mgr.epoll_fd < 0 or c.fd == NULL:
         return
     MG_EPOLL_MOD(c, c.send.len != 0)
